@@ -1,0 +1,405 @@
+"""LTX2Model: the LTX-2 audio+video model, phase by phase, in the order they happen.
+
+load_model -> encode_images / encode_audio -> get_prompt_embeds ->
+get_noise_prediction -> generate_single_image -> save_model.
+
+Every phase is a trace span; with `model.verbose: false` the tracer is the
+null tracer and the spans cost a method call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from toolkit.errors import DataError, ModelLoadError
+from toolkit.trace import get_tracer
+
+from . import audio_features
+from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
+from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+TIMESTEP_SCALE = 1000.0
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return DTYPES[name]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """One sample's settings (from `sample:` or `generate:` in the config)."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    steps: int
+    guidance_scale: float
+    seed: int
+    negative_prompt: str = ""
+
+
+@dataclass(frozen=True)
+class GeneratedClip:
+    path: Path
+    num_frames: int
+    height: int
+    width: int
+    audio_samples: int
+    sample_rate: int
+
+
+class LTX2Model:
+    """Loads LTX-2's components and runs each phase of training and sampling on them."""
+
+    arch = "ltx2"
+
+    def __init__(self, model_config, device: str = "cpu"):
+        self.config = model_config
+        self.device = torch.device(_resolve_device(device))
+        self.dtype = torch_dtype(model_config.dtype)
+        self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
+        self.te_device = torch.device(_resolve_device(model_config.te_device or device))
+        self.tracer = get_tracer()
+        self.source: CheckpointSource | None = None
+        self.components: dict = {}
+
+    # -- components --------------------------------------------------------
+    def __getattr__(self, name: str):
+        components = self.__dict__.get("components", {})
+        if name in components:
+            return components[name]
+        raise AttributeError(name)
+
+    @property
+    def text_encoder_loaded(self) -> bool:
+        return self.components.get("text_encoder") is not None
+
+    # -- load_model --------------------------------------------------------
+    def load_model(self) -> "LTX2Model":
+        """Read every component, put each on its device and dtype, freeze them."""
+        config = self.config
+        with self.tracer.span(
+            "load_model", name_or_path=config.name_or_path, dtype=self.dtype, device=self.device
+        ) as span:
+            self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
+            span.set(source=self.source.describe())
+            for name in COMPONENT_ORDER:
+                self.components[name] = self._load_one(name)
+            span.set(components=list(self.components))
+        return self
+
+    def _load_one(self, name: str):
+        dtype = self.te_dtype if name == "text_encoder" else self.dtype
+        device = self.te_device if name in ("text_encoder", "connectors") else self.device
+        if name in ("vae", "audio_vae", "vocoder"):
+            # The VAEs and vocoder stay in fp32 unless the model runs in fp16 on a GPU: they are small and
+            # their decode is where reduced precision shows (banding, clicks).
+            dtype = torch.float32
+        with self.tracer.span("load_component", component=name) as span:
+            started = time.perf_counter()
+            component = load_component(self.source, name, dtype)
+            if isinstance(component, torch.nn.Module):
+                component.requires_grad_(False).eval()
+                component.to(device)
+                span.set(**_module_facts(component), seconds=time.perf_counter() - started)
+            else:
+                span.set(cls=type(component).__name__, seconds=time.perf_counter() - started)
+        return component
+
+    # -- encode_images -----------------------------------------------------
+    @torch.no_grad()
+    def encode_images(self, video: torch.Tensor) -> VideoLatents:
+        """Frames (B, 3, T, H, W) in [-1, 1] to normalised video latents (B, C, F, H/s, W/s)."""
+        vae = self.vae
+        if video.ndim != 5 or video.shape[1] != 3:
+            raise DataError(f"encode_images expects frames shaped (batch, 3, frames, height, width), got {tuple(video.shape)}")
+        frames = video.shape[2]
+        if (frames - 1) % vae.temporal_compression_ratio != 0:
+            raise DataError(
+                f"encode_images: {frames} frames; LTX-2 needs {vae.temporal_compression_ratio}k+1 frames "
+                f"(e.g. {frames - (frames - 1) % vae.temporal_compression_ratio})"
+            )
+        strategy = "tiled" if self.config.vae_tiling else "direct"
+        with self.tracer.span("encode_images", frames=video, strategy=strategy) as span:
+            started = time.perf_counter()
+            if self.config.vae_tiling:
+                vae.enable_tiling()
+            else:
+                vae.disable_tiling()
+            pixels = video.to(self.device, vae.dtype)
+            latents = vae.encode(pixels).latent_dist.mode()
+            latents = _normalize_video(latents, vae)
+            result = VideoLatents(
+                latents=latents,
+                pixel_shape=tuple(video.shape),
+                spatial_compression=vae.spatial_compression_ratio,
+                temporal_compression=vae.temporal_compression_ratio,
+                strategy=strategy,
+            )
+            span.set(
+                latents=latents,
+                spatial_compression=video.shape[-1] / latents.shape[-1],
+                temporal_compression=(frames - 1) / max(latents.shape[2] - 1, 1),
+                elements_per_latent=video[0].numel() / latents[0].numel(),
+                seconds=time.perf_counter() - started,
+            )
+        return result
+
+    # -- encode_audio ------------------------------------------------------
+    @torch.no_grad()
+    def encode_audio(
+        self, waveform: torch.Tensor, sample_rate: int, is_silence: list[bool] | None = None
+    ) -> AudioLatents:
+        """Waveform (B, channels, samples) to normalised audio latents (B, C, L, M) via log-mel and the audio VAE."""
+        audio_vae = self.audio_vae
+        vae_rate = audio_vae.config.sample_rate
+        with self.tracer.span(
+            "encode_audio", waveform=waveform, sample_rate=sample_rate, is_silence=is_silence
+        ) as span:
+            resampled = audio_features.resample(waveform, sample_rate, vae_rate)
+            mel = audio_features.log_mel(
+                audio_features.stereo(resampled).to(self.device),
+                vae_rate,
+                audio_vae.config.mel_bins,
+                audio_vae.config.mel_hop_length,
+            )
+            latents = audio_vae.encode(mel.to(audio_vae.dtype)).latent_dist.mode()
+            latents = _normalize_audio(latents, audio_vae)
+            span.set(resampled_rate=vae_rate, mel=mel, latents=latents)
+        return AudioLatents(
+            latents=latents,
+            mel_shape=tuple(mel.shape),
+            waveform_shape=tuple(resampled.shape),
+            sample_rate=vae_rate,
+            is_silence=list(is_silence or [False] * waveform.shape[0]),
+        )
+
+    # -- get_prompt_embeds -------------------------------------------------
+    @torch.no_grad()
+    def get_prompt_embeds(self, prompts: list[str], keep_text_states: bool = False) -> PromptEmbeds:
+        """Gemma 3 hidden states of every layer, then LTX-2's text connectors."""
+        if not self.text_encoder_loaded:
+            raise ModelLoadError(
+                "get_prompt_embeds: the text encoder was unloaded; prompts must be encoded (or cached) before "
+                "train.unload_text_encoder frees it"
+            )
+        tokenizer = self.tokenizer
+        max_length = self.max_sequence_length
+        with self.tracer.span("get_prompt_embeds", batch=len(prompts), prompts=prompts, max_length=max_length) as span:
+            tokenizer.padding_side = "left"
+            tokens = tokenizer(
+                [p.strip() for p in prompts],
+                padding="max_length",
+                max_length=max_length,
+                truncation=True,
+                add_special_tokens=True,
+                return_tensors="pt",
+            )
+            input_ids = tokens.input_ids.to(self.te_device)
+            text_mask = tokens.attention_mask.to(self.te_device)
+            outputs = self.text_encoder(input_ids=input_ids, attention_mask=text_mask, output_hidden_states=True)
+            text_states = torch.stack(outputs.hidden_states, dim=-1).flatten(2, 3).to(self.dtype)
+            video_embeds, audio_embeds, connector_mask = self.connectors(text_states, text_mask, padding_side="left")
+            embeds = PromptEmbeds(
+                video_embeds=video_embeds,
+                audio_embeds=audio_embeds,
+                attention_mask=connector_mask,
+                text_states=text_states if keep_text_states else None,
+                text_mask=text_mask if keep_text_states else None,
+            )
+            span.set(
+                tokens_kept=text_mask.sum(dim=1).tolist(),
+                truncated=[len(tokenizer(p).input_ids) > max_length for p in prompts],
+                text_states=text_states,
+                video_embeds=video_embeds,
+                audio_embeds=audio_embeds,
+                attention_mask=connector_mask,
+            )
+        return embeds.to(self.device)
+
+    @property
+    def max_sequence_length(self) -> int:
+        configured = getattr(self.config, "max_sequence_length", None)
+        return int(configured or min(self.tokenizer.model_max_length, 1024))
+
+    # -- get_noise_prediction ----------------------------------------------
+    def get_noise_prediction(
+        self,
+        video_latents: torch.Tensor,
+        audio_latents: torch.Tensor,
+        sigmas: torch.Tensor,
+        prompt: PromptEmbeds,
+        fps: float,
+        video_sigmas: torch.Tensor | None = None,
+    ) -> NoisePrediction:
+        """The transformer's velocity for noisy video (B, C, F, H, W) and audio (B, C, L, M) latents.
+
+        `sigmas` (B,) is the noise level in [0, 1]; `video_sigmas` (B, tokens) overrides it per video
+        token (image-to-video keeps the first frame's tokens at 0).
+        """
+        transformer = self.transformer
+        batch, _, frames, height, width = video_latents.shape
+        audio_length = audio_latents.shape[2]
+        with self.tracer.span(
+            "get_noise_prediction",
+            video_latents=video_latents,
+            audio_latents=audio_latents,
+            sigmas=sigmas,
+            fps=fps,
+            per_token_video_timesteps=video_sigmas is not None,
+        ) as span:
+            video_tokens = _pack_video(video_latents).to(self.dtype)
+            audio_tokens = _pack_audio(audio_latents).to(self.dtype)
+            video_timestep = (video_sigmas if video_sigmas is not None else sigmas) * TIMESTEP_SCALE
+            audio_timestep = sigmas * TIMESTEP_SCALE
+            video_pred, audio_pred = transformer(
+                hidden_states=video_tokens,
+                audio_hidden_states=audio_tokens,
+                encoder_hidden_states=prompt.video_embeds.to(self.dtype),
+                audio_encoder_hidden_states=prompt.audio_embeds.to(self.dtype),
+                timestep=video_timestep.to(self.dtype),
+                audio_timestep=audio_timestep.to(self.dtype),
+                sigma=sigmas.to(self.dtype),
+                audio_sigma=sigmas.to(self.dtype),
+                encoder_attention_mask=prompt.attention_mask,
+                audio_encoder_attention_mask=prompt.attention_mask,
+                num_frames=frames,
+                height=height,
+                width=width,
+                fps=fps,
+                audio_num_frames=audio_length,
+                return_dict=False,
+            )
+            prediction = NoisePrediction(
+                video=_unpack_video(video_pred.float(), frames, height, width),
+                audio=_unpack_audio(audio_pred.float(), audio_latents.shape[1]),
+            )
+            span.set(video_prediction=prediction.video, audio_prediction=prediction.audio)
+        return prediction
+
+    # -- generate_single_image ---------------------------------------------
+    @torch.no_grad()
+    def generate_single_image(
+        self,
+        prompt: str,
+        output_path: str | Path,
+        settings: GenerationSettings,
+        prompt_embeds: PromptEmbeds | None = None,
+        negative_embeds: PromptEmbeds | None = None,
+    ) -> GeneratedClip:
+        """Sample one clip with audio through LTX2Pipeline and write it as an .mp4."""
+        from .generation import run_pipeline, write_clip
+
+        output_path = Path(output_path)
+        with self.tracer.span(
+            "generate_single_image", prompt=prompt, pipeline="LTX2Pipeline", settings=settings.__dict__
+        ) as span:
+            started = time.perf_counter()
+            if prompt_embeds is None:
+                prompt_embeds = self.get_prompt_embeds([prompt], keep_text_states=True)
+            if negative_embeds is None and settings.guidance_scale > 1.0:
+                negative_embeds = self.get_prompt_embeds([settings.negative_prompt], keep_text_states=True)
+            frames, audio, sample_rate = run_pipeline(self, prompt_embeds, negative_embeds, settings)
+            clip = write_clip(output_path, frames, audio, sample_rate, settings.fps)
+            span.set(
+                output_path=output_path,
+                frames=frames,
+                audio=audio,
+                sample_rate=sample_rate,
+                bytes=output_path.stat().st_size,
+                seconds=time.perf_counter() - started,
+            )
+        return clip
+
+    # -- unload_text_encoder -----------------------------------------------
+    def unload_text_encoder(self) -> None:
+        """Free the text encoder once every prompt it is needed for has been encoded."""
+        from toolkit.trace import memory_snapshot
+
+        with self.tracer.span("unload_text_encoder", encoders=["text_encoder"], memory_before=memory_snapshot()) as span:
+            encoder = self.components.get("text_encoder")
+            if encoder is not None:
+                encoder.to("cpu")
+                self.components["text_encoder"] = None
+                del encoder
+            import gc
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            span.set(memory_after=memory_snapshot())
+
+    # -- save_model --------------------------------------------------------
+    def save_model(self, folder: str | Path) -> Path:
+        """Save every component in diffusers layout (the whole model, e.g. after merging a LoRA)."""
+        from diffusers import LTX2Pipeline
+
+        folder = Path(folder)
+        with self.tracer.span("save_model", output=folder, format="diffusers") as span:
+            started = time.perf_counter()
+            pipeline = LTX2Pipeline(**{name: self.components[name] for name in COMPONENT_ORDER})
+            pipeline.save_pretrained(folder, safe_serialization=True)
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            span.set(
+                files=len(files),
+                bytes=sum(p.stat().st_size for p in files),
+                seconds=time.perf_counter() - started,
+            )
+        return folder
+
+
+def _resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device: {device!r} was asked for but torch sees no CUDA device; use device: cpu")
+    return device
+
+
+def _module_facts(module: torch.nn.Module) -> dict:
+    first = next(module.parameters(), None)
+    return {
+        "cls": type(module).__name__,
+        "params": sum(p.numel() for p in module.parameters()),
+        "dtype": first.dtype if first is not None else None,
+        "device": first.device if first is not None else None,
+    }
+
+
+def _normalize_video(latents: torch.Tensor, vae) -> torch.Tensor:
+    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(latents)
+    std = vae.latents_std.view(1, -1, 1, 1, 1).to(latents)
+    return (latents - mean) * vae.config.scaling_factor / std
+
+
+def _normalize_audio(latents: torch.Tensor, audio_vae) -> torch.Tensor:
+    # The audio VAE's statistics are per packed feature (channels x latent mel bins).
+    batch, channels, length, mel = latents.shape
+    packed = latents.transpose(1, 2).reshape(batch, length, channels * mel)
+    packed = (packed - audio_vae.latents_mean.to(packed)) / audio_vae.latents_std.to(packed)
+    return packed.reshape(batch, length, channels, mel).transpose(1, 2)
+
+
+def _pack_video(latents: torch.Tensor) -> torch.Tensor:
+    # (B, C, F, H, W) -> (B, F*H*W, C); LTX-2's transformer uses patch size 1.
+    return latents.flatten(2).transpose(1, 2)
+
+
+def _unpack_video(tokens: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
+    batch, _, channels = tokens.shape
+    return tokens.transpose(1, 2).reshape(batch, channels, frames, height, width)
+
+
+def _pack_audio(latents: torch.Tensor) -> torch.Tensor:
+    # (B, C, L, M) -> (B, L, C*M)
+    return latents.transpose(1, 2).flatten(2, 3)
+
+
+def _unpack_audio(tokens: torch.Tensor, channels: int) -> torch.Tensor:
+    return tokens.unflatten(2, (channels, -1)).transpose(1, 2)

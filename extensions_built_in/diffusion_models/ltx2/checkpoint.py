@@ -1,0 +1,122 @@
+"""Where an LTX-2 checkpoint's components come from, and loading each one.
+
+Three sources, one loader:
+- a diffusers folder (model_index.json plus a subfolder per component),
+  which is also what `tiny-ltx2` builds into its cache;
+- a hub id, handed to diffusers/transformers as is (it downloads unless
+  HF_HUB_OFFLINE is set);
+- a single-file `.safetensors` in the original LTX-2 layout: transformer,
+  video VAE and audio VAE through diffusers' `from_single_file`, the other
+  components from `base_model_path` (a diffusers folder or hub id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import ModelLoadError
+from toolkit.models.tiny_ltx2 import TINY_NAME, ensure_tiny_ltx2
+
+# Component name -> (library, class name) as model_index.json spells them.
+COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
+SINGLE_FILE_COMPONENTS = {
+    "transformer": "model.diffusion_model.",
+    "vae": "vae.",
+    "audio_vae": "audio_vae.",
+}
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Resolved `model.name_or_path`: where each component is read from."""
+
+    kind: str  # "diffusers" | "hub" | "single_file"
+    location: str  # folder, hub id or .safetensors file
+    base: str  # diffusers folder or hub id for everything not in a single file
+    single_file_components: tuple[str, ...] = ()
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "location": self.location, "base": self.base}
+
+
+def resolve_source(name_or_path: str, base_model_path: str | None = None) -> CheckpointSource:
+    """Turn the config's `name_or_path` into a CheckpointSource, or say what is wrong with it."""
+    if name_or_path == TINY_NAME:
+        folder = str(ensure_tiny_ltx2())
+        return CheckpointSource("diffusers", folder, folder)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"model.name_or_path: folder {path} has no model_index.json; point it at a diffusers LTX-2 folder "
+                "(with transformer/, vae/, audio_vae/, text_encoder/ ... subfolders) or a single .safetensors file"
+            )
+        return CheckpointSource("diffusers", str(path), str(path))
+    if path.suffix == ".safetensors":
+        if not path.is_file():
+            raise ModelLoadError(f"model.name_or_path: single-file checkpoint {path} does not exist")
+        if not base_model_path:
+            raise ModelLoadError(
+                f"model.name_or_path is a single file ({path.name}); set model.base_model_path to a diffusers LTX-2 "
+                "folder or hub id for the text encoder, tokenizer, connectors, vocoder and scheduler"
+            )
+        base = resolve_source(base_model_path).location
+        return CheckpointSource("single_file", str(path), base, _components_in_single_file(path))
+    if path.exists() or name_or_path.startswith((".", "/", "~")):
+        raise ModelLoadError(
+            f"model.name_or_path: {name_or_path} is neither a diffusers folder nor a .safetensors file"
+        )
+    return CheckpointSource("hub", name_or_path, name_or_path)
+
+
+def _components_in_single_file(path: Path) -> tuple[str, ...]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        keys = list(handle.keys())
+    present = tuple(name for name, prefix in SINGLE_FILE_COMPONENTS.items() if any(k.startswith(prefix) for k in keys))
+    if "transformer" not in present:
+        raise ModelLoadError(
+            f"{path}: no transformer weights (keys starting with 'model.diffusion_model.'); "
+            "is this an LTX-2 single-file checkpoint?"
+        )
+    return present
+
+
+def component_class(name: str):
+    """The class that loads component `name` (imported lazily: these imports are heavy)."""
+    import diffusers
+    import transformers
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    classes = {
+        "tokenizer": transformers.AutoTokenizer,
+        "text_encoder": transformers.Gemma3ForConditionalGeneration,
+        "connectors": LTX2TextConnectors,
+        "transformer": diffusers.LTX2VideoTransformer3DModel,
+        "vae": diffusers.AutoencoderKLLTX2Video,
+        "audio_vae": diffusers.AutoencoderKLLTX2Audio,
+        "vocoder": LTX2Vocoder,
+        "scheduler": diffusers.FlowMatchEulerDiscreteScheduler,
+    }
+    return classes[name]
+
+
+def load_component(source: CheckpointSource, name: str, dtype):
+    """Load one component at `dtype` (on the CPU); the caller places it."""
+    cls = component_class(name)
+    try:
+        if name in source.single_file_components:
+            return cls.from_single_file(source.location, config=source.base, subfolder=name, torch_dtype=dtype)
+        if name == "tokenizer":
+            return cls.from_pretrained(source.base, subfolder=name)
+        if name == "scheduler":
+            return cls.from_pretrained(source.base, subfolder=name)
+        if name == "text_encoder":
+            return cls.from_pretrained(source.base, subfolder=name, dtype=dtype)
+        return cls.from_pretrained(source.base, subfolder=name, torch_dtype=dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        where = source.location if name in source.single_file_components else f"{source.base} ({name}/)"
+        raise ModelLoadError(f"could not load the {name} ({cls.__name__}) from {where}: {error}") from error
