@@ -1,0 +1,69 @@
+"""Resolution buckets: every clip is scaled and center-cropped to a size the
+LTX-2 VAE accepts (both sides multiples of 32), keeping its aspect ratio as far
+as that allows, so clips of one bucket can share a batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from toolkit.errors import DataError
+
+# The LTX-2 video VAE compresses height and width by 32.
+BUCKET_MULTIPLE = 32
+
+
+def check_resolutions(resolutions: Sequence[int]) -> list[int]:
+    """Validated, sorted short-side sizes; errors say which setting to fix."""
+    if not resolutions:
+        raise DataError("dataset resolution is empty; give at least one short-side size, e.g. resolution: [512]")
+    bad = [size for size in resolutions if not isinstance(size, int) or size <= 0 or size % BUCKET_MULTIPLE]
+    if bad:
+        raise DataError(
+            f"dataset resolution {list(resolutions)}: {bad} not positive multiples of {BUCKET_MULTIPLE}; "
+            f"the LTX-2 VAE needs sizes like 256, 512, 768"
+        )
+    return sorted(set(resolutions))
+
+
+def pick_bucket(height: int, width: int, resolutions: Sequence[int]) -> tuple[int, int]:
+    """Target (height, width) for a clip of `height` x `width`.
+
+    The short side is scaled to the largest configured size not above it (the
+    smallest configured size when all are above it, so small clips are upscaled),
+    the long side follows the aspect ratio, and both are rounded down to
+    multiples of 32 (the crop removes the remainder).
+    """
+    sizes = check_resolutions(resolutions)
+    if height <= 0 or width <= 0:
+        raise DataError(f"cannot bucket a clip of size {height}x{width}")
+    short_side = min(height, width)
+    fitting = [size for size in sizes if size <= short_side]
+    target_short = fitting[-1] if fitting else sizes[0]
+    scale = target_short / short_side
+    return _floor_to_multiple(height * scale), _floor_to_multiple(width * scale)
+
+
+def resize_and_crop(frames: torch.Tensor, bucket: tuple[int, int]) -> torch.Tensor:
+    """Scale float frames (T, C, H, W) so they cover `bucket`, then center-crop to it."""
+    height, width = frames.shape[-2:]
+    target_height, target_width = bucket
+    scale = max(target_height / height, target_width / width)
+    scaled_height = max(target_height, round(height * scale))
+    scaled_width = max(target_width, round(width * scale))
+    if (scaled_height, scaled_width) != (height, width):
+        frames = F.interpolate(
+            frames, size=(scaled_height, scaled_width), mode="bilinear", align_corners=False, antialias=scale < 1
+        )
+    top = (scaled_height - target_height) // 2
+    left = (scaled_width - target_width) // 2
+    return frames[..., top : top + target_height, left : left + target_width]
+
+
+def _floor_to_multiple(length: float) -> int:
+    # The small epsilon keeps 511.9999 (float error from the scale) at 512.
+    return max(BUCKET_MULTIPLE, math.floor(length / BUCKET_MULTIPLE + 1e-6) * BUCKET_MULTIPLE)

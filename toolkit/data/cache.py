@@ -1,0 +1,235 @@
+"""Disk caches for encoded latents (per media file) and text embeddings (per caption).
+
+Encoding a clip through the VAEs, or a caption through a 12B text encoder,
+costs far more than reading the result back, so each result is stored once as
+a `.safetensors` file whose name carries a key. The key covers everything that
+changes the result: for latents the file's identity (path, size, mtime, a hash
+of its first and last megabyte) and the settings (frames, bucket, fps, sample
+rate, encoder identity); for embeddings the caption and the encoder identity.
+Change any of them and the key changes, so the entry is recomputed; a latent
+entry superseded this way is deleted. Writes go to a temporary file that is
+renamed into place, so a crash never leaves a half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from toolkit.errors import DataError
+from toolkit.trace import get_tracer
+
+logger = logging.getLogger(__name__)
+
+ComputeFn = Callable[[], Mapping[str, torch.Tensor]]
+
+# Hashing the ends of the file catches re-encoded or re-trimmed clips whose size
+# and mtime were preserved (copies with `cp -p`, rsync -t) without reading it all.
+_HASHED_BYTES = 1 << 20
+_KEY_CHARS_IN_NAME = 16
+_FORMAT = "ltx2-trace cache v1"
+
+
+class _SafetensorsCache:
+    """Shared storage: one entry a file, atomic writes, hit and miss counters."""
+
+    kind = "cache"
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cannot create the {self.kind} folder {self.folder} ({error}); pick a writable cache folder") from error
+        self.hits = 0
+        self.misses = 0
+
+    def _load_or_compute(
+        self, entry: Path, metadata: dict[str, str], compute_fn: ComputeFn, device: torch.device | str
+    ) -> dict[str, torch.Tensor]:
+        lookups = self.hits + self.misses
+        if entry.is_file():
+            cached = self._load(entry, device)
+            if cached is not None:
+                self.hits += 1
+                self._trace(lookups, "hit", entry, metadata)
+                return cached
+        self.misses += 1
+        tensors = _checked_result(compute_fn(), entry)
+        self._store(entry, tensors, metadata)
+        self._trace(lookups, "miss", entry, metadata)
+        return {name: tensor.to(device) for name, tensor in tensors.items()}
+
+    def _load(self, entry: Path, device: torch.device | str) -> dict[str, torch.Tensor] | None:
+        """The entry's tensors, or None (after a warning, with the file deleted) when it is unreadable."""
+        try:
+            return load_file(str(entry), device=str(device))
+        except (SafetensorError, OSError) as error:
+            logger.warning("%s entry %s is unreadable (%s); deleting it and computing it again", self.kind, entry, error)
+            entry.unlink(missing_ok=True)
+            return None
+
+    def _store(self, entry: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+        temporary = entry.with_name(f".{entry.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            save_file(tensors, str(temporary), metadata={"format": _FORMAT, **metadata})
+            os.replace(temporary, entry)
+        except (OSError, SafetensorError) as error:
+            raise DataError(
+                f"cannot write {self.kind} entry {entry} ({error}); check free disk space and permissions of {self.folder}"
+            ) from error
+        finally:
+            temporary.unlink(missing_ok=True)
+
+    def _trace(self, lookups: int, outcome: str, entry: Path, metadata: dict[str, str]) -> None:
+        tracer = get_tracer()
+        if tracer.should_trace_step(lookups):
+            tracer.event(self.kind.replace(" ", "_"), outcome=outcome, entry=entry.name, hits=self.hits, misses=self.misses, **metadata)
+
+
+class LatentCache(_SafetensorsCache):
+    """Latents of media files, one entry per file and settings: `<stem>_<key16>.safetensors`.
+
+        cache = LatentCache(output / "latent_cache")
+        latents = cache.get_or_compute(clip_path, {"num_frames": 17, "bucket": [64, 64], "fps": 24.0,
+                                                   "sample_rate": 16000, "encoder": vae_identity}, encode)
+    """
+
+    kind = "latent cache"
+
+    def key_for(self, path: str | Path, settings: Mapping[str, Any]) -> str:
+        """sha256 hex of the file's identity and the settings."""
+        path = Path(path).resolve()
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
+        identity = {
+            "path": str(path),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "content": _ends_digest(path, stat.st_size),
+            "settings": settings_json(settings, where=f"latent cache settings for {path}"),
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def entry_path(self, path: str | Path, settings: Mapping[str, Any]) -> Path:
+        """Where the entry for (`path`, `settings`) lives (whether or not it exists yet)."""
+        source = Path(path).resolve()
+        return self._entry_for(source, self.key_for(source, settings))
+
+    def get_or_compute(
+        self, path: str | Path, settings: Mapping[str, Any], compute_fn: ComputeFn, device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        """The cached tensors for (`path`, `settings`), calling `compute_fn()` only on a miss."""
+        source = Path(path).resolve()
+        key = self.key_for(source, settings)
+        entry = self._entry_for(source, key)
+        metadata = {"source": str(source), "key": key, "settings": settings_json(settings, where=str(source))}
+        was_cached = entry.is_file()
+        tensors = self._load_or_compute(entry, metadata, compute_fn, device)
+        if not was_cached:
+            self._remove_stale(source, entry)
+        return tensors
+
+    def _entry_for(self, source: Path, key: str) -> Path:
+        return self.folder / f"{source.stem}_{key[:_KEY_CHARS_IN_NAME]}.safetensors"
+
+    def _remove_stale(self, source: Path, current: Path) -> None:
+        """Delete older entries of `source` (same stem, same recorded source, other key)."""
+        for candidate in self.folder.glob(f"{_glob_escape(source.stem)}_*.safetensors"):
+            if candidate == current or len(candidate.stem) != len(source.stem) + 1 + _KEY_CHARS_IN_NAME:
+                continue
+            if _recorded_source(candidate) == str(source):
+                candidate.unlink(missing_ok=True)
+
+
+class TextEmbeddingCache(_SafetensorsCache):
+    """Text-encoder outputs per caption: `caption_<key16>.safetensors`, keyed by the
+    caption and the settings (the encoder identity, and anything else that changes
+    the embeddings, like the maximum sequence length)."""
+
+    kind = "text embedding cache"
+
+    def key_for(self, caption: str, settings: Mapping[str, Any]) -> str:
+        identity = {"caption": caption, "settings": settings_json(settings, where="text embedding cache settings")}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+    def entry_path(self, caption: str, settings: Mapping[str, Any]) -> Path:
+        """Where the entry for (`caption`, `settings`) lives (whether or not it exists yet)."""
+        return self.folder / f"caption_{self.key_for(caption, settings)[:_KEY_CHARS_IN_NAME]}.safetensors"
+
+    def get_or_compute(
+        self, caption: str, settings: Mapping[str, Any], compute_fn: ComputeFn, device: torch.device | str = "cpu"
+    ) -> dict[str, torch.Tensor]:
+        """The cached embeddings of `caption`, calling `compute_fn()` only on a miss."""
+        key = self.key_for(caption, settings)
+        entry = self.entry_path(caption, settings)
+        metadata = {"caption": caption, "key": key, "settings": settings_json(settings, where="text embedding cache")}
+        return self._load_or_compute(entry, metadata, compute_fn, device)
+
+
+def settings_json(settings: Mapping[str, Any], where: str) -> str:
+    """Canonical JSON of a settings dict (sorted keys; tuples and paths as lists and strings)."""
+
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        if isinstance(value, Mapping):
+            return {str(name): plain(item) for name, item in value.items()}
+        raise DataError(
+            f"{where}: setting value {value!r} ({type(value).__name__}) cannot be part of a cache key; "
+            f"pass strings, numbers, booleans, lists or dicts"
+        )
+
+    return json.dumps(plain(dict(settings)), sort_keys=True)
+
+
+def _checked_result(result: Any, entry: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(result, Mapping) or not result:
+        raise DataError(f"cache compute function for {entry.name} returned {type(result).__name__}; it must return a non-empty dict of tensors")
+    bad = [name for name, value in result.items() if not isinstance(name, str) or not isinstance(value, torch.Tensor)]
+    if bad:
+        raise DataError(f"cache compute function for {entry.name} returned non-tensor values for {bad}; return tensors only")
+    # Clones: safetensors refuses tensors that share storage (views of one latent).
+    return {name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in result.items()}
+
+
+def _ends_digest(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as file:
+            digest.update(file.read(_HASHED_BYTES))
+            if size > 2 * _HASHED_BYTES:
+                file.seek(size - _HASHED_BYTES)
+            digest.update(file.read(_HASHED_BYTES))
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
+    return digest.hexdigest()
+
+
+def _recorded_source(entry: Path) -> str | None:
+    try:
+        with safe_open(str(entry), framework="pt") as handle:
+            return (handle.metadata() or {}).get("source")
+    except (SafetensorError, OSError) as error:
+        logger.warning("latent cache entry %s is unreadable (%s); leaving it in place", entry, error)
+        return None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[]" else char for char in text)

@@ -1,0 +1,279 @@
+"""The training dataset: a folder of clips and images with caption files.
+
+The folder is scanned once when the dataset is built: captions are read, each
+file's headers are probed (size, frame rate, length, audio), and its bucket is
+fixed, so configuration mistakes (no caption and no default, clips too short,
+missing audio) surface before any model is loaded, and the batch sampler knows
+every item's shape without decoding. Decoding happens per item in `__getitem__`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from toolkit.data.audio import fit_length, match_channels, resample_audio
+from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
+from toolkit.data.media import STILL_IMAGE_FPS, AudioTrack, MediaInfo, is_media, probe_media, read_video, source_frame_indices
+from toolkit.errors import DataError
+from toolkit.trace import NullTracer, get_tracer
+
+OnCorrupt = Literal["skip", "error"]
+MissingAudio = Literal["error", "silence"]
+
+_UNTRACED = NullTracer()
+
+
+@dataclass
+class MediaItem:
+    """One training example, ready for the VAEs.
+
+    `audio_is_silence` is True when the file had no audio track and silence was
+    put in its place (`missing_audio: silence`), so traces and losses can tell.
+    `audio` is None only when the dataset loads no audio (`audio_sample_rate=None`).
+    """
+
+    path: Path
+    caption: str
+    video: torch.Tensor  # float32 (C, T, H, W) in [-1, 1]
+    audio: torch.Tensor | None  # float32 (channels, samples) at sample_rate
+    sample_rate: int | None
+    fps: float
+    audio_is_silence: bool
+    bucket: tuple[int, int]  # (height, width)
+
+    @property
+    def batch_key(self) -> tuple[int, int, int, float]:
+        return (self.video.shape[1], *self.bucket, self.fps)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """What the scan learned about one usable file."""
+
+    path: Path
+    caption: str
+    bucket: tuple[int, int]
+    num_frames: int
+    fps: float
+    has_audio: bool
+
+    @property
+    def batch_key(self) -> tuple[int, int, int, float]:
+        return (self.num_frames, *self.bucket, self.fps)
+
+
+class MediaDataset(Dataset[MediaItem]):
+    """Videos (.mp4/.mov/.webm/.mkv) and images (.png/.jpg/.jpeg/.webp) in `folder`, each
+    with an optional caption file `<stem>.<caption_ext>`.
+
+    - Videos give `num_frames` frames from their start, at `fps` (None keeps each
+      clip's own rate); images give one frame.
+    - Frames are scaled and center-cropped to the bucket picked from `resolutions`.
+    - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
+      cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
+      A file without audio raises (`missing_audio="error"`) or gets silence.
+    - Files that cannot be decoded, or are too short, raise (`on_corrupt="error"`)
+      or are left out and listed in `skipped` as (path, reason).
+    - With probability `caption_dropout_rate` a caption is replaced by "" (seeded by
+      `seed`, the epoch from `set_epoch` and the item index).
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        caption_ext: str = "txt",
+        num_frames: int = 17,
+        resolutions: Sequence[int] = (512,),
+        fps: float | None = None,
+        caption_dropout_rate: float = 0.0,
+        default_caption: str = "",
+        on_corrupt: OnCorrupt = "error",
+        missing_audio: MissingAudio = "error",
+        audio_sample_rate: int | None = 16000,
+        seed: int = 0,
+        audio_channels: int = 2,
+    ) -> None:
+        self.folder = Path(folder)
+        self.caption_ext = caption_ext.lstrip(".")
+        self.num_frames = num_frames
+        self.resolutions = check_resolutions(resolutions)
+        self.fps = fps
+        self.caption_dropout_rate = caption_dropout_rate
+        self.default_caption = default_caption
+        self.on_corrupt = on_corrupt
+        self.missing_audio = missing_audio
+        self.audio_sample_rate = audio_sample_rate
+        self.audio_channels = audio_channels
+        self.seed = seed
+        self.epoch = 0
+        self._loads = 0
+        self.skipped: list[tuple[Path, str]] = []
+        self._check_settings()
+        self._entries = self._scan()
+        get_tracer().event(
+            "dataset_scan",
+            folder=str(self.folder),
+            items=len(self._entries),
+            skipped=len(self.skipped),
+            buckets={str(key): count for key, count in Counter(self.batch_keys()).items()},
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: int) -> MediaItem:
+        entry = self._entries[index]
+        with self._load_span(entry) as span:
+            clip = read_video(entry.path, self.num_frames, self.fps)
+            frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
+            video = resize_and_crop(frames, entry.bucket).permute(1, 0, 2, 3).contiguous()
+            audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
+            caption = self._caption_for(index, entry.caption)
+            span.set(video=video, audio=audio, audio_is_silence=audio_is_silence, caption_dropped=caption != entry.caption)
+        return MediaItem(
+            path=entry.path,
+            caption=caption,
+            video=video,
+            audio=audio,
+            sample_rate=self.audio_sample_rate,
+            fps=clip.fps,
+            audio_is_silence=audio_is_silence,
+            bucket=entry.bucket,
+        )
+
+    def _load_span(self, entry: _Entry) -> Any:
+        """A traced span for the first loads and every N-th after (loading runs every step)."""
+        load_number = self._loads
+        self._loads += 1
+        tracer = get_tracer()
+        if tracer.should_trace_step(load_number):
+            return tracer.span("load_media", clip=str(entry.path), bucket=entry.bucket, load_number=load_number)
+        return _UNTRACED.span("load_media")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a fresh set of caption dropouts for this epoch."""
+        self.epoch = epoch
+
+    def batch_keys(self) -> list[tuple[int, int, int, float]]:
+        """Per item (frames, height, width, fps): items with equal keys can share a batch."""
+        return [entry.batch_key for entry in self._entries]
+
+    @property
+    def paths(self) -> list[Path]:
+        return [entry.path for entry in self._entries]
+
+    def _check_settings(self) -> None:
+        if not self.folder.is_dir():
+            raise DataError(f"dataset folder_path {self.folder} is not a folder; check the path in the config")
+        if self.num_frames < 1:
+            raise DataError(f"dataset num_frames must be at least 1, got {self.num_frames}")
+        if self.fps is not None and self.fps <= 0:
+            raise DataError(f"dataset fps must be positive (or unset to keep each clip's rate), got {self.fps}")
+        if not 0.0 <= self.caption_dropout_rate <= 1.0:
+            raise DataError(f"dataset caption_dropout_rate must be in [0, 1], got {self.caption_dropout_rate}")
+        if self.on_corrupt not in ("skip", "error"):
+            raise DataError(f"dataset on_corrupt must be 'skip' or 'error', got {self.on_corrupt!r}")
+        if self.missing_audio not in ("error", "silence"):
+            raise DataError(f"dataset missing_audio must be 'error' or 'silence', got {self.missing_audio!r}")
+        if self.audio_sample_rate is not None and self.audio_sample_rate <= 0:
+            raise DataError(f"dataset audio_sample_rate must be positive (or unset for video only), got {self.audio_sample_rate}")
+        if self.audio_channels not in (1, 2):
+            raise DataError(f"dataset audio_channels must be 1 or 2, got {self.audio_channels}")
+
+    def _scan(self) -> list[_Entry]:
+        media_files = sorted(
+            path for path in self.folder.iterdir() if path.is_file() and is_media(path) and not path.name.startswith(".")
+        )
+        entries = []
+        for path in media_files:
+            caption = self._read_caption(path)
+            try:
+                info = probe_media(path)
+                self._check_length(info)
+            except DataError as error:
+                if self.on_corrupt == "error":
+                    raise
+                self.skipped.append((path, str(error)))
+                get_tracer().event("dataset_skip", clip=str(path), reason=str(error))
+                continue
+            # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
+            self._check_audio(info)
+            entries.append(self._entry(info, caption))
+        if not entries:
+            found = f"{len(media_files)} media files, {len(self.skipped)} skipped" if media_files else "no media files"
+            raise DataError(
+                f"dataset folder {self.folder} has no usable clips or images ({found}); "
+                f"add .mp4/.mov/.webm/.mkv/.png/.jpg/.jpeg/.webp files or fix folder_path"
+            )
+        return entries
+
+    def _entry(self, info: MediaInfo, caption: str) -> _Entry:
+        fps = self.fps if self.fps is not None else (info.fps or STILL_IMAGE_FPS)
+        num_frames = 1 if info.is_image else self.num_frames
+        bucket = pick_bucket(info.height, info.width, self.resolutions)
+        return _Entry(info.path, caption, bucket, num_frames, float(fps), info.has_audio)
+
+    def _check_audio(self, info: MediaInfo) -> None:
+        if self.audio_sample_rate is None or info.has_audio or self.missing_audio == "silence":
+            return
+        kind = "image" if info.is_image else "clip"
+        raise DataError(
+            f"{info.path}: {kind} has no audio track; set missing_audio: silence in the dataset config to train "
+            f"it with silence, or remove it"
+        )
+
+    def _check_length(self, info: MediaInfo) -> None:
+        if info.is_image or info.frame_count is None or info.fps is None:
+            return
+        clip_fps = self.fps if self.fps is not None else info.fps
+        needed = source_frame_indices(self.num_frames, info.fps, clip_fps)[-1] + 1
+        if info.frame_count < needed:
+            raise DataError(
+                f"{info.path}: clip too short: it has {info.frame_count} frames at {info.fps:g} fps, but "
+                f"num_frames={self.num_frames} at {clip_fps:g} fps needs {needed}; lower num_frames (or fps) "
+                f"in the dataset config, or remove the clip"
+            )
+
+    def _read_caption(self, media_path: Path) -> str:
+        caption_path = media_path.with_suffix(f".{self.caption_ext}")
+        caption = ""
+        if caption_path.is_file():
+            try:
+                caption = caption_path.read_text(encoding="utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise DataError(f"{caption_path}: caption is not UTF-8 text ({error}); re-save it as UTF-8") from error
+        if caption:
+            return caption
+        if self.default_caption:
+            return self.default_caption
+        raise DataError(
+            f"{media_path}: no caption (expected non-empty {caption_path.name}); add the caption file "
+            f"or set default_caption in the dataset config"
+        )
+
+    def _caption_for(self, index: int, caption: str) -> str:
+        if self.caption_dropout_rate <= 0.0:
+            return caption
+        draw = random.Random(f"{self.seed}:{self.epoch}:{index}").random()
+        return "" if draw < self.caption_dropout_rate else caption
+
+    def _audio_for(self, audio: AudioTrack | None, duration_s: float, path: Path) -> tuple[torch.Tensor | None, bool]:
+        if self.audio_sample_rate is None:
+            return None, False
+        num_samples = int(round(duration_s * self.audio_sample_rate))
+        if audio is None:
+            if self.missing_audio == "error":
+                raise DataError(f"{path}: no audio track; set missing_audio: silence in the dataset config, or remove it")
+            return torch.zeros(self.audio_channels, num_samples), True
+        waveform = resample_audio(audio.waveform, audio.sample_rate, self.audio_sample_rate)
+        waveform = match_channels(waveform, self.audio_channels, str(path))
+        return fit_length(waveform, num_samples).contiguous(), False
+

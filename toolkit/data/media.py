@@ -1,0 +1,251 @@
+"""Decode training media (video with its audio track, or a still image) into tensors.
+
+Everything that touches PyAV or PIL lives here, so the dataset above works on
+plain tensors and every decode failure becomes one `DataError` that names the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+from toolkit.errors import DataError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+
+# A still image has no frame rate of its own; LTX-2 pipelines default to 24 fps,
+# so a 1-frame clip at 24 fps conditions the model the way inference will.
+STILL_IMAGE_FPS = 24.0
+
+# Small tolerance so that a target time landing exactly on a source frame
+# boundary (after float arithmetic) picks that frame, not the one before.
+_FRAME_TIME_EPSILON = 1e-6
+
+
+@dataclass
+class AudioTrack:
+    """Decoded audio: float32 waveform (channels, samples) in [-1, 1]."""
+
+    waveform: torch.Tensor
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.waveform.shape[-1] / self.sample_rate
+
+
+@dataclass
+class VideoClip:
+    """Frames sampled from the start of a media file, with the matching audio.
+
+    `duration_s` is the length of the sampled frames (`num_frames / fps`), not of
+    the source file; `audio` covers the same span (it may be shorter when the
+    source's audio track ends early) and is None when the file has no audio.
+    """
+
+    frames: torch.Tensor  # uint8 (T, H, W, 3)
+    fps: float
+    duration_s: float
+    path: Path
+    audio: AudioTrack | None
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+
+@dataclass
+class MediaInfo:
+    """What a file holds, read from its headers without decoding all of it."""
+
+    path: Path
+    height: int
+    width: int
+    fps: float | None  # None for still images
+    frame_count: int | None  # None when the container does not say
+    has_audio: bool
+    is_image: bool
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_media(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_EXTENSIONS
+
+
+def probe_media(path: str | Path) -> MediaInfo:
+    """Read size, frame rate, frame count and audio presence; decodes one frame to
+    catch files whose headers parse but whose data does not."""
+    path = Path(path)
+    if is_image(path):
+        frames = _read_image(path)
+        return MediaInfo(path, frames.shape[1], frames.shape[2], None, 1, False, True)
+    with _open_container(path) as container:
+        stream = _video_stream(container, path)
+        source_fps = _stream_fps(stream, path)
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as error:
+            raise DataError(f"{path}: cannot decode the first video frame ({error}); re-encode or remove the file") from error
+        if first is None:
+            raise DataError(f"{path}: the video stream holds no frames; re-encode or remove the file")
+        return MediaInfo(
+            path=path,
+            height=first.height,
+            width=first.width,
+            fps=source_fps,
+            frame_count=_declared_frame_count(stream, source_fps),
+            has_audio=bool(container.streams.audio),
+            is_image=False,
+        )
+
+
+def read_video(path: str | Path, num_frames: int, fps: float | None = None) -> VideoClip:
+    """Take `num_frames` consecutive frames from the start of `path`.
+
+    With `fps` set, frames are picked at that rate (frames are dropped or repeated;
+    no interpolation); otherwise the clip keeps its own rate. An image is a 1-frame
+    clip whatever `num_frames` says, at `fps` or `STILL_IMAGE_FPS`, with no audio.
+    """
+    path = Path(path)
+    if num_frames < 1:
+        raise DataError(f"{path}: num_frames must be at least 1, got {num_frames}; fix num_frames in the dataset config")
+    if fps is not None and fps <= 0:
+        raise DataError(f"{path}: fps must be positive, got {fps}; fix fps in the dataset config")
+    if is_image(path):
+        clip_fps = float(fps) if fps is not None else STILL_IMAGE_FPS
+        return VideoClip(_read_image(path), clip_fps, 1.0 / clip_fps, path, None)
+
+    with _open_container(path) as container:
+        stream = _video_stream(container, path)
+        source_fps = _stream_fps(stream, path)
+        clip_fps = float(fps) if fps is not None else source_fps
+        source_indices = source_frame_indices(num_frames, source_fps, clip_fps)
+        frames = _decode_frames(container, stream, source_indices, path, num_frames, source_fps, clip_fps)
+        duration_s = num_frames / clip_fps
+        audio = None
+        if container.streams.audio:
+            container.seek(0)
+            audio = _decode_audio(container, container.streams.audio[0], duration_s, path)
+    return VideoClip(frames, clip_fps, duration_s, path, audio)
+
+
+def source_frame_indices(num_frames: int, source_fps: float, clip_fps: float) -> list[int]:
+    """Index of the source frame shown at each output frame's time (i / clip_fps)."""
+    return [int(np.floor(i / clip_fps * source_fps + _FRAME_TIME_EPSILON)) for i in range(num_frames)]
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the dataset folder_path")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.error.FFmpegError, OSError) as error:
+        raise DataError(f"{path}: cannot open as a video ({error}); re-encode or remove the file") from error
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        raise DataError(f"{path}: no video stream in the file; remove it from the dataset folder")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _stream_fps(stream: av.video.stream.VideoStream, path: Path) -> float:
+    rate = stream.average_rate or stream.guessed_rate
+    if not rate or rate <= 0:
+        raise DataError(f"{path}: the video stream declares no frame rate; re-encode it with a constant frame rate")
+    return float(rate)
+
+
+def _declared_frame_count(stream: av.video.stream.VideoStream, source_fps: float) -> int | None:
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration is not None and stream.time_base is not None:
+        return int(round(float(stream.duration * stream.time_base) * source_fps))
+    return None
+
+
+def _decode_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    source_indices: list[int],
+    path: Path,
+    num_frames: int,
+    source_fps: float,
+    clip_fps: float,
+) -> torch.Tensor:
+    needed = source_indices[-1] + 1
+    wanted = set(source_indices)
+    kept: dict[int, np.ndarray] = {}
+    decoded = 0
+    try:
+        for frame in container.decode(stream):
+            if decoded in wanted:
+                kept[decoded] = frame.to_ndarray(format="rgb24")
+            decoded += 1
+            if decoded >= needed:
+                break
+    except av.error.FFmpegError as error:
+        raise DataError(f"{path}: video decoding failed after {decoded} frames ({error}); re-encode or remove the file") from error
+    if decoded < needed:
+        raise DataError(
+            f"{path}: clip too short: it has {decoded} frames at {source_fps:g} fps, but num_frames={num_frames} "
+            f"at {clip_fps:g} fps needs {needed} source frames; lower num_frames (or fps) in the dataset config, "
+            f"or remove the clip"
+        )
+    return torch.from_numpy(np.stack([kept[index] for index in source_indices]))
+
+
+def _decode_audio(
+    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, duration_s: float, path: Path
+) -> AudioTrack:
+    """Decode the first `duration_s` seconds of audio as float32 planar samples."""
+    sample_rate = stream.rate
+    wanted = int(round(duration_s * sample_rate))
+    if stream.duration is not None and stream.time_base is not None:
+        # Past the declared end the decoder returns the codec's padding, not sound.
+        wanted = min(wanted, int(round(float(stream.duration * stream.time_base) * sample_rate)))
+    resampler = None
+    chunks: list[np.ndarray] = []
+    have = 0
+    try:
+        for frame in container.decode(stream):
+            if resampler is None:
+                # Same rate and layout, only the sample format changes: fltp gives
+                # (channels, samples) floats in [-1, 1] whatever the codec stores.
+                resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+            for converted in resampler.resample(frame):
+                chunks.append(converted.to_ndarray())
+                have += chunks[-1].shape[1]
+            if have >= wanted:
+                break
+    except av.error.FFmpegError as error:
+        raise DataError(f"{path}: audio decoding failed ({error}); re-encode the audio track or remove the file") from error
+    if not chunks:
+        raise DataError(f"{path}: the audio stream holds no samples; re-encode the audio track or remove it")
+    waveform = np.concatenate(chunks, axis=1)[:, :wanted].astype(np.float32)
+    return AudioTrack(torch.from_numpy(np.ascontiguousarray(waveform)), int(sample_rate))
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check the dataset folder_path")
+    try:
+        with Image.open(path) as image:
+            rgb = ImageOps.exif_transpose(image).convert("RGB")
+            pixels = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"{path}: cannot read as an image ({error}); re-save or remove the file") from error
+    return torch.from_numpy(pixels.copy()).unsqueeze(0)
