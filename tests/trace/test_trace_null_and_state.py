@@ -1,0 +1,142 @@
+"""The null tracer and the per-process accessor: off means nothing recorded, nothing written."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from toolkit.trace import NullTracer, TraceConfig, TraceConfigError, Tracer, get_tracer, init_tracer, reset_tracer
+from toolkit.trace.heartbeat import THREAD_NAME
+
+
+def _heartbeat_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == THREAD_NAME]
+
+
+def test_get_tracer_is_null_until_enabled():
+    assert isinstance(get_tracer(), NullTracer)
+    assert get_tracer().enabled is False
+
+
+def test_disabled_config_gives_null_tracer_that_writes_nothing(tmp_path, capsys):
+    tracer = init_tracer(TraceConfig(enabled=False, output_dir=tmp_path, heartbeat_s=0.01))
+    assert isinstance(tracer, NullTracer) and get_tracer() is tracer
+    with tracer.span("load_model", weights=torch.ones(3)) as span:
+        span.set(latents=torch.zeros(2))
+    tracer.event("quantization", module="x")
+    assert tracer.should_trace_step(0) is False
+    assert tracer.span("a") is tracer.span("b", x=1)
+    assert list(tmp_path.iterdir()) == []
+    assert capsys.readouterr().out == ""
+    assert _heartbeat_threads() == []
+
+
+def test_null_span_lets_errors_through():
+    with pytest.raises(KeyError):
+        with get_tracer().span("encode_audio"):
+            raise KeyError("clip")
+
+
+def test_null_span_costs_about_as_much_as_nullcontext():
+    tracer = get_tracer()
+    iterations = 100_000
+
+    def time_null_spans() -> float:
+        started = time.perf_counter()
+        for step in range(iterations):
+            with tracer.span("step", step=step):
+                pass
+        return time.perf_counter() - started
+
+    def time_nullcontexts() -> float:
+        started = time.perf_counter()
+        for _ in range(iterations):
+            with nullcontext():
+                pass
+        return time.perf_counter() - started
+
+    # best of three each, so a busy shared CPU does not decide the ratio
+    null_span_s = min(time_null_spans() for _ in range(3))
+    nullcontext_s = min(time_nullcontexts() for _ in range(3))
+    assert null_span_s < 5 * nullcontext_s, (null_span_s, nullcontext_s)
+
+
+def test_enabled_tracer_replaces_and_reset_restores_null(tmp_path):
+    tracer = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=5))
+    assert isinstance(tracer, Tracer) and tracer.enabled and get_tracer() is tracer
+    assert len(_heartbeat_threads()) == 1
+    second = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path / "again", console=False, heartbeat_s=0))
+    assert second is not tracer and tracer.sink_names == []  # the first one was closed
+    assert _heartbeat_threads() == []
+    reset_tracer()
+    assert isinstance(get_tracer(), NullTracer)
+
+
+def test_non_main_rank_gets_null_tracer(tmp_path, monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    config = TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0)
+    assert isinstance(init_tracer(config, is_main_process=False), NullTracer)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RANK", "1")
+    assert isinstance(init_tracer(config), NullTracer)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert isinstance(init_tracer(config), Tracer)
+    monkeypatch.delenv("RANK")
+    assert isinstance(init_tracer(config), NullTracer)
+    monkeypatch.setenv("LOCAL_RANK", "first")
+    with pytest.raises(TraceConfigError, match="LOCAL_RANK='first'"):
+        init_tracer(config)
+
+
+def test_initialised_accelerate_state_decides_the_rank(tmp_path, monkeypatch):
+    from accelerate.state import PartialState
+
+    for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(variable, raising=False)
+    PartialState()
+    try:
+        monkeypatch.setenv("RANK", "2")  # set after accelerate started: accelerate says rank 0
+        tracer = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
+        assert isinstance(tracer, Tracer)
+    finally:
+        PartialState._reset_state()
+
+
+def _report_child_tracer(queue: multiprocessing.Queue) -> None:
+    queue.put(type(get_tracer()).__name__)
+
+
+def test_forked_child_gets_null_tracer(tmp_path):
+    init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_report_child_tracer, args=(queue,))
+    child.start()
+    child.join(timeout=20)
+    assert queue.get(timeout=5) == "NullTracer"
+    assert isinstance(get_tracer(), Tracer)
+
+
+def test_config_rejects_out_of_range_values():
+    with pytest.raises(TraceConfigError, match="every_n_steps is 0"):
+        TraceConfig(every_n_steps=0)
+    with pytest.raises(TraceConfigError, match="first_steps is -1"):
+        TraceConfig(first_steps=-1)
+    with pytest.raises(TraceConfigError, match="heartbeat_s is -2"):
+        TraceConfig(heartbeat_s=-2)
+
+
+def test_should_trace_step_first_steps_then_every_n(tmp_path):
+    tracer = Tracer(TraceConfig(enabled=True, first_steps=3, every_n_steps=10, heartbeat_s=0), sinks=[])
+    assert [step for step in range(35) if tracer.should_trace_step(step)] == [0, 1, 2, 10, 20, 30]
+    every_step = Tracer(TraceConfig(enabled=True, first_steps=0, every_n_steps=1, heartbeat_s=0), sinks=[])
+    assert all(every_step.should_trace_step(step) for step in range(5))
+    tracer.close()
+    every_step.close()
