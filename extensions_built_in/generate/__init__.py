@@ -1,0 +1,8 @@
+"""Registers the `generate` process: videos with audio from prompts (code in GenerateProcess.py, imported lazily)."""
+
+from __future__ import annotations
+
+from toolkit.config import GenerateProcessConfig
+from toolkit.extensions import register_process
+
+register_process("generate", GenerateProcessConfig, "extensions_built_in.generate.GenerateProcess:GenerateProcess")

@@ -1,0 +1,51 @@
+"""The job config: pydantic schema of the YAML, its loader and its error messages.
+
+    from toolkit.config import load_config
+    job = load_config("my_job.yaml", overrides=["config.process.0.model.verbose=true"])
+    train = job.config.process[0]          # a TrainProcessConfig
+
+Every section is a pydantic model with `extra="forbid"` and a description on
+each field; invalid files raise one `toolkit.errors.ConfigError` listing every
+problem by YAML key path. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from toolkit.config.base import ConfigModel, Precision, QuantizationType
+from toolkit.config.dataset import DatasetConfig
+from toolkit.config.job import JobConfig, JobSpec
+from toolkit.config.loader import load_config, merge_configs, parse_config, read_config_file, substitute_name
+from toolkit.config.logging_config import LoggingConfig
+from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
+from toolkit.config.network import NetworkConfig, SaveConfig
+from toolkit.config.process import GenerateProcessConfig, ModelProcessConfig, ProcessConfig, TrainProcessConfig
+from toolkit.config.sampling import GenerateConfig, SampleConfig, SamplePrompt, SamplingSettings
+from toolkit.config.train import TrainConfig
+
+__all__ = [
+    "TINY_MODEL_NAME",
+    "ConfigModel",
+    "DatasetConfig",
+    "GenerateConfig",
+    "GenerateProcessConfig",
+    "JobConfig",
+    "JobSpec",
+    "LoggingConfig",
+    "ModelConfig",
+    "ModelProcessConfig",
+    "NetworkConfig",
+    "Precision",
+    "ProcessConfig",
+    "QuantizationType",
+    "SampleConfig",
+    "SamplePrompt",
+    "SamplingSettings",
+    "SaveConfig",
+    "TrainConfig",
+    "TrainProcessConfig",
+    "load_config",
+    "merge_configs",
+    "parse_config",
+    "read_config_file",
+    "substitute_name",
+]

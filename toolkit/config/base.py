@@ -1,0 +1,51 @@
+"""What every config model shares, and the checks several of them need."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Precision = Literal["bf16", "fp16", "fp32"]
+"""Compute dtype of a model component or of training."""
+
+QuantizationType = Literal["qfloat8", "qint8", "qint4", "uint4"]
+"""optimum-quanto weight types."""
+
+
+class ConfigModel(BaseModel):
+    """Base of every config section: unknown keys are errors, numbers may be given where text is expected."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+def check_frame_count(num_frames: int) -> int:
+    """LTX-2's video VAE compresses time 8x after the first frame, so clips have 8k+1 frames."""
+    if (num_frames - 1) % 8 == 0:
+        return num_frames
+    below = (num_frames - 1) // 8 * 8 + 1
+    above = below + 8
+    raise ValueError(f"{num_frames} frames is not 8k+1 as LTX-2 needs (nearest valid: {below} or {above})")
+
+
+def check_multiple_of_32(size: int, what: str) -> int:
+    """LTX-2's video VAE compresses space 32x, so widths and heights are multiples of 32."""
+    if size > 0 and size % 32 == 0:
+        return size
+    if size < 32:
+        nearest = "32"
+    else:
+        below = size // 32 * 32
+        nearest = f"{below} or {below + 32}"
+    raise ValueError(f"{what} {size} is not a positive multiple of 32 as LTX-2 needs (nearest valid: {nearest})")
+
+
+_DEVICE_PATTERN = re.compile(r"cpu|cuda|cuda:\d+|auto")
+
+
+def check_device(device: str) -> str:
+    """Devices a process can run on: cpu, cuda, cuda:N, or auto (cuda when there is one)."""
+    if _DEVICE_PATTERN.fullmatch(device):
+        return device
+    raise ValueError(f"device {device!r} is not one of cpu, cuda, cuda:N (N = GPU index), auto")

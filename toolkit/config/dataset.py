@@ -1,0 +1,67 @@
+"""`datasets:` entries: a folder of clips or images with captions, and how they are cut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, field_validator
+
+from toolkit.config.base import ConfigModel, check_frame_count, check_multiple_of_32
+
+
+def _multiple_of_32(size: int) -> int:
+    return check_multiple_of_32(size, "resolution")
+
+
+class DatasetConfig(ConfigModel):
+    """One training folder: videos (with audio) or images, each with a caption file beside it."""
+
+    folder_path: str = Field(
+        description="Folder of clips/images and captions; a relative path is taken from the working directory."
+    )
+    caption_ext: str = Field(default="txt", description="Extension of the caption file next to each clip.")
+    default_caption: str = Field(default="", description="Caption used for a clip that has no caption file.")
+    caption_dropout_rate: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Probability of training a step on an empty caption (0..1)."
+    )
+    num_frames: int = Field(default=9, ge=1, description="Frames per training clip; LTX-2 needs 8k+1 (1, 9, 17, ...).")
+    resolution: list[Annotated[int, AfterValidator(_multiple_of_32)]] = Field(
+        default_factory=lambda: [64],
+        min_length=1,
+        description="Bucket sizes of the short side in pixels, each a multiple of 32.",
+    )
+    fps: float | None = Field(
+        default=None, gt=0.0, description="Resample clips to this frame rate; null keeps each clip's own rate."
+    )
+    cache_latents_to_disk: bool = Field(
+        default=False, description="Encode each clip once and keep its video/audio latents on disk."
+    )
+    cache_text_embeddings: bool = Field(
+        default=False, description="Encode each caption once and keep its prompt embeddings on disk."
+    )
+    on_corrupt: Literal["error", "skip"] = Field(
+        default="error", description="What to do with a clip that cannot be decoded: stop with an error, or skip it."
+    )
+    missing_audio: Literal["error", "silence"] = Field(
+        default="error",
+        description="What to do with a clip without an audio stream: stop with an error, or train on silence.",
+    )
+    audio: bool = Field(default=True, description="Train the audio stream together with the video.")
+
+    @field_validator("folder_path")
+    @classmethod
+    def _folder_exists(cls, folder_path: str) -> str:
+        folder = Path(folder_path).expanduser()
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise ValueError(
+                f"dataset folder {str(folder.resolve())!r} {what} "
+                f"(working directory: {Path.cwd()}); point folder_path at a folder of clips and captions"
+            )
+        return folder_path
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_are_8k_plus_1(cls, num_frames: int) -> int:
+        return check_frame_count(num_frames)

@@ -1,0 +1,151 @@
+"""Read job files (YAML or JSON), apply `--set` overrides and [name], validate into a JobConfig."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from toolkit.config.job import JobConfig
+from toolkit.config.model import ModelConfig
+from toolkit.config.overrides import apply_override, parse_override
+from toolkit.config.problems import Loc, describe_problems
+from toolkit.errors import ConfigError
+
+NAME_PLACEHOLDER = "[name]"
+
+PathLike = str | os.PathLike[str]
+
+
+def load_config(
+    path_or_paths: PathLike | Sequence[PathLike],
+    overrides: Sequence[str] = (),
+    force_verbose: bool = False,
+) -> JobConfig:
+    """Read, merge, override and validate job files into one JobConfig.
+
+    Several files are merged in order, later ones winning: mappings merge key
+    by key, a list of mappings (such as `config.process`) merges item by
+    item, any other value is replaced. Every problem is reported at once in
+    a ConfigError that names the file(s) and each key path.
+    """
+    paths = [Path(path_or_paths)] if isinstance(path_or_paths, (str, os.PathLike)) else [Path(p) for p in path_or_paths]
+    if not paths:
+        raise ConfigError("no config file given; pass the path of a .yaml or .json job file")
+    raw: dict[str, Any] = {}
+    for path in paths:
+        raw = merge_configs(raw, read_config_file(path))
+    source = " + ".join(str(path) for path in paths)
+    return parse_config(raw, source=source, overrides=overrides, force_verbose=force_verbose)
+
+
+def parse_config(
+    raw: dict[str, Any],
+    source: str | None = None,
+    overrides: Sequence[str] = (),
+    force_verbose: bool = False,
+) -> JobConfig:
+    """Validate an already-read config mapping (`raw` is not modified)."""
+    raw = copy.deepcopy(raw)
+    notes: dict[Loc, str] = {}
+    for text in overrides:
+        try:
+            override = parse_override(text)
+            apply_override(raw, override)
+        except ConfigError as error:
+            raise ConfigError(error.problems, source=source) from error
+        notes[override.path] = f"from --set {text}"
+    raw = substitute_name(raw)
+    try:
+        job = JobConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(describe_problems(error, JobConfig, raw, notes), source=source) from error
+    if force_verbose:
+        for process in job.config.process:
+            model = getattr(process, "model", None)
+            if isinstance(model, ModelConfig):
+                model.verbose = True
+    return job
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in a .yaml/.yml/.json file; ConfigError naming the file (and line) otherwise."""
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found (working directory: {Path.cwd()})")
+    if path.is_dir():
+        raise ConfigError(f"config path {path} is a folder; pass a .yaml or .json file inside it")
+    suffix = path.suffix.lower()
+    if suffix not in {".yaml", ".yml", ".json"}:
+        raise ConfigError(f"config file {path} has extension {suffix!r}; use .yaml, .yml or .json")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from error
+    data = _parse_json(path, text) if suffix == ".json" else _parse_yaml(path, text)
+    if not isinstance(data, dict):
+        found = "nothing (the file is empty)" if data is None else type(data).__name__
+        raise ConfigError(f"config file {path} must hold a mapping with keys job, config, meta; found {found}")
+    return data
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        context = getattr(error, "context", None)
+        detail = f"{problem} ({context})" if context else problem
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {detail}") from error
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"config file {path} is not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from error
+
+
+def merge_configs(base: Any, update: Any) -> Any:
+    """`update` laid over `base`: mappings by key, lists of mappings by item, anything else replaced."""
+    if isinstance(base, dict) and isinstance(update, dict):
+        merged = dict(base)
+        for key, value in update.items():
+            merged[key] = merge_configs(base[key], value) if key in base else value
+        return merged
+    if _is_list_of_dicts(base) and _is_list_of_dicts(update):
+        merged_items = [merge_configs(old, new) for old, new in zip(base, update)]
+        return merged_items + base[len(update) :] + update[len(base) :]
+    return update
+
+
+def _is_list_of_dicts(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def substitute_name(raw: Any) -> Any:
+    """Replace [name] in every string value with `config.name` (ai-toolkit behaviour)."""
+    section = raw.get("config") if isinstance(raw, dict) else None
+    name = section.get("name") if isinstance(section, dict) else None
+    if not isinstance(name, (str, int, float)) or isinstance(name, bool):
+        return raw
+    return _replace_in_strings(raw, str(name))
+
+
+def _replace_in_strings(value: Any, name: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(NAME_PLACEHOLDER, name)
+    if isinstance(value, dict):
+        return {key: _replace_in_strings(item, name) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_in_strings(item, name) for item in value]
+    return value

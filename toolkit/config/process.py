@@ -1,0 +1,115 @@
+"""Process entries of `config.process`: the base that dispatches on `type`, and the built-in kinds."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from toolkit.config.base import ConfigModel, check_device
+from toolkit.config.dataset import DatasetConfig
+from toolkit.config.logging_config import LoggingConfig
+from toolkit.config.model import ModelConfig
+from toolkit.config.network import NetworkConfig, SaveConfig
+from toolkit.config.sampling import GenerateConfig, SampleConfig
+from toolkit.config.train import TrainConfig
+from toolkit.errors import ConfigError
+from toolkit.extensions import get_process_config_class, registered_process_types
+
+
+class ProcessConfig(ConfigModel):
+    """One entry of `config.process`; validated by the config class its `type` registered.
+
+    Validating a mapping against `ProcessConfig` itself looks `type` up in the
+    extension registry and validates the whole mapping with that class, so
+    errors point at the right keys and the result is, e.g., a
+    `TrainProcessConfig`.
+    """
+
+    type: str = Field(description="Process kind, as registered by an extension (sd_trainer, generate, ...).")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _validate_with_registered_class(cls, data: Any, handler: ModelWrapValidatorHandler[ProcessConfig]) -> Any:
+        if cls is not ProcessConfig or not isinstance(data, dict):
+            return handler(data)
+        registered_class = cls.registered_class_for(data)
+        if registered_class is None:
+            raise _unknown_type_error(data.get("type"), data, registered_process_types())
+        return registered_class.model_validate(data)
+
+    @staticmethod
+    def registered_class_for(data: dict[str, Any]) -> type[ProcessConfig] | None:
+        """The config class registered for `data["type"]`, or None when that type is not registered."""
+        type_name = data.get("type")
+        if not isinstance(type_name, str) or type_name not in registered_process_types():
+            return None
+        registered_class = get_process_config_class(type_name)
+        if not issubclass(registered_class, ProcessConfig):
+            raise ConfigError(
+                f"process type {type_name!r} is registered with {registered_class.__name__}, "
+                "which must subclass toolkit.config.ProcessConfig"
+            )
+        return registered_class
+
+
+def _unknown_type_error(type_name: Any, data: dict[str, Any], known: list[str]) -> ValidationError:
+    listing = ", ".join(known) or "none"
+    if type_name is None:
+        error = PydanticCustomError(
+            "missing_process_type", "required key missing (registered process types: {known})", {"known": listing}
+        )
+        value: Any = data
+    else:
+        error = PydanticCustomError(
+            "unknown_process_type",
+            "unknown process type {type_name} (registered: {known})",
+            {"type_name": repr(type_name), "known": listing},
+        )
+        value = type_name
+    details: InitErrorDetails = {"type": error, "loc": ("type",), "input": value}
+    return ValidationError.from_exception_data(ProcessConfig.__name__, [details])
+
+
+class ModelProcessConfig(ProcessConfig):
+    """A process that loads a model on a device; the text encoder follows that device unless told otherwise."""
+
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:N or auto (cuda when available).")
+    model: ModelConfig = Field(description="Base model the process loads.")
+
+    @field_validator("device")
+    @classmethod
+    def _device_is_known(cls, device: str) -> str:
+        return check_device(device)
+
+    @model_validator(mode="after")
+    def _text_encoder_follows_device(self) -> ModelProcessConfig:
+        if self.model.te_device is None:
+            self.model.te_device = self.device
+        return self
+
+
+class TrainProcessConfig(ModelProcessConfig):
+    """`type: sd_trainer`: train a LoRA on LTX-2 from a folder of clips."""
+
+    type: Literal["sd_trainer"] = Field(description="Train a LoRA.")
+    training_folder: str = Field(
+        default="output", description="Parent folder of the run; files go to <training_folder>/<name>/."
+    )
+    trigger_word: str | None = Field(default=None, description="Word added to every caption to call the LoRA.")
+    network: NetworkConfig = Field(default_factory=NetworkConfig, description="The LoRA adapter.")
+    save: SaveConfig = Field(default_factory=SaveConfig, description="When and how checkpoints are saved.")
+    datasets: list[DatasetConfig] = Field(min_length=1, description="Training folders (at least one).")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation settings.")
+    sample: SampleConfig = Field(default_factory=SampleConfig, description="Sampling during training.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logger, metrics and inspection.")
+
+
+class GenerateProcessConfig(ModelProcessConfig):
+    """`type: generate`: generate videos with audio from prompts."""
+
+    type: Literal["generate"] = Field(description="Generate videos.")
+    output_folder: str = Field(default="output", description="Folder the generated .mp4 files are written to.")
+    generate: GenerateConfig = Field(description="Prompts and sampler settings.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logger settings.")
