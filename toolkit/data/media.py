@@ -214,9 +214,6 @@ def _decode_audio(
     """Decode the first `duration_s` seconds of audio as float32 planar samples."""
     sample_rate = stream.rate
     wanted = int(round(duration_s * sample_rate))
-    if stream.duration is not None and stream.time_base is not None:
-        # Past the declared end the decoder returns the codec's padding, not sound.
-        wanted = min(wanted, int(round(float(stream.duration * stream.time_base) * sample_rate)))
     resampler = None
     chunks: list[np.ndarray] = []
     have = 0
