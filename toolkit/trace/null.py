@@ -41,5 +41,8 @@ class NullTracer:
     def should_trace_step(self, step: int) -> bool:
         return False
 
+    def step_scope(self, step: int) -> NullSpan:
+        return NULL_SPAN
+
     def close(self) -> None:
         return None

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import os
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from toolkit.trace.config import TraceConfig
@@ -15,6 +17,7 @@ from toolkit.trace.describe import describe
 from toolkit.trace.errors import TraceSinkWarning
 from toolkit.trace.heartbeat import Heartbeat
 from toolkit.trace.memory import memory_change, memory_snapshot
+from toolkit.trace.null import NULL_SPAN, NullSpan
 from toolkit.trace.records import TraceRecord
 from toolkit.trace.sinks import TraceSink, build_sinks
 from toolkit.trace.span import Span
@@ -62,12 +65,16 @@ class Tracer:
         with self._sinks_lock:
             return [sink.name for sink in self._sinks]
 
-    def span(self, name: str, **fields: Any) -> Span:
+    def span(self, name: str, **fields: Any) -> Span | NullSpan:
         """A context manager that times a phase and records memory before and after it."""
+        if getattr(self._thread_state, "muted", False):
+            return NULL_SPAN
         return Span(self, name, fields)
 
     def event(self, name: str, **fields: Any) -> None:
         """Record a point in time with its fields, indented under the current span."""
+        if getattr(self._thread_state, "muted", False):
+            return
         described = {key: describe(value) for key, value in fields.items()}
         stack = self._span_stack()
         self._emit(
@@ -86,6 +93,21 @@ class Tracer:
     def should_trace_step(self, step: int) -> bool:
         """True for the first ``first_steps`` steps, then every ``every_n_steps``-th step."""
         return step < self.config.first_steps or step % self.config.every_n_steps == 0
+
+    @contextlib.contextmanager
+    def step_scope(self, step: int) -> Iterator[bool]:
+        """Hot loops: inside, this thread records only when ``should_trace_step(step)``.
+
+        Everything a step calls (the model's spans included) stays quiet on the
+        steps between traced ones, so a 100k-step run's trace stays readable.
+        """
+        traced = self.should_trace_step(step)
+        previous = getattr(self._thread_state, "muted", False)
+        self._thread_state.muted = previous or not traced
+        try:
+            yield traced
+        finally:
+            self._thread_state.muted = previous
 
     def close(self) -> None:
         """Stop the heartbeat, flush and close the sinks. Safe to call more than once."""

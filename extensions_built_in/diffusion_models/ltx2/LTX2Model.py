@@ -80,6 +80,18 @@ class LTX2Model:
     def text_encoder_loaded(self) -> bool:
         return self.components.get("text_encoder") is not None
 
+    @property
+    def audio_sample_rate(self) -> int:
+        """The rate the audio VAE was trained at; clips are resampled to it."""
+        return int(self.audio_vae.config.sample_rate)
+
+    def encoder_identity(self) -> str:
+        """What the latent cache keys on: the checkpoint and the VAEs' settings."""
+        return f"{self.source.location}|vae={dict(self.vae.config)}|audio_vae={dict(self.audio_vae.config)}"
+
+    def text_encoder_identity(self) -> str:
+        return f"{self.source.location}|text_encoder+connectors|{self.te_dtype}"
+
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":
         """Read every component, put each on its device and dtype, freeze them."""

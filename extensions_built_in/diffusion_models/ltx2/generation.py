@@ -66,13 +66,12 @@ def run_pipeline(model, prompt_embeds: PromptEmbeds, negative_embeds: PromptEmbe
 
 def write_clip(path: Path, frames: torch.Tensor, audio: torch.Tensor, sample_rate: int, fps: float):
     """Write an .mp4 (H.264 + AAC) atomically: a temp file renamed into place."""
-    from diffusers.utils.export_utils import encode_video
+    from toolkit.data import AudioTrack, write_video
 
     from .LTX2Model import GeneratedClip
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    encode_video(frames, fps=int(round(fps)), output_path=str(temporary), audio=audio, audio_sample_rate=sample_rate)
+    write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
     os.replace(temporary, path)
     return GeneratedClip(
         path=path,

@@ -1,0 +1,44 @@
+"""GenerateProcess: the `generate` process. Prompts from the config to .mp4 files with audio."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from extensions_built_in.sd_trainer.run_setup import open_run
+from toolkit.job import BaseProcess
+
+log = logging.getLogger("ltx2trace.generate")
+
+
+class GenerateProcess(BaseProcess):
+    """Loads the model and writes `<output_folder>/<name>/<index>_<seed>.mp4` for each prompt."""
+
+    def run(self) -> list[Path]:
+        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
+        from toolkit.extensions import load_model_class
+
+        config = self.config
+        settings_config = config.generate
+        run_folder, tracer = open_run(self.job.name, config.output_folder, config.model, config.logging)
+        model = load_model_class(config.model.arch)(config.model, config.device).load_model()
+        written = []
+        with tracer.span("generate", prompts=len(settings_config.prompts), folder=run_folder):
+            for index, entry in enumerate(settings_config.prompts):
+                seed = entry.seed if entry.seed is not None else settings_config.seed + index
+                settings = GenerationSettings(
+                    width=settings_config.width,
+                    height=settings_config.height,
+                    num_frames=settings_config.num_frames,
+                    fps=settings_config.fps,
+                    steps=settings_config.sample_steps,
+                    guidance_scale=settings_config.guidance_scale,
+                    seed=seed,
+                    negative_prompt=settings_config.neg,
+                )
+                clip = model.generate_single_image(entry.prompt, run_folder / f"{index:03d}_{seed}.mp4", settings)
+                log.info("wrote %s (%d frames %dx%d, %d audio samples)", clip.path, clip.num_frames, clip.width, clip.height, clip.audio_samples)
+                print(f"wrote {clip.path}")
+                written.append(clip.path)
+        self.outputs = written
+        return written

@@ -1,0 +1,277 @@
+"""SDTrainer: the `sd_trainer` process. Trains a LoRA on LTX-2's video and audio streams.
+
+`run` reads top to bottom as the run happens: set up, load, encode the
+data, free the text encoder, attach the LoRA, resume, then step, sample
+and save until done. `hook_train_loop` is one optimizer step.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from toolkit.errors import ConfigError
+from toolkit.job import BaseProcess
+from toolkit.network.formats import load_lora_state
+from toolkit.network.lora import attach_lora
+from toolkit.trace import get_tracer, memory_snapshot
+
+from . import checkpoints
+from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
+from .interrupts import StopRequest
+from .optim import build_optimizer, build_scheduler
+from .run_setup import open_run
+from .sampling import TrainingSampler
+from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
+
+log = logging.getLogger("ltx2trace.sd_trainer")
+
+
+@dataclass
+class StepResult:
+    loss: float
+    video_loss: float
+    audio_loss: float
+    grad_norm: float
+    lr: float
+    seconds: float
+
+
+class SDTrainer(BaseProcess):
+    """LoRA training on LTX-2 (see the README's training section)."""
+
+    def run(self) -> None:
+        config = self.config
+        self.run_folder, self.tracer = open_run(self.job.name, config.training_folder, config.model, config.logging)
+        _check_dtype(config.train.dtype, config.device)
+        torch.manual_seed(config.train.seed)
+
+        with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
+            self.model = self._load_model()
+            self.data = self._encode_data()
+            self.sampler = TrainingSampler(self.model, config.sample, self.run_folder)
+            if not config.train.disable_sampling:
+                self.sampler.encode_prompts()
+            self.empty_prompt = {n: t.cpu() for n, t in self.model.get_prompt_embeds([""]).as_tensors().items()}
+            if config.train.unload_text_encoder:
+                self.model.unload_text_encoder()
+
+            self.network = self._attach_network()
+            self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
+            self.scheduler = build_scheduler(self.optimizer, config.train)
+            self.order = ExampleOrder(len(self.data.examples), config.train.seed)
+            self.step = self._resume()
+            self._train()
+        self._summarise()
+
+    # -- set-up phases -----------------------------------------------------
+    def _load_model(self):
+        from toolkit.extensions import load_model_class
+
+        model_class = load_model_class(self.config.model.arch)
+        model = model_class(self.config.model, self.config.device)
+        return model.load_model()
+
+    def _encode_data(self):
+        config = self.config
+        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
+        return encode_datasets(self.model, datasets, config.datasets, self.run_folder, caption_transform=str)
+
+    def _attach_network(self):
+        network = attach_lora(self.model.transformer, self.config.network)
+        if self.config.network.pretrained_lora_path:
+            network.load_state_dict(load_lora_state(Path(self.config.network.pretrained_lora_path)))
+        if self.config.train.gradient_checkpointing:
+            self.model.transformer.enable_gradient_checkpointing()
+        self.model.transformer.train()
+        self.tracer.event(
+            "network",
+            type="lora",
+            rank=network.rank,
+            alpha=network.alpha,
+            target_modules=len(network.target_modules),
+            trainable_params=network.num_parameters,
+        )
+        return network
+
+    def _resume(self) -> int:
+        latest = checkpoints.latest_checkpoint(self.run_folder)
+        if latest is None:
+            return 0
+        state = checkpoints.load_training_state(latest)
+        self.network.load_state_dict(state.lora_state)
+        self.optimizer.load_state_dict(state.optimizer_state)
+        self.scheduler.load_state_dict(state.scheduler_state)
+        checkpoints.restore_rng_state(state.rng_state)
+        log.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
+        self.tracer.event("resume", step=state.step, checkpoint=latest)
+        return state.step
+
+    # -- the loop ----------------------------------------------------------
+    def _train(self) -> None:
+        from tqdm import tqdm
+
+        train, sample = self.config.train, self.config.sample
+        sampling = not train.disable_sampling and self.sampler.prompts
+        if sampling and self.step == 0 and not train.skip_first_sample:
+            self.sampler.sample(0)
+        progress = tqdm(total=train.steps, initial=self.step, desc=self.job.name, unit="step", dynamic_ncols=True)
+        with StopRequest() as stop:
+            while self.step < train.steps:
+                result = self.hook_train_loop(self.step)
+                self.step += 1
+                progress.set_postfix(loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", s_per_step=f"{result.seconds:.2f}")
+                progress.update(1)
+                if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
+                    self.save()
+                if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
+                    self.sampler.sample(self.step)
+                if stop.requested:
+                    progress.close()
+                    log.warning("Stopped by %s at step %d; saved. Run the same config again to resume.", stop.signal_name, self.step)
+                    raise KeyboardInterrupt
+        progress.close()
+        self.save(final=True)
+
+    def hook_train_loop(self, step: int) -> StepResult:
+        """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips."""
+        train = self.config.train
+        traced = self.tracer.should_trace_step(step)
+        started = time.perf_counter()
+        with self.tracer.step_scope(step), self.tracer.span(
+            "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size
+        ) as span:
+            self.optimizer.zero_grad(set_to_none=True)
+            totals = torch.zeros(3)
+            per_step = train.batch_size * train.gradient_accumulation
+            positions = self.order.positions(step, per_step)
+            for micro in range(train.gradient_accumulation):
+                micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
+                loss, video_loss, audio_loss = self.compute_loss(micro_positions, step)
+                (loss / train.gradient_accumulation).backward()
+                totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
+            grad_norm = self._clip_gradients()
+            lr = self.scheduler.get_last_lr()[0]
+            self.optimizer.step()
+            self.scheduler.step()
+            result = StepResult(*totals.tolist(), grad_norm, lr, time.perf_counter() - started)
+            span.set(
+                loss=result.loss,
+                video_loss=result.video_loss,
+                audio_loss=result.audio_loss,
+                grad_norm=grad_norm,
+                lr=lr,
+                step_seconds=result.seconds,
+                memory=memory_snapshot() if traced else None,
+            )
+        return result
+
+    def compute_loss(self, positions: list[int], step: int):
+        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured."""
+        train = self.config.train
+        examples = [self.data.examples[self.order.example_at(p)] for p in positions]
+        groups: dict[tuple, list[tuple[int, TrainingExample]]] = {}
+        for position, example in zip(positions, examples):
+            groups.setdefault(example.shape_key, []).append((position, example))
+        video_total = audio_total = 0.0
+        for members in groups.values():
+            share = len(members) / len(examples)
+            video_loss, audio_loss = self._group_loss(members, step)
+            video_total = video_total + share * video_loss
+            audio_total = audio_total + share * audio_loss
+        loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
+        return loss, video_total, audio_total
+
+    def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int):
+        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+
+        device = self.model.device
+        train = self.config.train
+        video = torch.stack([e.video_latents for _, e in members]).to(device)
+        audio = torch.stack([e.audio_latents for _, e in members]).to(device)
+        noise_video, noise_audio, sigmas, prompts = [], [], [], []
+        for position, example in members:
+            # Noise, noise level and caption dropout depend on (seed, position) only: a resumed run and
+            # a run with another batch layout see the same ones for the same clip.
+            generator = torch.Generator().manual_seed(train.seed * 1_000_003 + position)
+            sigmas.append(shifted_sigmas(generator, 1, train.timestep_shift))
+            noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
+            noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
+            dropped = torch.rand(1, generator=generator).item() < self._caption_dropout_rate(example)
+            prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
+        sigmas = torch.cat(sigmas).to(device)
+        noise_video = torch.stack(noise_video).to(device)
+        noise_audio = torch.stack(noise_audio).to(device)
+        prompt = PromptEmbeds.cat(prompts).to(device)
+        with self._autocast():
+            with self.tracer.span("predict_noise", kind="primary", sigmas=sigmas, clips=[str(e.path) for _, e in members]):
+                prediction = self.model.get_noise_prediction(
+                    add_noise(video, noise_video, sigmas),
+                    add_noise(audio, noise_audio, sigmas),
+                    sigmas,
+                    prompt,
+                    fps=members[0][1].fps,
+                )
+        video_loss = masked_mse(prediction.video, velocity_target(video, noise_video))
+        audio_loss = masked_mse(prediction.audio, velocity_target(audio, noise_audio))
+        return video_loss, audio_loss
+
+    def _caption_dropout_rate(self, example: TrainingExample) -> float:
+        rates = [d.caption_dropout_rate for d in self.config.datasets]
+        return max(rates) if rates else 0.0
+
+    def _clip_gradients(self) -> float:
+        parameters = self.network.parameters()
+        max_norm = self.config.train.max_grad_norm
+        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf"))
+        return float(norm)
+
+    def _autocast(self):
+        dtype = self.config.train.dtype
+        enabled = dtype != "fp32"
+        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+        return torch.autocast(self.model.device.type, dtype=torch_dtype, enabled=enabled)
+
+    # -- saving ------------------------------------------------------------
+    def save(self, final: bool = False) -> None:
+        state = checkpoints.TrainingState(
+            step=self.step,
+            lora_state=self.network.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
+            scheduler_state=self.scheduler.state_dict(),
+            rng_state=checkpoints.rng_state(),
+            extra={"name": self.job.name},
+        )
+        config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
+        written = checkpoints.save_training_state(
+            self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
+        )
+        if final:
+            final_path = self.run_folder / checkpoints.lora_filename(self.job.name, None)
+            checkpoints.save_lora(
+                final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
+                {"step": self.step, "format": self.config.save.format, "name": self.job.name},
+            )
+            written["final"] = final_path
+        self.saved = written
+
+    def _summarise(self) -> None:
+        skipped = self.data.skipped
+        log.info(
+            "Done: %d steps, %d clips trained on, %d skipped%s. LoRA: %s",
+            self.step,
+            len(self.data.examples),
+            len(skipped),
+            "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
+            self.saved.get("final"),
+        )
+
+
+def _check_dtype(dtype: str, device: str) -> None:
+    if dtype == "fp16" and not device.startswith("cuda") and device != "auto":
+        raise ConfigError("train.dtype: fp16 needs a CUDA device; on the CPU use bf16 or fp32")

@@ -1,0 +1,65 @@
+"""Samples during training: each configured prompt to an .mp4 with audio under `samples/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.trace import get_tracer
+
+SAMPLES_DIR = "samples"
+
+
+@dataclass
+class EncodedSamplePrompt:
+    index: int
+    prompt: str
+    seed: int
+    embeds: object  # PromptEmbeds with text states
+
+
+class TrainingSampler:
+    """Encodes the sample prompts once (before the text encoder is unloaded) and samples on demand."""
+
+    def __init__(self, model, sample_config, run_folder: Path, caption_transform=lambda text: text):
+        self.model = model
+        self.config = sample_config
+        self.folder = run_folder / SAMPLES_DIR
+        self.caption_transform = caption_transform
+        self.prompts: list[EncodedSamplePrompt] = []
+        self.negative = None
+
+    def encode_prompts(self) -> None:
+        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings  # noqa: F401
+
+        config = self.config
+        for index, entry in enumerate(config.prompts):
+            text = self.caption_transform(entry.prompt)
+            seed = entry.seed if entry.seed is not None else config.seed + (index if config.walk_seed else 0)
+            embeds = self.model.get_prompt_embeds([text], keep_text_states=True)
+            self.prompts.append(EncodedSamplePrompt(index, text, seed, embeds))
+        if config.guidance_scale > 1.0 and self.prompts:
+            self.negative = self.model.get_prompt_embeds([config.neg], keep_text_states=True)
+
+    def sample(self, step: int) -> list[Path]:
+        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
+
+        config = self.config
+        paths = []
+        with get_tracer().span("sample", step=step, prompts=len(self.prompts), folder=self.folder) as span:
+            for entry in self.prompts:
+                settings = GenerationSettings(
+                    width=config.width,
+                    height=config.height,
+                    num_frames=config.num_frames,
+                    fps=config.fps,
+                    steps=config.sample_steps,
+                    guidance_scale=config.guidance_scale,
+                    seed=entry.seed,
+                    negative_prompt=config.neg,
+                )
+                path = self.folder / f"{step:09d}_{entry.index}.mp4"
+                clip = self.model.generate_single_image(entry.prompt, path, settings, entry.embeds, self.negative)
+                paths.append(clip.path)
+            span.set(files=[str(p) for p in paths])
+        return paths

@@ -1,0 +1,160 @@
+"""Turning the dataset into what the trainer steps over: encoded examples, in a seeded order.
+
+Every clip is encoded once (video latents, audio latents, caption
+embeddings), through the disk caches when they are on, before the first
+step; the text encoder can then be unloaded. Which examples a step sees
+and the noise they get are functions of (seed, step), so a resumed run
+sees exactly what an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
+from toolkit.errors import DataError
+from toolkit.trace import get_tracer
+
+LATENT_CACHE_DIR = "latent_cache"
+TEXT_CACHE_DIR = "text_embedding_cache"
+
+
+@dataclass
+class TrainingExample:
+    """One clip, encoded: what the transformer trains on."""
+
+    path: Path
+    caption: str
+    video_latents: torch.Tensor  # (C, F, H, W)
+    audio_latents: torch.Tensor  # (C, L, M)
+    prompt: dict[str, torch.Tensor]  # video_embeds, audio_embeds, attention_mask (batch dim 1)
+    fps: float
+    audio_is_silence: bool
+
+    @property
+    def shape_key(self) -> tuple:
+        return (tuple(self.video_latents.shape), tuple(self.audio_latents.shape))
+
+
+@dataclass
+class EncodedData:
+    examples: list[TrainingExample]
+    skipped: list[tuple[Path, str]]
+    latent_cache_hits: int = 0
+    text_cache_hits: int = 0
+
+
+def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[MediaDataset]:
+    return [
+        MediaDataset(
+            folder=dataset.folder_path,
+            caption_ext=dataset.caption_ext,
+            num_frames=dataset.num_frames,
+            resolutions=dataset.resolution,
+            fps=dataset.fps,
+            caption_dropout_rate=0.0,  # dropout happens per step, on the embeddings (see SDTrainer)
+            default_caption=dataset.default_caption,
+            on_corrupt=dataset.on_corrupt,
+            missing_audio=dataset.missing_audio,
+            audio_sample_rate=audio_sample_rate,
+            seed=seed,
+        )
+        for dataset in dataset_configs
+    ]
+
+
+def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_folder: Path, caption_transform) -> EncodedData:
+    """Encode every item of every dataset (through the caches where configured)."""
+    examples: list[TrainingExample] = []
+    skipped: list[tuple[Path, str]] = []
+    latent_hits = text_hits = 0
+    total = sum(len(d) for d in datasets)
+    with get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span:
+        progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False)
+        for dataset, dataset_config in zip(datasets, dataset_configs):
+            latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
+            text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
+            for index in range(len(dataset)):
+                item = dataset[index]
+                caption = caption_transform(item.caption)
+                latents = _encode_media(model, item, latent_cache)
+                prompt = _encode_caption(model, caption, text_cache)
+                examples.append(
+                    TrainingExample(
+                        path=item.path,
+                        caption=caption,
+                        video_latents=latents["video_latents"][0],
+                        audio_latents=latents["audio_latents"][0],
+                        prompt=prompt,
+                        fps=item.fps,
+                        audio_is_silence=item.audio_is_silence,
+                    )
+                )
+                progress.update(1)
+            skipped.extend(dataset.skipped)
+            latent_hits += latent_cache.hits if latent_cache else 0
+            text_hits += text_cache.hits if text_cache else 0
+        progress.close()
+        span.set(examples=len(examples), skipped=len(skipped), latent_cache_hits=latent_hits, text_cache_hits=text_hits)
+    if not examples:
+        raise DataError(
+            "no training clips could be used: "
+            + (f"{len(skipped)} skipped ({skipped[0][0]}: {skipped[0][1]}, ...)" if skipped else "the dataset folders are empty")
+        )
+    return EncodedData(examples, skipped, latent_hits, text_hits)
+
+
+def _encode_media(model, item, cache: LatentCache | None) -> dict[str, torch.Tensor]:
+    def compute() -> dict[str, torch.Tensor]:
+        video = model.encode_images(item.video.unsqueeze(0))
+        audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence])
+        return {"video_latents": video.latents.cpu(), "audio_latents": audio.latents.cpu()}
+
+    if cache is None:
+        return compute()
+    settings = {
+        "frames": tuple(item.video.shape),
+        "bucket": item.bucket,
+        "fps": item.fps,
+        "sample_rate": item.sample_rate,
+        "encoder": model.encoder_identity(),
+    }
+    return cache.get_or_compute(item.path, settings, compute)
+
+
+def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> dict[str, torch.Tensor]:
+    def compute() -> dict[str, torch.Tensor]:
+        return {name: t.cpu() for name, t in model.get_prompt_embeds([caption]).as_tensors().items()}
+
+    if cache is None:
+        return compute()
+    settings = {"encoder": model.text_encoder_identity(), "max_length": model.max_sequence_length}
+    return cache.get_or_compute(caption, settings, compute)
+
+
+class ExampleOrder:
+    """Which examples a step trains on: position p of the run is example perm(epoch)[p % n]."""
+
+    def __init__(self, count: int, seed: int):
+        self.count = count
+        self.seed = seed
+        self._permutations: dict[int, list[int]] = {}
+
+    def _permutation(self, epoch: int) -> list[int]:
+        if epoch not in self._permutations:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._permutations = {epoch: torch.randperm(self.count, generator=generator).tolist()}
+        return self._permutations[epoch]
+
+    def positions(self, step: int, per_step: int) -> list[int]:
+        return list(range(step * per_step, (step + 1) * per_step))
+
+    def example_at(self, position: int) -> int:
+        return self._permutation(position // self.count)[position % self.count]
+
+    def epoch_of(self, position: int) -> int:
+        return position // self.count
