@@ -1,0 +1,144 @@
+"""Command line: validate job files, then run them.
+
+    python run.py CONFIG [CONFIG ...] [--set dotted.key=value ...] [--verbose] [--debug]
+                  [--dry-run] [--inspect] [--inspect-every N]
+    python run.py --tensorboard DIR
+
+Every config is validated (and its process classes imported) before the first
+one runs. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace errors,
+130 interrupted (Ctrl-C). Project errors print their message without a
+traceback unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolkit.config import JobConfig, TrainProcessConfig, load_config
+from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.job import Job, resolve_process_classes
+
+EXIT_OK = 0
+EXIT_RUNTIME_ERROR = 1
+EXIT_CONFIG_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from error
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py", description="Train LTX-2 LoRAs (or generate) from ai-toolkit-style YAML job files."
+    )
+    parser.add_argument("config", nargs="*", type=Path, help="job files (.yaml, .yml, .json), run in order")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a value, e.g. config.process.0.train.lr=5e-5 (repeatable; value read as YAML)",
+    )
+    parser.add_argument("--verbose", action="store_true", help="turn on the verbose trace (model.verbose) everywhere")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of ltx2-trace errors")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate, print each process's plan (or 'config OK'), do not run"
+    )
+    parser.add_argument("--tensorboard", type=Path, metavar="DIR", help="start TensorBoard on DIR and do nothing else")
+    parser.add_argument("--inspect", action="store_true", help="run the inspection callbacks of sd_trainer processes")
+    parser.add_argument(
+        "--inspect-every", type=_positive_int, metavar="N", help="inspect every N steps (implies --inspect)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.tensorboard is not None:
+        return launch_tensorboard(args.tensorboard)
+    if not args.config:
+        parser.error("give at least one config file (or --tensorboard DIR)")
+    try:
+        configs, errors = validate_all(args.config, args.overrides, args.verbose)
+        for error in errors:
+            _report(error, args.debug)
+        if errors:
+            return EXIT_CONFIG_ERROR
+        for _, job_config in configs:
+            apply_inspection(job_config, args.inspect, args.inspect_every)
+            resolve_process_classes(job_config)
+        for path, job_config in configs:
+            job = Job(job_config, path)
+            if args.dry_run:
+                for report in job.dry_run():
+                    print(f"{path}: {report}")
+            else:
+                job.run()
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ConfigError as error:
+        _report(error, args.debug)
+        return EXIT_CONFIG_ERROR
+    except LTX2TraceError as error:
+        _report(error, args.debug)
+        return EXIT_RUNTIME_ERROR
+    return EXIT_OK
+
+
+def validate_all(
+    paths: Sequence[Path], overrides: Sequence[str], verbose: bool
+) -> tuple[list[tuple[Path, JobConfig]], list[ConfigError]]:
+    """Load every config, collecting the errors of all invalid files so they are reported together."""
+    configs: list[tuple[Path, JobConfig]] = []
+    errors: list[ConfigError] = []
+    for path in paths:
+        try:
+            configs.append((path, load_config(path, overrides=overrides, force_verbose=verbose)))
+        except ConfigError as error:
+            errors.append(error)
+    return configs, errors
+
+
+def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | None) -> None:
+    """Store --inspect / --inspect-every in the logging config of each sd_trainer process."""
+    if not inspect and inspect_every is None:
+        return
+    for process in job_config.config.process:
+        if isinstance(process, TrainProcessConfig):
+            process.logging.inspect = True
+            if inspect_every is not None:
+                process.logging.inspect_every = inspect_every
+
+
+def launch_tensorboard(log_dir: Path) -> int:
+    """Run TensorBoard on `log_dir` in a child process until it exits or Ctrl-C."""
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(log_dir)]
+    try:
+        return subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _report(error: LTX2TraceError, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(error)
+    print(f"error: {error}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
