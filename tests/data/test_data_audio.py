@@ -22,7 +22,9 @@ def tone(frequency: float, sample_rate: int, seconds: float = 1.0) -> torch.Tens
     return (0.5 * torch.sin(2 * math.pi * frequency * times)).to(torch.float32)
 
 
-@pytest.mark.parametrize(("source_rate", "target_rate"), [(44100, 16000), (48000, 16000), (8000, 16000), (16000, 24000)])
+@pytest.mark.parametrize(
+    ("source_rate", "target_rate"), [(44100, 16000), (48000, 16000), (8000, 16000), (16000, 24000)]
+)
 def test_440_hz_stays_440_hz(source_rate: int, target_rate: int) -> None:
     resampled = resample_audio(tone(440, source_rate).unsqueeze(0), source_rate, target_rate)
     assert resampled.shape == (1, target_rate)

@@ -50,7 +50,9 @@ class _SafetensorsCache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DataError(f"cannot create the {self.kind} folder {self.folder} ({error}); pick a writable cache folder") from error
+            raise DataError(
+                f"cannot create the {self.kind} folder {self.folder} ({error}); pick a writable cache folder"
+            ) from error
         self.hits = 0
         self.misses = 0
 
@@ -75,7 +77,7 @@ class _SafetensorsCache:
         try:
             return load_file(str(entry), device=str(device))
         except (SafetensorError, OSError) as error:
-            logger.warning("%s entry %s is unreadable (%s); deleting it and computing it again", self.kind, entry, error)
+            logger.warning("%s entry %s is unreadable (%s); deleting it and computing again", self.kind, entry, error)
             entry.unlink(missing_ok=True)
             return None
 
@@ -86,7 +88,8 @@ class _SafetensorsCache:
             os.replace(temporary, entry)
         except (OSError, SafetensorError) as error:
             raise DataError(
-                f"cannot write {self.kind} entry {entry} ({error}); check free disk space and permissions of {self.folder}"
+                f"cannot write {self.kind} entry {entry} ({error}); "
+                f"check free disk space and permissions of {self.folder}"
             ) from error
         finally:
             temporary.unlink(missing_ok=True)
@@ -94,7 +97,8 @@ class _SafetensorsCache:
     def _trace(self, lookups: int, outcome: str, entry: Path, metadata: dict[str, str]) -> None:
         tracer = get_tracer()
         if tracer.should_trace_step(lookups):
-            tracer.event(self.kind.replace(" ", "_"), outcome=outcome, entry=entry.name, hits=self.hits, misses=self.misses, **metadata)
+            name = self.kind.replace(" ", "_")
+            tracer.event(name, outcome=outcome, entry=entry.name, hits=self.hits, misses=self.misses, **metadata)
 
 
 class LatentCache(_SafetensorsCache):
@@ -201,12 +205,19 @@ def settings_json(settings: Mapping[str, Any], where: str) -> str:
 
 def _checked_result(result: Any, entry: Path) -> dict[str, torch.Tensor]:
     if not isinstance(result, Mapping) or not result:
-        raise DataError(f"cache compute function for {entry.name} returned {type(result).__name__}; it must return a non-empty dict of tensors")
+        raise DataError(
+            f"cache compute function for {entry.name} returned {type(result).__name__}; "
+            f"it must return a non-empty dict of tensors"
+        )
     bad = [name for name, value in result.items() if not isinstance(name, str) or not isinstance(value, torch.Tensor)]
     if bad:
-        raise DataError(f"cache compute function for {entry.name} returned non-tensor values for {bad}; return tensors only")
+        raise DataError(
+            f"cache compute function for {entry.name} returned non-tensor values for {bad}; return tensors only"
+        )
     # Clones: safetensors refuses tensors that share storage (views of one latent).
-    return {name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in result.items()}
+    return {
+        name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in result.items()
+    }
 
 
 def _ends_digest(path: Path, size: int) -> str:

@@ -21,7 +21,15 @@ from torch.utils.data import Dataset
 
 from toolkit.data.audio import fit_length, match_channels, resample_audio
 from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
-from toolkit.data.media import STILL_IMAGE_FPS, AudioTrack, MediaInfo, is_media, probe_media, read_video, source_frame_indices
+from toolkit.data.media import (
+    STILL_IMAGE_FPS,
+    AudioTrack,
+    MediaInfo,
+    is_media,
+    probe_media,
+    read_video,
+    source_frame_indices,
+)
 from toolkit.errors import DataError
 from toolkit.trace import NullTracer, get_tracer
 
@@ -137,7 +145,8 @@ class MediaDataset(Dataset[MediaItem]):
             video = resize_and_crop(frames, entry.bucket).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
             caption = self._caption_for(index, entry.caption)
-            span.set(video=video, audio=audio, audio_is_silence=audio_is_silence, caption_dropped=caption != entry.caption)
+            dropped = caption != entry.caption
+            span.set(video=video, audio=audio, audio_is_silence=audio_is_silence, caption_dropped=dropped)
         return MediaItem(
             path=entry.path,
             caption=caption,
@@ -184,13 +193,17 @@ class MediaDataset(Dataset[MediaItem]):
         if self.missing_audio not in ("error", "silence"):
             raise DataError(f"dataset missing_audio must be 'error' or 'silence', got {self.missing_audio!r}")
         if self.audio_sample_rate is not None and self.audio_sample_rate <= 0:
-            raise DataError(f"dataset audio_sample_rate must be positive (or unset for video only), got {self.audio_sample_rate}")
+            raise DataError(
+                f"dataset audio_sample_rate must be positive (or unset for video only), got {self.audio_sample_rate}"
+            )
         if self.audio_channels not in (1, 2):
             raise DataError(f"dataset audio_channels must be 1 or 2, got {self.audio_channels}")
 
     def _scan(self) -> list[_Entry]:
         media_files = sorted(
-            path for path in self.folder.iterdir() if path.is_file() and is_media(path) and not path.name.startswith(".")
+            path
+            for path in self.folder.iterdir()
+            if path.is_file() and is_media(path) and not path.name.startswith(".")
         )
         entries = []
         for path in media_files:
@@ -271,7 +284,9 @@ class MediaDataset(Dataset[MediaItem]):
         num_samples = int(round(duration_s * self.audio_sample_rate))
         if audio is None:
             if self.missing_audio == "error":
-                raise DataError(f"{path}: no audio track; set missing_audio: silence in the dataset config, or remove it")
+                raise DataError(
+                    f"{path}: no audio track; set missing_audio: silence in the dataset config, or remove it"
+                )
             return torch.zeros(self.audio_channels, num_samples), True
         waveform = resample_audio(audio.waveform, audio.sample_rate, self.audio_sample_rate)
         waveform = match_channels(waveform, self.audio_channels, str(path))

@@ -96,7 +96,9 @@ def probe_media(path: str | Path) -> MediaInfo:
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as error:
-            raise DataError(f"{path}: cannot decode the first video frame ({error}); re-encode or remove the file") from error
+            raise DataError(
+                f"{path}: cannot decode the first video frame ({error}); re-encode or remove the file"
+            ) from error
         if first is None:
             raise DataError(f"{path}: the video stream holds no frames; re-encode or remove the file")
         return MediaInfo(
@@ -119,7 +121,9 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None) -> V
     """
     path = Path(path)
     if num_frames < 1:
-        raise DataError(f"{path}: num_frames must be at least 1, got {num_frames}; fix num_frames in the dataset config")
+        raise DataError(
+            f"{path}: num_frames must be at least 1, got {num_frames}; fix num_frames in the dataset config"
+        )
     if fps is not None and fps <= 0:
         raise DataError(f"{path}: fps must be positive, got {fps}; fix fps in the dataset config")
     if is_image(path):
@@ -135,7 +139,6 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None) -> V
         duration_s = num_frames / clip_fps
         audio = None
         if container.streams.audio:
-            container.seek(0)
             audio = _decode_audio(container, container.streams.audio[0], duration_s, path)
     return VideoClip(frames, clip_fps, duration_s, path, audio)
 
@@ -198,7 +201,9 @@ def _decode_frames(
             if decoded >= needed:
                 break
     except av.error.FFmpegError as error:
-        raise DataError(f"{path}: video decoding failed after {decoded} frames ({error}); re-encode or remove the file") from error
+        raise DataError(
+            f"{path}: video decoding failed after {decoded} frames ({error}); re-encode or remove the file"
+        ) from error
     if decoded < needed:
         raise DataError(
             f"{path}: clip too short: it has {decoded} frames at {source_fps:g} fps, but num_frames={num_frames} "
@@ -218,6 +223,7 @@ def _decode_audio(
     chunks: list[np.ndarray] = []
     have = 0
     try:
+        container.seek(0)  # the video pass moved the read position past the audio we want
         for frame in container.decode(stream):
             if resampler is None:
                 # Same rate and layout, only the sample format changes: fltp gives
@@ -229,7 +235,9 @@ def _decode_audio(
             if have >= wanted:
                 break
     except av.error.FFmpegError as error:
-        raise DataError(f"{path}: audio decoding failed ({error}); re-encode the audio track or remove the file") from error
+        raise DataError(
+            f"{path}: audio decoding failed ({error}); re-encode the audio track or remove the file"
+        ) from error
     if not chunks:
         raise DataError(f"{path}: the audio stream holds no samples; re-encode the audio track or remove it")
     waveform = np.concatenate(chunks, axis=1)[:, :wanted].astype(np.float32)

@@ -44,7 +44,9 @@ def write_video(path: str | Path, frames: torch.Tensor, fps: float, audio: Audio
             if audio is not None:
                 _encode_audio(container, audio_stream, audio)
     except av.error.FFmpegError as error:
-        raise DataError(f"{path}: encoding failed ({error}); check the folder is writable and has free space") from error
+        raise DataError(
+            f"{path}: encoding failed ({error}); check the folder is writable and has free space"
+        ) from error
     return path
 
 
@@ -55,7 +57,9 @@ def _check_frames(frames: torch.Tensor, path: Path) -> None:
         raise DataError(f"{path}: frame size {frames.shape[1]}x{frames.shape[2]} must be even for H.264 (yuv420p)")
 
 
-def _encode_frames(container: av.container.OutputContainer, stream: av.video.stream.VideoStream, frames: torch.Tensor) -> None:
+def _encode_frames(
+    container: av.container.OutputContainer, stream: av.video.stream.VideoStream, frames: torch.Tensor
+) -> None:
     for index, pixels in enumerate(frames.numpy()):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
         frame.pts = index
@@ -63,7 +67,9 @@ def _encode_frames(container: av.container.OutputContainer, stream: av.video.str
     container.mux(stream.encode())
 
 
-def _encode_audio(container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, audio: AudioTrack) -> None:
+def _encode_audio(
+    container: av.container.OutputContainer, stream: av.audio.stream.AudioStream, audio: AudioTrack
+) -> None:
     samples = audio.waveform.detach().to(torch.float32).clamp(-1.0, 1.0).cpu().numpy()
     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=stream.layout)
     frame.sample_rate = audio.sample_rate
