@@ -20,7 +20,19 @@ class ModelConfig(ConfigModel):
             f"'{TINY_MODEL_NAME}' means the small model built locally (no download)."
         )
     )
+    base_model_path: str | None = Field(
+        default=None,
+        description=(
+            "With a single-file `name_or_path`: the diffusers folder or hub id that supplies the components the "
+            "file does not hold (text encoder, tokenizer, connectors, vocoder, scheduler)."
+        ),
+    )
     arch: str = Field(default="ltx2", description="Model architecture, as registered by an extension.")
+    max_sequence_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="Prompt tokens kept (longer prompts are truncated); default: the tokenizer's limit, at most 1024.",
+    )
     verbose: bool = Field(
         default=False,
         description="Trace model and trainer internals ([VERBOSE] console lines, trace.jsonl, trace.json).",

@@ -1,0 +1,56 @@
+"""Fixtures shared by every test folder: the tiny LTX-2, built once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_CLIPS = REPO_ROOT / "data" / "demo_clips"
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_cache_dir(tmp_path_factory) -> Path:
+    """A private cache for `tiny-ltx2`, so tests never touch (or depend on) the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("ltx2_trace_cache")
+    previous = os.environ.get("LTX2_TRACE_CACHE")
+    os.environ["LTX2_TRACE_CACHE"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("LTX2_TRACE_CACHE", None)
+    else:
+        os.environ["LTX2_TRACE_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_cache_dir) -> Path:
+    """The tiny LTX-2 in diffusers layout (model_index.json and one folder per component)."""
+    from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+
+    return ensure_tiny_ltx2()
+
+
+def tiny_model_config(**overrides):
+    """A validated ModelConfig for the tiny model (fp32 on the CPU)."""
+    from toolkit.config import ModelConfig
+
+    values = {"name_or_path": "tiny-ltx2", "arch": "ltx2", "dtype": "fp32"}
+    values.update(overrides)
+    return ModelConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    """A loaded LTX2Model on the tiny checkpoint. Shared: tests must not modify it (copy what they train)."""
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+
+    return LTX2Model(tiny_model_config(name_or_path=str(tiny_model_dir)), "cpu").load_model()
+
+
+@pytest.fixture(scope="session")
+def demo_clips() -> Path:
+    return DEMO_CLIPS
