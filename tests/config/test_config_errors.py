@@ -34,7 +34,7 @@ def test_unknown_key_names_its_path_the_file_and_a_suggestion(write_job: WriteJo
     assert len(error.problems) == 1
     problem = error.problems[0]
     assert problem.startswith("config.process[0].model.qtpye: unknown key (did you mean 'qtype'?")
-    assert "allowed: name_or_path, arch, verbose, dtype" in problem
+    assert "allowed: name_or_path, base_model_path, arch, max_sequence_length, verbose, dtype" in problem
 
 
 def test_unknown_top_level_and_nested_list_keys(write_job: WriteJob, valid_job: dict) -> None:
