@@ -21,11 +21,11 @@ from pathlib import Path
 TINY_NAME = "tiny-ltx2"
 TINY_SEED = 0
 # Bump when the architecture below changes so cached folders are rebuilt.
-TINY_VERSION = 1
+TINY_VERSION = 2
 
 TEXT_HIDDEN = 32
 TEXT_LAYERS = 2
-MAX_SEQUENCE_LENGTH = 32
+MAX_SEQUENCE_LENGTH = 128
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 
 
@@ -80,7 +80,7 @@ def build_text_encoder(vocab_size: int):
             "num_key_value_heads": 1,
             "head_dim": 16,
             "max_position_embeddings": 256,
-            "sliding_window": 64,
+            "sliding_window": 128,
             "pad_token_id": 0,
             "eos_token_id": 1,
             "bos_token_id": 2,

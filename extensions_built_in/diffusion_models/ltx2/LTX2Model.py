@@ -227,7 +227,7 @@ class LTX2Model:
             )
             span.set(
                 tokens_kept=text_mask.sum(dim=1).tolist(),
-                truncated=[len(tokenizer(p).input_ids) > max_length for p in prompts],
+                truncated=[len(ids) > max_length for ids in tokenizer(prompts, verbose=False).input_ids],
                 text_states=text_states,
                 video_embeds=video_embeds,
                 audio_embeds=audio_embeds,
