@@ -1,0 +1,246 @@
+"""TensorBoardMonitor: a 12-step fake training run, read back from the event files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
+
+from toolkit.monitoring.tensorboard import (
+    Category,
+    TensorBoardError,
+    TensorBoardFlags,
+    TensorBoardMonitor,
+    block_of_parameter,
+)
+
+STEPS = 12
+LOG_STEPS = [0, 2, 4, 6, 8, 10]
+DIAGNOSTIC_STEPS = [0, 4, 8]
+SAMPLE_STEP = 6
+FLAGS_ON = dict(log_every=2, diagnostic_every=4, flush_every=5)
+EXPENSIVE_OFF = dict(histograms=False, parameter_tracking=False, video_logging=False,
+                     noise_visualization=False, profiling=False)  # fmt: skip
+
+
+def fake_training(log_dir: Path, flags: TensorBoardFlags) -> dict:
+    """Train nn.Sequential(Linear, ReLU, Linear) for 12 steps, calling every monitor method each step."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
+    seen = {"loss": {}, "grad_norm": {}, "block_0": {}}
+    with TensorBoardMonitor(log_dir, flags) as monitor:
+        monitor.log_configuration({"train": {"lr": 0.1, "steps": STEPS}, "model": {"name": "tiny"}, "folder": log_dir})
+        monitor.log_model_architecture(0, {"model": model, "head": model[2]})
+        for step in range(STEPS):
+            inputs, target = torch.randn(4, 8), torch.randn(4, 4)
+            optimizer.zero_grad()
+            loss = nn.functional.mse_loss(model(inputs), target)
+            loss.backward()
+            grads = {name: param.grad.clone() for name, param in model.named_parameters()}
+            seen["loss"][step] = loss.item()
+            seen["grad_norm"][step] = math.sqrt(sum(grad.pow(2).sum().item() for grad in grads.values()))
+            seen["block_0"][step] = math.sqrt(grads["0.weight"].pow(2).sum().item() + grads["0.bias"].pow(2).sum().item())
+
+            monitor.log_training(step, loss, video_loss=loss * 0.75, audio_loss=loss * 0.25)
+            monitor.log_loss_components(step, {"video_mse": loss * 0.75, "audio_mse": 0.25 * loss.item()})
+            monitor.log_learning_rate(step, scheduler.get_last_lr(), scheduler.state_dict())
+            monitor.log_performance(step, step_time_s=0.5, samples_per_sec=8.0, data_time_s=0.125)
+            monitor.log_gradients(step, model.named_parameters())
+            monitor.log_histograms(step, model.named_parameters())
+            monitor.log_parameter_stats(step, model.named_parameters())
+            monitor.log_system(step)
+            timesteps = torch.tensor([0.1, 0.4, 0.6, 0.9])
+            noise = torch.ones(4, 2, 3, 4, 4)
+            pred = noise + torch.tensor([0.1, 0.2, 0.3, 0.4]).view(4, 1, 1, 1, 1)
+            monitor.log_diffusion(step, timesteps, pred, noise)
+            monitor.log_noise_analysis(step, 2 * target + 1, target)
+            monitor.log_noise_visualization(step, torch.randn(4, 2, 3, 4, 4), pred, noise + torch.randn_like(noise))
+            if step == SAMPLE_STEP:
+                frames = torch.randint(0, 256, (5, 16, 16, 3), dtype=torch.uint8)
+                audio = torch.sin(torch.linspace(0, 200, 1600))
+                monitor.log_sample(step, "cat", frames, fps=8, audio=audio, sample_rate=8000, prompt="a cat")
+            optimizer.step()
+            scheduler.step()
+        monitor.log_epoch_summary(0, {"loss": sum(seen["loss"].values()) / STEPS})
+    return seen
+
+
+def read_events(log_dir: Path) -> EventAccumulator:
+    kinds = ("scalars", "images", "audio", "histograms", "tensors", "compressedHistograms")
+    events = EventAccumulator(str(log_dir), size_guidance={kind: 0 for kind in kinds})
+    events.Reload()
+    return events
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("tb_full")
+    seen = fake_training(log_dir, TensorBoardFlags(**FLAGS_ON))
+    return read_events(log_dir), seen
+
+
+@pytest.fixture(scope="module")
+def lean_run(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("tb_lean")
+    fake_training(log_dir, TensorBoardFlags(**FLAGS_ON, **EXPENSIVE_OFF))
+    return read_events(log_dir)
+
+
+def steps_of(events: EventAccumulator, tag: str) -> list[int]:
+    return [event.step for event in events.Scalars(tag)]
+
+
+def value_at(events: EventAccumulator, tag: str, step: int) -> float:
+    return next(event.value for event in events.Scalars(tag) if event.step == step)
+
+
+def all_tags(events: EventAccumulator) -> set[str]:
+    tags = events.Tags()
+    return {tag for kind in ("scalars", "images", "audio", "histograms", "tensors") for tag in tags[kind]}
+
+
+def test_every_category_writes_under_its_prefix(full_run):
+    events, _ = full_run
+    prefixes = {tag.split("/", 1)[0] for tag in all_tags(events)}
+    assert prefixes == set(Category.ALL)
+
+
+@pytest.mark.parametrize(
+    ("tag", "steps"),
+    [
+        ("01_Training/loss", LOG_STEPS),
+        ("01_Training/audio_loss", LOG_STEPS),
+        ("02_Loss_Components/video_mse", LOG_STEPS),
+        ("04_Learning_Rate/lr", LOG_STEPS),
+        ("04_Learning_Rate/scheduler/last_epoch", LOG_STEPS),
+        ("05_Performance/steps_per_sec", LOG_STEPS),
+        ("11_Gradients/global_norm", LOG_STEPS),
+        ("14_System/rss_gb", LOG_STEPS),
+        ("06_Diffusion/noise_prediction_mse", DIAGNOSTIC_STEPS),
+        ("07_Noise_Analysis/correlation", DIAGNOSTIC_STEPS),
+        ("09_Parameter_Stats/norm/0.weight", DIAGNOSTIC_STEPS),
+        ("03_Epoch_Summary/loss", [0]),
+        ("08_Model_Architecture/total/params", [0]),
+    ],
+)
+def test_scalars_are_written_at_their_steps(full_run, tag, steps):
+    events, _ = full_run
+    assert steps_of(events, tag) == steps
+
+
+def test_scalar_values_match_the_training_run(full_run):
+    events, seen = full_run
+    for step in LOG_STEPS:
+        assert value_at(events, "01_Training/loss", step) == pytest.approx(seen["loss"][step], rel=1e-6)
+        assert value_at(events, "01_Training/video_loss", step) == pytest.approx(0.75 * seen["loss"][step], rel=1e-6)
+        assert value_at(events, "11_Gradients/global_norm", step) == pytest.approx(seen["grad_norm"][step], rel=1e-5)
+        assert value_at(events, "11_Gradients/block/0", step) == pytest.approx(seen["block_0"][step], rel=1e-5)
+        assert value_at(events, "11_Gradients/params_without_grad", step) == 0
+    assert [value_at(events, "04_Learning_Rate/lr", step) for step in LOG_STEPS] == pytest.approx(
+        [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]
+    )
+    assert value_at(events, "05_Performance/steps_per_sec", 0) == 2.0
+    assert value_at(events, "05_Performance/data_time_share", 0) == 0.25
+    assert value_at(events, "08_Model_Architecture/total/params", 0) == 8 * 16 + 16 + 16 * 4 + 4  # head counted once
+    assert value_at(events, "08_Model_Architecture/head/params", 0) == 16 * 4 + 4
+    assert value_at(events, "08_Model_Architecture/head/trainable_percent", 0) == 100.0
+
+
+def test_diffusion_buckets_hold_mse_and_prediction_snr(full_run):
+    events, _ = full_run
+    # sample i has timestep (0.1, 0.4, 0.6, 0.9)[i] and error (0.1, 0.2, 0.3, 0.4)[i] against a target of ones
+    for span, error in [("t0.00-0.25", 0.1), ("t0.25-0.50", 0.2), ("t0.50-0.75", 0.3), ("t0.75-1.00", 0.4)]:
+        assert value_at(events, f"06_Diffusion/mse/{span}", 4) == pytest.approx(error**2, rel=1e-5)
+        snr = value_at(events, f"06_Diffusion/prediction_snr_db/{span}", 4)
+        assert snr == pytest.approx(10 * math.log10(1 / error**2), rel=1e-5)
+    assert value_at(events, "06_Diffusion/noise_prediction_mse", 0) == pytest.approx(0.3 / 4 * 1.0, rel=1e-5)
+    assert value_at(events, "07_Noise_Analysis/correlation", 0) == pytest.approx(1.0, abs=1e-5)
+    assert value_at(events, "07_Noise_Analysis/std_ratio", 0) == pytest.approx(2.0, rel=1e-5)
+
+
+def test_images_audio_histograms_and_text_are_present(full_run):
+    events, _ = full_run
+    tags = events.Tags()
+    sample = events.Images("12_Samples/cat/frames")
+    assert [(image.step, image.width, image.height) for image in sample] == [(SAMPLE_STEP, 5 * 16, 16)]
+    assert [(clip.step, clip.sample_rate, clip.length_frames) for clip in events.Audio("12_Samples/cat/audio")] == [
+        (SAMPLE_STEP, 8000, 1600)
+    ]
+    for label in ("noisy", "predicted", "target", "error"):
+        images = events.Images(f"13_Noise_Visualization/{label}")
+        assert [(image.step, image.width, image.height) for image in images] == [(s, 64, 64) for s in DIAGNOSTIC_STEPS]
+    assert {"10_Histograms/weights/0.weight", "10_Histograms/grads/2.bias"} <= set(tags["histograms"])
+    assert [event.step for event in events.Histograms("10_Histograms/grads/0.weight")] == DIAGNOSTIC_STEPS
+    config_text = events.Tensors("15_Configuration/config/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert config_text.startswith("```yaml\ntrain:\n  lr: 0.1\n  steps: 12\n")
+    hparams_text = events.Tensors("15_Configuration/hparams/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "| train.lr | 0.1 |" in hparams_text
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+    assert "12_Samples/cat/prompt/text_summary" in tags["tensors"]
+
+
+def test_turning_expensive_flags_off_removes_their_tags(full_run, lean_run):
+    full_prefixes = {tag.split("/", 1)[0] for tag in all_tags(full_run[0])}
+    lean_prefixes = {tag.split("/", 1)[0] for tag in all_tags(lean_run)}
+    switched_off = {"05_Performance", "09_Parameter_Stats", "10_Histograms", "12_Samples", "13_Noise_Visualization",
+                    "14_System"}  # fmt: skip
+    assert lean_prefixes == full_prefixes - switched_off
+    assert steps_of(lean_run, "01_Training/loss") == LOG_STEPS
+
+
+def test_should_log_follows_flags_and_a_disabled_monitor_writes_nothing(tmp_path):
+    flags = TensorBoardFlags(log_every=3, diagnostic_every=5, histograms=False)
+    monitor = TensorBoardMonitor.disabled(flags)
+    assert not monitor.should_log(0, Category.TRAINING)
+    monitor.log_training(0, 1.0)
+    monitor.close()
+    with TensorBoardMonitor(tmp_path, flags) as live:
+        assert [step for step in range(10) if live.should_log(step, Category.TRAINING)] == [0, 3, 6, 9]
+        assert [step for step in range(10) if live.should_log(step, Category.DIFFUSION)] == [0, 5]
+        assert not live.should_log(0, Category.HISTOGRAMS)
+        assert live.should_log(7, Category.SAMPLES)
+
+
+def test_block_of_parameter_cuts_after_the_block_index():
+    assert block_of_parameter("transformer_blocks.3.attn1.to_q.lora_A.weight") == "transformer_blocks.3"
+    assert block_of_parameter("audio_transformer_blocks.12.ff.net.0.proj.lora_B.weight") == "audio_transformer_blocks.12"
+    assert block_of_parameter("proj_in.lora_A.weight") == "proj_in"
+    assert block_of_parameter("0.weight") == "0"
+
+
+def test_bad_inputs_raise_errors_that_say_how_to_fix_them(tmp_path):
+    flags = TensorBoardFlags(log_every=1, diagnostic_every=1)
+    with TensorBoardMonitor(tmp_path, flags) as monitor:
+        latents = torch.zeros(2, 4)
+        with pytest.raises(TensorBoardError, match="sigmas in \\[0, 1\\].*num_train_timesteps"):
+            monitor.log_diffusion(0, torch.tensor([10.0, 999.0]), latents, latents)
+        with pytest.raises(TensorBoardError, match="uint8 frames shaped \\(T, H, W, 3\\)"):
+            monitor.log_sample(0, "bad", torch.rand(3, 8, 8, 3), fps=8)
+        with pytest.raises(TensorBoardError, match="mono audio"):
+            monitor.log_sample(0, "stereo", torch.zeros(3, 8, 8, 3, dtype=torch.uint8), 8, torch.zeros(2, 100), 8000)
+        with pytest.raises(TensorBoardError, match="one shape"):
+            monitor.log_noise_analysis(0, torch.zeros(2, 3), torch.zeros(3, 2))
+    with pytest.raises(TensorBoardError, match="log_every is 0"):
+        TensorBoardFlags(log_every=0)
+
+
+@pytest.mark.parametrize(
+    ("flag", "removed"),
+    [
+        ("histograms", {"10_Histograms"}),
+        ("parameter_tracking", {"09_Parameter_Stats"}),
+        ("video_logging", {"12_Samples"}),
+        ("noise_visualization", {"13_Noise_Visualization"}),
+        ("profiling", {"05_Performance", "14_System"}),
+    ],
+)
+def test_each_flag_removes_only_its_own_categories(tmp_path, flag, removed):
+    fake_training(tmp_path, TensorBoardFlags(**FLAGS_ON, **{flag: False}))
+    prefixes = {tag.split("/", 1)[0] for tag in all_tags(read_events(tmp_path))}
+    assert prefixes == set(Category.ALL) - removed
