@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from toolkit.network.lora import attach_lora
 from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
+from .callbacks import StepDetails, StepResult, TrainingCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
 from .optim import build_optimizer, build_scheduler
@@ -30,16 +30,6 @@ from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
 
 log = logging.getLogger("ltx2trace.sd_trainer")
-
-
-@dataclass
-class StepResult:
-    loss: float
-    video_loss: float
-    audio_loss: float
-    grad_norm: float
-    lr: float
-    seconds: float
 
 
 class SDTrainer(BaseProcess):
@@ -66,10 +56,18 @@ class SDTrainer(BaseProcess):
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.order = ExampleOrder(len(self.data.examples), config.train.seed)
             self.step = self._resume()
+            self.callbacks = self._build_callbacks()
             self._train()
         self._summarise()
 
     # -- set-up phases -----------------------------------------------------
+    def _build_callbacks(self) -> list[TrainingCallback]:
+        """Observers of the run, each opt-in from the config."""
+        return []
+
+    def _notify(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
     def _load_model(self):
         from toolkit.extensions import load_model_class
 
@@ -118,8 +116,9 @@ class SDTrainer(BaseProcess):
 
         train, sample = self.config.train, self.config.sample
         sampling = not train.disable_sampling and self.sampler.prompts
+        self._notify("on_train_start")
         if sampling and self.step == 0 and not train.skip_first_sample:
-            self.sampler.sample(0)
+            self._notify("on_sample", 0, self.sampler.sample(0))
         progress = tqdm(total=train.steps, initial=self.step, desc=self.job.name, unit="step", dynamic_ncols=True)
         with StopRequest() as stop:
             while self.step < train.steps:
@@ -130,36 +129,37 @@ class SDTrainer(BaseProcess):
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
                 if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
-                    self.sampler.sample(self.step)
+                    self._notify("on_sample", self.step, self.sampler.sample(self.step))
                 if stop.requested:
                     progress.close()
                     log.warning("Stopped by %s at step %d; saved. Run the same config again to resume.", stop.signal_name, self.step)
                     raise KeyboardInterrupt
         progress.close()
         self.save(final=True)
+        self._notify("on_train_end")
 
     def hook_train_loop(self, step: int) -> StepResult:
         """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips."""
         train = self.config.train
         traced = self.tracer.should_trace_step(step)
+        keep_details = any(callback.wants_details(step) for callback in getattr(self, "callbacks", []))
         started = time.perf_counter()
         with self.tracer.step_scope(step), self.tracer.span(
             "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size
         ) as span:
             self.optimizer.zero_grad(set_to_none=True)
             totals = torch.zeros(3)
-            per_step = train.batch_size * train.gradient_accumulation
-            positions = self.order.positions(step, per_step)
+            positions = self.order.positions(step, train.batch_size * train.gradient_accumulation)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
-                loss, video_loss, audio_loss = self.compute_loss(micro_positions, step)
+                loss, video_loss, audio_loss = self.compute_loss(micro_positions, step, keep_details)
                 (loss / train.gradient_accumulation).backward()
                 totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
             self.optimizer.step()
             self.scheduler.step()
-            result = StepResult(*totals.tolist(), grad_norm, lr, time.perf_counter() - started)
+            result = StepResult(*totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions))
             span.set(
                 loss=result.loss,
                 video_loss=result.video_loss,
@@ -169,10 +169,14 @@ class SDTrainer(BaseProcess):
                 step_seconds=result.seconds,
                 memory=memory_snapshot() if traced else None,
             )
+        self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
 
-    def compute_loss(self, positions: list[int], step: int):
-        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured."""
+    def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
+        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured.
+
+        Clips of different shapes (buckets) are predicted in separate groups and weighted by size.
+        """
         train = self.config.train
         examples = [self.data.examples[self.order.example_at(p)] for p in positions]
         groups: dict[tuple, list[tuple[int, TrainingExample]]] = {}
@@ -181,13 +185,13 @@ class SDTrainer(BaseProcess):
         video_total = audio_total = 0.0
         for members in groups.values():
             share = len(members) / len(examples)
-            video_loss, audio_loss = self._group_loss(members, step)
+            video_loss, audio_loss = self._group_loss(members, step, keep_details)
             video_total = video_total + share * video_loss
             audio_total = audio_total + share * audio_loss
         loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
         return loss, video_total, audio_total
 
-    def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int):
+    def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
         from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
 
         device = self.model.device
@@ -208,17 +212,33 @@ class SDTrainer(BaseProcess):
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
+        noisy_video = add_noise(video, noise_video, sigmas)
+        noisy_audio = add_noise(audio, noise_audio, sigmas)
+        fps = members[0][1].fps
         with self._autocast():
             with self.tracer.span("predict_noise", kind="primary", sigmas=sigmas, clips=[str(e.path) for _, e in members]):
-                prediction = self.model.get_noise_prediction(
-                    add_noise(video, noise_video, sigmas),
-                    add_noise(audio, noise_audio, sigmas),
-                    sigmas,
-                    prompt,
-                    fps=members[0][1].fps,
-                )
-        video_loss = masked_mse(prediction.video, velocity_target(video, noise_video))
-        audio_loss = masked_mse(prediction.audio, velocity_target(audio, noise_audio))
+                prediction = self.model.get_noise_prediction(noisy_video, noisy_audio, sigmas, prompt, fps=fps)
+        video_target = velocity_target(video, noise_video)
+        audio_target = velocity_target(audio, noise_audio)
+        video_loss = masked_mse(prediction.video, video_target)
+        audio_loss = masked_mse(prediction.audio, audio_target)
+        if keep_details:
+            self.last_details = StepDetails(
+                step=step,
+                captions=[e.caption for _, e in members],
+                paths=[str(e.path) for _, e in members],
+                sigmas=sigmas.detach(),
+                video_latents=video,
+                audio_latents=audio,
+                noisy_video=noisy_video,
+                noisy_audio=noisy_audio,
+                video_prediction=prediction.video.detach(),
+                audio_prediction=prediction.audio.detach(),
+                video_target=video_target,
+                audio_target=audio_target,
+                prompt=prompt,
+                fps=fps,
+            )
         return video_loss, audio_loss
 
     def _caption_dropout_rate(self, example: TrainingExample) -> float:
@@ -259,6 +279,7 @@ class SDTrainer(BaseProcess):
             )
             written["final"] = final_path
         self.saved = written
+        self._notify("on_save", self.step, written["checkpoint"])
 
     def _summarise(self) -> None:
         skipped = self.data.skipped
