@@ -109,7 +109,7 @@ def load_component(source: CheckpointSource, name: str, dtype):
     cls = component_class(name)
     try:
         if name in source.single_file_components:
-            return cls.from_single_file(source.location, config=source.base, subfolder=name, torch_dtype=dtype)
+            return _load_from_single_file(cls, source, name, dtype)
         if name == "tokenizer":
             return cls.from_pretrained(source.base, subfolder=name)
         if name == "scheduler":
@@ -120,3 +120,22 @@ def load_component(source: CheckpointSource, name: str, dtype):
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         where = source.location if name in source.single_file_components else f"{source.base} ({name}/)"
         raise ModelLoadError(f"could not load the {name} ({cls.__name__}) from {where}: {error}") from error
+
+
+def _load_from_single_file(cls, source: CheckpointSource, name: str, dtype):
+    """One component of an original-layout file through diffusers' single-file loader.
+
+    Only the component's own keys are read and handed over: the loader would
+    otherwise read the whole file for each component and warn about every
+    other component's keys as unused. AutoencoderKLLTX2Audio is in diffusers'
+    single-file mapping but lacks the mixin, so the mixin's method is called
+    on it directly.
+    """
+    from diffusers.loaders.single_file_model import FromOriginalModelMixin
+    from safetensors import safe_open
+
+    prefix = SINGLE_FILE_COMPONENTS[name]
+    with safe_open(source.location, framework="pt") as handle:
+        state_dict = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(prefix)}
+    load = FromOriginalModelMixin.from_single_file.__func__
+    return load(cls, state_dict, config=source.base, subfolder=name, torch_dtype=dtype)
