@@ -179,17 +179,23 @@ def test_installed_wandb_runs_offline_without_network(tmp_path, monkeypatch):
 def test_tensorboard_enabled_in_config_receives_logger_metrics(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    logger = setup_logging(LogConfig(name="tb", log_dir=tmp_path, enable_tensorboard=True))
+    from toolkit.monitoring.tensorboard import TensorBoardFlags
+
+    flags = TensorBoardFlags(log_every=2)
+    logger = setup_logging(LogConfig(name="tb", log_dir=tmp_path, enable_tensorboard=True, tensorboard_flags=flags))
     assert logger.tensorboard.enabled
-    logger.start_progress(total=2)
-    logger.update_progress(1, batch_size=3)
-    logger.log_metrics({"loss": 0.75}, step=1)
-    logger.log_memory(step=1)
+    logger.start_progress(total=4)
+    for step in range(1, 5):
+        logger.update_progress(1, batch_size=3)
+        logger.log_metrics({"loss": step / 4}, step=step)
+    logger.log_memory(step=6)
     logger.finish()
     assert not logger.tensorboard.enabled
 
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    tags = set(events.Tags()["scalars"])
-    assert {"05_Performance/throughput/samples_per_sec", "01_Training/loss", "14_System/memory/rss_gb"} <= tags
-    assert [(event.step, event.value) for event in events.Scalars("01_Training/loss")] == [(1, 0.75)]
+    # TensorBoard gets the steps of its log_every; metrics.jsonl gets them all.
+    assert [(event.step, event.value) for event in events.Scalars("01_Training/loss")] == [(2, 0.5), (4, 1.0)]
+    assert [event.step for event in events.Scalars("05_Performance/throughput/samples_per_sec")] == [2, 4]
+    assert [event.step for event in events.Scalars("14_System/memory/rss_gb")] == [6]
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 9

@@ -130,3 +130,15 @@ def test_yaml_logging_block_sets_levels_and_tensorboard_flags(tmp_path):
     assert quiet.console_level == "INFO"
     assert quiet.enable_tensorboard is True
     assert quiet.tensorboard_path == tmp_path / "tensorboard"
+
+
+def test_python_warnings_are_captured_into_the_log(tmp_path):
+    import warnings
+
+    logger = setup_logging(LogConfig(name="warn", log_dir=tmp_path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("fp16 weights cast to fp32", UserWarning)
+    logger.finish()
+    assert "WARNING py.warnings:" in (tmp_path / "train.log").read_text()
+    assert "UserWarning: fp16 weights cast to fp32" in (tmp_path / "train.log").read_text()

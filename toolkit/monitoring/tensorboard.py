@@ -413,14 +413,16 @@ class TensorBoardMonitor:
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         """Logger metrics under a category by prefix: ``throughput/*`` in 05_Performance,
-        ``memory/*`` in 14_System, the rest in 01_Training. The logger chose the step."""
-        if self._writer is None:
-            return
+        ``memory/*`` in 14_System, the rest in 01_Training, written at the steps
+        those categories are (every ``log_every``); metrics.jsonl keeps every step."""
+        written = False
         for name, value in metrics.items():
             category = _METRIC_CATEGORIES.get(name.split("/", 1)[0], Category.TRAINING)
-            if self.flags.category_on(category):
+            if self.should_log(step, category):
                 self._writer.add_scalar(f"{category}/{name}", value, step)
-        self._flush_if_due(step)
+                written = True
+        if written:
+            self._flush_if_due(step)
 
     def flush(self) -> None:
         if self._writer is not None:

@@ -1,0 +1,106 @@
+"""Cost of full logging on a tiny training loop: bare steps vs metrics + TensorBoard on every step.
+
+    python benchmarks/bench_logging.py [--steps 500] [--width 64] [--repeats 3]
+
+The logged loop calls, on every step, ``log_metrics`` (metrics.jsonl and
+TensorBoard), ``update_progress`` and every per-step TensorBoardMonitor
+method at the default flags (scalars every 10 steps, diagnostics every 50),
+as a trainer does. Each mode runs ``--repeats`` times; the fastest run counts,
+so other work on the machine inflates neither side. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from toolkit.logging import LogConfig, LogManager, setup_logging  # noqa: E402
+
+
+def make_loop(width: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, target: torch.Tensor):
+    optimizer.zero_grad(set_to_none=True)
+    pred = model(inputs)
+    loss = nn.functional.mse_loss(pred, target)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), pred.detach()
+
+
+def run_bare(steps: int, width: int) -> float:
+    model, optimizer = make_loop(width)
+    batches = [(torch.randn(16, width), torch.randn(16, width)) for _ in range(8)]
+    start = time.perf_counter()
+    for step in range(steps):
+        inputs, target = batches[step % len(batches)]
+        train_step(model, optimizer, inputs, target)
+    return time.perf_counter() - start
+
+
+def run_logged(steps: int, width: int, log_dir: Path) -> float:
+    model, optimizer = make_loop(width)
+    batches = [(torch.randn(16, width), torch.randn(16, width)) for _ in range(8)]
+    logger = setup_logging(LogConfig(name="bench", log_dir=log_dir, enable_tensorboard=True, progress_leave=False))
+    monitor = logger.tensorboard
+    monitor.log_model_architecture(0, {"model": model})
+    timesteps = torch.linspace(0.05, 0.95, 16)
+    logger.start_progress(total=steps, desc="bench")
+    start = time.perf_counter()
+    for step in range(steps):
+        step_start = time.perf_counter()
+        inputs, target = batches[step % len(batches)]
+        loss, pred = train_step(model, optimizer, inputs, target)
+        step_time = time.perf_counter() - step_start
+        logger.log_metrics({"loss": loss, "lr": optimizer.param_groups[0]["lr"]}, step=step)
+        logger.update_progress(1, batch_size=16, loss=loss)
+        monitor.log_training(step, loss)
+        monitor.log_learning_rate(step, [group["lr"] for group in optimizer.param_groups])
+        monitor.log_performance(step, step_time, 16 / max(step_time, 1e-9))
+        monitor.log_gradients(step, model.named_parameters())
+        monitor.log_histograms(step, model.named_parameters())
+        monitor.log_parameter_stats(step, model.named_parameters())
+        monitor.log_system(step)
+        monitor.log_diffusion(step, timesteps, pred, target)
+        monitor.log_noise_analysis(step, pred, target)
+        as_image = (1, 1, 16, width)
+        monitor.log_noise_visualization(step, inputs.view(as_image), pred.view(as_image), target.view(as_image))
+    elapsed = time.perf_counter() - start
+    logger.finish()
+    LogManager._instance = None
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--width", type=int, default=64, help="features of each nn.Linear")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    bare = min(run_bare(args.steps, args.width) for _ in range(args.repeats))
+    with tempfile.TemporaryDirectory() as folder:
+        logged = min(run_logged(args.steps, args.width, Path(folder) / f"run{index}") for index in range(args.repeats))
+    per_step_ms = 1000.0 * (logged - bare) / args.steps
+    print(f"steps={args.steps} width={args.width} repeats={args.repeats} (fastest run of each)")
+    print(f"bare:          {bare:.3f} s  ({1000.0 * bare / args.steps:.3f} ms/step)")
+    print(f"full logging:  {logged:.3f} s  ({1000.0 * logged / args.steps:.3f} ms/step)")
+    print(f"overhead:      {per_step_ms:.3f} ms/step")
+    print(f"ratio logged/bare: {logged / bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
