@@ -65,9 +65,14 @@ class LTX2Model:
         self.dtype = torch_dtype(model_config.dtype)
         self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
         self.te_device = torch.device(_resolve_device(model_config.te_device or device))
-        self.tracer = get_tracer()
         self.source: CheckpointSource | None = None
         self.components: dict = {}
+
+    @property
+    def tracer(self):
+        """The per-process tracer at call time: a model built before `init_tracer` (or kept after
+        `reset_tracer`) traces to the current one, never to a closed one."""
+        return get_tracer()
 
     # -- components --------------------------------------------------------
     def __getattr__(self, name: str):
