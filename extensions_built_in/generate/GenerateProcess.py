@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from extensions_built_in.sd_trainer.run_setup import open_run
 from toolkit.job import BaseProcess
-
-log = logging.getLogger("ltx2trace.generate")
 
 
 class GenerateProcess(BaseProcess):
@@ -20,7 +17,8 @@ class GenerateProcess(BaseProcess):
 
         config = self.config
         settings_config = config.generate
-        run_folder, tracer = open_run(self.job.name, config.output_folder, config.model, config.logging)
+        run = open_run(self.job.name, config.output_folder, config.model, config.logging)
+        run_folder, tracer, logger = run.folder, run.tracer, run.logger
         model = load_model_class(config.model.arch)(config.model, config.device).load_model()
         written = []
         with tracer.span("generate", prompts=len(settings_config.prompts), folder=run_folder):
@@ -37,8 +35,11 @@ class GenerateProcess(BaseProcess):
                     negative_prompt=settings_config.neg,
                 )
                 clip = model.generate_single_image(entry.prompt, run_folder / f"{index:03d}_{seed}.mp4", settings)
-                log.info("wrote %s (%d frames %dx%d, %d audio samples)", clip.path, clip.num_frames, clip.width, clip.height, clip.audio_samples)
-                print(f"wrote {clip.path}")
+                logger.info(
+                    "wrote %s (%d frames %dx%d, %d audio samples at %d Hz)",
+                    clip.path, clip.num_frames, clip.width, clip.height, clip.audio_samples, clip.sample_rate,
+                )
                 written.append(clip.path)
         self.outputs = written
+        logger.finish()
         return written

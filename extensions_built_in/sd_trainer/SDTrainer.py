@@ -7,7 +7,6 @@ and save until done. `hook_train_loop` is one optimizer step.
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
 from .callbacks import StepDetails, StepResult, TrainingCallback
+from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
 from .optim import build_optimizer, build_scheduler
@@ -29,15 +29,14 @@ from .run_setup import open_run
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
 
-log = logging.getLogger("ltx2trace.sd_trainer")
-
 
 class SDTrainer(BaseProcess):
     """LoRA training on LTX-2 (see the README's training section)."""
 
     def run(self) -> None:
         config = self.config
-        self.run_folder, self.tracer = open_run(self.job.name, config.training_folder, config.model, config.logging)
+        run = open_run(self.job.name, config.training_folder, config.model, config.logging)
+        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         _check_dtype(config.train.dtype, config.device)
         torch.manual_seed(config.train.seed)
 
@@ -59,11 +58,15 @@ class SDTrainer(BaseProcess):
             self.callbacks = self._build_callbacks()
             self._train()
         self._summarise()
+        self.logger.finish()
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
         """Observers of the run, each opt-in from the config."""
-        return []
+        callbacks: list[TrainingCallback] = []
+        if self.config.logging.use_tensorboard:
+            callbacks.append(TensorBoardCallback(self.logger.tensorboard))
+        return callbacks
 
     def _notify(self, hook: str, *args) -> None:
         for callback in self.callbacks:
@@ -106,35 +109,39 @@ class SDTrainer(BaseProcess):
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         checkpoints.restore_rng_state(state.rng_state)
-        log.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
+        self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
         return state.step
 
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
-        from tqdm import tqdm
-
         train, sample = self.config.train, self.config.sample
         sampling = not train.disable_sampling and self.sampler.prompts
         self._notify("on_train_start")
         if sampling and self.step == 0 and not train.skip_first_sample:
             self._notify("on_sample", 0, self.sampler.sample(0))
-        progress = tqdm(total=train.steps, initial=self.step, desc=self.job.name, unit="step", dynamic_ncols=True)
+        self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
         with StopRequest() as stop:
             while self.step < train.steps:
                 result = self.hook_train_loop(self.step)
                 self.step += 1
-                progress.set_postfix(loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", s_per_step=f"{result.seconds:.2f}")
-                progress.update(1)
+                self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
+                self.logger.log_metrics(
+                    {"loss/train": result.loss, "loss/video": result.video_loss, "loss/audio": result.audio_loss,
+                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds},
+                    step=self.step - 1,
+                )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
                 if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
                     self._notify("on_sample", self.step, self.sampler.sample(self.step))
                 if stop.requested:
-                    progress.close()
-                    log.warning("Stopped by %s at step %d; saved. Run the same config again to resume.", stop.signal_name, self.step)
+                    self.logger.close_progress()
+                    self.logger.warning(
+                        "Stopped by %s at step %d; saved. Run the same config again to resume.", stop.signal_name, self.step
+                    )
                     raise KeyboardInterrupt
-        progress.close()
+        self.logger.close_progress()
         self.save(final=True)
         self._notify("on_train_end")
 
@@ -283,7 +290,7 @@ class SDTrainer(BaseProcess):
 
     def _summarise(self) -> None:
         skipped = self.data.skipped
-        log.info(
+        self.logger.info(
             "Done: %d steps, %d clips trained on, %d skipped%s. LoRA: %s",
             self.step,
             len(self.data.examples),

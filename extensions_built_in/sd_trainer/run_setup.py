@@ -1,16 +1,26 @@
-"""The run folder and the per-process tracer, set up once at the start of a process."""
+"""The run folder, the per-process tracer and the logger, set up once at the start of a process."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.logging import LogConfig, UnifiedLogger, setup_logging
 from toolkit.trace import TraceConfig, init_tracer
 
 
-def open_run(name: str, base_folder: str, model_config, logging_config):
-    """Create `<base_folder>/<name>/`, switch the tracer on when `model.verbose` asks for it."""
+@dataclass
+class RunContext:
+    folder: Path
+    tracer: object
+    logger: UnifiedLogger
+
+
+def open_run(name: str, base_folder: str, model_config, logging_config) -> RunContext:
+    """Create `<base_folder>/<name>/`; start logging there; switch the tracer on when `model.verbose` asks."""
     run_folder = Path(base_folder) / name
     run_folder.mkdir(parents=True, exist_ok=True)
+    logger = setup_logging(LogConfig.from_yaml_logging(logging_config, run_folder, name))
     tracer = init_tracer(
         TraceConfig(
             enabled=model_config.verbose,
@@ -21,7 +31,7 @@ def open_run(name: str, base_folder: str, model_config, logging_config):
         )
     )
     _quiet_library_progress_bars()
-    return run_folder, tracer
+    return RunContext(run_folder, tracer, logger)
 
 
 def _quiet_library_progress_bars() -> None:
