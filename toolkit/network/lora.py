@@ -67,7 +67,8 @@ def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
         if not isinstance(module, torch.nn.Linear):
             continue
         if includes:
-            if not any(name == suffix or name.endswith("." + suffix) or name.endswith(suffix) for suffix in includes):
+            # Whole dotted parts only, as peft matches: "proj_in" is not "audio_proj_in", "ff.net.2" not "audio_ff.net.2".
+            if not any(name == suffix or name.endswith("." + suffix) for suffix in includes):
                 continue
         elif not re.fullmatch(LTX2_LORA_TARGETS, name):
             continue
