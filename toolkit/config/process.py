@@ -97,13 +97,29 @@ class TrainProcessConfig(ModelProcessConfig):
     training_folder: str = Field(
         default="output", description="Parent folder of the run; files go to <training_folder>/<name>/."
     )
-    trigger_word: str | None = Field(default=None, description="Word added to every caption to call the LoRA.")
+    trigger_word: str | None = Field(
+        default=None,
+        description=(
+            "Word that calls the LoRA: replaces `[trigger]` in captions and sample prompts, and is prepended "
+            "to captions that lack it."
+        ),
+    )
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="The LoRA adapter.")
     save: SaveConfig = Field(default_factory=SaveConfig, description="When and how checkpoints are saved.")
     datasets: list[DatasetConfig] = Field(min_length=1, description="Training folders (at least one).")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation settings.")
     sample: SampleConfig = Field(default_factory=SampleConfig, description="Sampling during training.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logger, metrics and inspection.")
+
+    @model_validator(mode="after")
+    def _preservation_needs_a_trigger_word(self) -> TrainProcessConfig:
+        if self.train.diff_output_preservation and not self.trigger_word:
+            raise ValueError(
+                "train.diff_output_preservation needs `trigger_word` (the word replaced by "
+                "train.diff_output_preservation_class in the preservation captions); set trigger_word or switch "
+                "diff_output_preservation off"
+            )
+        return self
 
 
 class GenerateProcessConfig(ModelProcessConfig):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -9,17 +10,43 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from toolkit.config.base import ConfigModel, check_frame_count, check_multiple_of_32
 
 
-class SamplePrompt(ConfigModel):
-    """One prompt to sample; in YAML either a plain string or a mapping with the keys below."""
+_INLINE_CTRL_IMG = re.compile(r"\s*--ctrl_img\s+(?P<path>.+?)\s*(?=\s--|$)")
 
-    prompt: str = Field(description="Text prompt.")
-    ctrl_img: str | None = Field(default=None, description="Image used as the first frame (image-to-video).")
+
+class SamplePrompt(ConfigModel):
+    """One prompt to sample; in YAML either a plain string or a mapping with the keys below.
+
+    ai-toolkit's inline form `"a prompt --ctrl_img path/to/image.png"` is read as
+    `{prompt: "a prompt", ctrl_img: "path/to/image.png"}`.
+    """
+
+    prompt: str = Field(description="Text prompt; `[trigger]` is replaced by the trigger word.")
+    ctrl_img: str | None = Field(
+        default=None,
+        description=(
+            "Image used as the first frame (image-to-video, through LTX2ImageToVideoPipeline); "
+            "resized and center-cropped to the sample size."
+        ),
+    )
     seed: int | None = Field(default=None, description="Seed for this prompt; null uses the section's seed.")
 
     @model_validator(mode="before")
     @classmethod
     def _plain_string_is_a_prompt(cls, data: Any) -> Any:
-        return {"prompt": data} if isinstance(data, str) else data
+        data = {"prompt": data} if isinstance(data, str) else data
+        if isinstance(data, dict) and isinstance(data.get("prompt"), str):
+            data = _split_inline_ctrl_img(data)
+        return data
+
+
+def _split_inline_ctrl_img(data: dict[str, Any]) -> dict[str, Any]:
+    match = _INLINE_CTRL_IMG.search(data["prompt"])
+    if match is None:
+        return data
+    if data.get("ctrl_img") is not None:
+        raise ValueError("the prompt has an inline --ctrl_img and a ctrl_img key; keep one of them")
+    prompt = (data["prompt"][: match.start()] + data["prompt"][match.end() :]).strip()
+    return {**data, "prompt": prompt, "ctrl_img": match.group("path")}
 
 
 class SamplingSettings(ConfigModel):

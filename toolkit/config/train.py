@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from toolkit.config.base import ConfigModel, Precision
+
+
+class EMAConfig(ConfigModel):
+    """Exponential moving average of the LoRA weights (ai-toolkit's `ema_config`)."""
+
+    use_ema: bool = Field(
+        default=False,
+        description="Keep an EMA of the LoRA weights, save it beside the LoRA (<name>_ema.safetensors) and sample with it.",
+    )
+    ema_decay: float = Field(
+        default=0.99, gt=0.0, lt=1.0, description="EMA decay: ema = decay * ema + (1 - decay) * weights after each step."
+    )
 
 
 class TrainConfig(ConfigModel):
@@ -40,3 +52,39 @@ class TrainConfig(ConfigModel):
     )
     skip_first_sample: bool = Field(default=False, description="Do not sample before the first step.")
     disable_sampling: bool = Field(default=False, description="Never sample during training.")
+    i2v: bool | float = Field(
+        default=False,
+        description=(
+            "Image-to-video training: true keeps every clip's first latent frame clean as the condition "
+            "(timestep 0, left out of the video loss); a number in 0..1 is the probability per clip."
+        ),
+    )
+    ema_config: EMAConfig = Field(default_factory=EMAConfig, description="EMA of the LoRA weights.")
+    diff_output_preservation: bool = Field(
+        default=False,
+        description=(
+            "Differential output preservation: also predict the caption with the trigger word replaced by "
+            "`diff_output_preservation_class`, with the LoRA off and on, and penalise their difference "
+            "(needs `trigger_word`)."
+        ),
+    )
+    diff_output_preservation_strength: float = Field(
+        default=1.0, ge=0.0, description="Weight of the preservation loss added to the training loss."
+    )
+    diff_output_preservation_class: str = Field(
+        default="person",
+        min_length=1,
+        description="Class word that replaces the trigger word in the preservation captions (e.g. person, dog, style).",
+    )
+
+    @field_validator("i2v")
+    @classmethod
+    def _i2v_is_a_probability(cls, i2v: bool | float) -> bool | float:
+        if isinstance(i2v, bool) or 0.0 <= i2v <= 1.0:
+            return i2v
+        raise ValueError(f"{i2v} is neither true/false nor a probability in 0..1")
+
+    @property
+    def i2v_probability(self) -> float:
+        """The chance that a clip is trained image-to-video (0 when off, 1 for `i2v: true`)."""
+        return float(self.i2v)
