@@ -273,6 +273,7 @@ class SDTrainer(BaseProcess):
             scheduler_state=self.scheduler.state_dict(),
             rng_state=checkpoints.rng_state(),
             extra={"name": self.job.name},
+            lora_alpha=self.network.alpha,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
@@ -283,6 +284,7 @@ class SDTrainer(BaseProcess):
             checkpoints.save_lora(
                 final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
                 {"step": self.step, "format": self.config.save.format, "name": self.job.name},
+                state.lora_alpha,
             )
             written["final"] = final_path
         self.saved = written

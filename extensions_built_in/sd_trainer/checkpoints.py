@@ -36,6 +36,7 @@ class TrainingState:
     scheduler_state: dict
     rng_state: dict
     extra: dict
+    lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
 
 
 def rng_state() -> dict:
@@ -65,7 +66,10 @@ def save_training_state(
     with get_tracer().span("save_model", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
         dtype = SAVE_DTYPES[save_config.dtype]
         metadata = {"step": state.step, "format": save_config.format, "name": name}
-        lora_path = save_lora(run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata)
+        lora_path = save_lora(
+            run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
+            state.lora_alpha,
+        )
 
         checkpoints = run_folder / CHECKPOINT_DIR
         final = checkpoints / f"step_{state.step:09d}"
@@ -73,12 +77,12 @@ def save_training_state(
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        save_lora(staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata)
+        save_lora(staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha)
         torch.save(
             {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},
             staging / "training_state.pt",
         )
-        (staging / "state.json").write_text(json.dumps({"step": state.step, **state.extra}, indent=2))
+        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra}, indent=2))
         (staging / "config.yaml").write_text(config_text)
         _fsync_folder(staging)
         if final.exists():
@@ -124,16 +128,16 @@ def load_training_state(folder: Path) -> TrainingState:
     try:
         info = json.loads((folder / "state.json").read_text())
         bundle = torch.load(folder / "training_state.pt", weights_only=False)
-        lora_state = load_lora_state(folder / "lora.safetensors")
+        return TrainingState(
+            step=int(info["step"]),
+            lora_state=load_lora_state(folder / "lora.safetensors"),
+            optimizer_state=bundle["optimizer"],
+            scheduler_state=bundle["scheduler"],
+            rng_state=bundle["rng"],
+            extra=info,
+            lora_alpha=float(info["lora_alpha"]),
+        )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise CheckpointError(
-            f"cannot resume from {folder}: {error}. Delete that folder to resume from the save before it."
+            f"cannot resume from {folder}: {error!r}. Delete that folder to resume from the save before it."
         ) from error
-    return TrainingState(
-        step=int(info["step"]),
-        lora_state=lora_state,
-        optimizer_state=bundle["optimizer"],
-        scheduler_state=bundle["scheduler"],
-        rng_state=bundle["rng"],
-        extra=info,
-    )

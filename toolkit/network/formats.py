@@ -4,10 +4,16 @@ Both hold the same tensors. diffusers keys are ``transformer.<module>.lora_A.wei
 under diffusers' module names; the original format is
 ``diffusion_model.<module>.lora_A.weight`` under the original LTX-2 names.
 `LTX2Pipeline.load_lora_weights` reads both. Files are written atomically.
+
+The LoRA's strength (alpha / rank) is not in the tensors: both formats carry
+it in the `lora_adapter_metadata` header diffusers reads its LoraConfig from
+(without it diffusers takes alpha = rank). Per-module ``.alpha`` tensors, the
+kohya/ComfyUI way, are not written: diffusers' LTX-2 loader rejects them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 FORMATS = ("diffusers", "comfy")
+ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
 DIFFUSERS_PREFIX = "transformer."
 ORIGINAL_PREFIX = "diffusion_model."
 
@@ -57,11 +64,25 @@ def lora_file_tensors(peft_state: dict[str, torch.Tensor], fmt: str, dtype: torc
     return tensors
 
 
-def save_lora(path: Path, peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype, metadata: dict) -> Path:
-    """Write a LoRA .safetensors atomically (a temp file renamed into place)."""
+def adapter_metadata(peft_state: dict[str, torch.Tensor], alpha: float) -> str:
+    """The LoraConfig diffusers rebuilds on load (rank, alpha, adapted modules), as JSON under `transformer.`."""
+    modules = sorted({name.rsplit(".lora_", 1)[0] for name in peft_state if ".lora_" in name})
+    ranks = {peft_state[f"{module}.lora_A.weight"].shape[0] for module in modules}
+    if len(ranks) != 1:
+        raise ValueError(f"LoRA modules have different ranks {sorted(ranks)}; one rank per file is supported")
+    config = {"r": ranks.pop(), "lora_alpha": float(alpha), "target_modules": modules}
+    return json.dumps({f"{DIFFUSERS_PREFIX}{key}": value for key, value in config.items()}, sort_keys=True)
+
+
+def save_lora(
+    path: Path, peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype, metadata: dict, alpha: float
+) -> Path:
+    """Write a LoRA .safetensors atomically (a temp file renamed into place); `alpha` is the LoRA alpha."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    save_file(lora_file_tensors(peft_state, fmt, dtype), str(temporary), metadata={k: str(v) for k, v in metadata.items()})
+    header = {key: str(value) for key, value in metadata.items()}
+    header[ADAPTER_METADATA_KEY] = adapter_metadata(peft_state, alpha)
+    save_file(lora_file_tensors(peft_state, fmt, dtype), str(temporary), metadata=header)
     os.replace(temporary, path)
     return path
 
