@@ -17,6 +17,7 @@ loudly instead of writing a file that loads with missing weights.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,7 +52,7 @@ _TRANSFORMER_PREFIX_RENAMES = (
     ("audio_time_embed.", "audio_adaln_single."),
     ("time_embed.", "adaln_single."),
 )
-_VAE_STATISTICS = (
+_LATENT_STATISTICS = (
     ("latents_mean", "per_channel_statistics.mean-of-means"),
     ("latents_std", "per_channel_statistics.std-of-means"),
 )
@@ -98,7 +99,7 @@ def original_audio_vae_key(key: str) -> str:
 
 
 def _original_statistics_key(key: str) -> str:
-    for diffusers_name, original_name in _VAE_STATISTICS:
+    for diffusers_name, original_name in _LATENT_STATISTICS:
         if key == diffusers_name:
             return original_name
     return key
@@ -111,7 +112,7 @@ def original_keys(component: str, diffusers_keys: list[str]) -> dict[str, str]:
     elif component == "vae":
         indices = [int(m[1]) for k in diffusers_keys if (m := re.match(r"encoder\.down_blocks\.(\d+)\.", k))]
         down_blocks = max(indices) + 1 if indices else 0
-        rename = lambda key: original_vae_key(key, down_blocks)  # noqa: E731
+        rename = functools.partial(original_vae_key, down_blocks=down_blocks)
     elif component == "audio_vae":
         rename = original_audio_vae_key
     else:
@@ -187,7 +188,9 @@ def save_single_file(folder_or_components: str | Path | Mapping, path: str | Pat
 def _module_state_dicts(components: Mapping) -> dict[str, dict[str, torch.Tensor]]:
     missing = [name for name in SINGLE_FILE_PREFIXES if components.get(name) is None]
     if missing:
-        raise CheckpointError(f"single-file save: components {missing} are missing; pass all of {list(SINGLE_FILE_PREFIXES)}")
+        raise CheckpointError(
+            f"single-file save: components {missing} are missing; pass all of {list(SINGLE_FILE_PREFIXES)}"
+        )
     return {name: components[name].state_dict() for name in SINGLE_FILE_PREFIXES}
 
 
