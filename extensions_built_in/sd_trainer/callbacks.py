@@ -58,6 +58,9 @@ class TrainingCallback:
     def on_train_start(self, trainer) -> None:
         pass
 
+    def on_optimizer_step(self, trainer, step: int) -> None:
+        """Right after the optimizer updated the weights, inside the step's trace span (EMA updates here)."""
+
     def on_step_end(self, trainer, step: int, result: StepResult, details: StepDetails | None) -> None:
         pass
 

@@ -37,6 +37,7 @@ class TrainingState:
     rng_state: dict
     extra: dict
     lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
+    ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
 
 
 def rng_state() -> dict:
@@ -58,6 +59,14 @@ def lora_filename(name: str, step: int | None) -> str:
     return f"{name}.safetensors" if step is None else f"{name}_{step:09d}.safetensors"
 
 
+def ema_filename(name: str, step: int | None) -> str:
+    """The EMA LoRA beside `lora_filename(name, step)`: `<name>_ema.safetensors`, `<name>_<step>_ema.safetensors`."""
+    return lora_filename(name, step).removesuffix(".safetensors") + "_ema.safetensors"
+
+
+EMA_CHECKPOINT_FILE = "ema.safetensors"
+
+
 def save_training_state(
     run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
 ) -> dict:
@@ -70,6 +79,12 @@ def save_training_state(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
             state.lora_alpha,
         )
+        ema_path = None
+        if state.ema_state is not None:
+            ema_path = save_lora(
+                run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
+                {**metadata, "ema": True}, state.lora_alpha,
+            )
 
         checkpoints = run_folder / CHECKPOINT_DIR
         final = checkpoints / f"step_{state.step:09d}"
@@ -78,6 +93,8 @@ def save_training_state(
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
         save_lora(staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha)
+        if state.ema_state is not None:
+            save_lora(staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha)
         torch.save(
             {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},
             staging / "training_state.pt",
@@ -89,7 +106,7 @@ def save_training_state(
             shutil.rmtree(final)
         os.replace(staging, final)
         removed = prune(run_folder, name, keep)
-        files = [lora_path, *sorted(final.iterdir())]
+        files = [lora_path, *([ema_path] if ema_path else []), *sorted(final.iterdir())]
         span.set(
             files=[str(p) for p in files],
             bytes=sum(p.stat().st_size for p in files),
@@ -97,7 +114,7 @@ def save_training_state(
             removed=removed,
             seconds=time.perf_counter() - started,
         )
-    return {"lora": lora_path, "checkpoint": final}
+    return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -115,6 +132,7 @@ def prune(run_folder: Path, name: str, keep: int) -> list[str]:
         shutil.rmtree(old)
         lora = run_folder / lora_filename(name, step)
         lora.unlink(missing_ok=True)
+        (run_folder / ema_filename(name, step)).unlink(missing_ok=True)
         removed.append(old.name)
     return removed
 
@@ -136,6 +154,7 @@ def load_training_state(folder: Path) -> TrainingState:
             rng_state=bundle["rng"],
             extra=info,
             lora_alpha=float(info["lora_alpha"]),
+            ema_state=load_lora_state(ema_file) if (ema_file := folder / EMA_CHECKPOINT_FILE).is_file() else None,
         )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise CheckpointError(
