@@ -7,6 +7,7 @@ and save until done. `hook_train_loop` is one optimizer step.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
 from .callbacks import StepDetails, StepResult, TrainingCallback
+from .ema import LoraEMA
+from .i2v import FirstFrameCondition, draw_conditioned
+from .preservation import encode_class_prompts, preservation_loss
+from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
@@ -42,8 +47,12 @@ class SDTrainer(BaseProcess):
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
             self.model = self._load_model()
+            self.trigger = TriggerWord(config.trigger_word)
             self.data = self._encode_data()
-            self.sampler = TrainingSampler(self.model, config.sample, self.run_folder)
+            self.class_prompts = self._encode_class_prompts()
+            self.sampler = TrainingSampler(
+                self.model, config.sample, self.run_folder, caption_transform=self.trigger.sample_prompt
+            )
             if not config.train.disable_sampling:
                 self.sampler.encode_prompts()
             self.empty_prompt = {n: t.cpu() for n, t in self.model.get_prompt_embeds([""]).as_tensors().items()}
@@ -54,6 +63,7 @@ class SDTrainer(BaseProcess):
             self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.order = ExampleOrder(len(self.data.examples), config.train.seed)
+            self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
             self._train()
@@ -66,6 +76,8 @@ class SDTrainer(BaseProcess):
         callbacks: list[TrainingCallback] = []
         if self.config.logging.use_tensorboard:
             callbacks.append(TensorBoardCallback(self.logger.tensorboard))
+        if self.ema is not None:
+            callbacks.append(self.ema)
         return callbacks
 
     def _notify(self, hook: str, *args) -> None:
@@ -81,7 +93,15 @@ class SDTrainer(BaseProcess):
     def _encode_data(self):
         config = self.config
         datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
-        return encode_datasets(self.model, datasets, config.datasets, self.run_folder, caption_transform=str)
+        return encode_datasets(self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption)
+
+    def _encode_class_prompts(self):
+        """Differential output preservation's class captions, encoded while the text encoder is loaded."""
+        train = self.config.train
+        if not train.diff_output_preservation:
+            return None
+        captions = [example.caption for example in self.data.examples]
+        return encode_class_prompts(self.model, captions, self.config.trigger_word, train.diff_output_preservation_class)
 
     def _attach_network(self):
         network = attach_lora(self.model.transformer, self.config.network)
@@ -106,6 +126,8 @@ class SDTrainer(BaseProcess):
             return 0
         state = checkpoints.load_training_state(latest)
         self.network.load_state_dict(state.lora_state)
+        if self.ema is not None:
+            self._restore_ema(state.ema_state, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         checkpoints.restore_rng_state(state.rng_state)
@@ -113,13 +135,23 @@ class SDTrainer(BaseProcess):
         self.tracer.event("resume", step=state.step, checkpoint=latest)
         return state.step
 
+    def _restore_ema(self, ema_state, checkpoint: Path) -> None:
+        if ema_state is not None:
+            self.ema.load_state_dict(ema_state)
+            return
+        self.ema.reset()
+        self.logger.warning(
+            "%s holds no EMA weights (train.ema_config.use_ema was off when it was saved); the EMA starts from "
+            "the resumed LoRA weights", checkpoint,
+        )
+
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
         train, sample = self.config.train, self.config.sample
         sampling = not train.disable_sampling and self.sampler.prompts
         self._notify("on_train_start")
         if sampling and self.step == 0 and not train.skip_first_sample:
-            self._notify("on_sample", 0, self.sampler.sample(0))
+            self._notify("on_sample", 0, self._sample(0))
         self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
         with StopRequest() as stop:
             while self.step < train.steps:
@@ -128,13 +160,14 @@ class SDTrainer(BaseProcess):
                 self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
                 self.logger.log_metrics(
                     {"loss/train": result.loss, "loss/video": result.video_loss, "loss/audio": result.audio_loss,
+                     **{f"loss/{name}": value for name, value in result.aux_losses.items()},
                      "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds},
                     step=self.step - 1,
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
                 if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
-                    self._notify("on_sample", self.step, self.sampler.sample(self.step))
+                    self._notify("on_sample", self.step, self._sample(self.step))
                 if stop.requested:
                     self.logger.close_progress()
                     self.logger.warning(
@@ -144,6 +177,12 @@ class SDTrainer(BaseProcess):
         self.logger.close_progress()
         self.save(final=True)
         self._notify("on_train_end")
+
+    def _sample(self, step: int) -> list[Path]:
+        """Sample with the EMA weights when the EMA is on (swapped back afterwards)."""
+        weights = self.ema.applied("sampling") if self.ema is not None else contextlib.nullcontext()
+        with weights:
+            return self.sampler.sample(step)
 
     def hook_train_loop(self, step: int) -> StepResult:
         """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips."""
@@ -156,21 +195,28 @@ class SDTrainer(BaseProcess):
         ) as span:
             self.optimizer.zero_grad(set_to_none=True)
             totals = torch.zeros(3)
+            aux_totals: dict[str, float] = {}
             positions = self.order.positions(step, train.batch_size * train.gradient_accumulation)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
-                loss, video_loss, audio_loss = self.compute_loss(micro_positions, step, keep_details)
+                loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
                 (loss / train.gradient_accumulation).backward()
                 totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
+                for name, value in aux_losses.items():
+                    aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
             self.optimizer.step()
             self.scheduler.step()
-            result = StepResult(*totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions))
+            self._notify("on_optimizer_step", step)
+            result = StepResult(
+                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions), aux_losses=aux_totals
+            )
             span.set(
                 loss=result.loss,
                 video_loss=result.video_loss,
                 audio_loss=result.audio_loss,
+                aux_losses=aux_totals,
                 grad_norm=grad_norm,
                 lr=lr,
                 step_seconds=result.seconds,
@@ -180,9 +226,11 @@ class SDTrainer(BaseProcess):
         return result
 
     def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
-        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured.
+        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
+        plus the auxiliary losses (output preservation) at their strengths.
 
         Clips of different shapes (buckets) are predicted in separate groups and weighted by size.
+        Returns (loss, video loss, audio loss, {auxiliary loss name: unweighted value}).
         """
         train = self.config.train
         examples = [self.data.examples[self.order.example_at(p)] for p in positions]
@@ -190,13 +238,18 @@ class SDTrainer(BaseProcess):
         for position, example in zip(positions, examples):
             groups.setdefault(example.shape_key, []).append((position, example))
         video_total = audio_total = 0.0
+        aux_total: dict[str, torch.Tensor] = {}
         for members in groups.values():
             share = len(members) / len(examples)
-            video_loss, audio_loss = self._group_loss(members, step, keep_details)
+            video_loss, audio_loss, aux_losses = self._group_loss(members, step, keep_details)
             video_total = video_total + share * video_loss
             audio_total = audio_total + share * audio_loss
+            for name, value in aux_losses.items():
+                aux_total[name] = aux_total.get(name, 0.0) + share * value
         loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
-        return loss, video_total, audio_total
+        if "preservation" in aux_total:
+            loss = loss + train.diff_output_preservation_strength * aux_total["preservation"]
+        return loss, video_total, audio_total, aux_total
 
     def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
         from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
@@ -205,7 +258,7 @@ class SDTrainer(BaseProcess):
         train = self.config.train
         video = torch.stack([e.video_latents for _, e in members]).to(device)
         audio = torch.stack([e.audio_latents for _, e in members]).to(device)
-        noise_video, noise_audio, sigmas, prompts = [], [], [], []
+        noise_video, noise_audio, sigmas, prompts, conditioned = [], [], [], [], []
         for position, example in members:
             # Noise, noise level and caption dropout depend on (seed, position) only: a resumed run and
             # a run with another batch layout see the same ones for the same clip.
@@ -215,20 +268,28 @@ class SDTrainer(BaseProcess):
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
             dropped = torch.rand(1, generator=generator).item() < self._caption_dropout_rate(example)
             prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
+            conditioned.append(draw_conditioned(generator, train.i2v_probability))
         sigmas = torch.cat(sigmas).to(device)
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
         noisy_video = add_noise(video, noise_video, sigmas)
         noisy_audio = add_noise(audio, noise_audio, sigmas)
+        video_sigmas = loss_mask = None
+        if any(conditioned):
+            condition = FirstFrameCondition.for_clips(conditioned, video)
+            noisy_video = condition.keep_clean(noisy_video, video)
+            video_sigmas, loss_mask = condition.token_sigmas(sigmas), condition.loss_mask
         fps = members[0][1].fps
-        with self._autocast():
-            with self.tracer.span("predict_noise", kind="primary", sigmas=sigmas, clips=[str(e.path) for _, e in members]):
-                prediction = self.model.get_noise_prediction(noisy_video, noisy_audio, sigmas, prompt, fps=fps)
+        inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
+        prediction = self._predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
-        video_loss = masked_mse(prediction.video, video_target)
+        video_loss = masked_mse(prediction.video, video_target, loss_mask)
         audio_loss = masked_mse(prediction.audio, audio_target)
+        aux_losses = {}
+        if self.class_prompts is not None:
+            aux_losses["preservation"] = self._preservation_loss(members, inputs, loss_mask)
         if keep_details:
             self.last_details = StepDetails(
                 step=step,
@@ -245,8 +306,36 @@ class SDTrainer(BaseProcess):
                 audio_target=audio_target,
                 prompt=prompt,
                 fps=fps,
+                video_loss_mask=loss_mask,
             )
-        return video_loss, audio_loss
+        return video_loss, audio_loss, aux_losses
+
+    def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
+        """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
+        clips = [str(e.path) for _, e in members]
+        with self._autocast(), self.tracer.span("predict_noise", kind=kind, sigmas=sigmas, clips=clips, **fields):
+            return self.model.get_noise_prediction(
+                noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
+            )
+
+    def _preservation_loss(self, members, inputs: tuple, loss_mask) -> torch.Tensor:
+        """Differential output preservation: the LoRA's prediction on the class captions is pulled towards
+        the base model's (the auxiliary prediction, adapter disabled, no gradient) on the same noisy latents."""
+        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+
+        train = self.config.train
+        class_prompts = [PromptEmbeds(**self.class_prompts.prompts[self.order.example_at(p)]) for p, _ in members]
+        class_prompt = PromptEmbeds.cat(class_prompts).to(self.model.device)
+        with torch.no_grad():
+            self.network.set_enabled(False)
+            try:
+                base = self._predict("auxiliary", members, class_prompt, *inputs, lora="disabled", caption="class")
+            finally:
+                self.network.set_enabled(True)
+        with_lora = self._predict("preservation", members, class_prompt, *inputs, lora="enabled", caption="class")
+        loss = preservation_loss(with_lora, base, loss_mask, train.video_loss_weight, train.audio_loss_weight)
+        self.tracer.event("auxiliary_loss", loss_name="preservation", loss=loss, strength=train.diff_output_preservation_strength)
+        return loss
 
     def _caption_dropout_rate(self, example: TrainingExample) -> float:
         rates = [d.caption_dropout_rate for d in self.config.datasets]
@@ -274,6 +363,7 @@ class SDTrainer(BaseProcess):
             rng_state=checkpoints.rng_state(),
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
+            ema_state=self.ema.state_dict() if self.ema is not None else None,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
@@ -287,6 +377,13 @@ class SDTrainer(BaseProcess):
                 state.lora_alpha,
             )
             written["final"] = final_path
+            if state.ema_state is not None:
+                written["final_ema"] = checkpoints.save_lora(
+                    self.run_folder / checkpoints.ema_filename(self.job.name, None), state.ema_state,
+                    self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
+                    {"step": self.step, "format": self.config.save.format, "name": self.job.name, "ema": True},
+                    state.lora_alpha,
+                )
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
 

@@ -27,6 +27,11 @@ class LoraEMA(TrainingCallback):
         self.parameters = dict(network.named_parameters())
         self.shadow = {name: p.detach().float().clone() for name, p in self.parameters.items()}
 
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start over from the adapter's current weights (a resume from a save without EMA weights)."""
+        self.shadow = {name: p.detach().float().clone() for name, p in self.parameters.items()}
+
     def on_optimizer_step(self, trainer, step: int) -> None:
         self.update(step)
 
