@@ -104,7 +104,7 @@ class SDTrainer(BaseProcess):
         return encode_class_prompts(self.model, captions, self.config.trigger_word, train.diff_output_preservation_class)
 
     def _attach_network(self):
-        network = attach_lora(self.model.transformer, self.config.network)
+        network = attach_lora(self.model.transformer, self.config.network, self.config.train.seed)
         if self.config.network.pretrained_lora_path:
             network.load_state_dict(load_lora_state(Path(self.config.network.pretrained_lora_path)))
         if self.config.train.gradient_checkpointing:

@@ -83,8 +83,14 @@ def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
     return names
 
 
-def attach_lora(transformer: torch.nn.Module, network_config) -> LoraNetwork:
-    """Add a peft LoRA adapter to `transformer`; only its weights train."""
+def attach_lora(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
+    """Add a peft LoRA adapter to `transformer`; only its weights train.
+
+    The adapter's random initial weights come from `seed` alone, not from the
+    global RNG, whose state depends on what ran before (building the tiny
+    model, cache misses): the same seed gives the same LoRA run after run.
+    The global RNG is left as it was.
+    """
     from peft import LoraConfig
 
     targets = resolve_targets(transformer, network_config)
@@ -96,7 +102,9 @@ def attach_lora(transformer: torch.nn.Module, network_config) -> LoraNetwork:
         target_modules=targets,
         init_lora_weights=True,
     )
-    transformer.add_adapter(lora_config, adapter_name=ADAPTER_NAME)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer.add_adapter(lora_config, adapter_name=ADAPTER_NAME)
     network = LoraNetwork(transformer, network_config.linear, network_config.linear_alpha, targets)
     for parameter in network.parameters():
         parameter.data = parameter.data.float()
