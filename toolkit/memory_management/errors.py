@@ -1,0 +1,17 @@
+"""Error types of quantization, layer offloading and the memory plan."""
+
+from __future__ import annotations
+
+from toolkit.errors import LTX2TraceError
+
+
+class QuantizationError(LTX2TraceError):
+    """A model cannot be quantized as configured (unknown qtype, nothing to quantize)."""
+
+
+class OffloadError(LTX2TraceError):
+    """Layer offloading cannot be attached or detached as asked."""
+
+
+class MemoryPlanError(LTX2TraceError):
+    """A memory plan cannot be built from the given settings or checkpoint folder."""

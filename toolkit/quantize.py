@@ -1,0 +1,271 @@
+"""Weight quantization of a model's Linear layers with optimum-quanto.
+
+    report = quantize_module(transformer, "qfloat8", component="transformer")
+    report.quantized, report.skipped, report.bytes_before, report.bytes_after
+
+Each chosen ``nn.Linear`` becomes a frozen quanto ``QLinear`` right away, one
+layer at a time, so the model never holds a full-precision and a quantized copy
+of more than one layer. Layers that decide the model's conditioning (timestep
+and caption embeddings, the patch projections, the AdaLN modulation) stay in
+full precision: they are small and their errors reach every block. peft LoRA
+adapters attach on top of the quantized layers and train in full precision.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from toolkit.memory_management.adapters import adapter_module_ids
+from toolkit.memory_management.errors import QuantizationError
+from toolkit.memory_management.module_names import matching_pattern
+from toolkit.memory_management.tensors import module_bytes, tensor_bytes
+from toolkit.trace import get_tracer
+
+LTX2_TRANSFORMER_EXCLUDE: tuple[str, ...] = (
+    "*norm*",
+    "*scale_shift*",
+    "proj_in",
+    "proj_out",
+    "audio_proj_in",
+    "audio_proj_out",
+    "time_embed",
+    "audio_time_embed",
+    "caption_projection",
+    "audio_caption_projection",
+    "av_cross_attn_*",
+)
+"""LTX2VideoTransformer3DModel modules kept at full precision (fnmatch patterns on module names).
+
+``av_cross_attn_*`` covers the audio-video cross-attention modulation
+(``av_cross_attn_{video,audio}_scale_shift`` and the a2v / v2a gates). The
+``scale_shift_table`` tensors are parameters, not Linear layers: quantization
+never touches them.
+"""
+
+GEMMA3_TEXT_ENCODER_EXCLUDE: tuple[str, ...] = ("lm_head", "*vision_tower*", "*multi_modal_projector*")
+"""Gemma 3 text encoder modules kept at full precision: LTX-2 reads hidden states only, so the
+(tied) ``lm_head`` and the vision tower never run; quantizing them saves nothing worth the risk."""
+
+DEFAULT_EXCLUDE: dict[str, tuple[str, ...]] = {
+    "transformer": LTX2_TRANSFORMER_EXCLUDE,
+    "text_encoder": GEMMA3_TEXT_ENCODER_EXCLUDE,
+}
+
+MIN_IN_FEATURES = 16
+"""Linear layers with fewer inputs stay at full precision: quanto keeps one scale per output row
+(two for 4-bit), so below 16 inputs the scales eat most of the saving and the error per row grows."""
+
+QUANTO_GROUP_SIZE = 128
+"""quanto's 4-bit / 2-bit group size (QModuleMixin), reproduced by `quantized_weight_bytes`."""
+
+UNSUPPORTED_QTYPES = {"uint4": "qint4"}
+
+
+@dataclass(frozen=True)
+class SkippedModule:
+    """A module with weights that stayed at full precision, and why.
+
+    kind: "excluded" (a pattern matched), "not_linear", "too_small", "unsupported_shape" or
+    "already_quantized";
+    detail: the pattern, the class name or the sizes.
+    """
+
+    name: str
+    kind: str
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}: {self.detail}"
+
+
+@dataclass
+class QuantizationReport:
+    """What `quantize_module` did to one component."""
+
+    component: str
+    qtype: str
+    quantized: list[str] = field(default_factory=list)
+    skipped: list[SkippedModule] = field(default_factory=list)
+    bytes_before: int = 0
+    bytes_after: int = 0
+    quantized_weight_bytes_before: int = 0
+    quantized_weight_bytes_after: int = 0
+    seconds: float = 0.0
+
+    @property
+    def weight_compression(self) -> float:
+        """How many times smaller the quantized layers' weights became (4.0 is fp32 -> 8 bit)."""
+        if self.quantized_weight_bytes_after == 0:
+            return 1.0
+        return self.quantized_weight_bytes_before / self.quantized_weight_bytes_after
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        """How many modules were skipped for each kind of reason."""
+        return dict(Counter(skipped.kind for skipped in self.skipped))
+
+
+def resolve_qtype(name: str):
+    """The optimum-quanto qtype for a config name (qfloat8, qint8, qint4, ...)."""
+    from optimum.quanto import qtypes
+
+    if name in qtypes:
+        return qtypes[name]
+    supported = ", ".join(sorted(qtypes))
+    if name in UNSUPPORTED_QTYPES:
+        raise QuantizationError(
+            f"qtype {name!r}: the installed optimum-quanto has no unsigned 4-bit weight type; "
+            f"it supports {supported}. Set model.qtype (or model.qtype_te) to "
+            f"{UNSUPPORTED_QTYPES[name]!r}, which stores weights in 4 bits too."
+        )
+    raise QuantizationError(f"qtype {name!r} is unknown to optimum-quanto; use one of {supported}.")
+
+
+def skip_reason(
+    name: str,
+    module: nn.Module,
+    qtype_name: str,
+    exclude: Sequence[str],
+    min_in_features: int = MIN_IN_FEATURES,
+    dtype: torch.dtype | None = None,
+) -> tuple[str, str] | None:
+    """Why a module with weights is not quantized, as (kind, detail), or None when it is quantized.
+
+    Works on meta modules too: the memory plan uses it to predict quantized sizes, passing the
+    `dtype` the weights will have when they are quantized (default: the weight's own dtype).
+    """
+    from optimum.quanto import QModuleMixin
+
+    pattern = matching_pattern(name, exclude)
+    if pattern is not None:
+        return "excluded", f"pattern {pattern!r}"
+    if isinstance(module, QModuleMixin):
+        return "already_quantized", type(module).__name__
+    if type(module) is not nn.Linear:
+        return "not_linear", type(module).__name__
+    if module.in_features < min_in_features:
+        return "too_small", f"in_features {module.in_features} < {min_in_features}"
+    weight_dtype = module.weight.dtype if dtype is None else dtype
+    if _needs_tinygemm(qtype_name, module.in_features, weight_dtype) and module.out_features % 16:
+        return "unsupported_shape", f"qint4 bf16 packing needs out_features divisible by 16, got {module.out_features}"
+    return None
+
+
+def _needs_tinygemm(qtype_name: str, in_features: int, dtype: torch.dtype) -> bool:
+    # quanto 0.2.7 stores qint4 bf16 weights grouped by 128 in torch's tinygemm int4 layout,
+    # whose packing kernel rejects an output size that is not a multiple of 16.
+    return qtype_name == "qint4" and dtype == torch.bfloat16 and _quanto_group_size(in_features) == QUANTO_GROUP_SIZE
+
+
+def quantized_weight_bytes(out_features: int, in_features: int, qtype_name: str, dtype: torch.dtype) -> int:
+    """Bytes of a Linear weight after quanto quantization: data at qtype bits plus scales (and shifts).
+
+    Scales (and 4/2-bit shifts) are in the layer's dtype: one per output row for 8 bit, one per
+    group of up to 128 inputs for 4 and 2 bit (quanto's grouping).
+    """
+    qtype = resolve_qtype(qtype_name)
+    dtype_bytes = torch.empty((), dtype=dtype, device="meta").element_size()
+    data_bytes = -(-out_features * in_features * qtype.bits // 8)
+    if qtype.bits == 8:
+        return data_bytes + out_features * dtype_bytes
+    group_size = _quanto_group_size(in_features)
+    groups_per_row = in_features // group_size if group_size else 1
+    return data_bytes + 2 * out_features * groups_per_row * dtype_bytes
+
+
+def quantized_linear_buffer_bytes(dtype: torch.dtype) -> int:
+    """Bytes of the two scalar buffers (input_scale, output_scale) quanto adds to each quantized layer."""
+    return 2 * torch.empty((), dtype=dtype, device="meta").element_size()
+
+
+def _quanto_group_size(in_features: int) -> int | None:
+    # Mirrors optimum.quanto.nn.qmodule.QModuleMixin.__init__ (0.2.7).
+    group_size = QUANTO_GROUP_SIZE
+    if in_features <= group_size:
+        return None
+    while in_features % group_size != 0 and group_size > 32:
+        group_size -= 32
+    return group_size if in_features % group_size == 0 else None
+
+
+def quantize_module(
+    module: nn.Module,
+    qtype: str,
+    exclude: Sequence[str] | None = None,
+    component: str = "model",
+    min_in_features: int = MIN_IN_FEATURES,
+) -> QuantizationReport:
+    """Quantize the weights of `module`'s Linear layers in place and freeze them.
+
+    exclude: fnmatch patterns on module names (a parent's name covers its children); None takes
+    ``DEFAULT_EXCLUDE[component]`` (the LTX-2 transformer and Gemma 3 lists), else nothing.
+    LoRA adapter layers (peft) are never quantized. Quantized weights have ``requires_grad`` off:
+    they cannot be trained, only adapters on top of them.
+    """
+    from optimum import quanto
+
+    quanto_qtype = resolve_qtype(qtype)
+    if isinstance(module, nn.Linear):
+        raise QuantizationError(
+            f"quantize_module({component!r}) was given a bare {type(module).__name__}; pass the model that "
+            "contains it (e.g. nn.Sequential(layer)), since a layer cannot replace itself."
+        )
+    patterns = tuple(DEFAULT_EXCLUDE.get(component, ()) if exclude is None else exclude)
+    tracer = get_tracer()
+    report = QuantizationReport(component=component, qtype=quanto_qtype.name)
+    with tracer.span("quantization", component=component, qtype=quanto_qtype.name, exclude=list(patterns)) as span:
+        started = time.perf_counter()
+        report.bytes_before = module_bytes(module)
+        adapters = adapter_module_ids(module)
+        for name, child in list(module.named_modules()):
+            if id(child) in adapters or not _has_own_weights(child):
+                continue
+            reason = skip_reason(name, child, quanto_qtype.name, patterns, min_in_features)
+            if reason is not None:
+                report.skipped.append(SkippedModule(name, *reason))
+                continue
+            weight_before = tensor_bytes(child.weight)
+            quantized = quanto.quantize_module(child, weights=quanto_qtype)
+            quantized.freeze()
+            # A quantized weight cannot take optimizer steps; only adapters on top of it train.
+            quantized.weight.requires_grad_(False)
+            quantized.name = name
+            _replace_module(module, name, quantized)
+            weight_after = tensor_bytes(quantized.weight)
+            report.quantized.append(name)
+            report.quantized_weight_bytes_before += weight_before
+            report.quantized_weight_bytes_after += weight_after
+            tracer.event(
+                "quantization",
+                component=component,
+                module=name,
+                qtype=quanto_qtype.name,
+                bytes_before=weight_before,
+                bytes_after=weight_after,
+            )
+        report.bytes_after = module_bytes(module)
+        report.seconds = time.perf_counter() - started
+        span.set(
+            quantized=len(report.quantized),
+            skipped=report.skipped_by_kind(),
+            bytes_before=report.bytes_before,
+            bytes_after=report.bytes_after,
+            weight_compression=round(report.weight_compression, 3),
+        )
+    return report
+
+
+def _has_own_weights(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
+
+
+def _replace_module(root: nn.Module, name: str, replacement: nn.Module) -> None:
+    parent_name, _, child_name = name.rpartition(".")
+    parent = root.get_submodule(parent_name) if parent_name else root
+    setattr(parent, child_name, replacement)
