@@ -1,0 +1,149 @@
+"""The memory plan: published LTX-2 sizes without weights, budgets and the settings it suggests."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from toolkit.memory_management import MemoryManager, MemoryPlanError, OffloadError, QuantizationError
+from toolkit.memory_management.architecture import published_component_specs
+from toolkit.memory_plan import GIB, MemoryPlanSettings, build_memory_plan, format_plan
+from toolkit.quantize import quantize_module
+
+PUBLISHED_PARAMS = {
+    "transformer": 18.88e9,
+    "vae": 1.22e9,
+    "connectors": 1.43e9,
+    "audio_vae": 0.053e9,
+    "vocoder": 0.056e9,
+    "text_encoder": 12.19e9,  # Gemma 3 12B, vision tower included, lm_head tied to the embeddings
+}
+
+
+@pytest.fixture(scope="module")
+def published_plan():
+    """The default settings (bf16, nothing quantized) against a 24 GiB GPU and 64 GiB of RAM."""
+    return build_memory_plan(MemoryPlanSettings(), device_total_bytes=24 * GIB, host_total_bytes=64 * GIB)
+
+
+def test_published_parameter_counts_in_seconds(published_plan):
+    published_component_specs.cache_clear()  # time the real build of the meta components
+    started = time.perf_counter()
+    plan = build_memory_plan(MemoryPlanSettings(quantize=True), device_total_bytes=24 * GIB, host_total_bytes=64 * GIB)
+    assert time.perf_counter() - started < 10.0
+
+    for name, expected in PUBLISHED_PARAMS.items():
+        assert plan.components[name].params == pytest.approx(expected, rel=0.01), name
+    transformer = plan.components["transformer"]
+    assert transformer.stored_bytes == 2 * transformer.params  # read at bf16 before it is quantized
+    # qfloat8 stores one byte a weight (plus scales); the excluded conditioning layers stay bf16.
+    assert 0.5 < transformer.loaded_bytes / transformer.stored_bytes < 0.52
+    assert transformer.quantized_layers == plan.lora.layers == 48 * 28
+
+
+def test_over_24_gib_it_says_which_setting_to_change(published_plan):
+    assert not published_plan.fits
+    assert published_plan.phase("training", "device").over > 0
+    assert published_plan.phase("loading", "host").over == 0  # 64 GiB holds the bf16 transformer
+    assert published_plan.suggestions[0] == "set model.quantize: true"
+    assert "set model.low_vram: true" in published_plan.suggestions
+    assert published_plan.unresolved == []
+
+    fixed = build_memory_plan(published_plan.suggested_settings, device_total_bytes=24 * GIB, host_total_bytes=64 * GIB)
+    assert fixed.fits and fixed.suggestions == []
+
+
+def test_a_small_gpu_gets_an_offload_percent():
+    settings = MemoryPlanSettings(quantize=True, quantize_te=True, low_vram=True)
+    plan = build_memory_plan(settings, device_total_bytes=16 * GIB, host_total_bytes=64 * GIB)
+
+    assert plan.suggestions == [
+        "set model.layer_offloading: true, model.layer_offloading_transformer_percent: 0.4, "
+        "model.layer_offloading_text_encoder_percent: 0"
+    ]
+    suggested = plan.suggested_settings
+    assert suggested.layer_offloading and suggested.layer_offloading_transformer_percent == 0.4
+    assert build_memory_plan(suggested, device_total_bytes=16 * GIB, host_total_bytes=64 * GIB).fits
+    tighter = build_memory_plan(
+        MemoryPlanSettings(**{**suggested.__dict__, "layer_offloading_transformer_percent": 0.3}),
+        device_total_bytes=16 * GIB,
+        host_total_bytes=64 * GIB,
+    )
+    assert not tighter.fits  # 0.4 is the smallest tenth that fits
+
+
+def test_too_little_host_ram_is_named_not_hidden():
+    plan = build_memory_plan(MemoryPlanSettings(quantize=True), device_total_bytes=80 * GIB, host_total_bytes=16 * GIB)
+
+    loading = plan.phase("loading", "host")
+    assert loading.total == plan.components["transformer"].stored_bytes
+    assert len(plan.unresolved) == 1 and "transformer read at its stored dtype" in plan.unresolved[0]
+    assert "set model.low_vram: true" not in plan.suggestions  # it would hold more in host RAM
+
+
+def test_the_plan_matches_the_real_quantized_and_offloaded_tiny_transformer(tiny_model_dir):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    settings = MemoryPlanSettings(
+        name_or_path=str(tiny_model_dir),
+        dtype="fp32",
+        quantize=True,
+        qtype="qint8",
+        layer_offloading=True,
+        layer_offloading_transformer_percent=0.5,
+    )
+    plan = build_memory_plan(settings, device_total_bytes=GIB, host_total_bytes=GIB)
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
+    planned = plan.components["transformer"]
+
+    assert planned.params == sum(p.numel() for p in transformer.parameters())
+    assert planned.stored_bytes == 4 * planned.params  # the tiny checkpoint is fp32
+    quantized = quantize_module(transformer, "qint8", component="transformer")
+    assert planned.quantized_layers == len(quantized.quantized)
+    assert planned.loaded_bytes == quantized.bytes_after
+    offloaded = MemoryManager.attach(transformer, "cpu", 0.5)
+    assert planned.offloaded_bytes == offloaded.bytes_on_host
+    assert planned.offloaded_layers == len(offloaded.managed)
+
+
+def test_tiny_ltx2_by_name_reads_the_built_folder(tiny_model_dir):
+    plan = build_memory_plan(MemoryPlanSettings(name_or_path="tiny-ltx2"), host_total_bytes=GIB)
+
+    assert plan.source == f"folder {tiny_model_dir}"
+    assert plan.components["text_encoder"].class_name == "Gemma3ForConditionalGeneration"
+    assert 0 < plan.components["transformer"].params < 1e6
+    if not torch.cuda.is_available():
+        assert plan.device_budget is None and "device_total_bytes" in plan.device_budget_source
+        assert all(phase.over == 0 for phase in plan.phases if phase.memory == "device")
+
+
+def test_format_plan_is_a_readable_table(published_plan):
+    text = format_plan(published_plan)
+
+    lines = text.splitlines()
+    assert lines[0].startswith("Memory plan for published LTX-2 19B architecture")
+    transformer_row = next(line for line in lines if line.startswith("transformer "))
+    assert "LTX2VideoTransformer3DModel" in transformer_row and "18.88 B" in transformer_row
+    assert any(line.startswith("training") and "OVER by" in line for line in lines)
+    assert "To fit: set model.quantize: true" in text
+
+
+def test_settings_come_from_the_job_config():
+    from toolkit.config import ModelConfig, NetworkConfig
+
+    model = ModelConfig(name_or_path="Lightricks/LTX-2", quantize=True, qtype="qint8", low_vram=True)
+    settings = MemoryPlanSettings.from_config(model, NetworkConfig(linear=32))
+
+    assert (settings.qtype, settings.low_vram, settings.lora_rank, settings.te_dtype) == ("qint8", True, 32, "bf16")
+    assert build_memory_plan(settings, device_total_bytes=80 * GIB, host_total_bytes=256 * GIB).lora.rank == 32
+
+
+def test_bad_settings_say_what_to_use(tmp_path):
+    with pytest.raises(QuantizationError, match="'qint4'"):
+        build_memory_plan(MemoryPlanSettings(quantize=True, qtype="uint4"))
+    with pytest.raises(OffloadError, match="model.layer_offloading_transformer_percent"):
+        build_memory_plan(MemoryPlanSettings(layer_offloading_transformer_percent=1.5))
+    with pytest.raises(MemoryPlanError, match="model_index.json"):
+        build_memory_plan(MemoryPlanSettings(name_or_path=str(tmp_path)))
