@@ -48,6 +48,7 @@ def _set_dotted(mapping: dict, dotted: str, value: Any) -> None:
 
 def write_config(folder: Path, settings: dict[str, Any] | None = None, name: str = "trainer_test") -> Path:
     """A YAML job in `folder` from the tiny example; `settings` are dotted keys under config.process[0]."""
+    folder.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load(TINY_EXAMPLE.read_text())
     raw["config"]["name"] = name
     process = raw["config"]["process"][0]

@@ -192,3 +192,21 @@ def test_loaded_file_predicts_what_the_trained_transformer_predicts(trained, tin
     assert (trained_prediction.video - base_prediction.video).abs().max() > 1e-3
     torch.testing.assert_close(loaded_prediction.video, trained_prediction.video, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(loaded_prediction.audio, trained_prediction.audio, rtol=1e-4, atol=1e-5)
+
+
+def test_every_linear_name_survives_the_round_trip_through_the_original_format(trained):
+    """to_original_name is the inverse of diffusers' converter for every layer a LoRA could target."""
+    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_ltx2_lora_to_diffusers
+
+    from toolkit.network.formats import to_original_name
+
+    transformer = trained[0].model.transformer
+    names = [
+        name.removesuffix(".base_layer")
+        for name, module in transformer.named_modules()
+        if isinstance(module, torch.nn.Linear) and ".lora_" not in name  # adapted layers: their base_layer
+    ]
+    assert len(names) == 82
+    original = {f"diffusion_model.{to_original_name(name)}.lora_A.weight": torch.zeros(1) for name in names}
+    converted = _convert_non_diffusers_ltx2_lora_to_diffusers(original)
+    assert sorted(converted) == sorted(f"transformer.{name}.lora_A.weight" for name in names)
