@@ -357,7 +357,7 @@ def _device_budget(given: int | None) -> tuple[int | None, str]:
     if torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info()
         return int(free), f"free on {torch.cuda.get_device_name()} now (torch.cuda.mem_get_info)"
-    return None, "unknown: no CUDA device here; pass device_total_bytes (e.g. 24 GiB) to check the device totals"
+    return None, "unknown: no CUDA device here; set model.vram_gb (e.g. 24) to check the device totals"
 
 
 def _host_budget(given: int | None) -> tuple[int | None, str]:

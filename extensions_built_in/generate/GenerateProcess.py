@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extensions_built_in.sd_trainer.run_setup import open_run
+from extensions_built_in.sd_trainer.run_setup import memory_plan_report, open_run
 from toolkit.job import BaseProcess
 
 
 class GenerateProcess(BaseProcess):
     """Loads the model and writes `<output_folder>/<name>/<index>_<seed>.mp4` for each prompt."""
+
+    def dry_run(self) -> str:
+        """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        return memory_plan_report(self.config.model)
 
     def run(self) -> list[Path]:
         from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
@@ -20,6 +24,7 @@ class GenerateProcess(BaseProcess):
         run = open_run(self.job.name, config.output_folder, config.model, config.logging)
         run_folder, tracer, logger = run.folder, run.tracer, run.logger
         model = load_model_class(config.model.arch)(config.model, config.device).load_model()
+        model.offload_transformer()
         written = []
         with tracer.span("generate", prompts=len(settings_config.prompts), folder=run_folder):
             for index, entry in enumerate(settings_config.prompts):

@@ -41,3 +41,12 @@ def _quiet_library_progress_bars() -> None:
 
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
+
+
+def memory_plan_report(model_config, network_config=None) -> str:
+    """The memory plan of a process's settings, built from meta-device components (no weights read)."""
+    from toolkit.memory_plan import MemoryPlanSettings, build_memory_plan, format_plan
+
+    budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
+    plan = build_memory_plan(MemoryPlanSettings.from_config(model_config, network_config), device_total_bytes=budget)
+    return format_plan(plan)

@@ -1,10 +1,14 @@
-"""Samples during training: each configured prompt to an .mp4 with audio under `samples/`."""
+"""Samples during training: each configured prompt to an .mp4 with audio under `samples/`.
+
+A prompt with a `ctrl_img` samples image-to-video from that image; the others text-to-video.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.errors import ConfigError
 from toolkit.trace import get_tracer
 
 SAMPLES_DIR = "samples"
@@ -16,6 +20,7 @@ class EncodedSamplePrompt:
     prompt: str
     seed: int
     embeds: object  # PromptEmbeds with text states
+    control_image: str | None = None
 
 
 class TrainingSampler:
@@ -36,8 +41,14 @@ class TrainingSampler:
         for index, entry in enumerate(config.prompts):
             text = self.caption_transform(entry.prompt)
             seed = entry.seed if entry.seed is not None else config.seed + (index if config.walk_seed else 0)
+            if entry.ctrl_img is not None and not Path(entry.ctrl_img).is_file():
+                # Found now rather than at the first sample, after the text encoder is gone and steps have run.
+                raise ConfigError(
+                    f"sample.prompts[{index}].ctrl_img: {entry.ctrl_img} is not a file "
+                    f"(relative paths are from {Path.cwd()}); fix the path or remove ctrl_img"
+                )
             embeds = self.model.get_prompt_embeds([text], keep_text_states=True)
-            self.prompts.append(EncodedSamplePrompt(index, text, seed, embeds))
+            self.prompts.append(EncodedSamplePrompt(index, text, seed, embeds, entry.ctrl_img))
         if config.guidance_scale > 1.0 and self.prompts:
             self.negative = self.model.get_prompt_embeds([config.neg], keep_text_states=True)
 
@@ -57,6 +68,7 @@ class TrainingSampler:
                     guidance_scale=config.guidance_scale,
                     seed=entry.seed,
                     negative_prompt=config.neg,
+                    control_image=entry.control_image,
                 )
                 path = self.folder / f"{step:09d}_{entry.index}.mp4"
                 clip = self.model.generate_single_image(entry.prompt, path, settings, entry.embeds, self.negative)

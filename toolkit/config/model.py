@@ -55,6 +55,14 @@ class ModelConfig(ConfigModel):
     layer_offloading_text_encoder_percent: float = Field(
         default=1.0, ge=0.0, le=1.0, description="Fraction of text encoder layers offloaded (0..1)."
     )
+    vram_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "GPU memory (GiB) the memory plan checks against when it cannot read it from a visible GPU, "
+            "e.g. `--dry-run` on a laptop for a 24 GB training box."
+        ),
+    )
     low_vram: bool = Field(default=False, description="Load components one at a time and keep idle ones in host RAM.")
     vae_tiling: bool = Field(default=False, description="Encode and decode video in tiles to bound VAE memory.")
     trace_every: int = Field(

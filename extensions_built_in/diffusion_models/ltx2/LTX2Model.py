@@ -18,7 +18,7 @@ import torch
 from toolkit.errors import DataError, ModelLoadError
 from toolkit.trace import get_tracer
 
-from . import audio_features
+from . import audio_features, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
@@ -42,6 +42,7 @@ class GenerationSettings:
     guidance_scale: float
     seed: int
     negative_prompt: str = ""
+    control_image: str | None = None  # image-to-video: the image the first frame starts from (ctrl_img)
 
 
 @dataclass(frozen=True)
@@ -106,31 +107,57 @@ class LTX2Model:
         ) as span:
             self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
             span.set(source=self.source.describe())
+            if self.tracer.enabled:
+                # Only the trace shows the plan; building it costs a second, so skip it otherwise.
+                from extensions_built_in.sd_trainer.run_setup import memory_plan_report
+
+                self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
             for name in COMPONENT_ORDER:
                 self.components[name] = self._load_one(name)
             span.set(components=list(self.components))
         return self
 
     def _load_one(self, name: str):
+        config = self.config
         dtype = self.te_dtype if name == "text_encoder" else self.dtype
-        device = self.te_device if name in ("text_encoder", "connectors") else self.device
         if name in ("vae", "audio_vae", "vocoder"):
-            # The VAEs and vocoder stay in fp32 unless the model runs in fp16 on a GPU: they are small and
-            # their decode is where reduced precision shows (banding, clicks).
+            # The VAEs and vocoder stay in fp32: they are small and their decode is where reduced
+            # precision shows (banding, clicks).
             dtype = torch.float32
         with self.tracer.span("load_component", component=name) as span:
             started = time.perf_counter()
             component = load_component(self.source, name, dtype)
             if isinstance(component, torch.nn.Module):
                 component.requires_grad_(False).eval()
-                component.to(device)
+                report = placement.quantize_after_load(name, component, config)
+                if report is not None:
+                    span.set(
+                        qtype=report.qtype,
+                        quantized_modules=len(report.quantized),
+                        bytes_before=report.bytes_before,
+                        bytes_after=report.bytes_after,
+                    )
+                component.to(placement.load_device(name, config, self.device, self.te_device))
+                if name == "text_encoder" and config.layer_offloading and config.layer_offloading_text_encoder_percent > 0:
+                    offload = placement.offload_layers(name, component, self.te_device, config.layer_offloading_text_encoder_percent)
+                    span.set(offload_percent=offload.offload_percent_achieved, bytes_on_host=offload.bytes_on_host)
                 span.set(**_module_facts(component), seconds=time.perf_counter() - started)
             else:
                 span.set(cls=type(component).__name__, seconds=time.perf_counter() - started)
         return component
 
+    def offload_transformer(self):
+        """With layer_offloading: attach the MemoryManager to the transformer (after the LoRA, if any)."""
+        config = self.config
+        if not config.layer_offloading:
+            return None
+        return placement.offload_layers(
+            "transformer", self.transformer, self.device, config.layer_offloading_transformer_percent
+        )
+
     # -- encode_images -----------------------------------------------------
     @torch.no_grad()
+    @placement.uses("vae")
     def encode_images(self, video: torch.Tensor) -> VideoLatents:
         """Frames (B, 3, T, H, W) in [-1, 1] to normalised video latents (B, C, F, H/s, W/s)."""
         vae = self.vae
@@ -170,6 +197,7 @@ class LTX2Model:
 
     # -- encode_audio ------------------------------------------------------
     @torch.no_grad()
+    @placement.uses("audio_vae")
     def encode_audio(
         self, waveform: torch.Tensor, sample_rate: int, is_silence: list[bool] | None = None
     ) -> AudioLatents:
@@ -199,6 +227,7 @@ class LTX2Model:
 
     # -- get_prompt_embeds -------------------------------------------------
     @torch.no_grad()
+    @placement.uses("text_encoder", "connectors")
     def get_prompt_embeds(self, prompts: list[str], keep_text_states: bool = False) -> PromptEmbeds:
         """Gemma 3 hidden states of every layer, then LTX-2's text connectors."""
         if not self.text_encoder_loaded:
@@ -273,6 +302,15 @@ class LTX2Model:
         ) as span:
             video_tokens = _pack_video(video_latents).to(self.dtype)
             audio_tokens = _pack_audio(audio_latents).to(self.dtype)
+            if video_sigmas is not None:
+                # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
+                self.tracer.event(
+                    "i2v_conditioning",
+                    applied=True,
+                    tokens_fixed_per_clip=(video_sigmas == 0).sum(dim=1),
+                    tokens_per_clip=video_tokens.shape[1],
+                    tokens_per_frame=height * width,
+                )
             video_timestep = (video_sigmas if video_sigmas is not None else sigmas) * TIMESTEP_SCALE
             audio_timestep = sigmas * TIMESTEP_SCALE
             video_pred, audio_pred = transformer(
@@ -302,6 +340,7 @@ class LTX2Model:
 
     # -- generate_single_image ---------------------------------------------
     @torch.no_grad()
+    @placement.uses("connectors", "vae", "audio_vae", "vocoder")
     def generate_single_image(
         self,
         prompt: str,
@@ -310,19 +349,42 @@ class LTX2Model:
         prompt_embeds: PromptEmbeds | None = None,
         negative_embeds: PromptEmbeds | None = None,
     ) -> GeneratedClip:
-        """Sample one clip with audio through LTX2Pipeline and write it as an .mp4."""
-        from .generation import run_pipeline, write_clip
+        """Sample one clip with audio and write it as an .mp4.
+
+        Text-only settings go through LTX2Pipeline; settings with a `control_image` go through
+        LTX2ImageToVideoPipeline, the image resized and center-cropped to the sample size. With
+        `low_vram` (or `vae_tiling`) the VAE decodes in tiles.
+        """
+        from .generation import choose_pipeline, load_control_image, run_pipeline, vae_decode_tiling, write_clip
 
         output_path = Path(output_path)
+        choice = choose_pipeline(settings.control_image)
+        tiled_decode = self.config.low_vram or self.config.vae_tiling
         with self.tracer.span(
-            "generate_single_image", prompt=prompt, pipeline="LTX2Pipeline", settings=settings.__dict__
+            "generate_single_image",
+            prompt=prompt,
+            pipeline=choice.name,
+            pipeline_reason=choice.reason,
+            vae_decode_tiling=tiled_decode,
+            settings=settings.__dict__,
         ) as span:
             started = time.perf_counter()
+            control_image = None
+            if settings.control_image:
+                control_image, size_before = load_control_image(settings.control_image, settings.width, settings.height)
+                self.tracer.event(
+                    "control_image",
+                    path=settings.control_image,
+                    size_before=list(size_before),
+                    size_after=list(control_image.size),
+                    resize="scale to cover, center crop",
+                )
             if prompt_embeds is None:
                 prompt_embeds = self.get_prompt_embeds([prompt], keep_text_states=True)
             if negative_embeds is None and settings.guidance_scale > 1.0:
                 negative_embeds = self.get_prompt_embeds([settings.negative_prompt], keep_text_states=True)
-            frames, audio, sample_rate = run_pipeline(self, prompt_embeds, negative_embeds, settings)
+            with vae_decode_tiling(self.vae, tiled_decode):
+                frames, audio, sample_rate = run_pipeline(self, prompt_embeds, negative_embeds, settings, control_image)
             clip = write_clip(output_path, frames, audio, sample_rate, settings.fps)
             span.set(
                 output_path=output_path,

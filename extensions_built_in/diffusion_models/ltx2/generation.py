@@ -1,15 +1,73 @@
-"""Sampling through diffusers' LTX2Pipeline and writing the clip with its audio."""
+"""Sampling through diffusers' LTX2Pipeline (text-to-video) or LTX2ImageToVideoPipeline (a prompt
+with a control image), and writing the clip with its audio."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from toolkit.errors import DataError
+
 from .checkpoint import COMPONENT_ORDER
 from .model_inputs import PromptEmbeds
+
+TEXT_TO_VIDEO = "LTX2Pipeline"
+IMAGE_TO_VIDEO = "LTX2ImageToVideoPipeline"
+
+
+@dataclass(frozen=True)
+class PipelineChoice:
+    """Which diffusers pipeline samples a prompt, and why."""
+
+    name: str
+    reason: str
+
+
+def choose_pipeline(control_image: str | None) -> PipelineChoice:
+    if control_image:
+        return PipelineChoice(IMAGE_TO_VIDEO, f"the prompt names a control image ({control_image}) for the first frame")
+    return PipelineChoice(TEXT_TO_VIDEO, "text-only prompt (no ctrl_img)")
+
+
+def load_control_image(path: str | Path, width: int, height: int):
+    """The control image as RGB, scaled to cover width x height and center-cropped to exactly that size.
+
+    Returns (image, size before as (width, height)).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    except (OSError, UnidentifiedImageError) as error:
+        raise DataError(
+            f"control image {path} cannot be read ({error}); point ctrl_img at a PNG or JPEG file"
+        ) from error
+    before = image.size
+    scale = max(width / before[0], height / before[1])
+    scaled = (max(width, round(before[0] * scale)), max(height, round(before[1] * scale)))
+    if scaled != before:
+        image = image.resize(scaled, Image.Resampling.BICUBIC)
+    left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+    return image.crop((left, top, left + width, top + height)), before
+
+
+@contextlib.contextmanager
+def vae_decode_tiling(vae, enabled: bool) -> Iterator[None]:
+    """Tiled VAE decoding while sampling (low_vram), the VAE's previous setting restored afterwards."""
+    previous = vae.use_tiling
+    if enabled:
+        vae.enable_tiling()
+    try:
+        yield
+    finally:
+        vae.use_tiling = previous
 
 
 def build_pipeline(model, pipeline_class=None):
@@ -25,15 +83,25 @@ def build_pipeline(model, pipeline_class=None):
     return pipeline
 
 
-def run_pipeline(model, prompt_embeds: PromptEmbeds, negative_embeds: PromptEmbeds | None, settings):
-    """Returns frames (T, H, W, 3) uint8, audio (channels, samples) float and the audio sample rate."""
+def run_pipeline(
+    model, prompt_embeds: PromptEmbeds, negative_embeds: PromptEmbeds | None, settings, control_image=None
+):
+    """Returns frames (T, H, W, 3) uint8, audio (channels, samples) float and the audio sample rate.
+
+    With a `control_image` (a PIL image of the sample's size) LTX2ImageToVideoPipeline keeps its latents
+    as the clean first latent frame; otherwise LTX2Pipeline samples from text alone.
+    """
+    from diffusers import LTX2ImageToVideoPipeline, LTX2Pipeline
+
     if prompt_embeds.text_states is None:
         raise ValueError("sampling needs prompt embeds encoded with keep_text_states=True")
-    pipeline = build_pipeline(model)
+    image_inputs = {} if control_image is None else {"image": control_image}
+    pipeline = build_pipeline(model, LTX2Pipeline if control_image is None else LTX2ImageToVideoPipeline)
     device = model.device
     use_guidance = settings.guidance_scale > 1.0 and negative_embeds is not None
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     output = pipeline(
+        **image_inputs,
         prompt_embeds=prompt_embeds.text_states.to(device),
         prompt_attention_mask=prompt_embeds.text_mask.to(device),
         negative_prompt_embeds=negative_embeds.text_states.to(device) if use_guidance else None,

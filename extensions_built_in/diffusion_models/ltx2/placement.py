@@ -1,0 +1,108 @@
+"""Where each LTX-2 component lives: quantization at load, low_vram moves, layer offloading.
+
+- `quantize` / `quantize_te`: the transformer / text encoder weights are quantized with
+  optimum-quanto right after loading (on the CPU, before they move), then frozen.
+- `low_vram`: the VAEs, vocoder, text encoder and connectors wait in host RAM and move to
+  the device only for their work (`on_device`), and back after it.
+- `layer_offloading`: a MemoryManager keeps a share of the transformer's (and the text
+  encoder's) linear/conv weights in host RAM, bringing each in for its forward. For the
+  transformer this happens after the LoRA is attached (`offload_transformer`).
+
+Every move is a traced span with memory before and after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import torch
+
+from toolkit.trace import get_tracer, memory_snapshot
+
+# Components kept in host RAM between uses with low_vram.
+IDLE_ON_CPU = ("text_encoder", "connectors", "vae", "audio_vae", "vocoder")
+
+
+def load_device(name: str, config, compute_device: torch.device, te_device: torch.device) -> torch.device:
+    """The device a component goes to right after loading."""
+    if config.low_vram and name in IDLE_ON_CPU:
+        return torch.device("cpu")
+    if config.layer_offloading and name == "transformer":
+        # The MemoryManager places it once the LoRA is attached.
+        return torch.device("cpu")
+    if config.layer_offloading and name == "text_encoder" and config.layer_offloading_text_encoder_percent > 0:
+        return torch.device("cpu")
+    return te_device if name in ("text_encoder", "connectors") else compute_device
+
+
+def quantize_after_load(name: str, component, config):
+    """Quantize the transformer / text encoder when the config asks; returns the report or None."""
+    from toolkit.quantize import quantize_module
+
+    if name == "transformer" and config.quantize:
+        return quantize_module(component, config.qtype, component="transformer")
+    if name == "text_encoder" and config.quantize_te:
+        return quantize_module(component, config.qtype_te, component="text_encoder")
+    return None
+
+
+def move_component(name: str, module: torch.nn.Module, device: torch.device) -> bool:
+    """Move a whole component, traced with memory before and after; False when it was there already."""
+    current = _device_of(module)
+    if current is None or current == device:
+        return False
+    with get_tracer().span("move_component", component=name, source=current, target=device, memory_before=memory_snapshot()) as span:
+        module.to(device)
+        span.set(memory_after=memory_snapshot())
+    return True
+
+
+@contextlib.contextmanager
+def on_device(model, names: tuple[str, ...]) -> Iterator[None]:
+    """With low_vram, bring `names` to their working device for the block and send them back after."""
+    if not model.config.low_vram:
+        yield
+        return
+    moved = []
+    for name in names:
+        module = model.components.get(name)
+        if module is None or name not in IDLE_ON_CPU or getattr(module, "_ltx2_offloaded", False):
+            continue
+        target = model.te_device if name in ("text_encoder", "connectors") else model.device
+        if move_component(name, module, target):
+            moved.append((name, module))
+    try:
+        yield
+    finally:
+        for name, module in moved:
+            move_component(name, module, torch.device("cpu"))
+
+
+def uses(*names: str):
+    """Method decorator: the components a phase works with are on the device while it runs."""
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(model, *args, **kwargs):
+            with on_device(model, names):
+                return method(model, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def offload_layers(name: str, module: torch.nn.Module, device: torch.device, percent: float):
+    """Attach the MemoryManager to a component; returns its OffloadReport."""
+    from toolkit.memory_management import MemoryManager
+
+    report = MemoryManager.attach(module, device, percent)
+    module._ltx2_offloaded = True
+    return report
+
+
+def _device_of(module: torch.nn.Module) -> torch.device | None:
+    first = next(module.parameters(), None)
+    return first.device if first is not None else None
