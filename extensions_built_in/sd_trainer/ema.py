@@ -49,21 +49,26 @@ class LoraEMA(TrainingCallback):
             self.shadow[name] = live.float()
 
     @contextlib.contextmanager
-    def applied(self, reason: str) -> Iterator[None]:
-        """Inside, the adapter holds the EMA weights; the trained weights come back on exit."""
-        get_tracer().event("ema_weights", action="swapped in", reason=reason, decay=self.decay)
+    def _swapped(self) -> Iterator[None]:
         self._swap()
         try:
             yield
         finally:
             self._swap()
 
+    @contextlib.contextmanager
+    def applied(self, reason: str) -> Iterator[None]:
+        """Inside, the adapter holds the EMA weights; the trained weights come back on exit."""
+        get_tracer().event("ema_weights", action="swapped in", reason=reason, decay=self.decay)
+        with self._swapped():
+            yield
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The EMA weights under the LoRA's key names, as a LoRA file holds them."""
-        with self.applied("save"):
+        with self._swapped():
             return {name: tensor.detach().clone() for name, tensor in self.network.state_dict().items()}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore EMA weights saved by `state_dict` (the trained weights stay as they are)."""
-        with self.applied("resume"):
+        with self._swapped():
             self.network.load_state_dict(state)

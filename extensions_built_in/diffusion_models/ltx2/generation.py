@@ -71,7 +71,7 @@ def vae_decode_tiling(vae, enabled: bool) -> Iterator[None]:
 
 
 def build_pipeline(model, pipeline_class=None):
-    """An LTX2Pipeline over the model's loaded components (no copies of the weights)."""
+    """A pipeline (LTX2Pipeline unless told otherwise) over the model's loaded components (no copies of the weights)."""
     from diffusers import LTX2Pipeline
 
     pipeline_class = pipeline_class or LTX2Pipeline
