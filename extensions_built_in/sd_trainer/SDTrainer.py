@@ -24,7 +24,7 @@ from . import checkpoints
 from .callbacks import StepDetails, StepResult, TrainingCallback
 from .ema import LoraEMA
 from .i2v import FirstFrameCondition, draw_conditioned
-from .preservation import encode_class_prompts, preservation_loss
+from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
@@ -49,7 +49,7 @@ class SDTrainer(BaseProcess):
             self.model = self._load_model()
             self.trigger = TriggerWord(config.trigger_word)
             self.data = self._encode_data()
-            self.class_prompts = self._encode_class_prompts()
+            self.preservation = self._build_preservation()
             self.sampler = TrainingSampler(
                 self.model, config.sample, self.run_folder, caption_transform=self.trigger.sample_prompt
             )
@@ -99,13 +99,16 @@ class SDTrainer(BaseProcess):
         datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
         return encode_datasets(self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption)
 
-    def _encode_class_prompts(self):
+    def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""
         train = self.config.train
         if not train.diff_output_preservation:
             return None
         captions = [example.caption for example in self.data.examples]
-        return encode_class_prompts(self.model, captions, self.config.trigger_word, train.diff_output_preservation_class)
+        class_prompts = encode_class_prompts(
+            self.model, captions, self.config.trigger_word, train.diff_output_preservation_class
+        )
+        return OutputPreservation(class_prompts, train)
 
     def _attach_network(self):
         network = attach_lora(self.model.transformer, self.config.network, self.config.train.seed)
@@ -253,7 +256,7 @@ class SDTrainer(BaseProcess):
                 aux_total[name] = aux_total.get(name, 0.0) + share * value
         loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
         if "preservation" in aux_total:
-            loss = loss + train.diff_output_preservation_strength * aux_total["preservation"]
+            loss = loss + self.preservation.strength * aux_total["preservation"]
         return loss, video_total, audio_total, aux_total
 
     def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
@@ -293,8 +296,13 @@ class SDTrainer(BaseProcess):
         video_loss = masked_mse(prediction.video, video_target, loss_mask)
         audio_loss = masked_mse(prediction.audio, audio_target)
         aux_losses = {}
-        if self.class_prompts is not None:
-            aux_losses["preservation"] = self._preservation_loss(members, inputs, loss_mask)
+        if self.preservation is not None:
+
+            def predict(kind: str, class_prompt, **fields):
+                return self._predict(kind, members, class_prompt, *inputs, **fields)
+
+            indices = [self.order.example_at(position) for position, _ in members]
+            aux_losses["preservation"] = self.preservation.loss(predict, self.network, indices, loss_mask, device)
         if keep_details:
             self.last_details = StepDetails(
                 step=step,
@@ -322,25 +330,6 @@ class SDTrainer(BaseProcess):
             return self.model.get_noise_prediction(
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
             )
-
-    def _preservation_loss(self, members, inputs: tuple, loss_mask) -> torch.Tensor:
-        """Differential output preservation: the LoRA's prediction on the class captions is pulled towards
-        the base model's (the auxiliary prediction, adapter disabled, no gradient) on the same noisy latents."""
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
-        train = self.config.train
-        class_prompts = [PromptEmbeds(**self.class_prompts.prompts[self.order.example_at(p)]) for p, _ in members]
-        class_prompt = PromptEmbeds.cat(class_prompts).to(self.model.device)
-        with torch.no_grad():
-            self.network.set_enabled(False)
-            try:
-                base = self._predict("auxiliary", members, class_prompt, *inputs, lora="disabled", caption="class")
-            finally:
-                self.network.set_enabled(True)
-        with_lora = self._predict("preservation", members, class_prompt, *inputs, lora="enabled", caption="class")
-        loss = preservation_loss(with_lora, base, loss_mask, train.video_loss_weight, train.audio_loss_weight)
-        self.tracer.event("auxiliary_loss", loss_name="preservation", loss=loss, strength=train.diff_output_preservation_strength)
-        return loss
 
     def _caption_dropout_rate(self, example: TrainingExample) -> float:
         rates = [d.caption_dropout_rate for d in self.config.datasets]

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+from toolkit.trace import get_tracer
+
 from .flow_matching import masked_mse
 from .trigger import class_caption
 
@@ -47,3 +49,34 @@ def preservation_loss(
     video = masked_mse(lora_prediction.video, base_prediction.video.detach(), video_loss_mask)
     audio = masked_mse(lora_prediction.audio, base_prediction.audio.detach())
     return video_weight * video + audio_weight * audio
+
+
+class OutputPreservation:
+    """The preservation loss of a run: its class prompts and weights (from `train:`)."""
+
+    def __init__(self, class_prompts: ClassPrompts, train_config):
+        self.class_prompts = class_prompts
+        self.strength = train_config.diff_output_preservation_strength
+        self.video_weight = train_config.video_loss_weight
+        self.audio_weight = train_config.audio_loss_weight
+
+    def loss(self, predict, network, example_indices: list[int], video_loss_mask, device) -> torch.Tensor:
+        """The (unweighted by strength) preservation loss of a batch.
+
+        `predict(kind, prompt, **trace_fields)` predicts the batch's noisy latents with `prompt`;
+        `example_indices` say which training example each clip of the batch is.
+        """
+        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+
+        prompts = [PromptEmbeds(**self.class_prompts.prompts[index]) for index in example_indices]
+        class_prompt = PromptEmbeds.cat(prompts).to(device)
+        with torch.no_grad():
+            network.set_enabled(False)
+            try:
+                base = predict("auxiliary", class_prompt, lora="disabled", caption="class")
+            finally:
+                network.set_enabled(True)
+        with_lora = predict("preservation", class_prompt, lora="enabled", caption="class")
+        loss = preservation_loss(with_lora, base, video_loss_mask, self.video_weight, self.audio_weight)
+        get_tracer().event("auxiliary_loss", loss_name="preservation", loss=loss, strength=self.strength)
+        return loss

@@ -64,11 +64,11 @@ def _loss_calls(trainer):
 
 def test_class_captions_are_encoded_before_the_text_encoder_is_unloaded(preserving, tiny_model):
     assert not preserving.model.text_encoder_loaded
-    captions = preserving.class_prompts.captions
+    captions = preserving.preservation.class_prompts.captions
     assert captions == [e.caption.replace(TRIGGER, CLASS_WORD) for e in preserving.data.examples]
     assert all(c.startswith(f"{CLASS_WORD} ") for c in captions)
     expected = tiny_model.get_prompt_embeds([captions[0]]).as_tensors()
-    torch.testing.assert_close(preserving.class_prompts.prompts[0]["video_embeds"], expected["video_embeds"])
+    torch.testing.assert_close(preserving.preservation.class_prompts.prompts[0]["video_embeds"], expected["video_embeds"])
 
 
 def test_auxiliary_prediction_ignores_the_lora_weights(preserving):
