@@ -20,12 +20,13 @@ from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
 from toolkit.config.network import NetworkConfig, SaveConfig
 from toolkit.config.process import GenerateProcessConfig, ModelProcessConfig, ProcessConfig, TrainProcessConfig
 from toolkit.config.sampling import GenerateConfig, SampleConfig, SamplePrompt, SamplingSettings
-from toolkit.config.train import TrainConfig
+from toolkit.config.train import EMAConfig, TrainConfig
 
 __all__ = [
     "TINY_MODEL_NAME",
     "ConfigModel",
     "DatasetConfig",
+    "EMAConfig",
     "GenerateConfig",
     "GenerateProcessConfig",
     "JobConfig",
