@@ -38,6 +38,7 @@ class GenerateProcess(BaseProcess):
                     guidance_scale=settings_config.guidance_scale,
                     seed=seed,
                     negative_prompt=settings_config.neg,
+                    control_image=entry.ctrl_img,
                 )
                 clip = model.generate_single_image(entry.prompt, run_folder / f"{index:03d}_{seed}.mp4", settings)
                 logger.info(
