@@ -1,0 +1,79 @@
+"""Latent and text-embedding caches: a second run encodes nothing; a changed clip or setting is encoded again."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+import torch
+
+from tests.trainer.conftest import copy_clips, set_up_trainer, write_config
+
+
+@pytest.fixture
+def encode_calls(monkeypatch) -> Counter:
+    """Counts LTX2Model.encode_images / encode_audio calls, and get_prompt_embeds calls per prompt."""
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+
+    calls: Counter = Counter()
+    for name in ("encode_images", "encode_audio", "get_prompt_embeds"):
+        original = getattr(LTX2Model, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            if _name == "get_prompt_embeds":
+                calls.update(f"prompt:{prompt}" for prompt in args[0])
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(LTX2Model, name, counted)
+    return calls
+
+
+def _caption_calls(calls: Counter) -> int:
+    return sum(count for key, count in calls.items() if key.startswith("prompt:") and key != "prompt:")
+
+
+def test_caches_are_reused_and_invalidated(tmp_path, encode_calls):
+    clips = copy_clips(tmp_path / "clips", 4)
+    settings = {
+        "datasets.0.folder_path": str(clips),
+        "datasets.0.cache_latents_to_disk": True,
+        "datasets.0.cache_text_embeddings": True,
+        "train.steps": 1,
+    }
+    config = write_config(tmp_path, settings)
+
+    first = set_up_trainer(config)
+    assert (encode_calls["encode_images"], encode_calls["encode_audio"], _caption_calls(encode_calls)) == (4, 4, 4)
+    assert (first.data.latent_cache_hits, first.data.text_cache_hits) == (0, 0)
+    run_folder = first.run_folder
+    assert len(list((run_folder / "latent_cache").glob("*.safetensors"))) == 4
+    assert len(list((run_folder / "text_embedding_cache").glob("*.safetensors"))) == 4
+
+    encode_calls.clear()
+    second = set_up_trainer(config)
+    assert (encode_calls["encode_images"], encode_calls["encode_audio"], _caption_calls(encode_calls)) == (0, 0, 0)
+    assert (second.data.latent_cache_hits, second.data.text_cache_hits) == (4, 4)
+    for cached, encoded in zip(second.data.examples, first.data.examples):
+        assert cached.path == encoded.path
+        assert torch.equal(cached.video_latents, encoded.video_latents)
+        assert torch.equal(cached.audio_latents, encoded.audio_latents)
+        for name, tensor in encoded.prompt.items():
+            assert torch.equal(cached.prompt[name], tensor)
+
+    touched = clips / "demo_02.mp4"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    encode_calls.clear()
+    third = set_up_trainer(config)
+    assert (encode_calls["encode_images"], encode_calls["encode_audio"], _caption_calls(encode_calls)) == (1, 1, 0)
+    assert (third.data.latent_cache_hits, third.data.text_cache_hits) == (3, 4)
+    assert len(list((run_folder / "latent_cache").glob("*.safetensors"))) == 4  # the stale entry was replaced
+
+    encode_calls.clear()
+    fourth = set_up_trainer(write_config(tmp_path, {**settings, "datasets.0.num_frames": 17}))
+    assert (encode_calls["encode_images"], encode_calls["encode_audio"], _caption_calls(encode_calls)) == (4, 4, 0)
+    assert (fourth.data.latent_cache_hits, fourth.data.text_cache_hits) == (0, 4)
+    assert fourth.data.examples[0].video_latents.shape[1] == 3  # 17 frames: 1 + 16 / 8 latent frames
+    assert first.data.examples[0].video_latents.shape[1] == 2
