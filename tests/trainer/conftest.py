@@ -135,7 +135,7 @@ def run_cli(args: list[str], cwd: Path = REPO_ROOT, timeout: float = 180) -> sub
     return subprocess.run(
         [sys.executable, "-c", _CLI_WITH_LOGGING, *args],
         cwd=cwd,
-        env=_child_env(),
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -149,7 +149,7 @@ def start_cli(args: list[str], log_path: Path) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-c", _CLI_WITH_LOGGING, *args],
             cwd=REPO_ROOT,
-            env=_child_env(),
+            env=child_env(),
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
@@ -177,7 +177,8 @@ _CLI_WITH_LOGGING = (
 )
 
 
-def _child_env() -> dict[str, str]:
+def child_env() -> dict[str, str]:
+    """This environment (LTX2_TRACE_CACHE included) with the repo importable and one BLAS thread."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from extensions_built_in.sd_trainer import checkpoints
-from tests.trainer.conftest import REPO_ROOT, lora_tensors, set_up_trainer, train_steps, write_config
+from tests.trainer.conftest import REPO_ROOT, child_env, lora_tensors, set_up_trainer, train_steps, write_config
 
 NAME = "save_failure"
 
@@ -99,9 +99,8 @@ trainer.save()
 def test_process_killed_in_save_keeps_the_previous_checkpoint(tmp_path, tiny_ready):
     config = _config(tmp_path)
     run_folder = tmp_path / "output" / NAME
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_IN_SAVE, str(config)], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", _KILLED_IN_SAVE, str(config)], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True
     )
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     partial = run_folder / "checkpoints" / ".step_000000004.partial"

@@ -1,0 +1,66 @@
+"""The tiny example, end to end, as a user runs it: python run.py config/examples/train_lora_ltx2_tiny.yaml."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import av
+import yaml
+from safetensors.torch import load_file
+
+from tests.trainer.conftest import REPO_ROOT, TINY_EXAMPLE, child_env
+
+TRACED_PHASES = [
+    "load_component",
+    "encode_images",
+    "encode_audio",
+    "get_prompt_embeds",
+    "unload_text_encoder",
+    "hook_train_loop",
+    "predict_noise",
+    "get_noise_prediction",
+    "generate_single_image",
+    "save_model",
+]
+
+
+def test_tiny_example_trains_samples_and_traces(tmp_path, tiny_ready):
+    example = yaml.safe_load(TINY_EXAMPLE.read_text())
+    name = example["config"]["name"]
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "run.py", str(TINY_EXAMPLE.relative_to(REPO_ROOT)),
+         "--set", f"config.process.0.training_folder={tmp_path}"],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    seconds = time.monotonic() - started
+    print(f"tiny example: {seconds:.1f} s")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert seconds < 120
+
+    run_folder = tmp_path / name
+    lora = load_file(run_folder / f"{name}.safetensors")
+    assert lora and all(key.startswith("transformer.") for key in lora)
+    assert max(t.float().abs().max() for k, t in lora.items() if "lora_B" in k) > 0
+
+    samples = sorted((run_folder / "samples").glob("*.mp4"))
+    assert len(samples) >= 2
+    for sample in samples:
+        with av.open(str(sample)) as container:
+            (video,) = container.streams.video
+            (audio,) = container.streams.audio
+            assert (video.width, video.height) == (64, 64)
+            assert video.frames == 9 or sum(1 for _ in container.decode(video=0)) == 9
+            assert audio.rate > 0
+
+    output = result.stdout + result.stderr
+    verbose = [line for line in output.splitlines() if line.startswith("[VERBOSE]")]
+    for phase in TRACED_PHASES:
+        assert any(re.match(rf"\[VERBOSE\]\s+{phase}\b", line) for line in verbose), phase
