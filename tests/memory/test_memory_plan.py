@@ -115,7 +115,7 @@ def test_tiny_ltx2_by_name_reads_the_built_folder(tiny_model_dir):
     assert plan.components["text_encoder"].class_name == "Gemma3ForConditionalGeneration"
     assert 0 < plan.components["transformer"].params < 1e6
     if not torch.cuda.is_available():
-        assert plan.device_budget is None and "device_total_bytes" in plan.device_budget_source
+        assert plan.device_budget is None and "model.vram_gb" in plan.device_budget_source
         assert all(phase.over == 0 for phase in plan.phases if phase.memory == "device")
 
 
