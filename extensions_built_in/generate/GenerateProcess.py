@@ -29,17 +29,7 @@ class GenerateProcess(BaseProcess):
         with tracer.span("generate", prompts=len(settings_config.prompts), folder=run_folder):
             for index, entry in enumerate(settings_config.prompts):
                 seed = entry.seed if entry.seed is not None else settings_config.seed + index
-                settings = GenerationSettings(
-                    width=settings_config.width,
-                    height=settings_config.height,
-                    num_frames=settings_config.num_frames,
-                    fps=settings_config.fps,
-                    steps=settings_config.sample_steps,
-                    guidance_scale=settings_config.guidance_scale,
-                    seed=seed,
-                    negative_prompt=settings_config.neg,
-                    control_image=entry.ctrl_img,
-                )
+                settings = GenerationSettings.from_sampling(settings_config, seed, entry.ctrl_img)
                 clip = model.generate_single_image(entry.prompt, run_folder / f"{index:03d}_{seed}.mp4", settings)
                 logger.info(
                     "wrote %s (%d frames %dx%d, %d audio samples at %d Hz)",

@@ -59,17 +59,7 @@ class TrainingSampler:
         paths = []
         with get_tracer().span("sample", step=step, prompts=len(self.prompts), folder=self.folder) as span:
             for entry in self.prompts:
-                settings = GenerationSettings(
-                    width=config.width,
-                    height=config.height,
-                    num_frames=config.num_frames,
-                    fps=config.fps,
-                    steps=config.sample_steps,
-                    guidance_scale=config.guidance_scale,
-                    seed=entry.seed,
-                    negative_prompt=config.neg,
-                    control_image=entry.control_image,
-                )
+                settings = GenerationSettings.from_sampling(config, entry.seed, entry.control_image)
                 path = self.folder / f"{step:09d}_{entry.index}.mp4"
                 clip = self.model.generate_single_image(entry.prompt, path, settings, entry.embeds, self.negative)
                 paths.append(clip.path)

@@ -25,32 +25,11 @@ ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LO
 DIFFUSERS_PREFIX = "transformer."
 ORIGINAL_PREFIX = "diffusion_model."
 
-# diffusers name -> original LTX-2 name (the inverse of diffusers' converter for LTX-2 LoRAs).
-_TO_ORIGINAL = (
-    ("audio_proj_in", "audio_patchify_proj"),
-    ("proj_in", "patchify_proj"),
-    ("av_cross_attn_video_scale_shift", "av_ca_video_scale_shift_adaln_single"),
-    ("av_cross_attn_video_a2v_gate", "av_ca_a2v_gate_adaln_single"),
-    ("av_cross_attn_audio_scale_shift", "av_ca_audio_scale_shift_adaln_single"),
-    ("av_cross_attn_audio_v2a_gate", "av_ca_v2a_gate_adaln_single"),
-    ("video_a2v_cross_attn_scale_shift_table", "scale_shift_table_a2v_ca_video"),
-    ("audio_a2v_cross_attn_scale_shift_table", "scale_shift_table_a2v_ca_audio"),
-    ("norm_q", "q_norm"),
-    ("norm_k", "k_norm"),
-)
-
-
 def to_original_name(diffusers_name: str) -> str:
-    name = diffusers_name
-    if name.startswith("time_embed."):
-        name = "adaln_single." + name.removeprefix("time_embed.")
-    elif name.startswith("audio_time_embed."):
-        name = "audio_adaln_single." + name.removeprefix("audio_time_embed.")
-    for new, old in _TO_ORIGINAL:
-        if name.startswith(new) or f".{new}" in name:
-            name = name.replace(new, old, 1)
-            break
-    return name
+    """A transformer module/parameter name under its original LTX-2 name (shared with single-file export)."""
+    from toolkit.models.single_file import original_transformer_key
+
+    return original_transformer_key(diffusers_name)
 
 
 def lora_file_tensors(peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:

@@ -44,6 +44,21 @@ class GenerationSettings:
     negative_prompt: str = ""
     control_image: str | None = None  # image-to-video: the image the first frame starts from (ctrl_img)
 
+    @classmethod
+    def from_sampling(cls, sampling, seed: int, control_image: str | None = None) -> "GenerationSettings":
+        """From a `sample:` or `generate:` config block, for one prompt's seed and control image."""
+        return cls(
+            width=sampling.width,
+            height=sampling.height,
+            num_frames=sampling.num_frames,
+            fps=sampling.fps,
+            steps=sampling.sample_steps,
+            guidance_scale=sampling.guidance_scale,
+            seed=seed,
+            negative_prompt=sampling.neg,
+            control_image=control_image,
+        )
+
 
 @dataclass(frozen=True)
 class GeneratedClip:
