@@ -1,0 +1,441 @@
+"""Latent-encoding monitor: every VAE encode goes through a chain of strategies and is measured.
+
+    latents, report = encode_with_fallback(clip, pixels, vae_strategies(vae, device))
+
+The chain is direct on the device, then tiled (spatial and temporal tiles), then on the
+CPU; each next strategy runs only when the one before ran out of memory. Any other error
+propagates as it is, and when every strategy runs out of memory the run stops with a
+`LatentEncodingError` naming the clip, its size and what each strategy raised: there are
+no made-up latents to fall back on, they would silently train the LoRA on noise.
+
+Each encode yields an `EncodeReport` (strategy and failures, shapes, compression ratios,
+dtype and device, size, memory before/after/peak with timestamps, speed, efficiency),
+written to the trace and, with `model.verbose`, printed as one line per clip. A
+`CachingReport` (`collect_encode_reports`) sums up a whole caching pass.
+
+This module knows nothing of LTX-2: a strategy is a name and a callable from pixels to
+latents. `simulate_out_of_memory` injects failures into named strategies (tests, drills).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import psutil
+import torch
+
+from toolkit.errors import DataError
+from toolkit.logging import get_logger
+from toolkit.monitoring.caching_report import CachingReport
+from toolkit.trace import get_tracer
+
+MB = 1024 * 1024
+EncodeStrategy = tuple[str, Callable[[torch.Tensor], torch.Tensor]]
+PEAK_SAMPLE_INTERVAL_S = 0.005
+
+_logger = get_logger("toolkit.monitoring.latents")
+_simulated_out_of_memory: set[str] = set()
+_collectors: list[CachingReport] = []
+
+
+class LatentEncodingError(DataError):
+    """Every encoding strategy ran out of memory for a clip."""
+
+    def __init__(self, clip: str, input_shape: tuple[int, ...], input_mb: float, failures: list[tuple[str, str]]):
+        self.clip = clip
+        self.input_shape = input_shape
+        self.input_mb = input_mb
+        self.failures = list(failures)
+        tried = "; ".join(f"{name}: {message}" for name, message in failures)
+        super().__init__(
+            f"could not encode {clip} to latents: its frames {input_shape} ({input_mb:.1f} MB) ran out of memory "
+            f"in every strategy ({tried}). Lower the dataset's resolution or num_frames, set model.low_vram: true, "
+            "or free the memory other processes hold."
+        )
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch's OutOfMemoryError, or a RuntimeError saying "out of memory" (older CUDA paths, MPS, CPU allocators)."""
+    if isinstance(error, torch.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+
+
+@contextlib.contextmanager
+def simulate_out_of_memory(*strategies: str) -> Iterator[None]:
+    """Fault injection: inside the block, the named strategies raise torch.OutOfMemoryError instead of running."""
+    added = set(strategies) - _simulated_out_of_memory
+    _simulated_out_of_memory.update(added)
+    try:
+        yield
+    finally:
+        _simulated_out_of_memory.difference_update(added)
+
+
+@contextlib.contextmanager
+def collect_encode_reports() -> Iterator[CachingReport]:
+    """Every encode inside the block adds its report to the yielded CachingReport."""
+    report = CachingReport()
+    _collectors.append(report)
+    try:
+        yield report
+    finally:
+        _collectors.remove(report)
+
+
+# -- memory readings -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    """Host and device memory at one moment, `at_s` seconds after the encode began."""
+
+    at_s: float
+    rss_mb: float
+    ram_used_mb: float
+    ram_available_mb: float
+    ram_total_mb: float
+    cuda_allocated_mb: float | None = None
+    cuda_reserved_mb: float | None = None
+    cuda_total_mb: float | None = None
+
+    @classmethod
+    def read(cls, origin: float) -> "MemoryReading":
+        ram = psutil.virtual_memory()
+        cuda = {}
+        # Asking before this process initialised CUDA would create a context just to report zeros.
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            cuda = {
+                "cuda_allocated_mb": torch.cuda.memory_allocated() / MB,
+                "cuda_reserved_mb": torch.cuda.memory_reserved() / MB,
+                "cuda_total_mb": torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / MB,
+            }
+        return cls(
+            at_s=time.perf_counter() - origin,
+            rss_mb=psutil.Process().memory_info().rss / MB,
+            ram_used_mb=ram.used / MB,
+            ram_available_mb=ram.available / MB,
+            ram_total_mb=ram.total / MB,
+            **cuda,
+        )
+
+    def as_dict(self) -> dict[str, float | None]:
+        return dict(self.__dict__)
+
+
+PEAK_FIGURES = ("rss_mb", "ram_used_mb", "cuda_allocated_mb", "cuda_reserved_mb")
+
+
+class PeakTracker:
+    """Samples memory from a daemon thread while an encode runs; keeps each figure's peak and when it happened."""
+
+    def __init__(self, origin: float, interval_s: float = PEAK_SAMPLE_INTERVAL_S):
+        self.origin = origin
+        self.interval_s = interval_s
+        self.peaks: dict[str, tuple[float, float]] = {}  # figure -> (MB, seconds after the start)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, name="latent-peak-memory", daemon=True)
+
+    def __enter__(self) -> "PeakTracker":
+        self.add(MemoryReading.read(self.origin))
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.add(MemoryReading.read(self.origin))
+
+    def add(self, reading: MemoryReading) -> None:
+        with self._lock:
+            for figure in PEAK_FIGURES:
+                value = getattr(reading, figure)
+                if value is not None and (figure not in self.peaks or value > self.peaks[figure][0]):
+                    self.peaks[figure] = (value, reading.at_s)
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.add(MemoryReading.read(self.origin))
+
+
+# -- the report of one encode ----------------------------------------------------
+
+
+@dataclass
+class EncodeReport:
+    """The ten measurements of one encode (see the module docstring)."""
+
+    clip: str
+    strategy: str
+    failures: list[tuple[str, str]]  # (strategy, what it raised), in the order tried
+    input_shape: tuple[int, ...]
+    latent_shape: tuple[int, ...]
+    input_dtype: str
+    latent_dtype: str
+    latent_device: str
+    input_mb: float
+    latent_mb: float
+    latent_elements: int
+    frames: int  # frames encoded, over the whole batch
+    spatial_compression: float  # input height / latent height
+    temporal_compression: float
+    seconds: float  # the strategy that succeeded
+    total_seconds: float  # failed attempts included
+    started_at: str
+    memory_before: MemoryReading
+    memory_after: MemoryReading
+    peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def spatial_area_compression(self) -> float:
+        """Pixels per latent position: (H x W) / (h x w)."""
+        return self.spatial_compression * (self.input_shape[-1] / self.latent_shape[-1])
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds
+
+    @property
+    def mb_per_second(self) -> float:
+        return self.input_mb / self.seconds
+
+    @property
+    def memory_change(self) -> dict[str, float]:
+        """After minus before, in MB, for each figure both readings have."""
+        before, after = self.memory_before.as_dict(), self.memory_after.as_dict()
+        return {
+            key: after[key] - before[key]
+            for key in ("rss_mb", "ram_used_mb", "ram_available_mb", "cuda_allocated_mb", "cuda_reserved_mb")
+            if before[key] is not None and after[key] is not None
+        }
+
+    @property
+    def memory_change_percent(self) -> dict[str, float]:
+        before = self.memory_before.as_dict()
+        return {key: 100.0 * change / before[key] for key, change in self.memory_change.items() if before[key]}
+
+    @property
+    def efficiency(self) -> dict[str, float]:
+        """How well memory is used: latent/input size, RAM in use, CUDA allocated/reserved before and after."""
+        ratios = {
+            "latent_to_input_size": self.latent_mb / self.input_mb if self.input_mb else 0.0,
+            "ram_used_percent_after": 100.0 * self.memory_after.ram_used_mb / self.memory_after.ram_total_mb,
+        }
+        for name, reading in (("before", self.memory_before), ("after", self.memory_after)):
+            if reading.cuda_reserved_mb:
+                ratios[f"cuda_allocated_to_reserved_{name}"] = reading.cuda_allocated_mb / reading.cuda_reserved_mb
+        return ratios
+
+    def fields(self) -> dict:
+        """Everything, as plain values, for the trace."""
+        return {
+            "clip": self.clip,
+            "strategy": self.strategy,
+            "failed": [{"strategy": name, "error": message} for name, message in self.failures],
+            "input_shape": list(self.input_shape),
+            "latent_shape": list(self.latent_shape),
+            "spatial_compression": self.spatial_compression,
+            "spatial_area_compression": self.spatial_area_compression,
+            "temporal_compression": self.temporal_compression,
+            "input_dtype": self.input_dtype,
+            "latent_dtype": self.latent_dtype,
+            "latent_device": self.latent_device,
+            "input_mb": self.input_mb,
+            "latent_mb": self.latent_mb,
+            "latent_elements": self.latent_elements,
+            "started_at": self.started_at,
+            "memory_before": self.memory_before.as_dict(),
+            "memory_after": self.memory_after.as_dict(),
+            "memory_change_mb": self.memory_change,
+            "memory_change_percent": self.memory_change_percent,
+            "peak_mb": {figure: {"mb": mb, "at_s": at} for figure, (mb, at) in self.peaks.items()},
+            "seconds": self.seconds,
+            "total_seconds": self.total_seconds,
+            "frames_per_second": self.frames_per_second,
+            "mb_per_second": self.mb_per_second,
+            "efficiency": self.efficiency,
+        }
+
+    def summary(self) -> str:
+        """One line: what a user scanning the caching log wants to see per clip."""
+        fallback = f" after {', '.join(name for name, _ in self.failures)} ran out of memory" if self.failures else ""
+        peak_ram = self.peaks.get("rss_mb", (self.memory_after.rss_mb, 0.0))[0]
+        text = (
+            f"latents {self.clip}: {self.strategy}{fallback} | {tuple(self.input_shape)} -> {tuple(self.latent_shape)} "
+            f"{self.latent_dtype} on {self.latent_device} | spatial {self.spatial_compression:g}x, "
+            f"temporal {self.temporal_compression:g}x | {self.latent_mb:.3f} MB ({self.latent_elements:,} values) | "
+            f"{self.seconds:.3f} s, {self.frames_per_second:.1f} frames/s, {self.mb_per_second:.1f} MB/s | "
+            f"peak RSS {peak_ram:.0f} MB"
+        )
+        if "cuda_allocated_mb" in self.peaks:
+            text += f", peak CUDA {self.peaks['cuda_allocated_mb'][0]:.0f} MB allocated"
+        return text
+
+
+# -- the chain -------------------------------------------------------------------
+
+
+def encode_with_fallback(
+    clip: str, pixels: torch.Tensor, strategies: list[EncodeStrategy], tracer=None
+) -> tuple[torch.Tensor, EncodeReport]:
+    """Encode `pixels` (B, C, T, H, W), or (B, C, H, W) for images, with the first strategy that does not run out of memory.
+
+    Returns the latents and the encode's report. Raises LatentEncodingError when every
+    strategy ran out of memory; any other error from a strategy propagates unchanged.
+    """
+    if not strategies:
+        raise ValueError("encode_with_fallback needs at least one strategy")
+    tracer = tracer if tracer is not None else get_tracer()
+    origin = time.perf_counter()
+    started_at = datetime.now().isoformat(timespec="milliseconds")
+    input_mb = pixels.numel() * pixels.element_size() / MB
+    failures: list[tuple[str, str]] = []
+    with PeakTracker(origin) as tracker:
+        before = MemoryReading.read(origin)
+        for name, encode in strategies:
+            attempt_started = time.perf_counter()
+            latents, failure = _attempt(name, encode, pixels)
+            if failure is None:
+                seconds = time.perf_counter() - attempt_started
+                break
+            failures.append((name, failure))
+            tracer.event("latent_encode_fallback", clip=clip, strategy=name, error=failure)
+            _release_memory()
+        else:
+            raise LatentEncodingError(clip, tuple(pixels.shape), input_mb, failures)
+        after = MemoryReading.read(origin)
+    report = EncodeReport(
+        clip=clip,
+        strategy=name,
+        failures=failures,
+        input_shape=tuple(pixels.shape),
+        latent_shape=tuple(latents.shape),
+        input_dtype=str(pixels.dtype),
+        latent_dtype=str(latents.dtype),
+        latent_device=str(latents.device),
+        input_mb=input_mb,
+        latent_mb=latents.numel() * latents.element_size() / MB,
+        latent_elements=latents.numel(),
+        frames=pixels.shape[0] * (pixels.shape[2] if pixels.ndim == 5 else 1),
+        spatial_compression=pixels.shape[-2] / latents.shape[-2],
+        temporal_compression=_temporal_compression(pixels, latents),
+        seconds=max(seconds, 1e-9),
+        total_seconds=time.perf_counter() - origin,
+        started_at=started_at,
+        memory_before=before,
+        memory_after=after,
+        peaks=dict(tracker.peaks),
+    )
+    _publish(report, tracer)
+    return latents, report
+
+
+def _attempt(name: str, encode, pixels: torch.Tensor) -> tuple[torch.Tensor | None, str | None]:
+    """(latents, None), or (None, what was raised) when the strategy ran out of memory.
+
+    Returning rather than handling the failure inside `except` lets the error and its traceback
+    (which hold the failed attempt's tensors) go before the next strategy needs the memory.
+    """
+    try:
+        if name in _simulated_out_of_memory:
+            raise torch.OutOfMemoryError(f"out of memory (simulated for strategy {name!r})")
+        return encode(pixels), None
+    except Exception as error:  # only running out of memory moves on to the next strategy
+        if not is_out_of_memory(error):
+            raise
+        return None, f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
+
+
+def _temporal_compression(pixels: torch.Tensor, latents: torch.Tensor) -> float:
+    """Causal video VAEs map 1 + r*k frames to 1 + k latent frames, so the ratio is (T - 1) / (F - 1)."""
+    if pixels.ndim != 5 or latents.ndim != 5:
+        return 1.0
+    frames, latent_frames = pixels.shape[2], latents.shape[2]
+    if frames > 1 and latent_frames > 1:
+        return (frames - 1) / (latent_frames - 1)
+    return frames / latent_frames
+
+
+def _release_memory() -> None:
+    """What an out-of-memory attempt left behind, freed before the next strategy tries."""
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def _publish(report: EncodeReport, tracer) -> None:
+    tracer.event("latent_encode", **report.fields())
+    if tracer.enabled:
+        _logger.info("%s", report.summary())
+    for collector in _collectors:
+        collector.add(report)
+
+
+# -- strategies for a diffusers-style VAE ----------------------------------------------
+
+_TILING_SWITCHES = ("use_tiling", "use_framewise_encoding", "use_framewise_decoding")
+
+
+def vae_strategies(vae: torch.nn.Module, device: torch.device, start_tiled: bool = False) -> list[EncodeStrategy]:
+    """direct on `device`, tiled on `device`, then untiled on the CPU, for a VAE with
+    `encode(x).latent_dist` and diffusers' tiling switches.
+
+    `start_tiled` leaves direct out (the config asked for tiling from the start). Tiled turns on
+    spatial tiling and framewise (temporal) tiling; diffusers' LTX VAEs read
+    `use_framewise_decoding` in encode too, so all three switches are set. Each strategy puts
+    the switches (and, for the CPU one, the VAE's device) back as they were.
+    """
+
+    def encode_on(target: torch.device, tiled: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+        def encode(pixels: torch.Tensor) -> torch.Tensor:
+            with _tiling(vae, tiled), _vae_on(vae, target):
+                return vae.encode(pixels.to(target, vae.dtype)).latent_dist.mode()
+
+        return encode
+
+    cpu = torch.device("cpu")
+    strategies = [("direct", encode_on(device, False)), ("tiled", encode_on(device, True)), ("cpu", encode_on(cpu, False))]
+    return strategies[1:] if start_tiled else strategies
+
+
+@contextlib.contextmanager
+def _tiling(vae: torch.nn.Module, enabled: bool) -> Iterator[None]:
+    saved = {name: getattr(vae, name) for name in _TILING_SWITCHES if hasattr(vae, name)}
+    for name in saved:
+        setattr(vae, name, enabled)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(vae, name, value)
+
+
+@contextlib.contextmanager
+def _vae_on(vae: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    current = next(vae.parameters()).device
+    if _same_device(current, torch.device(device)):
+        yield
+        return
+    with get_tracer().span("move_vae_for_encode", source=current, target=device):
+        vae.to(device)
+    try:
+        yield
+    finally:
+        vae.to(current)
+
+
+def _same_device(first: torch.device, second: torch.device) -> bool:
+    """`cuda` and `cuda:0` are the same device when 0 is the current one."""
+    if first.type != second.type:
+        return False
+    if first.type != "cuda":
+        return True
+    current = torch.cuda.current_device()
+    return (first.index if first.index is not None else current) == (second.index if second.index is not None else current)
