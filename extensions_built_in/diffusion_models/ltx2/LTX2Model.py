@@ -173,8 +173,15 @@ class LTX2Model:
     # -- encode_images -----------------------------------------------------
     @torch.no_grad()
     @placement.uses("vae")
-    def encode_images(self, video: torch.Tensor) -> VideoLatents:
-        """Frames (B, 3, T, H, W) in [-1, 1] to normalised video latents (B, C, F, H/s, W/s)."""
+    def encode_images(self, video: torch.Tensor, clip: str | None = None) -> VideoLatents:
+        """Frames (B, 3, T, H, W) in [-1, 1] to normalised video latents (B, C, F, H/s, W/s).
+
+        The encode goes through the latent monitor's chain: direct on the device (left out with
+        `vae_tiling`), tiled, then on the CPU, each only when the one before ran out of memory.
+        `clip` names the frames in its report and errors.
+        """
+        from toolkit.monitoring.latents import encode_with_fallback, vae_strategies
+
         vae = self.vae
         if video.ndim != 5 or video.shape[1] != 3:
             raise DataError(f"encode_images expects frames shaped (batch, 3, frames, height, width), got {tuple(video.shape)}")
@@ -184,29 +191,25 @@ class LTX2Model:
                 f"encode_images: {frames} frames; LTX-2 needs {vae.temporal_compression_ratio}k+1 frames "
                 f"(e.g. {frames - (frames - 1) % vae.temporal_compression_ratio})"
             )
-        strategy = "tiled" if self.config.vae_tiling else "direct"
-        with self.tracer.span("encode_images", frames=video, strategy=strategy) as span:
-            started = time.perf_counter()
-            if self.config.vae_tiling:
-                vae.enable_tiling()
-            else:
-                vae.disable_tiling()
-            pixels = video.to(self.device, vae.dtype)
-            latents = vae.encode(pixels).latent_dist.mode()
-            latents = _normalize_video(latents, vae)
+        with self.tracer.span("encode_images", frames=video, clip=clip) as span:
+            strategies = vae_strategies(vae, self.device, start_tiled=self.config.vae_tiling)
+            latents, report = encode_with_fallback(clip or f"frames {tuple(video.shape)}", video, strategies)
+            latents = _normalize_video(latents.to(self.device), vae)
             result = VideoLatents(
                 latents=latents,
                 pixel_shape=tuple(video.shape),
                 spatial_compression=vae.spatial_compression_ratio,
                 temporal_compression=vae.temporal_compression_ratio,
-                strategy=strategy,
+                strategy=report.strategy,
             )
             span.set(
+                strategy=report.strategy,
+                failed_strategies=[name for name, _ in report.failures],
                 latents=latents,
-                spatial_compression=video.shape[-1] / latents.shape[-1],
-                temporal_compression=(frames - 1) / max(latents.shape[2] - 1, 1),
+                spatial_compression=report.spatial_compression,
+                temporal_compression=report.temporal_compression,
                 elements_per_latent=video[0].numel() / latents[0].numel(),
-                seconds=time.perf_counter() - started,
+                seconds=report.seconds,
             )
         return result
 
