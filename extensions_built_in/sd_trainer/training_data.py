@@ -17,6 +17,8 @@ from tqdm import tqdm
 
 from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
 from toolkit.errors import DataError
+from toolkit.logging import get_logger
+from toolkit.monitoring.latents import collect_encode_reports
 from toolkit.trace import get_tracer
 
 LATENT_CACHE_DIR = "latent_cache"
@@ -73,7 +75,10 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
     skipped: list[tuple[Path, str]] = []
     latent_hits = text_hits = 0
     total = sum(len(d) for d in datasets)
-    with get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span:
+    with (
+        get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span,
+        collect_encode_reports() as caching_report,
+    ):
         progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False)
         for dataset, dataset_config in zip(datasets, dataset_configs):
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
@@ -99,6 +104,7 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
             latent_hits += latent_cache.hits if latent_cache else 0
             text_hits += text_cache.hits if text_cache else 0
         progress.close()
+        caching_report.publish(get_logger(__name__), get_tracer())
         span.set(examples=len(examples), skipped=len(skipped), latent_cache_hits=latent_hits, text_cache_hits=text_hits)
     if not examples:
         raise DataError(
@@ -110,7 +116,7 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
 
 def _encode_media(model, item, cache: LatentCache | None) -> dict[str, torch.Tensor]:
     def compute() -> dict[str, torch.Tensor]:
-        video = model.encode_images(item.video.unsqueeze(0))
+        video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path))
         audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence])
         return {"video_latents": video.latents.cpu(), "audio_latents": audio.latents.cpu()}
 
