@@ -82,6 +82,10 @@ class SDTrainer(BaseProcess):
             callbacks.append(TensorBoardCallback(self.logger.tensorboard))
         if self.ema is not None:
             callbacks.append(self.ema)
+        if self.config.logging.inspect:
+            from .inspection_callback import InspectionCallback
+
+            callbacks.append(InspectionCallback(self.config.logging.inspect_every, self.run_folder, self.logger.tensorboard))
         return callbacks
 
     def _notify(self, hook: str, *args) -> None:
