@@ -122,7 +122,8 @@ def describe_tensors(**tensors: torch.Tensor) -> dict[str, dict]:
 def format_block(title: str, step: int, data: Mapping[str, Any], timestamp: str | None = None) -> str:
     """A tree: a header with the step, a timestamp, then one branch per key (nested dicts indent).
 
-    Tensor descriptions and lists are one line each, as the [VERBOSE] console shows them.
+    Tensor descriptions, lists and dicts of numbers are one line each, as the [VERBOSE] console
+    shows them.
     """
     timestamp = timestamp or datetime.now().isoformat(sep=" ", timespec="seconds")
     lines = [f"=== {title} - step {step} ===", f"Timestamp: {timestamp}"]
@@ -136,7 +137,7 @@ def _tree_lines(data: Mapping[str, Any], prefix: str) -> list[str]:
     for index, (key, value) in enumerate(items):
         last = index == len(items) - 1
         branch, extension = ("└── ", "    ") if last else ("├── ", "│   ")
-        if isinstance(value, Mapping) and value and not _is_leaf_dict(value):
+        if isinstance(value, Mapping) and value and not _is_leaf_dict(value) and not _numbers_only(value):
             lines.append(f"{prefix}{branch}{key}")
             lines.extend(_tree_lines(value, prefix + extension))
         else:
@@ -148,12 +149,32 @@ def _is_leaf_dict(value: Mapping) -> bool:
     return "shape" in value and "dtype" in value
 
 
+def _numbers_only(value: Mapping) -> bool:
+    """A dict of numbers (attention statistics of one module, say) reads best on one line."""
+    return all(isinstance(item, (int, float)) and not isinstance(item, bool) for item in value.values())
+
+
 def _leaf_text(value: Any) -> str:
+    if isinstance(value, Mapping) and value and _numbers_only(value):
+        return " ".join(f"{key}={format_value(item)}" for key, item in value.items())
     if isinstance(value, str):
         return repr(value) if value == "" or value != value.strip() else value
     if isinstance(value, list) and value and all(isinstance(item, float) for item in value):
         return "[" + ", ".join(f"{item:.4g}" for item in value) + "]"
     return format_value(value)
+
+
+def flat_fields(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts flattened to {"outer.inner": leaf} (tensor descriptions stay whole): trace fields that
+    the trace's describe() keeps as they are, however deep the block."""
+    fields: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping) and value and not _is_leaf_dict(value):
+            fields.update(flat_fields(value, path))
+        else:
+            fields[path] = value
+    return fields
 
 
 def numeric_leaves(data: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -1,0 +1,251 @@
+"""`--inspect`: every `inspect_every` steps, what the model got and what it predicted, in four blocks.
+
+- inputs: the caption and what the tokenizer kept of it, latents, prompt embeddings and
+  masks, the clip's audio segment (length, level), timestep and sigma;
+- outputs: the first and last values of prediction and target per stream, MSE, cosine
+  similarity, and the predicted clean latent decoded to a frame (.png) and audio (.wav);
+- attention: LTX-2's audio-to-video and video-to-audio cross-attention per block, read by
+  hooks during one extra no-grad forward with the step's inputs;
+- conditioning: how much the prompt (and, for image-to-video, the first frame) changes
+  the prediction.
+
+Each block goes to the console (a tree with a timestamp), the trace and TensorBoard
+(16_Inspection/...); all four are also written to <run>/inspection/step_NNNNNN/inspection.json
+beside the decoded media. The computations live in toolkit.monitoring; this file knows
+where LTX-2 and the trainer keep the tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from extensions_built_in.diffusion_models.ltx2 import placement
+from extensions_built_in.diffusion_models.ltx2.LTX2Model import TIMESTEP_SCALE
+from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+from toolkit.data import read_video
+from toolkit.monitoring.attention_stats import CrossAttentionProbe
+from toolkit.monitoring.inspection import (
+    audio_level,
+    compare_stream,
+    describe_tensors,
+    flat_fields,
+    format_block,
+    numeric_leaves,
+    predicted_clean,
+    relative_change,
+    token_summary,
+)
+
+from .callbacks import StepDetails, StepResult, TrainingCallback
+
+TENSORBOARD_CATEGORY = "16_Inspection"
+CROSS_ATTENTION = ("audio_to_video_attn", "video_to_audio_attn")
+
+
+class InspectionCallback(TrainingCallback):
+    """Inspects the steps that are multiples of `every` (0, every, 2*every, ...)."""
+
+    def __init__(self, every: int, run_folder: Path, tensorboard):
+        self.every = every
+        self.folder = Path(run_folder) / "inspection"
+        self.tensorboard = tensorboard
+
+    def wants_details(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def on_step_end(self, trainer, step: int, result: StepResult, details: StepDetails | None) -> None:
+        if details is None:
+            return
+        folder = self.folder / f"step_{step:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            blocks = {
+                "inputs": inputs_block(trainer.model, details),
+                "outputs": outputs_block(trainer.model, details, folder),
+                **rerun_blocks(trainer, details),
+            }
+        timestamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+        for kind, data in blocks.items():
+            self._report(trainer, step, kind, data, timestamp)
+        (folder / "inspection.json").write_text(json.dumps({"step": step, "timestamp": timestamp, **blocks}, indent=1))
+
+    def _report(self, trainer, step: int, kind: str, data: dict, timestamp: str) -> None:
+        text = format_block(f"Inspection: {kind}", step, data, timestamp)
+        trainer.logger.info("%s", text)
+        trainer.tracer.event(f"inspection_{kind}", step=step, **flat_fields(data))
+        if not self.tensorboard.enabled:
+            return
+        writer = self.tensorboard.writer
+        for tag, value in numeric_leaves(data).items():
+            writer.add_scalar(f"{TENSORBOARD_CATEGORY}/{kind}/{tag}", value, step)
+        writer.add_text(f"{TENSORBOARD_CATEGORY}/{kind}", f"```\n{text}\n```", step)
+        if kind == "outputs":
+            self._log_media(step, data["predicted_clean"])
+
+    def _log_media(self, step: int, media: dict) -> None:
+        from PIL import Image
+
+        writer = self.tensorboard.writer
+        frame = np.asarray(Image.open(media["frame_image"]))
+        writer.add_image(f"{TENSORBOARD_CATEGORY}/outputs/predicted_frame", frame, step, dataformats="HWC")
+        with wave.open(media["audio_snippet"], "rb") as audio:
+            samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).reshape(-1, audio.getnchannels())
+            rate = audio.getframerate()
+        mono = torch.from_numpy(samples.mean(axis=1) / 32767.0).float()
+        writer.add_audio(f"{TENSORBOARD_CATEGORY}/outputs/predicted_audio", mono.clamp(-1, 1), step, rate)
+
+
+# -- inputs ----------------------------------------------------------------------
+
+
+def inputs_block(model, details: StepDetails) -> dict:
+    """The batch's tensors; the first clip's caption, tokens and audio segment."""
+    prompt = details.prompt
+    return {
+        "clip": details.paths[0],
+        "caption": details.captions[0],
+        "tokens": token_summary(model.tokenizer, details.captions[0], model.max_sequence_length),
+        "latents": describe_tensors(
+            video=details.video_latents,
+            noisy_video=details.noisy_video,
+            audio=details.audio_latents,
+            noisy_audio=details.noisy_audio,
+        ),
+        "prompt_embeds": {
+            **describe_tensors(video=prompt.video_embeds, audio=prompt.audio_embeds, mask=prompt.attention_mask),
+            "tokens_attended": prompt.attention_mask.sum(dim=-1).tolist(),
+        },
+        "audio_segment": clip_audio_segment(model, details),
+        "noise": {
+            "sigma": details.sigmas.float().tolist(),
+            "timestep": (details.sigmas.float() * TIMESTEP_SCALE).tolist(),
+            "first_frame_conditioned": details.video_loss_mask is not None,
+        },
+        "fps": details.fps,
+    }
+
+
+def clip_audio_segment(model, details: StepDetails) -> dict:
+    """Length and level of the first clip's audio over the frames it was trained on, read from the clip itself."""
+    latent_frames = details.video_latents.shape[2]
+    num_frames = (latent_frames - 1) * model.vae.temporal_compression_ratio + 1
+    clip = read_video(details.paths[0], num_frames, fps=details.fps)
+    if clip.audio is None:
+        return {"source": details.paths[0], "audio": "none (an image, or a video without an audio track)"}
+    return {"source": details.paths[0], **audio_level(clip.audio.waveform, clip.audio.sample_rate)}
+
+
+# -- outputs ---------------------------------------------------------------------
+
+
+def outputs_block(model, details: StepDetails, folder: Path) -> dict:
+    """Prediction against target per stream; the first clip's predicted clean latents decoded to media in `folder`."""
+    mask = details.video_loss_mask
+    # With image-to-video the condition frame's tokens had noise level 0: it is already clean.
+    video_sigmas = details.sigmas if mask is None else details.sigmas.view(-1, 1, 1, 1, 1) * mask
+    clean_video = predicted_clean(details.noisy_video, details.video_prediction, video_sigmas)
+    clean_audio = predicted_clean(details.noisy_audio, details.audio_prediction, details.sigmas)
+    frame_path, frame_shape = decode_frame(model, clean_video[:1], folder / "predicted_frame.png")
+    audio_path, audio_seconds = decode_audio(model, clean_audio[:1], folder / "predicted_audio.wav")
+    return {
+        "video": compare_stream(details.video_prediction, details.video_target, mask),
+        "audio": compare_stream(details.audio_prediction, details.audio_target),
+        "predicted_clean": {
+            **describe_tensors(video_latents=clean_video, audio_latents=clean_audio),
+            "frame_image": str(frame_path),
+            "frame_size": list(frame_shape),
+            "audio_snippet": str(audio_path),
+            "audio_seconds": audio_seconds,
+        },
+    }
+
+
+def decode_frame(model, video_latents: torch.Tensor, path: Path) -> tuple[Path, tuple[int, int]]:
+    """Decode normalised video latents (1, C, F, H, W) with the video VAE; save the middle frame as a PNG."""
+    from PIL import Image
+
+    vae = model.vae
+    with placement.on_device(model, ("vae",)):
+        mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(model.device)
+        std = vae.latents_std.view(1, -1, 1, 1, 1).to(model.device)
+        latents = video_latents.to(model.device) * std / vae.config.scaling_factor + mean
+        temb = torch.zeros(1, device=model.device, dtype=vae.dtype) if vae.config.timestep_conditioning else None
+        frames = vae.decode(latents.to(vae.dtype), temb, return_dict=False)[0]
+    frame = frames[0, :, frames.shape[2] // 2].float().clamp(-1, 1)
+    pixels = ((frame + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    Image.fromarray(pixels).save(path)
+    return path, pixels.shape[:2]
+
+
+def decode_audio(model, audio_latents: torch.Tensor, path: Path) -> tuple[Path, float]:
+    """Decode normalised audio latents (1, C, L, M) with the audio VAE and vocoder; save 16-bit WAV."""
+    audio_vae, vocoder = model.audio_vae, model.vocoder
+    with placement.on_device(model, ("audio_vae", "vocoder")):
+        batch, channels, length, mel = audio_latents.shape
+        # The audio VAE's statistics are per packed feature (channels x latent mel bins).
+        packed = audio_latents.to(model.device).transpose(1, 2).reshape(batch, length, channels * mel)
+        packed = packed * audio_vae.latents_std.to(packed) + audio_vae.latents_mean.to(packed)
+        latents = packed.reshape(batch, length, channels, mel).transpose(1, 2)
+        mel_spectrogram = audio_vae.decode(latents.to(audio_vae.dtype), return_dict=False)[0]
+        waveform = vocoder(mel_spectrogram.to(next(vocoder.parameters()).dtype))
+    rate = int(vocoder.config.output_sampling_rate)
+    samples = (waveform[0].float().clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy()  # (channels, samples)
+    with wave.open(str(path), "wb") as file:
+        file.setnchannels(samples.shape[0])
+        file.setsampwidth(2)
+        file.setframerate(rate)
+        file.writeframes(samples.T.tobytes())
+    return path, samples.shape[1] / rate
+
+
+# -- attention and conditioning: one more forward, probed, and its empty-prompt twin ----------
+
+
+def rerun_blocks(trainer, details: StepDetails) -> dict:
+    """Re-run the step's prediction (after this step's update) with the cross-attention probed, then with
+    the empty prompt and, for image-to-video, with the condition frame noised like the rest."""
+    model = trainer.model
+    mask = details.video_loss_mask
+    video_sigmas = None if mask is None else details.sigmas[:, None] * mask.flatten(1)
+    modules = {name: module for name, module in model.transformer.named_modules() if name.endswith(CROSS_ATTENTION)}
+
+    def predict(prompt: PromptEmbeds, noisy_video: torch.Tensor, token_sigmas: torch.Tensor | None):
+        with trainer._autocast():
+            return model.get_noise_prediction(
+                noisy_video, details.noisy_audio, details.sigmas, prompt, fps=details.fps, video_sigmas=token_sigmas
+            )
+
+    with CrossAttentionProbe(modules) as probe:
+        conditioned = predict(details.prompt, details.noisy_video, video_sigmas)
+    empty = PromptEmbeds.cat([PromptEmbeds(**trainer.empty_prompt)] * details.sigmas.shape[0]).to(model.device)
+    unconditioned = predict(empty, details.noisy_video, video_sigmas)
+    conditioning = {
+        "prompt_effect": {
+            "video": relative_change(conditioned.video, unconditioned.video, mask),
+            "audio": relative_change(conditioned.audio, unconditioned.audio),
+        },
+        "caption_dropped": [
+            bool(torch.equal(one.cpu(), empty.video_embeds[:1].cpu())) for one in details.prompt.video_embeds.split(1)
+        ],
+    }
+    if mask is not None:
+        conditioning["first_frame_effect"] = {"video": first_frame_effect(details, predict, conditioned.video)}
+    attention = {name.removesuffix("_attn"): stats.as_dict() for name, stats in probe.results.items()}
+    return {"attention": attention, "conditioning": conditioning}
+
+
+def first_frame_effect(details: StepDetails, predict, conditioned_video: torch.Tensor) -> float:
+    """Relative change of the video prediction (where the loss counts) when the condition frame is noised too."""
+    mask = details.video_loss_mask
+    generator = torch.Generator().manual_seed(details.step)
+    noise = torch.randn(details.video_latents.shape, generator=generator).to(details.video_latents)
+    sigmas = details.sigmas.view(-1, 1, 1, 1, 1)
+    noised = (1 - sigmas) * details.video_latents + sigmas * noise
+    unconditioned_video = predict(details.prompt, torch.where(mask.bool(), details.noisy_video, noised), None).video
+    return relative_change(conditioned_video, unconditioned_video, mask)
