@@ -95,7 +95,8 @@ class InspectionCallback(TrainingCallback):
         frame = np.asarray(Image.open(media["frame_image"]))
         writer.add_image(f"{TENSORBOARD_CATEGORY}/outputs/predicted_frame", frame, step, dataformats="HWC")
         with wave.open(media["audio_snippet"], "rb") as audio:
-            samples = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16).reshape(-1, audio.getnchannels())
+            frames = np.frombuffer(audio.readframes(audio.getnframes()), dtype=np.int16)
+            samples = frames.reshape(-1, audio.getnchannels())
             rate = audio.getframerate()
         mono = torch.from_numpy(samples.mean(axis=1) / 32767.0).float()
         writer.add_audio(f"{TENSORBOARD_CATEGORY}/outputs/predicted_audio", mono.clamp(-1, 1), step, rate)

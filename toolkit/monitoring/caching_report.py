@@ -74,7 +74,8 @@ class CachingReport:
         lines.append("  slowest: " + ", ".join(f"{r.clip} {r.total_seconds:.3f} s" for r in self.slowest()))
         lines.append("  largest: " + ", ".join(f"{r.clip} {r.input_mb:.1f} MB" for r in self.largest()))
         peaks = []
-        for label, figure in (("RSS", "rss_mb"), ("CUDA allocated", "cuda_allocated_mb"), ("CUDA reserved", "cuda_reserved_mb")):
+        labels = {"rss_mb": "RSS", "cuda_allocated_mb": "CUDA allocated", "cuda_reserved_mb": "CUDA reserved"}
+        for figure, label in labels.items():
             found = self.peak(figure)
             if found is not None:
                 peaks.append(f"{label} {found[0]:.0f} MB ({found[1]})")

@@ -1,6 +1,6 @@
 """Latent-encoding monitor: every VAE encode goes through a chain of strategies and is measured.
 
-    latents, report = encode_with_fallback(clip, pixels, vae_strategies(vae, device))
+    latents, report = encode_with_fallback(clip, pixels, vae_strategies(vae, device))  # see vae_strategies.py
 
 The chain is direct on the device, then tiled (spatial and temporal tiles), then on the
 CPU; each next strategy runs only when the one before ran out of memory. Any other error
@@ -285,7 +285,8 @@ class EncodeReport:
 def encode_with_fallback(
     clip: str, pixels: torch.Tensor, strategies: list[EncodeStrategy], tracer=None
 ) -> tuple[torch.Tensor, EncodeReport]:
-    """Encode `pixels` (B, C, T, H, W), or (B, C, H, W) for images, with the first strategy that does not run out of memory.
+    """Encode `pixels` (B, C, T, H, W), or (B, C, H, W) for images, with the first strategy that does not
+    run out of memory.
 
     Returns the latents and the encode's report. Raises LatentEncodingError when every
     strategy ran out of memory; any other error from a strategy propagates unchanged.
@@ -376,66 +377,3 @@ def _publish(report: EncodeReport, tracer) -> None:
         _logger.info("%s", report.summary())
     for collector in _collectors:
         collector.add(report)
-
-
-# -- strategies for a diffusers-style VAE ----------------------------------------------
-
-_TILING_SWITCHES = ("use_tiling", "use_framewise_encoding", "use_framewise_decoding")
-
-
-def vae_strategies(vae: torch.nn.Module, device: torch.device, start_tiled: bool = False) -> list[EncodeStrategy]:
-    """direct on `device`, tiled on `device`, then untiled on the CPU, for a VAE with
-    `encode(x).latent_dist` and diffusers' tiling switches.
-
-    `start_tiled` leaves direct out (the config asked for tiling from the start). Tiled turns on
-    spatial tiling and framewise (temporal) tiling; diffusers' LTX VAEs read
-    `use_framewise_decoding` in encode too, so all three switches are set. Each strategy puts
-    the switches (and, for the CPU one, the VAE's device) back as they were.
-    """
-
-    def encode_on(target: torch.device, tiled: bool) -> Callable[[torch.Tensor], torch.Tensor]:
-        def encode(pixels: torch.Tensor) -> torch.Tensor:
-            with _tiling(vae, tiled), _vae_on(vae, target):
-                return vae.encode(pixels.to(target, vae.dtype)).latent_dist.mode()
-
-        return encode
-
-    cpu = torch.device("cpu")
-    strategies = [("direct", encode_on(device, False)), ("tiled", encode_on(device, True)), ("cpu", encode_on(cpu, False))]
-    return strategies[1:] if start_tiled else strategies
-
-
-@contextlib.contextmanager
-def _tiling(vae: torch.nn.Module, enabled: bool) -> Iterator[None]:
-    saved = {name: getattr(vae, name) for name in _TILING_SWITCHES if hasattr(vae, name)}
-    for name in saved:
-        setattr(vae, name, enabled)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(vae, name, value)
-
-
-@contextlib.contextmanager
-def _vae_on(vae: torch.nn.Module, device: torch.device) -> Iterator[None]:
-    current = next(vae.parameters()).device
-    if _same_device(current, torch.device(device)):
-        yield
-        return
-    with get_tracer().span("move_vae_for_encode", source=current, target=device):
-        vae.to(device)
-    try:
-        yield
-    finally:
-        vae.to(current)
-
-
-def _same_device(first: torch.device, second: torch.device) -> bool:
-    """`cuda` and `cuda:0` are the same device when 0 is the current one."""
-    if first.type != second.type:
-        return False
-    if first.type != "cuda":
-        return True
-    current = torch.cuda.current_device()
-    return (first.index if first.index is not None else current) == (second.index if second.index is not None else current)
