@@ -180,7 +180,8 @@ class LTX2Model:
         `vae_tiling`), tiled, then on the CPU, each only when the one before ran out of memory.
         `clip` names the frames in its report and errors.
         """
-        from toolkit.monitoring.latents import encode_with_fallback, vae_strategies
+        from toolkit.monitoring.latents import encode_with_fallback
+        from toolkit.monitoring.vae_strategies import vae_strategies
 
         vae = self.vae
         if video.ndim != 5 or video.shape[1] != 3:
