@@ -1,0 +1,144 @@
+"""What inspection costs per training step on the tiny LTX-2, and what it costs when it is off.
+
+    python benchmarks/bench_inspection.py [--steps 60] [--repeats 2] [--before COMMIT]
+
+Times `hook_train_loop` (callbacks included; loading, caching and saving excluded; the first
+5 steps dropped as warm-up) in a fresh process per run, TensorBoard and the trace off:
+  before     the trainer at COMMIT (default: the commit before the latent monitor and the
+             inspection callbacks were added), from `git archive`, inspection not there at all
+  off        this tree, logging.inspect off: the seam is the wants_details check per step
+  idle       inspection on with inspect_every larger than the run: registered, never due
+  every_10   inspection on, every 10th step (an extra forward, decodes, files, TensorBoard)
+Prints the median and mean step time of each and their ratios to `before` (the mean carries
+the inspected steps of every_10, the median the steps in between); runs alternate, `--repeats`
+times each, so a slow moment of a shared machine does not land on one configuration only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from io import BytesIO
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "before": None,
+    "off": {"inspect": False},
+    "idle": {"inspect": True, "inspect_every": 1_000_000},
+    "every_10": {"inspect": True, "inspect_every": 10},
+}
+WARM_UP_STEPS = 5
+
+
+def step_times(repo: Path, logging_settings: dict, steps: int, folder: Path) -> list[float]:
+    """Run the tiny example from `repo` for `steps` steps; the seconds of each hook_train_loop after warm-up."""
+    sys.path.insert(0, str(repo))
+    import toolkit
+    from toolkit.config import load_config
+    from toolkit.job import Job
+
+    if not Path(toolkit.__file__).resolve().is_relative_to(repo.resolve()):
+        raise SystemExit(f"imported {toolkit.__file__}, not the tree under {repo}")
+
+    raw = yaml.safe_load((repo / "config/examples/train_lora_ltx2_tiny.yaml").read_text())
+    process = raw["config"]["process"][0]
+    process["training_folder"] = str(folder)
+    process["datasets"][0].update(folder_path=str(repo / "data/demo_clips"), cache_latents_to_disk=False)
+    process["train"].update({"steps": steps, "disable_sampling": True})
+    process["save"]["save_every"] = steps * 10
+    process["model"]["verbose"] = False
+    process["logging"] = {**process.get("logging", {}), "use_tensorboard": False, "progress_bar": False, **logging_settings}
+    path = folder / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    trainer = Job(load_config(path), path).processes[0]
+    times: list[float] = []
+    original = trainer.hook_train_loop
+
+    def timed(step: int):
+        started = time.perf_counter()
+        result = original(step)
+        times.append(time.perf_counter() - started)
+        return result
+
+    trainer.hook_train_loop = timed
+    trainer.run()
+    return times[WARM_UP_STEPS:]
+
+
+def run_worker(repo: Path, name: str, steps: int) -> list[float]:
+    """One configuration in a fresh process (imports, caches and allocator state do not carry over)."""
+    settings = {} if CONFIGS[name] is None else CONFIGS[name]
+    command = [sys.executable, __file__, "--worker", "--repo", str(repo), "--settings", json.dumps(settings)]
+    command += ["--steps", str(steps)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def export_commit(commit: str, folder: Path) -> Path:
+    """The tree of `commit` as files under `folder` (git archive: the repository itself is not touched)."""
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO_ROOT, capture_output=True, check=True)
+    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def default_before() -> str:
+    added = subprocess.run(
+        ["git", "log", "--format=%H", "--diff-filter=A", "--", "toolkit/monitoring/latents.py"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    if not added:
+        raise SystemExit("toolkit/monitoring/latents.py is not committed here; pass --before COMMIT")
+    return f"{added[-1]}^"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--before", help="commit to time as 'before' (default: the one before the latent monitor)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        with tempfile.TemporaryDirectory() as folder:
+            print(json.dumps(step_times(args.repo, json.loads(args.settings), args.steps, Path(folder))))
+        return
+
+    before = args.before or default_before()
+    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    with tempfile.TemporaryDirectory() as folder:
+        before_repo = export_commit(before, Path(folder))
+        for _ in range(args.repeats):
+            for name in CONFIGS:
+                times[name] += run_worker(before_repo if name == "before" else REPO_ROOT, name, args.steps)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    means = {name: statistics.fmean(values) for name, values in times.items()}
+    print(f"\nbefore = {before}; {args.steps} steps x {args.repeats} runs each, first {WARM_UP_STEPS} of each dropped")
+    print(f"{'configuration':<14}{'median step':>14}{'ratio to before':>18}{'mean step':>13}{'ratio to before':>18}")
+    for name in CONFIGS:
+        print(
+            f"{name:<14}{medians[name] * 1000:>11.2f} ms{medians[name] / medians['before']:>17.3f}x"
+            f"{means[name] * 1000:>10.2f} ms{means[name] / means['before']:>17.3f}x"
+        )
+    inspected = [t for t in times["every_10"] if t > 3 * medians["off"]]
+    if inspected:
+        print(f"an inspected step (every_10): median {statistics.median(inspected) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
