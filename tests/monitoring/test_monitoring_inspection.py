@@ -85,7 +85,8 @@ def test_blocks_appear_at_steps_0_5_10_on_console_trace_and_disk(inspected_run):
     for kind in KINDS:
         steps = [int(s) for s in re.findall(rf"=== Inspection: {kind} - step (\d+) ===", run.log)]
         assert steps == INSPECTED, kind
-    assert re.search(r"=== Inspection: inputs - step 5 ===\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n├── clip: ", run.log)
+    header = r"=== Inspection: inputs - step 5 ===\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n├── clip: "
+    assert re.search(header, run.log)
     assert sorted(p.name for p in (run.folder / "inspection").iterdir()) == ["step_000000", "step_000005", "step_000010"]
     assert sorted(run.spy.details) == INSPECTED  # the trainer kept the step's tensors only when inspecting
     assert "Latent encoding: 4 clips in " in run.log and "(direct 4)" in run.log  # the caching report
@@ -171,7 +172,8 @@ def test_no_hooks_are_left_on_the_transformer(inspected_run):
 
 
 def test_tensorboard_gets_the_inspection_category(inspected_run):
-    events = EventAccumulator(str(inspected_run.folder / "tensorboard"), size_guidance={"scalars": 0, "images": 0, "audio": 0})
+    guidance = {"scalars": 0, "images": 0, "audio": 0}
+    events = EventAccumulator(str(inspected_run.folder / "tensorboard"), size_guidance=guidance)
     events.Reload()
     tags = events.Tags()
     assert [e.step for e in events.Scalars("16_Inspection/outputs/video/mse")] == INSPECTED
@@ -229,7 +231,8 @@ def test_probe_removes_its_hooks_when_the_forward_fails(tiny_model):
 def test_inspection_is_a_callback_only_when_asked():
     def trainer(inspect: bool):
         logging = SimpleNamespace(use_tensorboard=False, inspect=inspect, inspect_every=7)
-        return SimpleNamespace(config=SimpleNamespace(logging=logging), ema=None, run_folder=Path("run"), logger=SimpleNamespace(tensorboard=None))
+        config = SimpleNamespace(logging=logging)
+        return SimpleNamespace(config=config, ema=None, run_folder=Path("run"), logger=SimpleNamespace(tensorboard=None))
 
     assert SDTrainer._build_callbacks(trainer(False)) == []
     (callback,) = SDTrainer._build_callbacks(trainer(True))
