@@ -60,8 +60,8 @@ class InspectionCallback(TrainingCallback):
         return step % self.every == 0
 
     def on_step_end(self, trainer, step: int, result: StepResult, details: StepDetails | None) -> None:
-        if details is None:
-            return
+        if details is None or not trainer.logger.is_main_process:
+            return  # other ranks would write the same files and blocks again
         folder = self.folder / f"step_{step:06d}"
         folder.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():
