@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extensions_built_in.diffusion_models.ltx2 import placement
+from extensions_built_in.diffusion_models.ltx2 import latent_layout, placement
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import TIMESTEP_SCALE
 from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
 from toolkit.data import read_video
@@ -173,9 +173,7 @@ def decode_frame(model, video_latents: torch.Tensor, path: Path) -> tuple[Path, 
 
     vae = model.vae
     with placement.on_device(model, ("vae",)):
-        mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(model.device)
-        std = vae.latents_std.view(1, -1, 1, 1, 1).to(model.device)
-        latents = video_latents.to(model.device) * std / vae.config.scaling_factor + mean
+        latents = latent_layout.denormalize_video(video_latents.to(model.device), vae)
         temb = torch.zeros(1, device=model.device, dtype=vae.dtype) if vae.config.timestep_conditioning else None
         frames = vae.decode(latents.to(vae.dtype), temb, return_dict=False)[0]
     frame = frames[0, :, frames.shape[2] // 2].float().clamp(-1, 1)
@@ -188,11 +186,7 @@ def decode_audio(model, audio_latents: torch.Tensor, path: Path) -> tuple[Path, 
     """Decode normalised audio latents (1, C, L, M) with the audio VAE and vocoder; save 16-bit WAV."""
     audio_vae, vocoder = model.audio_vae, model.vocoder
     with placement.on_device(model, ("audio_vae", "vocoder")):
-        batch, channels, length, mel = audio_latents.shape
-        # The audio VAE's statistics are per packed feature (channels x latent mel bins).
-        packed = audio_latents.to(model.device).transpose(1, 2).reshape(batch, length, channels * mel)
-        packed = packed * audio_vae.latents_std.to(packed) + audio_vae.latents_mean.to(packed)
-        latents = packed.reshape(batch, length, channels, mel).transpose(1, 2)
+        latents = latent_layout.denormalize_audio(audio_latents.to(model.device), audio_vae)
         mel_spectrogram = audio_vae.decode(latents.to(audio_vae.dtype), return_dict=False)[0]
         waveform = vocoder(mel_spectrogram.to(next(vocoder.parameters()).dtype))
     rate = int(vocoder.config.output_sampling_rate)

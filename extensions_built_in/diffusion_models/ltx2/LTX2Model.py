@@ -10,7 +10,6 @@ null tracer and the spans cost a method call.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -18,8 +17,9 @@ import torch
 from toolkit.errors import DataError, ModelLoadError
 from toolkit.trace import get_tracer
 
-from . import audio_features, placement
+from . import audio_features, latent_layout, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
+from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -28,46 +28,6 @@ TIMESTEP_SCALE = 1000.0
 
 def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """One sample's settings (from `sample:` or `generate:` in the config)."""
-
-    width: int
-    height: int
-    num_frames: int
-    fps: float
-    steps: int
-    guidance_scale: float
-    seed: int
-    negative_prompt: str = ""
-    control_image: str | None = None  # image-to-video: the image the first frame starts from (ctrl_img)
-
-    @classmethod
-    def from_sampling(cls, sampling, seed: int, control_image: str | None = None) -> "GenerationSettings":
-        """From a `sample:` or `generate:` config block, for one prompt's seed and control image."""
-        return cls(
-            width=sampling.width,
-            height=sampling.height,
-            num_frames=sampling.num_frames,
-            fps=sampling.fps,
-            steps=sampling.sample_steps,
-            guidance_scale=sampling.guidance_scale,
-            seed=seed,
-            negative_prompt=sampling.neg,
-            control_image=control_image,
-        )
-
-
-@dataclass(frozen=True)
-class GeneratedClip:
-    path: Path
-    num_frames: int
-    height: int
-    width: int
-    audio_samples: int
-    sample_rate: int
 
 
 class LTX2Model:
@@ -195,7 +155,7 @@ class LTX2Model:
         with self.tracer.span("encode_images", frames=video, clip=clip) as span:
             strategies = vae_strategies(vae, self.device, start_tiled=self.config.vae_tiling)
             latents, report = encode_with_fallback(clip or f"frames {tuple(video.shape)}", video, strategies)
-            latents = _normalize_video(latents.to(self.device), vae)
+            latents = latent_layout.normalize_video(latents.to(self.device), vae)
             result = VideoLatents(
                 latents=latents,
                 pixel_shape=tuple(video.shape),
@@ -234,7 +194,7 @@ class LTX2Model:
                 audio_vae.config.mel_hop_length,
             )
             latents = audio_vae.encode(mel.to(audio_vae.dtype)).latent_dist.mode()
-            latents = _normalize_audio(latents, audio_vae)
+            latents = latent_layout.normalize_audio(latents, audio_vae)
             span.set(resampled_rate=vae_rate, mel=mel, latents=latents)
         return AudioLatents(
             latents=latents,
@@ -319,8 +279,8 @@ class LTX2Model:
             fps=fps,
             per_token_video_timesteps=video_sigmas is not None,
         ) as span:
-            video_tokens = _pack_video(video_latents).to(self.dtype)
-            audio_tokens = _pack_audio(audio_latents).to(self.dtype)
+            video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
+            audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
             if video_sigmas is not None:
                 # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
                 self.tracer.event(
@@ -351,8 +311,8 @@ class LTX2Model:
                 return_dict=False,
             )
             prediction = NoisePrediction(
-                video=_unpack_video(video_pred.float(), frames, height, width),
-                audio=_unpack_audio(audio_pred.float(), audio_latents.shape[1]),
+                video=latent_layout.unpack_video(video_pred.float(), frames, height, width),
+                audio=latent_layout.unpack_audio(audio_pred.float(), audio_latents.shape[1]),
             )
             span.set(video_prediction=prediction.video, audio_prediction=prediction.audio)
         return prediction
@@ -468,36 +428,3 @@ def _module_facts(module: torch.nn.Module) -> dict:
         "dtype": first.dtype if first is not None else None,
         "device": first.device if first is not None else None,
     }
-
-
-def _normalize_video(latents: torch.Tensor, vae) -> torch.Tensor:
-    mean = vae.latents_mean.view(1, -1, 1, 1, 1).to(latents)
-    std = vae.latents_std.view(1, -1, 1, 1, 1).to(latents)
-    return (latents - mean) * vae.config.scaling_factor / std
-
-
-def _normalize_audio(latents: torch.Tensor, audio_vae) -> torch.Tensor:
-    # The audio VAE's statistics are per packed feature (channels x latent mel bins).
-    batch, channels, length, mel = latents.shape
-    packed = latents.transpose(1, 2).reshape(batch, length, channels * mel)
-    packed = (packed - audio_vae.latents_mean.to(packed)) / audio_vae.latents_std.to(packed)
-    return packed.reshape(batch, length, channels, mel).transpose(1, 2)
-
-
-def _pack_video(latents: torch.Tensor) -> torch.Tensor:
-    # (B, C, F, H, W) -> (B, F*H*W, C); LTX-2's transformer uses patch size 1.
-    return latents.flatten(2).transpose(1, 2)
-
-
-def _unpack_video(tokens: torch.Tensor, frames: int, height: int, width: int) -> torch.Tensor:
-    batch, _, channels = tokens.shape
-    return tokens.transpose(1, 2).reshape(batch, channels, frames, height, width)
-
-
-def _pack_audio(latents: torch.Tensor) -> torch.Tensor:
-    # (B, C, L, M) -> (B, L, C*M)
-    return latents.transpose(1, 2).flatten(2, 3)
-
-
-def _unpack_audio(tokens: torch.Tensor, channels: int) -> torch.Tensor:
-    return tokens.unflatten(2, (channels, -1)).transpose(1, 2)

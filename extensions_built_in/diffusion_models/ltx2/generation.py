@@ -29,6 +29,46 @@ class PipelineChoice:
     reason: str
 
 
+@dataclass(frozen=True)
+class GenerationSettings:
+    """One sample's settings (from `sample:` or `generate:` in the config)."""
+
+    width: int
+    height: int
+    num_frames: int
+    fps: float
+    steps: int
+    guidance_scale: float
+    seed: int
+    negative_prompt: str = ""
+    control_image: str | None = None  # image-to-video: the image the first frame starts from (ctrl_img)
+
+    @classmethod
+    def from_sampling(cls, sampling, seed: int, control_image: str | None = None) -> "GenerationSettings":
+        """From a `sample:` or `generate:` config block, for one prompt's seed and control image."""
+        return cls(
+            width=sampling.width,
+            height=sampling.height,
+            num_frames=sampling.num_frames,
+            fps=sampling.fps,
+            steps=sampling.sample_steps,
+            guidance_scale=sampling.guidance_scale,
+            seed=seed,
+            negative_prompt=sampling.neg,
+            control_image=control_image,
+        )
+
+
+@dataclass(frozen=True)
+class GeneratedClip:
+    path: Path
+    num_frames: int
+    height: int
+    width: int
+    audio_samples: int
+    sample_rate: int
+
+
 def choose_pipeline(control_image: str | None) -> PipelineChoice:
     if control_image:
         return PipelineChoice(IMAGE_TO_VIDEO, f"the prompt names a control image ({control_image}) for the first frame")
@@ -135,8 +175,6 @@ def run_pipeline(
 def write_clip(path: Path, frames: torch.Tensor, audio: torch.Tensor, sample_rate: int, fps: float):
     """Write an .mp4 (H.264 + AAC) atomically: a temp file renamed into place."""
     from toolkit.data import AudioTrack, write_video
-
-    from .LTX2Model import GeneratedClip
 
     temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
     write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
