@@ -14,27 +14,11 @@ def build_transformer(seed: int = 0, lora: bool = True) -> torch.nn.Module:
 
     The LoRA starts non-zero (init_lora_weights=False) so its gradients are not trivially equal.
     """
-    from diffusers import LTX2VideoTransformer3DModel
     from peft import LoraConfig
 
-    torch.manual_seed(seed)
-    transformer = LTX2VideoTransformer3DModel(
-        in_channels=4,
-        out_channels=4,
-        num_attention_heads=2,
-        attention_head_dim=8,
-        cross_attention_dim=16,
-        vae_scale_factors=(8, 8, 8),
-        audio_in_channels=4,
-        audio_out_channels=4,
-        audio_num_attention_heads=2,
-        audio_attention_head_dim=4,
-        audio_cross_attention_dim=8,
-        num_layers=2,
-        caption_channels=32,
-        rope_double_precision=False,
-        rope_type="split",
-    )
+    from toolkit.models.tiny_ltx2 import build_transformer as build_tiny_transformer
+
+    transformer = build_tiny_transformer(seed)
     transformer.requires_grad_(False)
     if lora:
         transformer.add_adapter(

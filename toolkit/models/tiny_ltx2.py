@@ -101,24 +101,13 @@ def build_text_encoder(vocab_size: int):
     return Gemma3ForConditionalGeneration(config)
 
 
-def build_components(seed: int = TINY_SEED) -> dict:
-    """Every LTX2Pipeline component, deterministic from `seed`."""
+def build_transformer(seed: int):
+    """The tiny LTX2VideoTransformer3DModel: 2 blocks, video 2 heads x 8, audio 2 heads x 4, random weights."""
     import torch
-    from diffusers import (
-        AutoencoderKLLTX2Audio,
-        AutoencoderKLLTX2Video,
-        FlowMatchEulerDiscreteScheduler,
-        LTX2VideoTransformer3DModel,
-    )
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+    from diffusers import LTX2VideoTransformer3DModel
 
-    tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    text_encoder = build_text_encoder(vocab_size=len(tokenizer) + 4)
-
-    torch.manual_seed(seed + 1)
-    transformer = LTX2VideoTransformer3DModel(
+    return LTX2VideoTransformer3DModel(
         in_channels=4,
         out_channels=4,
         num_attention_heads=2,
@@ -135,6 +124,24 @@ def build_components(seed: int = TINY_SEED) -> dict:
         rope_double_precision=False,
         rope_type="split",
     )
+
+
+def build_components(seed: int = TINY_SEED) -> dict:
+    """Every LTX2Pipeline component, deterministic from `seed`."""
+    import torch
+    from diffusers import (
+        AutoencoderKLLTX2Audio,
+        AutoencoderKLLTX2Video,
+        FlowMatchEulerDiscreteScheduler,
+    )
+    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    text_encoder = build_text_encoder(vocab_size=len(tokenizer) + 4)
+
+    transformer = build_transformer(seed + 1)
 
     torch.manual_seed(seed + 2)
     connectors = LTX2TextConnectors(
