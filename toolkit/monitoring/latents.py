@@ -300,6 +300,7 @@ def encode_with_fallback(
     failures: list[tuple[str, str]] = []
     with PeakTracker(origin) as tracker:
         before = MemoryReading.read(origin)
+        tracker.add(before)
         for name, encode in strategies:
             attempt_started = time.perf_counter()
             latents, failure = _attempt(name, encode, pixels)
@@ -312,6 +313,8 @@ def encode_with_fallback(
         else:
             raise LatentEncodingError(clip, tuple(pixels.shape), input_mb, failures)
         after = MemoryReading.read(origin)
+        # The reported readings count towards the peaks, so a peak is never below them.
+        tracker.add(after)
     report = EncodeReport(
         clip=clip,
         strategy=name,
