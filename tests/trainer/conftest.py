@@ -183,3 +183,27 @@ def child_env() -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+class RecordedPredictions:
+    """Wraps `model.get_noise_prediction` and keeps each call's inputs and outputs, in call order."""
+
+    def __init__(self, model):
+        self.calls: list[dict] = []
+        self._predict = model.get_noise_prediction
+        model.get_noise_prediction = self
+
+    def __call__(self, video, audio, sigmas, prompt, fps, video_sigmas=None):
+        prediction = self._predict(video, audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas)
+        self.calls.append(
+            {
+                "noisy_video": video.detach(),
+                "noisy_audio": audio.detach(),
+                "sigmas": sigmas,
+                "video_sigmas": video_sigmas,
+                "prompt": prompt,
+                "predicted_video": prediction.video,
+                "predicted_audio": prediction.audio,
+            }
+        )
+        return prediction

@@ -15,7 +15,7 @@ from PIL import Image
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
 from extensions_built_in.diffusion_models.ltx2.generation import load_control_image, run_pipeline
 from extensions_built_in.sd_trainer.sampling import TrainingSampler
-from tests.trainer.conftest import REPO_ROOT, run_cli, set_up_trainer, write_config
+from tests.trainer.conftest import REPO_ROOT, RecordedPredictions, run_cli, set_up_trainer, write_config
 from toolkit.config import SampleConfig, SamplePrompt
 from toolkit.errors import ConfigError
 from toolkit.trace import TraceConfig, init_tracer, reset_tracer
@@ -23,20 +23,6 @@ from toolkit.trace import TraceConfig, init_tracer, reset_tracer
 I2V_EXAMPLE = REPO_ROOT / "config" / "examples" / "train_lora_ltx2_i2v_tiny.yaml"
 CONTROL_IMAGE = REPO_ROOT / "data" / "ctrl_images" / "demo_00_first_frame.png"
 OTHER_IMAGE_CLIP = REPO_ROOT / "data" / "demo_clips" / "demo_02.mp4"
-
-
-class RecordedPredictions:
-    """Wraps `model.get_noise_prediction` and keeps every call's inputs and outputs."""
-
-    def __init__(self, model):
-        self.calls: list[dict] = []
-        self._predict = model.get_noise_prediction
-        model.get_noise_prediction = self
-
-    def __call__(self, video, audio, sigmas, prompt, fps, video_sigmas=None):
-        prediction = self._predict(video, audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas)
-        self.calls.append({"video": video.detach(), "audio": audio.detach(), "sigmas": sigmas, "video_sigmas": video_sigmas})
-        return prediction
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +61,7 @@ def test_first_frame_is_a_clean_condition_left_out_of_the_loss(i2v_trainer):
     assert torch.equal(noisy[:, :, 0], clean[:, :, 0])
     assert torch.allclose(noisy[:, :, 1:], (1 - sigma) * clean[:, :, 1:] + sigma * noise[:, :, 1:], atol=1e-6)
     assert not torch.allclose(noisy[:, :, 1:], clean[:, :, 1:], atol=1e-2)
-    assert torch.equal(call["video"], noisy)
+    assert torch.equal(call["noisy_video"], noisy)
 
     # The video loss is the MSE over the other frames only, by hand.
     by_hand = ((details.video_prediction[:, :, 1:] - details.video_target[:, :, 1:]) ** 2).mean()

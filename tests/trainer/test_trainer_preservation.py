@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.trainer.conftest import set_up_trainer, train_steps, write_config
+from tests.trainer.conftest import RecordedPredictions, set_up_trainer, train_steps, write_config
 from toolkit.config import load_config
 from toolkit.errors import ConfigError
 
@@ -14,20 +14,6 @@ TRIGGER = "sqrtrace"
 CLASS_WORD = "shape"
 STRENGTH = 0.5
 POSITIONS = [2]
-
-
-class RecordedPredictions:
-    """Wraps `model.get_noise_prediction`: each call's prompt and prediction, in call order."""
-
-    def __init__(self, model):
-        self.calls: list[dict] = []
-        self._predict = model.get_noise_prediction
-        model.get_noise_prediction = self
-
-    def __call__(self, video, audio, sigmas, prompt, fps, video_sigmas=None):
-        prediction = self._predict(video, audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas)
-        self.calls.append({"prompt": prompt, "video": prediction.video, "audio": prediction.audio, "noisy_video": video})
-        return prediction
 
 
 @pytest.fixture(scope="module")
@@ -92,17 +78,17 @@ def test_auxiliary_prediction_ignores_the_lora_weights(preserving):
             for name, parameter in lora_b.items():
                 parameter.copy_(originals[name])
     # LoRA B x10: the auxiliary prediction is bit-for-bit the same; the adapter-on predictions are not.
-    assert torch.equal(scaled["auxiliary"]["video"], first["auxiliary"]["video"])
-    assert torch.equal(scaled["auxiliary"]["audio"], first["auxiliary"]["audio"])
-    assert not torch.allclose(scaled["preservation"]["video"], first["preservation"]["video"], atol=1e-4)
-    assert not torch.allclose(scaled["primary"]["video"], first["primary"]["video"], atol=1e-4)
+    assert torch.equal(scaled["auxiliary"]["predicted_video"], first["auxiliary"]["predicted_video"])
+    assert torch.equal(scaled["auxiliary"]["predicted_audio"], first["auxiliary"]["predicted_audio"])
+    assert not torch.allclose(scaled["preservation"]["predicted_video"], first["preservation"]["predicted_video"], atol=1e-4)
+    assert not torch.allclose(scaled["primary"]["predicted_video"], first["primary"]["predicted_video"], atol=1e-4)
 
 
 def test_preservation_loss_by_hand_and_its_weight_in_the_loss(preserving):
     parts = _loss_calls(preserving)
     lora, base = parts["preservation"], parts["auxiliary"]
     video_weight, audio_weight = 1.0, 0.5
-    by_hand = video_weight * ((lora["video"] - base["video"]) ** 2).mean() + audio_weight * ((lora["audio"] - base["audio"]) ** 2).mean()
+    by_hand = video_weight * ((lora["predicted_video"] - base["predicted_video"]) ** 2).mean() + audio_weight * ((lora["predicted_audio"] - base["predicted_audio"]) ** 2).mean()
     assert parts["aux"]["preservation"].item() == pytest.approx(by_hand.item(), rel=1e-5)
     assert parts["aux"]["preservation"].item() > 0
     total = video_weight * parts["video"] + audio_weight * parts["audio"] + STRENGTH * parts["aux"]["preservation"]
