@@ -24,11 +24,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from io import BytesIO
 from pathlib import Path
 
-import yaml
+from tiny_trainer_timing import WARM_UP_STEPS, hook_step_times
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -37,44 +36,6 @@ CONFIGS = {
     "idle": {"inspect": True, "inspect_every": 1_000_000},
     "every_10": {"inspect": True, "inspect_every": 10},
 }
-WARM_UP_STEPS = 5
-
-
-def step_times(repo: Path, logging_settings: dict, steps: int, folder: Path) -> list[float]:
-    """Run the tiny example from `repo` for `steps` steps; the seconds of each hook_train_loop after warm-up."""
-    sys.path.insert(0, str(repo))
-    import toolkit
-    from toolkit.config import load_config
-    from toolkit.job import Job
-
-    if not Path(toolkit.__file__).resolve().is_relative_to(repo.resolve()):
-        raise SystemExit(f"imported {toolkit.__file__}, not the tree under {repo}")
-
-    raw = yaml.safe_load((repo / "config/examples/train_lora_ltx2_tiny.yaml").read_text())
-    process = raw["config"]["process"][0]
-    process["training_folder"] = str(folder)
-    process["datasets"][0].update(folder_path=str(repo / "data/demo_clips"), cache_latents_to_disk=False)
-    process["train"].update({"steps": steps, "disable_sampling": True})
-    process["save"]["save_every"] = steps * 10
-    process["model"]["verbose"] = False
-    process["logging"] = {**process.get("logging", {}), "use_tensorboard": False, "progress_bar": False, **logging_settings}
-    path = folder / "bench.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    trainer = Job(load_config(path), path).processes[0]
-    times: list[float] = []
-    original = trainer.hook_train_loop
-
-    def timed(step: int):
-        started = time.perf_counter()
-        result = original(step)
-        times.append(time.perf_counter() - started)
-        return result
-
-    trainer.hook_train_loop = timed
-    trainer.run()
-    return times[WARM_UP_STEPS:]
-
-
 def run_worker(repo: Path, name: str, steps: int) -> list[float]:
     """One configuration in a fresh process (imports, caches and allocator state do not carry over)."""
     settings = {} if CONFIGS[name] is None else CONFIGS[name]
@@ -116,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         with tempfile.TemporaryDirectory() as folder:
-            print(json.dumps(step_times(args.repo, json.loads(args.settings), args.steps, Path(folder))))
+            print(json.dumps(hook_step_times(args.repo, Path(folder), args.steps, json.loads(args.settings))))
         return
 
     before = args.before or default_before()

@@ -1,0 +1,60 @@
+"""Shared by the benchmarks: run the tiny example's trainer and time each `hook_train_loop`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+WARM_UP_STEPS = 5
+
+
+def hook_step_times(
+    repo: Path,
+    folder: Path,
+    steps: int,
+    logging_settings: dict,
+    verbose: bool = False,
+    name: str = "bench",
+) -> list[float]:
+    """Train the tiny example from the tree at `repo` for `steps` steps (sampling off, no saves but the
+    final one, TensorBoard off unless `logging_settings` turns it on); the seconds of each step after
+    the first WARM_UP_STEPS (callbacks included; loading, caching and saving excluded)."""
+    sys.path.insert(0, str(repo))
+    import toolkit
+    from toolkit.config import load_config
+    from toolkit.job import Job
+    from toolkit.trace import reset_tracer
+
+    if not Path(toolkit.__file__).resolve().is_relative_to(repo.resolve()):
+        raise SystemExit(f"imported {toolkit.__file__}, not the tree under {repo}")
+
+    raw = yaml.safe_load((repo / "config/examples/train_lora_ltx2_tiny.yaml").read_text())
+    raw["config"]["name"] = name
+    process = raw["config"]["process"][0]
+    process["training_folder"] = str(folder)
+    process["datasets"][0].update(folder_path=str(repo / "data/demo_clips"), cache_latents_to_disk=False)
+    process["train"].update({"steps": steps, "disable_sampling": True})
+    process["save"]["save_every"] = steps * 10
+    process["model"]["verbose"] = verbose
+    process["logging"] = {**process.get("logging", {}), "use_tensorboard": False, "progress_bar": False, **logging_settings}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    trainer = Job(load_config(path), path).processes[0]
+    times: list[float] = []
+    original = trainer.hook_train_loop
+
+    def timed(step: int):
+        started = time.perf_counter()
+        result = original(step)
+        times.append(time.perf_counter() - started)
+        return result
+
+    trainer.hook_train_loop = timed
+    try:
+        trainer.run()
+    finally:
+        reset_tracer()
+    return times[WARM_UP_STEPS:]
