@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +55,17 @@ def tiny_model(tiny_model_dir):
 @pytest.fixture(scope="session")
 def demo_clips() -> Path:
     return DEMO_CLIPS
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Every line of a trace.jsonl, parsed strictly (a NaN or Infinity constant fails)."""
+
+    def reject(constant: str) -> None:
+        raise ValueError(f"non-standard JSON constant {constant} in {path}")
+
+    return [json.loads(line, parse_constant=reject) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def jsonl_reader():
+    return read_jsonl

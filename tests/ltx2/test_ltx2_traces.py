@@ -10,7 +10,7 @@ import torch
 
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings, LTX2Model
 from extensions_built_in.diffusion_models.ltx2.checkpoint import COMPONENT_ORDER
-from tests.conftest import tiny_model_config
+from tests.conftest import read_jsonl, tiny_model_config
 from toolkit.trace import TraceConfig, get_tracer, init_tracer, reset_tracer
 
 SETTINGS = GenerationSettings(width=32, height=32, num_frames=9, fps=24, steps=2, guidance_scale=1.0, seed=3)
@@ -23,15 +23,6 @@ TRACED_PHASES = (
     "get_noise_prediction",
     "generate_single_image",
 )
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Every line of a trace.jsonl, parsed strictly (a NaN constant fails)."""
-
-    def reject(constant: str) -> None:
-        raise ValueError(f"non-standard JSON constant {constant} in {path}")
-
-    return [json.loads(line, parse_constant=reject) for line in path.read_text().splitlines()]
 
 
 def run_phases(model_dir: Path, output_path: Path) -> dict:
