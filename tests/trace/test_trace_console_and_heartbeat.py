@@ -58,11 +58,11 @@ def test_long_span_prints_still_running_heartbeats(tmp_path, capsys, jsonl_reade
             time.sleep(0.5)
     reset_tracer()
     lines = [line for line in capsys.readouterr().out.splitlines() if "still running" in line]
-    assert 1 <= len(lines) <= 3, lines
+    assert len(lines) >= 1, lines
     # only the innermost open span beats: it is the one the user is waiting on
     assert all(
         re.fullmatch(
-            r"\[VERBOSE\]   load_model\.text_encoder still running \(elapsed 0\.\ds, " + HEARTBEAT_MEMORY + r"\)", line
+            r"\[VERBOSE\]   load_model\.text_encoder still running \(elapsed \d+\.\ds, " + HEARTBEAT_MEMORY + r"\)", line
         )
         for line in lines
     ), lines
@@ -75,7 +75,7 @@ def test_long_span_prints_still_running_heartbeats(tmp_path, capsys, jsonl_reade
 
 
 def test_short_spans_get_no_heartbeat(capsys):
-    tracer = init_tracer(TraceConfig(enabled=True, heartbeat_s=0.2))
+    tracer = init_tracer(TraceConfig(enabled=True, heartbeat_s=2.0))  # 40x the span: a busy CPU cannot beat
     for step in range(3):
         with tracer.span("step", step=step):
             time.sleep(0.05)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
-from contextlib import nullcontext
 
 import pytest
 import torch
@@ -42,28 +40,24 @@ def test_null_span_lets_errors_through():
             raise KeyError("clip")
 
 
-def test_null_span_costs_about_as_much_as_nullcontext():
+class _Untouchable:
+    """A field value that fails the test if anything formats, compares or reduces it."""
+
+    def __getattribute__(self, name: str):
+        raise AssertionError(f"the null tracer touched a field ({name})")
+
+
+def test_null_span_touches_no_field_and_allocates_no_span():
+    # How little a null span costs against a bare nullcontext is measured by
+    # benchmarks/bench_null_span.py; here: it does no work a timing would see.
     tracer = get_tracer()
-    iterations = 100_000
-
-    def time_null_spans() -> float:
-        started = time.perf_counter()
-        for step in range(iterations):
-            with tracer.span("step", step=step):
-                pass
-        return time.perf_counter() - started
-
-    def time_nullcontexts() -> float:
-        started = time.perf_counter()
-        for _ in range(iterations):
-            with nullcontext():
-                pass
-        return time.perf_counter() - started
-
-    # best of three each, so a busy shared CPU does not decide the ratio
-    null_span_s = min(time_null_spans() for _ in range(3))
-    nullcontext_s = min(time_nullcontexts() for _ in range(3))
-    assert null_span_s < 5 * nullcontext_s, (null_span_s, nullcontext_s)
+    spans = set()
+    for step in range(3):
+        with tracer.span("step", step=step, latents=_Untouchable()) as span:
+            span.set(prediction=_Untouchable())
+            tracer.event("noise", sigmas=_Untouchable())
+        spans.add(id(span))
+    assert len(spans) == 1
 
 
 def test_enabled_tracer_replaces_and_reset_restores_null(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 
 import av
 import yaml
@@ -30,7 +29,6 @@ TRACED_PHASES = [
 def test_tiny_example_trains_samples_and_traces(tmp_path, tiny_ready):
     example = yaml.safe_load(TINY_EXAMPLE.read_text())
     name = example["config"]["name"]
-    started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "run.py", str(TINY_EXAMPLE.relative_to(REPO_ROOT)),
          "--set", f"config.process.0.training_folder={tmp_path}"],
@@ -38,12 +36,9 @@ def test_tiny_example_trains_samples_and_traces(tmp_path, tiny_ready):
         env=child_env(),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,  # a hang guard only; how long it takes is benchmarks/bench_cli.py's to say
     )
-    seconds = time.monotonic() - started
-    print(f"tiny example: {seconds:.1f} s")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert seconds < 120
 
     run_folder = tmp_path / name
     lora = load_file(run_folder / f"{name}.safetensors")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import json
 from collections import defaultdict
 
@@ -61,7 +63,7 @@ def test_hook_train_loop_records_the_step_numbers_on_the_traced_steps_only(trace
             assert isinstance(fields[name], (int, float)), (name, fields)
         assert fields["loss"] == pytest.approx(fields["video_loss"] + fields["audio_loss"], rel=1e-5)
         assert fields["lr"] == pytest.approx(1e-3)
-        assert 0 < fields["step_seconds"] < 30
+        assert fields["step_seconds"] > 0 and math.isfinite(fields["step_seconds"])
         assert fields["grad_norm"] > 0
         assert end["duration_s"] > 0
 
