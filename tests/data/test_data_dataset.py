@@ -81,6 +81,7 @@ def test_missing_caption_uses_default_or_raises(demo_folder: Path, tmp_path: Pat
     with pytest.raises(DataError) as raised:
         MediaDataset(folder, num_frames=9, resolutions=[64])
     assert str(folder / "demo_00.mp4") in str(raised.value) and "default_caption" in str(raised.value)
+    assert "demo_00.txt is empty (caption_ext: 'txt'" in str(raised.value)
 
 
 def test_caption_extension_is_configurable(demo_folder: Path, tmp_path: Path) -> None:

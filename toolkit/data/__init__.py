@@ -1,32 +1,45 @@
 """Media data layer: decode clips and images, bucket them, batch them, cache their encodings.
 
     from toolkit.data import MediaDataset, BucketBatchSampler, collate_media_items
+
+The names below are imported on first use (PEP 562), so `toolkit.data.files`,
+which the pre-load checks use, does not pull in torch and PyAV.
 """
 
 from __future__ import annotations
 
-from toolkit.data.batching import BucketBatchSampler, MediaBatch, collate_media_items
-from toolkit.data.buckets import pick_bucket, resize_and_crop
-from toolkit.data.cache import LatentCache, TextEmbeddingCache
-from toolkit.data.dataset import MediaDataset, MediaItem
-from toolkit.data.demo_clips import make_demo_clips
-from toolkit.data.media import AudioTrack, VideoClip, probe_media, read_video
-from toolkit.data.video_writer import write_video
+import importlib
+from typing import Any
 
-__all__ = [
-    "AudioTrack",
-    "BucketBatchSampler",
-    "LatentCache",
-    "MediaBatch",
-    "MediaDataset",
-    "MediaItem",
-    "TextEmbeddingCache",
-    "VideoClip",
-    "collate_media_items",
-    "make_demo_clips",
-    "pick_bucket",
-    "probe_media",
-    "read_video",
-    "resize_and_crop",
-    "write_video",
-]
+_EXPORTS = {
+    "AudioTrack": "toolkit.data.media",
+    "BucketBatchSampler": "toolkit.data.batching",
+    "LatentCache": "toolkit.data.cache",
+    "MediaBatch": "toolkit.data.batching",
+    "MediaDataset": "toolkit.data.dataset",
+    "MediaItem": "toolkit.data.dataset",
+    "TextEmbeddingCache": "toolkit.data.cache",
+    "VideoClip": "toolkit.data.media",
+    "collate_media_items": "toolkit.data.batching",
+    "make_demo_clips": "toolkit.data.demo_clips",
+    "pick_bucket": "toolkit.data.buckets",
+    "probe_media": "toolkit.data.media",
+    "read_video": "toolkit.data.media",
+    "resize_and_crop": "toolkit.data.buckets",
+    "write_video": "toolkit.data.video_writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'toolkit.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

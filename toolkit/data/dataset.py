@@ -21,11 +21,11 @@ from torch.utils.data import Dataset
 
 from toolkit.data.audio import fit_length, match_channels, resample_audio
 from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
+from toolkit.data.files import list_media_files, read_caption
 from toolkit.data.media import (
     STILL_IMAGE_FPS,
     AudioTrack,
     MediaInfo,
-    is_media,
     probe_media,
     read_video,
     source_frame_indices,
@@ -200,11 +200,7 @@ class MediaDataset(Dataset[MediaItem]):
             raise DataError(f"dataset audio_channels must be 1 or 2, got {self.audio_channels}")
 
     def _scan(self) -> list[_Entry]:
-        media_files = sorted(
-            path
-            for path in self.folder.iterdir()
-            if path.is_file() and is_media(path) and not path.name.startswith(".")
-        )
+        media_files = list_media_files(self.folder)
         entries = []
         for path in media_files:
             caption = self._read_caption(path)
@@ -256,21 +252,7 @@ class MediaDataset(Dataset[MediaItem]):
             )
 
     def _read_caption(self, media_path: Path) -> str:
-        caption_path = media_path.with_suffix(f".{self.caption_ext}")
-        caption = ""
-        if caption_path.is_file():
-            try:
-                caption = caption_path.read_text(encoding="utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise DataError(f"{caption_path}: caption is not UTF-8 text ({error}); re-save it as UTF-8") from error
-        if caption:
-            return caption
-        if self.default_caption:
-            return self.default_caption
-        raise DataError(
-            f"{media_path}: no caption (expected non-empty {caption_path.name}); add the caption file "
-            f"or set default_caption in the dataset config"
-        )
+        return read_caption(media_path, self.caption_ext, self.default_caption)
 
     def _caption_for(self, index: int, caption: str) -> str:
         if self.caption_dropout_rate <= 0.0:

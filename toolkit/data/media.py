@@ -15,11 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from toolkit.data.files import is_image
 from toolkit.errors import DataError
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
-MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
 
 # A still image has no frame rate of its own; LTX-2 pipelines default to 24 fps,
 # so a 1-frame clip at 24 fps conditions the model the way inference will.
@@ -73,14 +71,6 @@ class MediaInfo:
     frame_count: int | None  # None when the container does not say
     has_audio: bool
     is_image: bool
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def is_media(path: Path) -> bool:
-    return path.suffix.lower() in MEDIA_EXTENSIONS
 
 
 def probe_media(path: str | Path) -> MediaInfo:

@@ -1,0 +1,59 @@
+"""Which files of a dataset folder are media, and each one's caption. Plain Python, no torch.
+
+The dataset reads its folder with these functions, and so does the check that
+runs before any model loads (`toolkit.preflight`), so both agree on what a
+clip is and what its caption is, and a mistake is reported the same way by
+both, only earlier by the second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from toolkit.errors import DataError
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".webm", ".mkv")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_media(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_EXTENSIONS
+
+
+def list_media_files(folder: Path) -> list[Path]:
+    """The clips and images directly in `folder`, sorted; hidden files are left out."""
+    return sorted(
+        path for path in folder.iterdir() if path.is_file() and is_media(path) and not path.name.startswith(".")
+    )
+
+
+def caption_path(media_path: Path, caption_ext: str) -> Path:
+    """`<stem>.<caption_ext>` beside the media file (`caption_ext` with or without its dot)."""
+    return media_path.with_suffix(f".{caption_ext.lstrip('.')}")
+
+
+def read_caption(media_path: Path, caption_ext: str, default_caption: str = "") -> str:
+    """The caption of `media_path`: its caption file's text, else `default_caption`, else a DataError
+    that names the file, the `caption_ext` looked for and `default_caption`."""
+    path = caption_path(media_path, caption_ext)
+    caption = ""
+    if path.is_file():
+        try:
+            caption = path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as error:
+            raise DataError(f"{path}: caption is not UTF-8 text ({error}); re-save it as UTF-8") from error
+    if caption:
+        return caption
+    if default_caption:
+        return default_caption
+    state = "is empty" if path.is_file() else "does not exist"
+    raise DataError(
+        f"{media_path}: no caption: {path.name} {state} (caption_ext: {caption_ext!r}, no default_caption); "
+        "add the caption file, set caption_ext to the extension your captions have, or set default_caption "
+        "in the dataset config"
+    )
