@@ -5,7 +5,8 @@
     python run.py --tensorboard DIR
 
 Every config is validated (and its process classes imported) before the first
-one runs. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace errors,
+one runs: its schema, then what needs no weights (toolkit.preflight: dataset
+folders, media and captions, sample prompts, LoRA filters); --dry-run too. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace errors,
 130 interrupted (Ctrl-C). Project errors print their message without a
 traceback unless --debug is given.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from toolkit.config import JobConfig, TrainProcessConfig, load_config
 from toolkit.errors import ConfigError, LTX2TraceError
 from toolkit.job import Job, resolve_process_classes
+from toolkit.preflight import check_before_loading
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
@@ -103,12 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def validate_all(
     paths: Sequence[Path], overrides: Sequence[str], verbose: bool
 ) -> tuple[list[tuple[Path, JobConfig]], list[ConfigError]]:
-    """Load every config, collecting the errors of all invalid files so they are reported together."""
+    """Load and check every config, collecting the errors of all invalid files so they are reported together.
+
+    A file is checked in two steps: its schema (every key and value), then, when that passes, what
+    needs no weights but more than the values (toolkit.preflight: dataset folders, media and
+    captions, sample prompts, LoRA filters). Both happen before any model loads, dry run or not.
+    """
     configs: list[tuple[Path, JobConfig]] = []
     errors: list[ConfigError] = []
     for path in paths:
         try:
-            configs.append((path, load_config(path, overrides=overrides, force_verbose=verbose)))
+            job_config = load_config(path, overrides=overrides, force_verbose=verbose)
+            check_before_loading(job_config, source=str(path))
+            configs.append((path, job_config))
         except ConfigError as error:
             errors.append(error)
     return configs, errors

@@ -44,6 +44,13 @@ class LTX2Model:
         self.source: CheckpointSource | None = None
         self.components: dict = {}
 
+    @staticmethod
+    def lora_target_problems(model_config, network_config) -> list[tuple[str, str]]:
+        """Before loading: (key, message) for each LoRA filter entry that selects no layer (run.py's checks)."""
+        from .lora_preflight import lora_target_problems
+
+        return lora_target_problems(model_config, network_config)
+
     @property
     def tracer(self):
         """The per-process tracer at call time: a model built before `init_tracer` (or kept after

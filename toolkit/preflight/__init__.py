@@ -1,0 +1,43 @@
+"""Everything about a job that can be checked without weights, checked before anything loads.
+
+The schema (toolkit/config) checks each value on its own; these checks look at
+what the values point to: the dataset folders, their media and captions, the
+sample prompts and their images, and the LoRA filters against the transformer
+built on the meta device. `run.py` runs them for every job, `--dry-run`
+included, and reports every problem of every file in one message (exit 2).
+
+Dataset and sampling checks are plain Python and never import torch; the
+LoRA check asks the model arch (through the extension registry) only when
+`network.target_modules` or `network.exclude_modules` is set.
+"""
+
+from __future__ import annotations
+
+from toolkit.config import GenerateProcessConfig, JobConfig, TrainProcessConfig
+from toolkit.errors import ConfigError
+from toolkit.preflight.datasets import dataset_problems
+from toolkit.preflight.lora_targets import lora_target_problems
+from toolkit.preflight.sampling import generate_problems, sample_problems
+
+__all__ = ["check_before_loading", "problems_before_loading"]
+
+
+def problems_before_loading(job: JobConfig) -> list[str]:
+    """One line per problem, each starting with the key path it is about."""
+    problems: list[str] = []
+    for index, process in enumerate(job.config.process):
+        where = f"config.process[{index}]"
+        if isinstance(process, TrainProcessConfig):
+            problems += dataset_problems(process.datasets, f"{where}.datasets")
+            problems += sample_problems(process, where)
+            problems += lora_target_problems(process, where)
+        elif isinstance(process, GenerateProcessConfig):
+            problems += generate_problems(process.generate, f"{where}.generate")
+    return problems
+
+
+def check_before_loading(job: JobConfig, source: str | None = None) -> None:
+    """Raise one ConfigError listing every problem of `job` (from file `source`), if it has any."""
+    problems = problems_before_loading(job)
+    if problems:
+        raise ConfigError(problems, source=source)
