@@ -139,3 +139,15 @@ def test_dataset_and_sampling_checks_do_not_import_torch(tmp_path: Path) -> None
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["1", "[]"]
+
+
+def test_an_output_folder_that_cannot_be_created_is_named(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    datasets = [{"folder_path": str(DEMO_CLIPS)}]
+    (problem,) = problems_before_loading(job(datasets, training_folder=str(blocker / "runs")))
+    assert problem == (
+        f"config.process[0].training_folder: {blocker / 'runs'} cannot be created: {blocker} is a file, not a "
+        "folder; choose another folder or move that file"
+    )
+    assert problems_before_loading(job(datasets, training_folder=str(tmp_path / "new" / "runs"))) == []

@@ -1,9 +1,9 @@
 """Everything about a job that can be checked without weights, checked before anything loads.
 
 The schema (toolkit/config) checks each value on its own; these checks look at
-what the values point to: the dataset folders, their media and captions, the
-sample prompts and their images, and the LoRA filters against the transformer
-built on the meta device. `run.py` runs them for every job, `--dry-run`
+what the values point to: the output folder, the dataset folders, their media
+and captions, the sample prompts and their images, and the LoRA filters
+against the transformer built on the meta device. `run.py` runs them for every job, `--dry-run`
 included, and reports every problem of every file in one message (exit 2).
 
 Dataset and sampling checks are plain Python and never import torch; the
@@ -17,6 +17,7 @@ from toolkit.config import GenerateProcessConfig, JobConfig, TrainProcessConfig
 from toolkit.errors import ConfigError
 from toolkit.preflight.datasets import dataset_problems
 from toolkit.preflight.lora_targets import lora_target_problems
+from toolkit.preflight.output_folders import output_folder_problems
 from toolkit.preflight.sampling import generate_problems, sample_problems
 
 __all__ = ["check_before_loading", "problems_before_loading"]
@@ -28,10 +29,12 @@ def problems_before_loading(job: JobConfig) -> list[str]:
     for index, process in enumerate(job.config.process):
         where = f"config.process[{index}]"
         if isinstance(process, TrainProcessConfig):
+            problems += output_folder_problems(process.training_folder, f"{where}.training_folder")
             problems += dataset_problems(process.datasets, f"{where}.datasets")
             problems += sample_problems(process, where)
             problems += lora_target_problems(process, where)
         elif isinstance(process, GenerateProcessConfig):
+            problems += output_folder_problems(process.output_folder, f"{where}.output_folder")
             problems += generate_problems(process.generate, f"{where}.generate")
     return problems
 
