@@ -1,0 +1,135 @@
+"""Fault suite, runtime half: broken media, signals, kill -9 in a save, a trace that cannot be written.
+
+These load the tiny model in a child process, so there are few of them: each
+is a category the config checks cannot reach (the file's bytes, the process's
+life, the disk at run time). Each asserts the exit code and that the message
+names the file; none asserts a duration.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.faults.conftest import (
+    REPO_ROOT,
+    copy_clips,
+    outcome_from_log,
+    run_probe,
+    start_probe,
+    training_job,
+    write_yaml,
+)
+
+
+@dataclass(frozen=True)
+class MediaFault:
+    name: str
+    spoil: Callable[[Path], Path]  # makes the clips folder bad; returns the file the message must name
+    expected: str
+    dataset: dict | None = None
+
+
+def _random_bytes(clips: Path) -> Path:
+    bad = clips / "demo_01.mp4"
+    bad.write_bytes(bytes(range(256)) * 16)
+    return bad
+
+
+def _truncated(clips: Path) -> Path:
+    bad = clips / "demo_01.mp4"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    return bad
+
+
+def _without_audio(clips: Path) -> Path:
+    from toolkit.data.demo_clips import make_demo_clips
+
+    (made,) = make_demo_clips(clips / "video_only", count=1, with_audio=False)
+    target = clips / "demo_01.mp4"
+    made.video_path.replace(target)
+    return target
+
+
+MEDIA_CASES = [
+    MediaFault("random_bytes_named_mp4", _random_bytes, "cannot open as a video"),
+    MediaFault("truncated_mp4", _truncated, "demo_01.mp4"),
+    MediaFault("clip_without_audio_track", _without_audio, "missing_audio: silence"),
+    MediaFault("clip_shorter_than_num_frames", lambda clips: clips / "demo_00.mp4", "clip too short", {"num_frames": 25}),
+]
+
+
+@pytest.mark.parametrize("case", MEDIA_CASES, ids=[case.name for case in MEDIA_CASES])
+def test_broken_media_stops_the_run_naming_the_file(case: MediaFault, tmp_path: Path, tiny_ready) -> None:
+    clips = copy_clips(tmp_path / "clips", count=2)
+    bad = case.spoil(clips)
+    job = training_job(tmp_path, clips)
+    job["config"]["process"][0]["datasets"][0].update(case.dataset or {})
+    outcome = run_probe([str(write_yaml(tmp_path / "job.yaml", job))], cwd=tmp_path)
+    assert outcome.returncode == 1, outcome.output[-3000:]
+    assert f"error: {bad}: " in outcome.stderr and case.expected in outcome.stderr, outcome.stderr[-3000:]
+    assert "Traceback" not in outcome.stderr
+    assert outcome.probe == {"job_started": True, "torch_imported": True}
+    assert not list((tmp_path / "out").rglob("*.safetensors"))  # stopped before training: nothing saved
+
+
+def test_unwritable_trace_file_is_dropped_with_a_warning_and_the_run_goes_on(tmp_path: Path, tiny_ready) -> None:
+    job = yaml.safe_load((REPO_ROOT / "config" / "examples" / "generate_ltx2_tiny.yaml").read_text())
+    job["config"]["process"][0]["output_folder"] = str(tmp_path / "out")
+    job["config"]["process"][0]["generate"]["prompts"] = ["a red square"]
+    run_folder = tmp_path / "out" / job["config"]["name"]
+    (run_folder / "trace.jsonl").mkdir(parents=True)  # a folder where the trace file goes: it cannot be opened
+    outcome = run_probe([str(write_yaml(tmp_path / "job.yaml", job))], cwd=tmp_path)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    assert f"cannot write {run_folder / 'trace.jsonl'}" in outcome.stderr, outcome.stderr[-3000:]
+    assert "[VERBOSE]" in outcome.stdout  # the console sink still runs
+    assert (run_folder / "trace.json").stat().st_size > 0  # and so does the other file sink
+    assert [clip.name for clip in run_folder.glob("*.mp4")] == ["000_42.mp4"]
+
+
+def _wait_for(process, ready: Callable[[], bool], log: Path, timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout  # a hang guard only
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended (exit {process.returncode}) too early:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the run never got there")
+        time.sleep(0.05)
+
+
+def test_sigterm_during_training_saves_and_exits_130(tmp_path: Path, tiny_ready) -> None:
+    job = training_job(tmp_path, copy_clips(tmp_path / "clips"), train={"steps": 500, "lr": 1e-3, "dtype": "fp32", "disable_sampling": True})
+    job["config"]["process"][0]["save"]["save_every"] = 1000
+    metrics = tmp_path / "out" / "fault" / "metrics.jsonl"
+    log = tmp_path / "run.log"
+    process = start_probe([str(write_yaml(tmp_path / "job.yaml", job))], tmp_path, log)
+    _wait_for(process, lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, log)
+    process.send_signal(signal.SIGTERM)
+    outcome = outcome_from_log(process.wait(timeout=900), log)
+    assert outcome.returncode == 130, outcome.output[-3000:]
+    assert "Stopped by SIGTERM at step" in outcome.output
+    step = int(outcome.output.split("Stopped by SIGTERM at step ")[1].split(";")[0])
+    assert 0 < step < 500
+    assert (tmp_path / "out" / "fault" / "checkpoints" / f"step_{step:09d}" / "state.json").is_file()
+
+
+def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path: Path, tiny_ready) -> None:
+    config = write_yaml(tmp_path / "job.yaml", training_job(tmp_path, copy_clips(tmp_path / "clips")))
+    run_folder = tmp_path / "out" / "fault"
+    killed = run_probe([str(config)], cwd=tmp_path, env={"FAULT_KILL_IN_SAVE": "2"})  # the save of step 4
+    assert killed.returncode == -signal.SIGKILL, killed.output[-3000:]
+    assert killed.probe is None  # died on the spot: nothing ran after the kill
+    checkpoints = run_folder / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == [".step_000000004.partial", "step_000000002"]
+    resumed = run_probe([str(config)], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.output[-3000:]
+    assert "Resuming fault from step 2" in resumed.output
+    assert (run_folder / "fault.safetensors").is_file()
+    assert (checkpoints / "step_000000004" / "state.json").is_file()
