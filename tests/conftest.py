@@ -69,3 +69,42 @@ def read_jsonl(path: Path) -> list[dict]:
 @pytest.fixture
 def jsonl_reader():
     return read_jsonl
+
+
+@pytest.fixture(scope="session")
+def traced_tiny_run(tmp_path_factory, tiny_cache_dir) -> Path:
+    """The run folder of one 12-step tiny training, shared by every test that only reads what it wrote.
+
+    Verbose trace (steps 0, 1, 2 and every 5th), TensorBoard (scalars every 2 steps, diagnostics every
+    5), one sample prompt sampled at steps 0, 6 and 12, saves at 6 and 12: what tests/trainer's trace
+    tests and tests/monitoring's TensorBoard tests read. Training it once instead of once per module
+    keeps the suite near its time budget; tests must not write into it.
+    """
+    from tests.trainer.conftest import build_trainer, write_config
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
+    folder = tmp_path_factory.mktemp("traced_tiny_run")
+    config = write_config(
+        folder,
+        {
+            "model.verbose": True,
+            "model.trace_every": 5,
+            "model.trace_first_steps": 3,
+            "model.heartbeat_s": 0,
+            "train.steps": 12,
+            "train.disable_sampling": False,
+            "sample.sample_every": 6,
+            "sample.sample_steps": 2,
+            "sample.prompts": ["a red square moving left to right, with a 440 Hz tone"],
+            "save.save_every": 6,
+            "logging": {"log_every": 2, "diagnostic_every": 5, "flush_every": 5, "use_tensorboard": True},
+        },
+    )
+    trainer = build_trainer(config)
+    try:
+        trainer.run()
+    finally:
+        reset_tracer()  # flush and close the trace files
+        LogManager.get_instance().cleanup()
+    return trainer.run_folder

@@ -65,8 +65,9 @@ def _categories(accumulator: EventAccumulator) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def full_run(tmp_path_factory, tiny_cache_dir) -> EventAccumulator:
-    return _read(_train(tmp_path_factory.mktemp("tb_full"), {}))
+def full_run(traced_tiny_run) -> EventAccumulator:
+    """The events of the shared 12-step run (tests/conftest.py), trained with the settings `_train` uses."""
+    return _read(traced_tiny_run / "tensorboard")
 
 
 def test_every_category_is_written(full_run):

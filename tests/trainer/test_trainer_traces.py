@@ -3,45 +3,20 @@
 from __future__ import annotations
 
 import math
-
-import json
 from collections import defaultdict
 
 import pytest
 
-from tests.trainer.conftest import build_trainer, write_config
-from toolkit.trace import reset_tracer
+from tests.conftest import read_jsonl
 
 STEPS = 12
 TRACED_STEPS = [0, 1, 2, 5, 10]  # the first 3, then every 5th
 
 
 @pytest.fixture(scope="module")
-def trace(tmp_path_factory, tiny_cache_dir):
-    """The records of a 12-step verbose run that samples at steps 0, 6, 12 and saves at 6 and 12."""
-    folder = tmp_path_factory.mktemp("traces")
-    config = write_config(
-        folder,
-        {
-            "model.verbose": True,
-            "model.trace_every": 5,
-            "model.trace_first_steps": 3,
-            "model.heartbeat_s": 0,
-            "train.steps": STEPS,
-            "train.disable_sampling": False,
-            "sample.sample_every": 6,
-            "sample.sample_steps": 2,
-            "sample.prompts": ["a red square moving left to right, with a 440 Hz tone"],
-            "save.save_every": 6,
-        },
-    )
-    trainer = build_trainer(config)
-    try:
-        trainer.run()
-    finally:
-        reset_tracer()  # flush and close the trace files
-    lines = (trainer.run_folder / "trace.jsonl").read_text().splitlines()
-    return [json.loads(line) for line in lines]
+def trace(traced_tiny_run):
+    """The records of the shared 12-step verbose run (tests/conftest.py): samples at steps 0, 6, 12, saves at 6, 12."""
+    return read_jsonl(traced_tiny_run / "trace.jsonl")
 
 
 def _spans(records, name):
