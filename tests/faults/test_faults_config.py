@@ -214,6 +214,7 @@ CASES = [
     ),
     ConfigFault("lora_exclude_every_target", expect(edited(_exclude_every_target), f"{P}.network.exclude_modules", "nothing would train"), torch_free=False),
     ConfigFault("problems_in_two_files_together", _two_files),
+    ConfigFault("pretrained_lora_missing", expect(edited(_set("network.pretrained_lora_path", "old.safetensors")), f"{P}.network.pretrained_lora_path", "old.safetensors is not a file")),
     ConfigFault("dry_run_runs_the_same_checks", expect(edited(_sampling_without_prompts, "--dry-run"), f"{P}.sample.prompts")),
 ]
 

@@ -1,4 +1,4 @@
-"""LoRA filters against the transformer's module names, asked of the model arch through the registry.
+"""The LoRA to start from exists; its filters select layers of the transformer (asked of the model arch).
 
 Reading module names is model-specific (each arch builds its transformer on
 the meta device its own way), so the arch's model class provides
@@ -8,6 +8,8 @@ arch without it is not checked here and fails, if it must, when it loads.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from toolkit.config import TrainProcessConfig
 from toolkit.errors import ConfigError, ModelLoadError
 from toolkit.extensions import load_model_class
@@ -15,6 +17,12 @@ from toolkit.extensions import load_model_class
 
 def lora_target_problems(process: TrainProcessConfig, where: str) -> list[str]:
     network = process.network
+    start = network.pretrained_lora_path
+    if start and not Path(start).expanduser().is_file():
+        return [
+            f"{where}.network.pretrained_lora_path: {start} is not a file (relative paths are from {Path.cwd()}); "
+            "point it at a LoRA .safetensors file or remove it"
+        ]
     if not network.target_modules and not network.exclude_modules:
         return []  # the arch's default targets
     try:
