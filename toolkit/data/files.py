@@ -17,6 +17,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp")
 MEDIA_EXTENSIONS = VIDEO_EXTENSIONS + IMAGE_EXTENSIONS
 
 
+class MissingCaptionError(DataError):
+    """A clip has no caption: no (or an empty) caption file and no `default_caption`."""
+
+
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
@@ -52,7 +56,7 @@ def read_caption(media_path: Path, caption_ext: str, default_caption: str = "") 
     if default_caption:
         return default_caption
     state = "is empty" if path.is_file() else "does not exist"
-    raise DataError(
+    raise MissingCaptionError(
         f"{media_path}: no caption: {path.name} {state} (caption_ext: {caption_ext!r}, no default_caption); "
         "add the caption file, set caption_ext to the extension your captions have, or set default_caption "
         "in the dataset config"

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 from toolkit.config import DatasetConfig
-from toolkit.data.files import MEDIA_EXTENSIONS, caption_path, list_media_files, read_caption
+from toolkit.data.files import MEDIA_EXTENSIONS, MissingCaptionError, caption_path, list_media_files, read_caption
 from toolkit.errors import DataError
 
 _SHOWN = 3  # files named in one message; the rest are counted
@@ -36,11 +36,10 @@ def _one_dataset(dataset: DatasetConfig, where: str) -> list[str]:
     for path in media:
         try:
             read_caption(path, dataset.caption_ext, dataset.default_caption)
-        except DataError as error:
-            if caption_path(path, dataset.caption_ext).is_file() and "UTF-8" in str(error):
-                unreadable.append(str(error))
-            else:
-                missing.append(path)
+        except MissingCaptionError:
+            missing.append(path)
+        except DataError as error:  # a caption file that cannot be read
+            unreadable.append(str(error))
     problems = [f"{where}.caption_ext: {message}" for message in unreadable]
     if missing:
         problems.append(f"{where}.caption_ext: {_missing_captions(folder, media, missing, dataset.caption_ext)}")
