@@ -5,10 +5,11 @@
     python run.py --tensorboard DIR
 
 Every config is validated (and its process classes imported) before the first
-one runs: its schema, then what needs no weights (toolkit.preflight: dataset
-folders, media and captions, sample prompts, LoRA filters); --dry-run too. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace errors,
-130 interrupted (Ctrl-C). Project errors print their message without a
-traceback unless --debug is given.
+one runs: its schema, then what needs no weights (toolkit.preflight: output
+and dataset folders, media and captions, sample prompts, LoRA filters), with
+--dry-run too. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace
+errors, 130 interrupted (Ctrl-C). Project errors print their message without
+a traceback unless --debug is given.
 """
 
 from __future__ import annotations

@@ -167,55 +167,67 @@ def _unchanged(job: dict, folder: Path) -> None:
     return None
 
 
+def case(name: str, setup: Setup, *texts: str, torch_free: bool = True) -> ConfigFault:
+    return ConfigFault(name, expect(setup, *texts), torch_free)
+
+
 P = "config.process[0]"
+D = f"{P}.datasets[0]"
 CASES = [
-    # -- bad YAML / JSON files ----------------------------------------------------------------------
-    ConfigFault("yaml_unclosed_bracket", expect(raw_file("job.yaml", "job: x\nconfig:\n  process: [\n"), "at line 4")),
-    ConfigFault("yaml_tab_indent", expect(raw_file("job.yaml", "job: x\nconfig:\n\tname: x\n"), "at line 3")),
-    ConfigFault("yaml_key_given_twice", expect(_duplicate_key_yaml, f"{P}.train.lr: key given twice (line")),
-    ConfigFault("json_key_given_twice", expect(_duplicate_key_json, "config.name: key given more than once")),
-    ConfigFault("json_syntax", expect(raw_file("job.json", '{"job": "x",\n "config": }'), "not valid JSON at line 2")),
-    ConfigFault("empty_file", expect(raw_file("job.yaml", ""), "the file is empty")),
-    ConfigFault("top_level_list", expect(raw_file("job.yaml", "- job\n- config\n"), "found list")),
-    ConfigFault("wrong_extension", expect(raw_file("job.toml", "job = 1\n"), "has extension '.toml'")),
-    ConfigFault("missing_file", lambda folder: ([str(folder / "nope.yaml")], [f"{folder / 'nope.yaml'} not found"])),
-    ConfigFault("config_is_a_folder", lambda folder: ([str(folder)], [f"{folder} is a folder"])),
-    # -- bad values ------------------------------------------------------------------------------------
-    ConfigFault("misspelled_key", expect(edited(_set("model.qtpye", "q")), f"{P}.model.qtpye", "did you mean 'qtype'")),
-    ConfigFault("negative_lr", expect(edited(_set("train.lr", -1)), f"{P}.train.lr")),
-    ConfigFault("steps_not_a_number", expect(edited(_set("train.steps", "ten")), f"{P}.train.steps")),
-    ConfigFault("frames_not_8k_plus_1", expect(edited(_set("datasets.0.num_frames", 10)), f"{P}.datasets[0].num_frames")),
-    ConfigFault("resolution_not_x32", expect(edited(_set("datasets.0.resolution", [50])), f"{P}.datasets[0].resolution")),
-    ConfigFault("unknown_process_type", expect(edited(_set("type", "sd_trainerr")), f"{P}.type", "sd_trainer")),
-    ConfigFault("unknown_device", expect(edited(_set("device", "tpu")), f"{P}.device")),
-    ConfigFault("unknown_dtype", expect(edited(_set("train.dtype", "fp64")), f"{P}.train.dtype")),
-    ConfigFault("unknown_arch", expect(edited(_set("model.arch", "ltx3")), f"{P}.model.arch")),
-    ConfigFault("lora_rank_zero", expect(edited(_set("network.linear", 0)), f"{P}.network.linear")),
-    ConfigFault("datasets_missing", expect(edited(_drop("datasets")), f"{P}.datasets: required key missing")),
-    ConfigFault("preservation_no_trigger", expect(edited(_set("train.diff_output_preservation", True)), "trigger_word")),
-    ConfigFault("set_without_equals", expect(edited(_unchanged, "--set", "a.b"), "--set 'a.b': expected dotted.key=value")),
-    ConfigFault("set_unknown_key", expect(edited(_unchanged, "--set", "config.process.0.train.x=3"), f"{P}.train.x", "from --set")),
-    # -- datasets, sampling, outputs, LoRA filters: checked before loading (toolkit/preflight) ---------
-    ConfigFault("dataset_folder_missing", expect(edited(_set("datasets.0.folder_path", "/no/clips")), f"{P}.datasets[0].folder_path", "/no/clips")),
-    ConfigFault("dataset_folder_empty", expect(dataset_folder(lambda clips: None), f"{P}.datasets[0].folder_path", "{folder}/clips is empty")),
-    ConfigFault("dataset_without_media", expect(dataset_folder(_no_media), f"{P}.datasets[0].folder_path", "clip.gif")),
-    ConfigFault(
+    # -- bad YAML / JSON files --------------------------------------------------------------------
+    case("yaml_unclosed_bracket", raw_file("job.yaml", "job: x\nconfig:\n  process: [\n"), "at line 4"),
+    case("yaml_tab_indent", raw_file("job.yaml", "job: x\nconfig:\n\tname: x\n"), "at line 3"),
+    case("yaml_key_given_twice", _duplicate_key_yaml, f"{P}.train.lr: key given twice (line"),
+    case("json_key_given_twice", _duplicate_key_json, "config.name: key given more than once"),
+    case("json_syntax", raw_file("job.json", '{"job": "x",\n "config": }'), "not valid JSON at line 2"),
+    case("empty_file", raw_file("job.yaml", ""), "the file is empty"),
+    case("top_level_list", raw_file("job.yaml", "- job\n- config\n"), "found list"),
+    case("wrong_extension", raw_file("job.toml", "job = 1\n"), "has extension '.toml'"),
+    case("missing_file", lambda folder: ([str(folder / "nope.yaml")], []), "{folder}/nope.yaml not found"),
+    case("config_is_a_folder", lambda folder: ([str(folder)], []), "{folder} is a folder"),
+    # -- bad values -----------------------------------------------------------------------------------
+    case("misspelled_key", edited(_set("model.qtpye", "q")), f"{P}.model.qtpye", "did you mean 'qtype'"),
+    case("negative_lr", edited(_set("train.lr", -1)), f"{P}.train.lr"),
+    case("steps_not_a_number", edited(_set("train.steps", "ten")), f"{P}.train.steps"),
+    case("frames_not_8k_plus_1", edited(_set("datasets.0.num_frames", 10)), f"{D}.num_frames"),
+    case("resolution_not_x32", edited(_set("datasets.0.resolution", [50])), f"{D}.resolution"),
+    case("unknown_process_type", edited(_set("type", "sd_trainerr")), f"{P}.type", "sd_trainer"),
+    case("unknown_device", edited(_set("device", "tpu")), f"{P}.device"),
+    case("unknown_dtype", edited(_set("train.dtype", "fp64")), f"{P}.train.dtype"),
+    case("unknown_arch", edited(_set("model.arch", "ltx3")), f"{P}.model.arch"),
+    case("lora_rank_zero", edited(_set("network.linear", 0)), f"{P}.network.linear"),
+    case("datasets_missing", edited(_drop("datasets")), f"{P}.datasets: required key missing"),
+    case("preservation_no_trigger", edited(_set("train.diff_output_preservation", True)), "trigger_word"),
+    case("set_without_equals", edited(_unchanged, "--set", "a.b"), "--set 'a.b': expected dotted.key=value"),
+    case("set_unknown_key", edited(_unchanged, "--set", "config.process.0.train.x=3"), f"{P}.train.x", "--set"),
+    # -- what the values point to, checked before loading (toolkit/preflight) -------------------------
+    case("dataset_folder_missing", edited(_set("datasets.0.folder_path", "/no/clips")), f"{D}.folder_path", "/no/clips"),
+    case("dataset_folder_empty", dataset_folder(lambda clips: None), f"{D}.folder_path", "{folder}/clips is empty"),
+    case("dataset_without_media", dataset_folder(_no_media), f"{D}.folder_path", "clip.gif"),
+    case(
         "captions_missing_by_caption_ext",
-        expect(dataset_folder(_no_caption_files), f"{P}.datasets[0].caption_ext", "demo_00.mp4 needs demo_00.txt", "caption_ext 'txt'", "default_caption", ".caption (2)"),
+        dataset_folder(_no_caption_files),
+        f"{D}.caption_ext",
+        "demo_00.mp4 needs demo_00.txt",
+        "caption_ext 'txt'",
+        "default_caption",
+        ".caption (2)",
     ),
-    ConfigFault("caption_not_utf8", expect(dataset_folder(_caption_not_utf8), f"{P}.datasets[0].caption_ext", "{folder}/clips/demo_00.txt: caption is not UTF-8")),
-    ConfigFault("sampling_without_prompts", expect(edited(_sampling_without_prompts), f"{P}.sample.prompts", "no prompts")),
-    ConfigFault("ctrl_img_missing", expect(edited(_missing_ctrl_img), f"{P}.sample.prompts[0].ctrl_img", "{folder}/first.png")),
-    ConfigFault("training_folder_under_a_file", expect(edited(_file_blocks_output), f"{P}.training_folder", "{folder}/blocker is a file")),
-    ConfigFault(
+    case("caption_not_utf8", dataset_folder(_caption_not_utf8), f"{D}.caption_ext", "demo_00.txt: caption is not UTF-8"),
+    case("sampling_without_prompts", edited(_sampling_without_prompts), f"{P}.sample.prompts", "no prompts"),
+    case("ctrl_img_missing", edited(_missing_ctrl_img), f"{P}.sample.prompts[0].ctrl_img", "{folder}/first.png"),
+    case("training_folder_under_a_file", edited(_file_blocks_output), f"{P}.training_folder", "blocker is a file"),
+    case("pretrained_lora_missing", edited(_set("network.pretrained_lora_path", "x.pt")), f"{P}.network.pretrained_lora_path"),
+    case(
         "lora_target_matches_nothing",
-        expect(edited(_set("network.target_modules", ["attn1.to_qq"])), f"{P}.network.target_modules", "'attn1.to_qq' matches no linear layer"),
+        edited(_set("network.target_modules", ["attn1.to_qq"])),
+        f"{P}.network.target_modules",
+        "'attn1.to_qq' matches no linear layer",
         torch_free=False,
     ),
-    ConfigFault("lora_exclude_every_target", expect(edited(_exclude_every_target), f"{P}.network.exclude_modules", "nothing would train"), torch_free=False),
+    case("lora_exclude_every_target", edited(_exclude_every_target), f"{P}.network.exclude_modules", torch_free=False),
     ConfigFault("problems_in_two_files_together", _two_files),
-    ConfigFault("pretrained_lora_missing", expect(edited(_set("network.pretrained_lora_path", "old.safetensors")), f"{P}.network.pretrained_lora_path", "old.safetensors is not a file")),
-    ConfigFault("dry_run_runs_the_same_checks", expect(edited(_sampling_without_prompts, "--dry-run"), f"{P}.sample.prompts")),
+    case("dry_run_runs_the_same_checks", edited(_sampling_without_prompts, "--dry-run"), f"{P}.sample.prompts"),
 ]
 
 
