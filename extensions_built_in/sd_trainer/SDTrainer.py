@@ -40,9 +40,14 @@ class SDTrainer(BaseProcess):
 
     def run(self) -> None:
         config = self.config
-        run = open_run(self.job.name, config.training_folder, config.model, config.logging)
-        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         _check_dtype(config.train.dtype, config.device)
+        latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
+        saved_step = checkpoints.saved_step(latest) if latest is not None else 0
+        run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
+        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        if saved_step >= config.train.steps:
+            self._report_finished(saved_step, latest)
+            return
         torch.manual_seed(config.train.seed)
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
@@ -68,6 +73,20 @@ class SDTrainer(BaseProcess):
             self.callbacks = self._build_callbacks()
             self._train()
         self._summarise()
+        self.logger.finish()
+
+    def _report_finished(self, saved_step: int, checkpoint: Path) -> None:
+        """A rerun of a finished run: say so and how to go on, without loading or saving anything."""
+        final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
+        lora = final if final.is_file() else self.run_folder / checkpoints.lora_filename(self.job.name, saved_step)
+        self.tracer.event("run_finished", step=saved_step, steps=self.config.train.steps, lora=lora, checkpoint=checkpoint)
+        self.logger.info(
+            "%s is already finished: it reached step %d of train.steps %d (%s). LoRA: %s. To train on, raise "
+            "train.steps (it resumes from step %d); to start over, give the run a new name (config.name) or "
+            "another training_folder.",
+            self.job.name, saved_step, self.config.train.steps, checkpoint, lora, saved_step,
+        )
+        self.step, self.saved = saved_step, {"final": lora, "checkpoint": checkpoint}
         self.logger.finish()
 
     def dry_run(self) -> str:

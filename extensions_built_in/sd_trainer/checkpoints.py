@@ -142,6 +142,17 @@ def latest_checkpoint(run_folder: Path) -> Path | None:
     return saves[-1] if saves else None
 
 
+def saved_step(folder: Path) -> int:
+    """The step a save folder holds, from its state.json alone (no tensors read)."""
+    try:
+        return int(json.loads((folder / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"cannot read the step of {folder / 'state.json'}: {error!r}. Delete that folder to resume from the "
+            "save before it."
+        ) from error
+
+
 def load_training_state(folder: Path) -> TrainingState:
     try:
         info = json.loads((folder / "state.json").read_text())

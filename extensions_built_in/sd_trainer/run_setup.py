@@ -16,8 +16,12 @@ class RunContext:
     logger: UnifiedLogger
 
 
-def open_run(name: str, base_folder: str, model_config, logging_config) -> RunContext:
-    """Create `<base_folder>/<name>/`; start logging there; switch the tracer on when `model.verbose` asks."""
+def open_run(name: str, base_folder: str, model_config, logging_config, resume_from_step: int = 0) -> RunContext:
+    """Create `<base_folder>/<name>/`; start logging there; switch the tracer on when `model.verbose` asks.
+
+    `resume_from_step` goes into the trace's `trace_start` record, which marks each start of a run
+    whose trace files are appended to across resumes.
+    """
     run_folder = Path(base_folder) / name
     run_folder.mkdir(parents=True, exist_ok=True)
     logger = setup_logging(LogConfig.from_yaml_logging(logging_config, run_folder, name))
@@ -28,6 +32,7 @@ def open_run(name: str, base_folder: str, model_config, logging_config) -> RunCo
             every_n_steps=model_config.trace_every,
             first_steps=model_config.trace_first_steps,
             heartbeat_s=model_config.heartbeat_s,
+            resume_from_step=resume_from_step,
         )
     )
     _quiet_library_progress_bars()
