@@ -29,7 +29,8 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
-from .optim import build_optimizer, build_scheduler
+from .nonfinite import nonfinite_error, nonfinite_parts
+from .optim import build_grad_scaler, build_optimizer, build_scheduler
 from .run_setup import memory_plan_report, open_run
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
@@ -67,6 +68,8 @@ class SDTrainer(BaseProcess):
             self.network = self._attach_network()
             self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
             self.scheduler = build_scheduler(self.optimizer, config.train)
+            self.scaler = build_grad_scaler(config.train.dtype, self.model.device)
+            self.skipped_steps = 0
             self.order = ExampleOrder(len(self.data.examples), config.train.seed)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
@@ -161,6 +164,8 @@ class SDTrainer(BaseProcess):
             self._restore_ema(state.ema_state, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
+        if state.scaler_state and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state.scaler_state)
         checkpoints.restore_rng_state(state.rng_state)
         self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
@@ -216,11 +221,15 @@ class SDTrainer(BaseProcess):
             return self.sampler.sample(step)
 
     def hook_train_loop(self, step: int) -> StepResult:
-        """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips."""
+        """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips.
+
+        A step whose loss or gradients are not finite updates nothing (see nonfinite.py).
+        """
         train = self.config.train
         traced = self.tracer.should_trace_step(step)
         keep_details = any(callback.wants_details(step) for callback in getattr(self, "callbacks", []))
         started = time.perf_counter()
+        self.data_seconds = 0.0
         with self.tracer.step_scope(step), self.tracer.span(
             "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size
         ) as span:
@@ -231,17 +240,20 @@ class SDTrainer(BaseProcess):
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
                 loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
-                (loss / train.gradient_accumulation).backward()
+                self.scaler.scale(loss / train.gradient_accumulation).backward()
                 totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
                 for name, value in aux_losses.items():
                     aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
+            self.scaler.unscale_(self.optimizer)
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
-            self.optimizer.step()
+            updated = self._update_weights(step, {"video": totals[1].item(), "audio": totals[2].item(), **aux_totals}, grad_norm)
             self.scheduler.step()
-            self._notify("on_optimizer_step", step)
+            if updated:
+                self._notify("on_optimizer_step", step)
             result = StepResult(
-                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions), aux_losses=aux_totals
+                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions),
+                aux_losses=aux_totals, data_seconds=self.data_seconds, skipped=not updated,
             )
             span.set(
                 loss=result.loss,
@@ -251,10 +263,36 @@ class SDTrainer(BaseProcess):
                 grad_norm=grad_norm,
                 lr=lr,
                 step_seconds=result.seconds,
+                data_seconds=result.data_seconds,
+                skipped=result.skipped,
                 memory=memory_snapshot() if traced else None,
             )
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
+
+    def _update_weights(self, step: int, loss_parts: dict[str, float], grad_norm: float) -> bool:
+        """The optimizer step, unless the loss or the gradients are not finite. Returns whether the weights moved.
+
+        With a GradScaler (fp16) non-finite gradients are the scaler's business: it skips the step and lowers
+        its scale, so only a non-finite loss counts then.
+        """
+        bad = nonfinite_parts(loss_parts, grad_norm, check_gradients=not self.scaler.is_enabled())
+        if bad:
+            if self.config.train.nonfinite == "stop":
+                raise nonfinite_error(step, bad, loss_parts, grad_norm, checkpoints.latest_checkpoint(self.run_folder))
+            self.skipped_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.update()
+            self.tracer.event("nonfinite_step_skipped", step=step, parts=bad, grad_norm=grad_norm, skipped=self.skipped_steps)
+            self.logger.warning(
+                "step %d: non-finite %s (grad norm %.4g); skipped its weight update (train.nonfinite: skip_step), "
+                "%d skipped so far", step, ", ".join(bad), grad_norm, self.skipped_steps,
+            )
+            return False
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return scale_before is None or self.scaler.get_scale() >= scale_before
 
     def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
         """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
@@ -287,6 +325,7 @@ class SDTrainer(BaseProcess):
 
         device = self.model.device
         train = self.config.train
+        assembling = time.perf_counter()
         video = torch.stack([e.video_latents for _, e in members]).to(device)
         audio = torch.stack([e.audio_latents for _, e in members]).to(device)
         noise_video, noise_audio, sigmas, prompts, conditioned = [], [], [], [], []
@@ -297,13 +336,14 @@ class SDTrainer(BaseProcess):
             sigmas.append(shifted_sigmas(generator, 1, train.timestep_shift))
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
-            dropped = torch.rand(1, generator=generator).item() < self._caption_dropout_rate(example)
+            dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
             prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
             conditioned.append(draw_conditioned(generator, train.i2v_probability))
         sigmas = torch.cat(sigmas).to(device)
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
+        self.data_seconds = getattr(self, "data_seconds", 0.0) + time.perf_counter() - assembling
         noisy_video = add_noise(video, noise_video, sigmas)
         noisy_audio = add_noise(audio, noise_audio, sigmas)
         video_sigmas = loss_mask = None
@@ -354,10 +394,6 @@ class SDTrainer(BaseProcess):
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
             )
 
-    def _caption_dropout_rate(self, example: TrainingExample) -> float:
-        rates = [d.caption_dropout_rate for d in self.config.datasets]
-        return max(rates) if rates else 0.0
-
     def _clip_gradients(self) -> float:
         parameters = self.network.parameters()
         max_norm = self.config.train.max_grad_norm
@@ -381,6 +417,7 @@ class SDTrainer(BaseProcess):
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
+            scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(

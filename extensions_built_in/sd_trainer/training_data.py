@@ -36,6 +36,7 @@ class TrainingExample:
     prompt: dict[str, torch.Tensor]  # video_embeds, audio_embeds, attention_mask (batch dim 1)
     fps: float
     audio_is_silence: bool
+    caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
 
     @property
     def shape_key(self) -> tuple:
@@ -97,6 +98,7 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
                         prompt=prompt,
                         fps=item.fps,
                         audio_is_silence=item.audio_is_silence,
+                        caption_dropout_rate=dataset_config.caption_dropout_rate,
                     )
                 )
                 progress.update(1)
