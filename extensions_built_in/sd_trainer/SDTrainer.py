@@ -357,7 +357,7 @@ class SDTrainer(BaseProcess):
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
         video_loss = masked_mse(prediction.video, video_target, loss_mask)
-        audio_loss = masked_mse(prediction.audio, audio_target)
+        audio_loss = masked_mse(prediction.audio, audio_target, _audio_loss_mask(members, device))
         aux_losses = {}
         if self.preservation is not None:
 
@@ -389,7 +389,10 @@ class SDTrainer(BaseProcess):
     def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
         """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
         clips = [str(e.path) for _, e in members]
-        with self._autocast(), self.tracer.span("predict_noise", kind=kind, sigmas=sigmas, clips=clips, **fields):
+        audio_trained = [e.train_audio for _, e in members]
+        with self._autocast(), self.tracer.span(
+            "predict_noise", kind=kind, sigmas=sigmas, clips=clips, audio_trained=audio_trained, **fields
+        ):
             return self.model.get_noise_prediction(
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
             )
@@ -451,6 +454,14 @@ class SDTrainer(BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
+
+
+def _audio_loss_mask(members, device: torch.device) -> torch.Tensor | None:
+    """(B, 1, 1, 1): 1 for the clips whose audio trains, 0 for video-only ones (`audio: false`); None if all train."""
+    trained = [example.train_audio for _, example in members]
+    if all(trained):
+        return None
+    return torch.tensor(trained, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
 
 
 def _check_dtype(dtype: str, device: str) -> None:
