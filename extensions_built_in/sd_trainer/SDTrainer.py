@@ -29,11 +29,11 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
-from .nonfinite import nonfinite_error, nonfinite_parts
+from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler
-from .run_setup import memory_plan_report, open_run
+from .run_setup import memory_plan_report, open_run, report_finished
 from .sampling import TrainingSampler
-from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
+from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
 
 
 class SDTrainer(BaseProcess):
@@ -47,7 +47,7 @@ class SDTrainer(BaseProcess):
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         if saved_step >= config.train.steps:
-            self._report_finished(saved_step, latest)
+            self.step, self.saved = saved_step, report_finished(run, self.job.name, config.train.steps, saved_step, latest)
             return
         torch.manual_seed(config.train.seed)
 
@@ -68,28 +68,20 @@ class SDTrainer(BaseProcess):
             self.network = self._attach_network()
             self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
             self.scheduler = build_scheduler(self.optimizer, config.train)
-            self.scaler = build_grad_scaler(config.train.dtype, self.model.device)
-            self.skipped_steps = 0
+            self.updates = WeightUpdate(
+                self.optimizer,
+                build_grad_scaler(config.train.dtype, self.model.device),
+                config.train.nonfinite,
+                lambda: checkpoints.latest_checkpoint(self.run_folder),
+                self.tracer,
+                self.logger,
+            )
             self.order = ExampleOrder(len(self.data.examples), config.train.seed)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
             self._train()
         self._summarise()
-        self.logger.finish()
-
-    def _report_finished(self, saved_step: int, checkpoint: Path) -> None:
-        """A rerun of a finished run: say so and how to go on, without loading or saving anything."""
-        final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
-        lora = final if final.is_file() else self.run_folder / checkpoints.lora_filename(self.job.name, saved_step)
-        self.tracer.event("run_finished", step=saved_step, steps=self.config.train.steps, lora=lora, checkpoint=checkpoint)
-        self.logger.info(
-            "%s is already finished: it reached step %d of train.steps %d (%s). LoRA: %s. To train on, raise "
-            "train.steps (it resumes from step %d); to start over, give the run a new name (config.name) or "
-            "another training_folder.",
-            self.job.name, saved_step, self.config.train.steps, checkpoint, lora, saved_step,
-        )
-        self.step, self.saved = saved_step, {"final": lora, "checkpoint": checkpoint}
         self.logger.finish()
 
     def dry_run(self) -> str:
@@ -164,8 +156,8 @@ class SDTrainer(BaseProcess):
             self._restore_ema(state.ema_state, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
-        if state.scaler_state and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state.scaler_state)
+        if state.scaler_state and self.updates.scaler.is_enabled():
+            self.updates.scaler.load_state_dict(state.scaler_state)
         checkpoints.restore_rng_state(state.rng_state)
         self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
@@ -197,7 +189,8 @@ class SDTrainer(BaseProcess):
                 self.logger.log_metrics(
                     {"loss/train": result.loss, "loss/video": result.video_loss, "loss/audio": result.audio_loss,
                      **{f"loss/{name}": value for name, value in result.aux_losses.items()},
-                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds},
+                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds,
+                     "time/data_s": result.data_seconds},
                     step=self.step - 1,
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
@@ -240,14 +233,14 @@ class SDTrainer(BaseProcess):
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
                 loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
-                self.scaler.scale(loss / train.gradient_accumulation).backward()
+                self.updates.backward(loss / train.gradient_accumulation)
                 totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
                 for name, value in aux_losses.items():
                     aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
-            self.scaler.unscale_(self.optimizer)
+            self.updates.unscale()
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
-            updated = self._update_weights(step, {"video": totals[1].item(), "audio": totals[2].item(), **aux_totals}, grad_norm)
+            updated = self.updates.apply(step, {"video": totals[1].item(), "audio": totals[2].item(), **aux_totals}, grad_norm)
             self.scheduler.step()
             if updated:
                 self._notify("on_optimizer_step", step)
@@ -269,30 +262,6 @@ class SDTrainer(BaseProcess):
             )
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
-
-    def _update_weights(self, step: int, loss_parts: dict[str, float], grad_norm: float) -> bool:
-        """The optimizer step, unless the loss or the gradients are not finite. Returns whether the weights moved.
-
-        With a GradScaler (fp16) non-finite gradients are the scaler's business: it skips the step and lowers
-        its scale, so only a non-finite loss counts then.
-        """
-        bad = nonfinite_parts(loss_parts, grad_norm, check_gradients=not self.scaler.is_enabled())
-        if bad:
-            if self.config.train.nonfinite == "stop":
-                raise nonfinite_error(step, bad, loss_parts, grad_norm, checkpoints.latest_checkpoint(self.run_folder))
-            self.skipped_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.update()
-            self.tracer.event("nonfinite_step_skipped", step=step, parts=bad, grad_norm=grad_norm, skipped=self.skipped_steps)
-            self.logger.warning(
-                "step %d: non-finite %s (grad norm %.4g); skipped its weight update (train.nonfinite: skip_step), "
-                "%d skipped so far", step, ", ".join(bad), grad_norm, self.skipped_steps,
-            )
-            return False
-        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return scale_before is None or self.scaler.get_scale() >= scale_before
 
     def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
         """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
@@ -357,7 +326,7 @@ class SDTrainer(BaseProcess):
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
         video_loss = masked_mse(prediction.video, video_target, loss_mask)
-        audio_loss = masked_mse(prediction.audio, audio_target, _audio_loss_mask(members, device))
+        audio_loss = masked_mse(prediction.audio, audio_target, audio_loss_mask([e for _, e in members], device))
         aux_losses = {}
         if self.preservation is not None:
 
@@ -420,48 +389,28 @@ class SDTrainer(BaseProcess):
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
-            scaler_state=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
             self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
         )
         if final:
-            final_path = self.run_folder / checkpoints.lora_filename(self.job.name, None)
-            checkpoints.save_lora(
-                final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
-                {"step": self.step, "format": self.config.save.format, "name": self.job.name},
-                state.lora_alpha,
-            )
-            written["final"] = final_path
-            if state.ema_state is not None:
-                written["final_ema"] = checkpoints.save_lora(
-                    self.run_folder / checkpoints.ema_filename(self.job.name, None), state.ema_state,
-                    self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
-                    {"step": self.step, "format": self.config.save.format, "name": self.job.name, "ema": True},
-                    state.lora_alpha,
-                )
+            written.update(checkpoints.save_final_loras(self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
 
     def _summarise(self) -> None:
         skipped = self.data.skipped
         self.logger.info(
-            "Done: %d steps, %d clips trained on, %d skipped%s. LoRA: %s",
+            "Done: %d steps%s, %d clips trained on, %d skipped%s. LoRA: %s",
             self.step,
+            f" ({self.updates.skipped} skipped as non-finite)" if self.updates.skipped else "",
             len(self.data.examples),
             len(skipped),
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
-
-
-def _audio_loss_mask(members, device: torch.device) -> torch.Tensor | None:
-    """(B, 1, 1, 1): 1 for the clips whose audio trains, 0 for video-only ones (`audio: false`); None if all train."""
-    trained = [example.train_audio for _, example in members]
-    if all(trained):
-        return None
-    return torch.tensor(trained, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
 
 
 def _check_dtype(dtype: str, device: str) -> None:

@@ -128,6 +128,23 @@ def save_training_state(
     return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
 
 
+def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
+    """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
+    dtype = SAVE_DTYPES[save_config.dtype]
+    metadata = {"step": state.step, "format": save_config.format, "name": name}
+    written = {
+        "final": save_lora(
+            run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha
+        )
+    }
+    if state.ema_state is not None:
+        written["final_ema"] = save_lora(
+            run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
+            {**metadata, "ema": True}, state.lora_alpha,
+        )
+    return written
+
+
 def refuse_nonfinite(state: TrainingState, run_folder: Path) -> None:
     """CheckpointError when any tensor of the save would be NaN or inf: such a save could only be resumed into NaN."""
     parts = {"lora": state.lora_state, "ema": state.ema_state or {}, "optimizer": state.optimizer_state}

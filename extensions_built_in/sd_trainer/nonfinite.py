@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import torch
+
 from toolkit.errors import TrainingError
 
 GRADIENTS = "gradients"
@@ -40,3 +42,51 @@ def nonfinite_error(
         "Lower train.lr (or keep train.max_grad_norm > 0) and run again to resume from that checkpoint, "
         "or set train.nonfinite: skip_step to skip such steps."
     )
+
+
+class WeightUpdate:
+    """The optimizer step of the LoRA behind the loss scaler (fp16) and the non-finite guard.
+
+    `backward` scales the loss, `unscale` brings the gradients back to their true size before they
+    are clipped, `apply` steps the optimizer unless the step is not finite (then: stop or skip, as
+    `policy` says). With an active GradScaler, non-finite gradients are the scaler's business: it
+    skips the step and lowers its scale, so only a non-finite loss counts then.
+    """
+
+    def __init__(self, optimizer, scaler: torch.amp.GradScaler, policy: str, last_checkpoint, tracer, logger):
+        self.optimizer = optimizer
+        self.scaler = scaler
+        self.policy = policy
+        self.last_checkpoint = last_checkpoint  # () -> Path | None, asked only when a step goes bad
+        self.tracer = tracer
+        self.logger = logger
+        self.skipped = 0
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def unscale(self) -> None:
+        self.scaler.unscale_(self.optimizer)
+
+    def apply(self, step: int, loss_parts: dict[str, float], grad_norm: float) -> bool:
+        """Step the optimizer; returns whether the weights moved."""
+        bad = nonfinite_parts(loss_parts, grad_norm, check_gradients=not self.scaler.is_enabled())
+        if bad:
+            if self.policy == "stop":
+                raise nonfinite_error(step, bad, loss_parts, grad_norm, self.last_checkpoint())
+            self._skip(step, bad, grad_norm)
+            return False
+        scale_before = self.scaler.get_scale() if self.scaler.is_enabled() else None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return scale_before is None or self.scaler.get_scale() >= scale_before
+
+    def _skip(self, step: int, bad: list[str], grad_norm: float) -> None:
+        self.skipped += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.update()
+        self.tracer.event("nonfinite_step_skipped", step=step, parts=bad, grad_norm=grad_norm, skipped=self.skipped)
+        self.logger.warning(
+            "step %d: non-finite %s (grad norm %.4g); skipped its weight update (train.nonfinite: skip_step), "
+            "%d skipped so far", step, ", ".join(bad), grad_norm, self.skipped,
+        )

@@ -174,6 +174,14 @@ def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> di
     return cache.get_or_compute(caption, settings, compute)
 
 
+def audio_loss_mask(examples: list[TrainingExample], device: torch.device) -> torch.Tensor | None:
+    """(B, 1, 1, 1): 1 for the clips whose audio trains, 0 for video-only ones (`audio: false`); None if all train."""
+    trained = [example.train_audio for example in examples]
+    if all(trained):
+        return None
+    return torch.tensor(trained, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+
+
 class ExampleOrder:
     """Which examples a step trains on: position p of the run is example perm(epoch)[p % n]."""
 

@@ -72,7 +72,7 @@ def test_skip_step_leaves_the_weights_and_counts_the_skip(tmp_path, tiny_ready):
     after_skip = lora_tensors(trainer)
     last = train_steps(trainer, 1)[0]
     assert not first.skipped and skipped.skipped and not last.skipped
-    assert math.isnan(skipped.audio_loss) and trainer.skipped_steps == 1
+    assert math.isnan(skipped.audio_loss) and trainer.updates.skipped == 1
     for key, tensor in before.items():
         assert torch.equal(after_skip[key], tensor), key
     assert any(not torch.equal(lora_tensors(trainer)[key], tensor) for key, tensor in before.items())

@@ -73,7 +73,7 @@ def one_trainer(tmp_path_factory, tiny_ready):
 def _step_from(trainer, start_weights, start_optimizer, scaler):
     trainer.network.load_state_dict(start_weights)
     trainer.optimizer.load_state_dict(start_optimizer)
-    trainer.scaler = scaler
+    trainer.updates.scaler = scaler
     return trainer.hook_train_loop(0), lora_tensors(trainer)
 
 
