@@ -125,14 +125,23 @@ def validate_all(
 
 
 def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | None) -> None:
-    """Store --inspect / --inspect-every in the logging config of each sd_trainer process."""
+    """Store --inspect / --inspect-every in the logging config of each sd_trainer process.
+
+    A job without an sd_trainer process has nothing to inspect: a ConfigError, not a silent no-op.
+    """
     if not inspect and inspect_every is None:
         return
-    for process in job_config.config.process:
-        if isinstance(process, TrainProcessConfig):
-            process.logging.inspect = True
-            if inspect_every is not None:
-                process.logging.inspect_every = inspect_every
+    trainers = [process for process in job_config.config.process if isinstance(process, TrainProcessConfig)]
+    if not trainers:
+        types = ", ".join(process.type for process in job_config.config.process)
+        raise ConfigError(
+            f"--inspect/--inspect-every: job {job_config.config.name!r} has no sd_trainer process (it runs: {types}); "
+            "the inspection callbacks run during training only. Drop the flag for this config."
+        )
+    for process in trainers:
+        process.logging.inspect = True
+        if inspect_every is not None:
+            process.logging.inspect_every = inspect_every
 
 
 def launch_tensorboard(log_dir: Path) -> int:

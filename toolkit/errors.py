@@ -51,3 +51,7 @@ class ModelLoadError(LTX2TraceError):
 
 class CheckpointError(LTX2TraceError):
     """A LoRA or training checkpoint could not be saved, found or loaded."""
+
+
+class TrainingError(LTX2TraceError):
+    """Training cannot go on, e.g. the loss or the gradients are no longer finite numbers."""

@@ -29,10 +29,11 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
-from .optim import build_optimizer, build_scheduler
-from .run_setup import memory_plan_report, open_run
+from .nonfinite import WeightUpdate
+from .optim import build_grad_scaler, build_optimizer, build_scheduler
+from .run_setup import memory_plan_report, open_run, report_finished
 from .sampling import TrainingSampler
-from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
+from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
 
 
 class SDTrainer(BaseProcess):
@@ -40,9 +41,14 @@ class SDTrainer(BaseProcess):
 
     def run(self) -> None:
         config = self.config
-        run = open_run(self.job.name, config.training_folder, config.model, config.logging)
-        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         _check_dtype(config.train.dtype, config.device)
+        latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
+        saved_step = checkpoints.saved_step(latest) if latest is not None else 0
+        run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
+        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        if saved_step >= config.train.steps:
+            self.step, self.saved = saved_step, report_finished(run, self.job.name, config.train.steps, saved_step, latest)
+            return
         torch.manual_seed(config.train.seed)
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
@@ -62,6 +68,14 @@ class SDTrainer(BaseProcess):
             self.network = self._attach_network()
             self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
             self.scheduler = build_scheduler(self.optimizer, config.train)
+            self.updates = WeightUpdate(
+                self.optimizer,
+                build_grad_scaler(config.train.dtype, self.model.device),
+                config.train.nonfinite,
+                lambda: checkpoints.latest_checkpoint(self.run_folder),
+                self.tracer,
+                self.logger,
+            )
             self.order = ExampleOrder(len(self.data.examples), config.train.seed)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
@@ -142,6 +156,8 @@ class SDTrainer(BaseProcess):
             self._restore_ema(state.ema_state, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
+        if state.scaler_state and self.updates.scaler.is_enabled():
+            self.updates.scaler.load_state_dict(state.scaler_state)
         checkpoints.restore_rng_state(state.rng_state)
         self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
@@ -173,7 +189,8 @@ class SDTrainer(BaseProcess):
                 self.logger.log_metrics(
                     {"loss/train": result.loss, "loss/video": result.video_loss, "loss/audio": result.audio_loss,
                      **{f"loss/{name}": value for name, value in result.aux_losses.items()},
-                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds},
+                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds,
+                     "time/data_s": result.data_seconds},
                     step=self.step - 1,
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
@@ -197,11 +214,15 @@ class SDTrainer(BaseProcess):
             return self.sampler.sample(step)
 
     def hook_train_loop(self, step: int) -> StepResult:
-        """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips."""
+        """One optimizer step: `gradient_accumulation` micro-batches of `batch_size` clips.
+
+        A step whose loss or gradients are not finite updates nothing (see nonfinite.py).
+        """
         train = self.config.train
         traced = self.tracer.should_trace_step(step)
         keep_details = any(callback.wants_details(step) for callback in getattr(self, "callbacks", []))
         started = time.perf_counter()
+        self.data_seconds = 0.0
         with self.tracer.step_scope(step), self.tracer.span(
             "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size
         ) as span:
@@ -212,17 +233,20 @@ class SDTrainer(BaseProcess):
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
                 loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
-                (loss / train.gradient_accumulation).backward()
+                self.updates.backward(loss / train.gradient_accumulation)
                 totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
                 for name, value in aux_losses.items():
                     aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
+            self.updates.unscale()
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
-            self.optimizer.step()
+            updated = self.updates.apply(step, {"video": totals[1].item(), "audio": totals[2].item(), **aux_totals}, grad_norm)
             self.scheduler.step()
-            self._notify("on_optimizer_step", step)
+            if updated:
+                self._notify("on_optimizer_step", step)
             result = StepResult(
-                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions), aux_losses=aux_totals
+                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions),
+                aux_losses=aux_totals, data_seconds=self.data_seconds, skipped=not updated,
             )
             span.set(
                 loss=result.loss,
@@ -232,6 +256,8 @@ class SDTrainer(BaseProcess):
                 grad_norm=grad_norm,
                 lr=lr,
                 step_seconds=result.seconds,
+                data_seconds=result.data_seconds,
+                skipped=result.skipped,
                 memory=memory_snapshot() if traced else None,
             )
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
@@ -268,6 +294,7 @@ class SDTrainer(BaseProcess):
 
         device = self.model.device
         train = self.config.train
+        assembling = time.perf_counter()
         video = torch.stack([e.video_latents for _, e in members]).to(device)
         audio = torch.stack([e.audio_latents for _, e in members]).to(device)
         noise_video, noise_audio, sigmas, prompts, conditioned = [], [], [], [], []
@@ -278,13 +305,14 @@ class SDTrainer(BaseProcess):
             sigmas.append(shifted_sigmas(generator, 1, train.timestep_shift))
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
-            dropped = torch.rand(1, generator=generator).item() < self._caption_dropout_rate(example)
+            dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
             prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
             conditioned.append(draw_conditioned(generator, train.i2v_probability))
         sigmas = torch.cat(sigmas).to(device)
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
+        self.data_seconds = getattr(self, "data_seconds", 0.0) + time.perf_counter() - assembling
         noisy_video = add_noise(video, noise_video, sigmas)
         noisy_audio = add_noise(audio, noise_audio, sigmas)
         video_sigmas = loss_mask = None
@@ -298,7 +326,7 @@ class SDTrainer(BaseProcess):
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
         video_loss = masked_mse(prediction.video, video_target, loss_mask)
-        audio_loss = masked_mse(prediction.audio, audio_target)
+        audio_loss = masked_mse(prediction.audio, audio_target, audio_loss_mask([e for _, e in members], device))
         aux_losses = {}
         if self.preservation is not None:
 
@@ -330,14 +358,13 @@ class SDTrainer(BaseProcess):
     def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
         """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
         clips = [str(e.path) for _, e in members]
-        with self._autocast(), self.tracer.span("predict_noise", kind=kind, sigmas=sigmas, clips=clips, **fields):
+        audio_trained = [e.train_audio for _, e in members]
+        with self._autocast(), self.tracer.span(
+            "predict_noise", kind=kind, sigmas=sigmas, clips=clips, audio_trained=audio_trained, **fields
+        ):
             return self.model.get_noise_prediction(
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
             )
-
-    def _caption_dropout_rate(self, example: TrainingExample) -> float:
-        rates = [d.caption_dropout_rate for d in self.config.datasets]
-        return max(rates) if rates else 0.0
 
     def _clip_gradients(self) -> float:
         parameters = self.network.parameters()
@@ -362,34 +389,23 @@ class SDTrainer(BaseProcess):
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
+            scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
             self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
         )
         if final:
-            final_path = self.run_folder / checkpoints.lora_filename(self.job.name, None)
-            checkpoints.save_lora(
-                final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
-                {"step": self.step, "format": self.config.save.format, "name": self.job.name},
-                state.lora_alpha,
-            )
-            written["final"] = final_path
-            if state.ema_state is not None:
-                written["final_ema"] = checkpoints.save_lora(
-                    self.run_folder / checkpoints.ema_filename(self.job.name, None), state.ema_state,
-                    self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
-                    {"step": self.step, "format": self.config.save.format, "name": self.job.name, "ema": True},
-                    state.lora_alpha,
-                )
+            written.update(checkpoints.save_final_loras(self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
 
     def _summarise(self) -> None:
         skipped = self.data.skipped
         self.logger.info(
-            "Done: %d steps, %d clips trained on, %d skipped%s. LoRA: %s",
+            "Done: %d steps%s, %d clips trained on, %d skipped%s. LoRA: %s",
             self.step,
+            f" ({self.updates.skipped} skipped as non-finite)" if self.updates.skipped else "",
             len(self.data.examples),
             len(skipped),
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),

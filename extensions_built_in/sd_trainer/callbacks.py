@@ -26,6 +26,8 @@ class StepResult:
     seconds: float
     samples: int = 1
     aux_losses: dict[str, float] = field(default_factory=dict)
+    data_seconds: float = 0.0  # of `seconds`, the time spent assembling the batch (latents, noise, prompts)
+    skipped: bool = False  # the weights were not updated (non-finite step under train.nonfinite: skip_step)
 
 
 @dataclass

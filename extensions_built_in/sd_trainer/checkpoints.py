@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from toolkit.errors import CheckpointError
+from toolkit.finite import describe_names, nonfinite_tensor_names
 from toolkit.network.formats import load_lora_state, save_lora
 from toolkit.trace import get_tracer
 
@@ -38,6 +39,7 @@ class TrainingState:
     extra: dict
     lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
     ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
+    scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
 
 
 def rng_state() -> dict:
@@ -70,7 +72,11 @@ EMA_CHECKPOINT_FILE = "ema.safetensors"
 def save_training_state(
     run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
 ) -> dict:
-    """Write one save (LoRA file + resume folder) atomically; prune old ones. Returns what was written."""
+    """Write one save (LoRA file + resume folder) atomically; prune old ones. Returns what was written.
+
+    A state holding NaN or inf (LoRA, EMA or optimizer) is refused before any file is written.
+    """
+    refuse_nonfinite(state, run_folder)
     started = time.perf_counter()
     with get_tracer().span("save_model", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
         dtype = SAVE_DTYPES[save_config.dtype]
@@ -96,7 +102,12 @@ def save_training_state(
         if state.ema_state is not None:
             save_lora(staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha)
         torch.save(
-            {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},
+            {
+                "optimizer": state.optimizer_state,
+                "scheduler": state.scheduler_state,
+                "rng": state.rng_state,
+                "scaler": state.scaler_state,
+            },
             staging / "training_state.pt",
         )
         (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra}, indent=2))
@@ -115,6 +126,36 @@ def save_training_state(
             seconds=time.perf_counter() - started,
         )
     return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
+
+
+def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
+    """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
+    dtype = SAVE_DTYPES[save_config.dtype]
+    metadata = {"step": state.step, "format": save_config.format, "name": name}
+    written = {
+        "final": save_lora(
+            run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha
+        )
+    }
+    if state.ema_state is not None:
+        written["final_ema"] = save_lora(
+            run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
+            {**metadata, "ema": True}, state.lora_alpha,
+        )
+    return written
+
+
+def refuse_nonfinite(state: TrainingState, run_folder: Path) -> None:
+    """CheckpointError when any tensor of the save would be NaN or inf: such a save could only be resumed into NaN."""
+    parts = {"lora": state.lora_state, "ema": state.ema_state or {}, "optimizer": state.optimizer_state}
+    bad = nonfinite_tensor_names(parts)
+    if bad:
+        last_good = latest_checkpoint(run_folder)
+        raise CheckpointError(
+            f"not saving step {state.step} in {run_folder}: {len(bad)} tensors hold NaN or inf "
+            f"({describe_names(bad)}). The last good checkpoint is {last_good or 'none (nothing was saved yet)'}; "
+            "lower train.lr and resume from it."
+        )
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -142,6 +183,17 @@ def latest_checkpoint(run_folder: Path) -> Path | None:
     return saves[-1] if saves else None
 
 
+def saved_step(folder: Path) -> int:
+    """The step a save folder holds, from its state.json alone (no tensors read)."""
+    try:
+        return int(json.loads((folder / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"cannot read the step of {folder / 'state.json'}: {error!r}. Delete that folder to resume from the "
+            "save before it."
+        ) from error
+
+
 def load_training_state(folder: Path) -> TrainingState:
     try:
         info = json.loads((folder / "state.json").read_text())
@@ -155,6 +207,7 @@ def load_training_state(folder: Path) -> TrainingState:
             extra=info,
             lora_alpha=float(info["lora_alpha"]),
             ema_state=load_lora_state(ema_file) if (ema_file := folder / EMA_CHECKPOINT_FILE).is_file() else None,
+            scaler_state=bundle.get("scaler"),
         )
     except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise CheckpointError(

@@ -16,12 +16,22 @@ def build_optimizer(parameters, train_config, device: torch.device) -> torch.opt
             try:
                 import bitsandbytes as bnb
 
-                return bnb.optim.AdamW8bit(parameters, lr=train_config.lr, weight_decay=1e-4)
+                return bnb.optim.AdamW8bit(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
             except ImportError:
                 log.warning("train.optimizer: adamw8bit needs bitsandbytes (pip install bitsandbytes); using AdamW")
         else:
             log.warning("train.optimizer: adamw8bit needs a CUDA device; using AdamW on %s", device.type)
-    return torch.optim.AdamW(parameters, lr=train_config.lr, weight_decay=1e-4)
+    return torch.optim.AdamW(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
+
+
+def uses_grad_scaler(dtype: str, device: torch.device) -> bool:
+    """fp16 gradients underflow without loss scaling; bf16 and fp32 have the range and need none."""
+    return dtype == "fp16" and device.type == "cuda"
+
+
+def build_grad_scaler(dtype: str, device: torch.device) -> torch.amp.GradScaler:
+    """The loss scaler of the step: active for fp16 on CUDA, a pass-through otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=uses_grad_scaler(dtype, device))
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train_config) -> torch.optim.lr_scheduler.LambdaLR:

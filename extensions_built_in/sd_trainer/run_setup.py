@@ -16,8 +16,12 @@ class RunContext:
     logger: UnifiedLogger
 
 
-def open_run(name: str, base_folder: str, model_config, logging_config) -> RunContext:
-    """Create `<base_folder>/<name>/`; start logging there; switch the tracer on when `model.verbose` asks."""
+def open_run(name: str, base_folder: str, model_config, logging_config, resume_from_step: int = 0) -> RunContext:
+    """Create `<base_folder>/<name>/`; start logging there; switch the tracer on when `model.verbose` asks.
+
+    `resume_from_step` goes into the trace's `trace_start` record, which marks each start of a run
+    whose trace files are appended to across resumes.
+    """
     run_folder = Path(base_folder) / name
     run_folder.mkdir(parents=True, exist_ok=True)
     logger = setup_logging(LogConfig.from_yaml_logging(logging_config, run_folder, name))
@@ -28,10 +32,31 @@ def open_run(name: str, base_folder: str, model_config, logging_config) -> RunCo
             every_n_steps=model_config.trace_every,
             first_steps=model_config.trace_first_steps,
             heartbeat_s=model_config.heartbeat_s,
+            resume_from_step=resume_from_step,
         )
     )
     _quiet_library_progress_bars()
     return RunContext(run_folder, tracer, logger)
+
+
+def report_finished(run: RunContext, name: str, steps: int, saved_step: int, checkpoint: Path) -> dict[str, Path]:
+    """A rerun of a finished run: say so and how to go on, without loading or saving anything.
+
+    Returns the run's files as `SDTrainer.saved` holds them (the final LoRA, the newest checkpoint).
+    """
+    from .checkpoints import lora_filename
+
+    final = run.folder / lora_filename(name, None)
+    lora = final if final.is_file() else run.folder / lora_filename(name, saved_step)
+    run.tracer.event("run_finished", step=saved_step, steps=steps, lora=lora, checkpoint=checkpoint)
+    run.logger.info(
+        "%s is already finished: it reached step %d of train.steps %d (%s). LoRA: %s. To train on, raise "
+        "train.steps (it resumes from step %d); to start over, give the run a new name (config.name) or "
+        "another training_folder.",
+        name, saved_step, steps, checkpoint, lora, saved_step,
+    )
+    run.logger.finish()
+    return {"final": lora, "checkpoint": checkpoint}
 
 
 def _quiet_library_progress_bars() -> None:

@@ -43,7 +43,7 @@ class TensorBoardCallback(TrainingCallback):
         }
         monitor.log_loss_components(step, components)
         monitor.log_learning_rate(step, result.lr, trainer.scheduler.state_dict())
-        monitor.log_performance(step, result.seconds, result.samples / max(result.seconds, 1e-9), 0.0)
+        monitor.log_performance(step, result.seconds, result.samples / max(result.seconds, 1e-9), result.data_seconds)
         named = trainer.network.named_parameters()
         monitor.log_gradients(step, named)
         monitor.log_parameter_stats(step, named)

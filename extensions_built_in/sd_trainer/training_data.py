@@ -36,6 +36,8 @@ class TrainingExample:
     prompt: dict[str, torch.Tensor]  # video_embeds, audio_embeds, attention_mask (batch dim 1)
     fps: float
     audio_is_silence: bool
+    caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
+    train_audio: bool = True  # its dataset's `audio`: False trains the video only (no audio loss)
 
     @property
     def shape_key(self) -> tuple:
@@ -51,6 +53,7 @@ class EncodedData:
 
 
 def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[MediaDataset]:
+    """One MediaDataset per `datasets:` entry; an entry with `audio: false` reads no audio at all."""
     return [
         MediaDataset(
             folder=dataset.folder_path,
@@ -62,7 +65,7 @@ def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[Me
             default_caption=dataset.default_caption,
             on_corrupt=dataset.on_corrupt,
             missing_audio=dataset.missing_audio,
-            audio_sample_rate=audio_sample_rate,
+            audio_sample_rate=audio_sample_rate if dataset.audio else None,
             seed=seed,
         )
         for dataset in dataset_configs
@@ -80,13 +83,16 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
         collect_encode_reports() as caching_report,
     ):
         progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False)
+        silence = SilenceLatents(model)
         for dataset, dataset_config in zip(datasets, dataset_configs):
+            if not dataset_config.audio:
+                get_tracer().event("dataset_audio_off", folder=dataset_config.folder_path, clips=len(dataset))
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
             text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
             for index in range(len(dataset)):
                 item = dataset[index]
                 caption = caption_transform(item.caption)
-                latents = _encode_media(model, item, latent_cache)
+                latents = _encode_media(model, item, latent_cache, silence)
                 prompt = _encode_caption(model, caption, text_cache)
                 examples.append(
                     TrainingExample(
@@ -97,6 +103,8 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
                         prompt=prompt,
                         fps=item.fps,
                         audio_is_silence=item.audio_is_silence,
+                        caption_dropout_rate=dataset_config.caption_dropout_rate,
+                        train_audio=dataset_config.audio,
                     )
                 )
                 progress.update(1)
@@ -114,9 +122,33 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
     return EncodedData(examples, skipped, latent_hits, text_hits)
 
 
-def _encode_media(model, item, cache: LatentCache | None) -> dict[str, torch.Tensor]:
+class SilenceLatents:
+    """The audio stream of video-only clips (`audio: false`): the latents of silence as long as the clip.
+
+    LTX-2's transformer always predicts both streams, so a video-only clip still needs audio latents of
+    its length; it gets silence, encoded once per clip length (not once per clip), and no audio loss.
+    The clip's own audio is never decoded or encoded.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._by_samples: dict[int, torch.Tensor] = {}
+
+    def for_clip(self, num_frames: int, fps: float) -> torch.Tensor:
+        rate = self.model.audio_sample_rate
+        samples = int(round(num_frames / fps * rate))
+        if samples not in self._by_samples:
+            with get_tracer().span("silence_latents", samples=samples, sample_rate=rate, reason="audio: false"):
+                silent = torch.zeros(1, 2, samples)
+                self._by_samples[samples] = self.model.encode_audio(silent, rate, [True]).latents.cpu()
+        return self._by_samples[samples]
+
+
+def _encode_media(model, item, cache: LatentCache | None, silence: SilenceLatents) -> dict[str, torch.Tensor]:
     def compute() -> dict[str, torch.Tensor]:
         video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path))
+        if item.audio is None:  # audio: false
+            return {"video_latents": video.latents.cpu(), "audio_latents": silence.for_clip(item.video.shape[1], item.fps)}
         audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence])
         return {"video_latents": video.latents.cpu(), "audio_latents": audio.latents.cpu()}
 
@@ -140,6 +172,14 @@ def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> di
         return compute()
     settings = {"encoder": model.text_encoder_identity(), "max_length": model.max_sequence_length}
     return cache.get_or_compute(caption, settings, compute)
+
+
+def audio_loss_mask(examples: list[TrainingExample], device: torch.device) -> torch.Tensor | None:
+    """(B, 1, 1, 1): 1 for the clips whose audio trains, 0 for video-only ones (`audio: false`); None if all train."""
+    trained = [example.train_audio for example in examples]
+    if all(trained):
+        return None
+    return torch.tensor(trained, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
 
 
 class ExampleOrder:

@@ -58,3 +58,15 @@ def test_match_channels() -> None:
     assert torch.allclose(match_channels(stereo, 1, "x"), torch.tensor([[0.1, 0.0]]))
     with pytest.raises(DataError, match="clip.mp4: audio has 6 channels"):
         match_channels(torch.zeros(6, 4), 2, "clip.mp4")
+
+
+def test_rms_dbfs_of_tones_silence_and_noise() -> None:
+    from toolkit.data.audio import DBFS_FLOOR, is_silent, rms_dbfs
+
+    times = torch.arange(16000, dtype=torch.float64) / 16000
+    tone = (0.5 * torch.sin(2 * math.pi * 440 * times)).to(torch.float32).expand(2, -1)
+    assert rms_dbfs(tone) == pytest.approx(20 * math.log10(0.5 / math.sqrt(2)), abs=0.01)  # -9.03 dBFS
+    assert rms_dbfs(torch.zeros(2, 16000)) == DBFS_FLOOR
+    hiss = 1e-4 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    assert rms_dbfs(hiss) == pytest.approx(-80.0, abs=0.5)
+    assert is_silent(rms_dbfs(hiss)) and is_silent(DBFS_FLOOR) and not is_silent(rms_dbfs(tone))

@@ -109,11 +109,33 @@ def test_the_chain_moves_on_only_when_a_strategy_ran_out_of_memory():
     assert calls == ["direct"]
 
 
-def test_out_of_memory_is_recognised_by_type_or_message():
+def test_out_of_memory_is_recognised_on_every_device():
     assert is_out_of_memory(torch.OutOfMemoryError("anything"))
     assert is_out_of_memory(RuntimeError("CUDA error: out of memory"))
+    assert is_out_of_memory(RuntimeError("HIP out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(MemoryError())  # numpy and Python on the CPU
     assert not is_out_of_memory(RuntimeError("size mismatch"))
-    assert not is_out_of_memory(MemoryError())
+    assert not is_out_of_memory(ValueError("out of memory"))  # only what allocators raise
+    assert not is_out_of_memory(RuntimeError("Storage size calculation overflowed with sizes=[1, 2]"))
+
+
+def _absurd_cpu_allocation(pixels: torch.Tensor) -> torch.Tensor:
+    """Asks torch's CPU allocator for 4 EiB: fails at once, with the RuntimeError a real CPU OOM raises."""
+    return torch.empty(2**62, dtype=torch.uint8)
+
+
+def test_a_real_cpu_allocation_failure_falls_back_to_the_next_strategy():
+    with pytest.raises(RuntimeError) as raised:
+        _absurd_cpu_allocation(torch.zeros(1))
+    assert type(raised.value) is RuntimeError and "DefaultCPUAllocator" in str(raised.value)
+    assert is_out_of_memory(raised.value)
+
+    video = frames(5)
+    latents, report = encode_with_fallback("big.mp4", video, [("direct", _absurd_cpu_allocation), ("cpu", pooled(8))])
+    assert report.strategy == "cpu"
+    assert report.failures[0][0] == "direct"
+    assert report.failures[0][1].startswith("RuntimeError: ") and "can't allocate memory" in report.failures[0][1]
+    torch.testing.assert_close(latents, pooled(8)(video))
 
 
 def test_the_reports_numbers_match_the_vae_and_the_tensors(tiny_model):

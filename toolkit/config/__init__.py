@@ -15,7 +15,7 @@ from toolkit.config.base import ConfigModel, Precision, QuantizationType
 from toolkit.config.dataset import DatasetConfig
 from toolkit.config.job import JobConfig, JobSpec
 from toolkit.config.loader import load_config, merge_configs, parse_config, read_config_file, substitute_name
-from toolkit.config.logging_config import LoggingConfig
+from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
 from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
 from toolkit.config.network import NetworkConfig, SaveConfig
 from toolkit.config.process import GenerateProcessConfig, ModelProcessConfig, ProcessConfig, TrainProcessConfig
@@ -31,6 +31,7 @@ __all__ = [
     "GenerateProcessConfig",
     "JobConfig",
     "JobSpec",
+    "GenerateLoggingConfig",
     "LoggingConfig",
     "ModelConfig",
     "ModelProcessConfig",

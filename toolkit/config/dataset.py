@@ -45,9 +45,18 @@ class DatasetConfig(ConfigModel):
     )
     missing_audio: Literal["error", "silence"] = Field(
         default="error",
-        description="What to do with a clip without an audio stream: stop with an error, or train on silence.",
+        description=(
+            "What to do with a clip without an audio stream, or with a silent one (RMS below -60 dBFS): "
+            "stop with an error, or train on silence."
+        ),
     )
-    audio: bool = Field(default=True, description="Train the audio stream together with the video.")
+    audio: bool = Field(
+        default=True,
+        description=(
+            "Train the audio stream together with the video; false trains the video only: the clips' audio is "
+            "not read or encoded, the audio stream gets silence and there is no audio loss for these clips."
+        ),
+    )
 
     @field_validator("folder_path")
     @classmethod

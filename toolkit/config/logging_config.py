@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from typing import Any, ClassVar
+
 from pydantic import Field, model_validator
 
 from toolkit.config.base import ConfigModel
@@ -43,3 +46,39 @@ class LoggingConfig(ConfigModel):
         if self.max_file_bytes > 0 and self.backup_count < 1:
             raise ValueError("backup_count must be at least 1 when max_file_bytes rotates the log (or set max_file_bytes: 0)")
         return self
+
+    @model_validator(mode="after")
+    def _wandb_is_installed(self) -> LoggingConfig:
+        if self.use_wandb and importlib.util.find_spec("wandb") is None:
+            raise ValueError(
+                "use_wandb is true but the wandb package is not installed; install it (pip install wandb) "
+                "or set use_wandb: false (metrics still go to metrics.jsonl and TensorBoard)"
+            )
+        return self
+
+
+class GenerateLoggingConfig(ConfigModel):
+    """`logging:` of a generate process: the log file and its level (a generate logs no metrics or inspections)."""
+
+    verbose: bool = Field(default=False, description="Set the ordinary logger to DEBUG level.")
+    log_file: str = Field(default="generate.log", description="Log file name under <output_folder>/<name>/logs.")
+    max_file_bytes: int = Field(default=10_485_760, ge=0, description="Rotate the log file at this size (0: never).")
+    backup_count: int = Field(default=3, ge=1, description="Rotated log files kept.")
+
+    # What the shared log set-up reads and a generate process never writes.
+    use_tensorboard: ClassVar[bool] = False
+    use_wandb: ClassVar[bool] = False
+    progress_bar: ClassVar[bool] = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_training_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        training_only = sorted(key for key in data if key in LoggingConfig.model_fields and key not in cls.model_fields)
+        if training_only:
+            raise ValueError(
+                f"{', '.join(training_only)} only apply to training (sd_trainer): a generate process writes no "
+                f"metrics, TensorBoard, W&B or inspections; remove them (allowed here: {', '.join(cls.model_fields)})"
+            )
+        return data

@@ -9,7 +9,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from toolkit.config.base import ConfigModel, check_device
 from toolkit.config.dataset import DatasetConfig
-from toolkit.config.logging_config import LoggingConfig
+from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
 from toolkit.config.model import ModelConfig
 from toolkit.config.network import NetworkConfig, SaveConfig
 from toolkit.config.sampling import GenerateConfig, SampleConfig
@@ -128,4 +128,6 @@ class GenerateProcessConfig(ModelProcessConfig):
     type: Literal["generate"] = Field(description="Generate videos.")
     output_folder: str = Field(default="output", description="Folder the generated .mp4 files are written to.")
     generate: GenerateConfig = Field(description="Prompts and sampler settings.")
-    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logger settings.")
+    logging: GenerateLoggingConfig = Field(
+        default_factory=GenerateLoggingConfig, description="Log file and level (no metrics: nothing trains)."
+    )

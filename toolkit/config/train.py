@@ -39,6 +39,16 @@ class TrainConfig(ConfigModel):
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute transformer activations in the backward pass to save memory."
     )
+    weight_decay: float = Field(
+        default=1e-4, ge=0.0, description="AdamW weight decay of the LoRA weights (decoupled, as in AdamW)."
+    )
+    nonfinite: Literal["stop", "skip_step"] = Field(
+        default="stop",
+        description=(
+            "What to do when a step's loss or gradients are NaN or infinite: stop with an error naming the step "
+            "and the last good checkpoint, or skip that step's weight update (counted and logged) and go on."
+        ),
+    )
     dtype: Precision = Field(default="bf16", description="Autocast dtype of the training step.")
     seed: int = Field(default=42, description="Seed of noise, timesteps and data order.")
     timestep_shift: float = Field(

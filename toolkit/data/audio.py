@@ -14,6 +14,12 @@ import torch.nn.functional as F
 
 from toolkit.errors import DataError
 
+# A track whose RMS level is below this is treated as silent. Speech and music sit around -30..-10 dBFS
+# and the noise floor of a quiet room recording around -60..-50; below -60 dBFS nothing a listener (or the
+# audio VAE) can use is left. An all-zero track is -inf dBFS, reported as the floor.
+SILENCE_THRESHOLD_DBFS = -60.0
+DBFS_FLOOR = -120.0
+
 # Zero crossings of the sinc on each side, and the cutoff as a fraction of the
 # lower Nyquist frequency: torchaudio's defaults, a good quality/speed balance.
 _LOWPASS_FILTER_WIDTH = 6
@@ -37,6 +43,18 @@ def resample_audio(waveform: torch.Tensor, source_rate: int, target_rate: int) -
     resampled = phases.transpose(1, 2).reshape(flat.shape[0], -1)
     target_length = math.ceil(target_step * length / source_step)
     return resampled[:, :target_length].reshape(*leading_shape, -1)
+
+
+def rms_dbfs(waveform: torch.Tensor) -> float:
+    """The RMS level of a float waveform in [-1, 1], in dB relative to full scale; DBFS_FLOOR for silence."""
+    if waveform.numel() == 0:
+        return DBFS_FLOOR
+    rms = float(waveform.double().pow(2).mean().sqrt())
+    return max(DBFS_FLOOR, 20.0 * math.log10(rms)) if rms > 0.0 else DBFS_FLOOR
+
+
+def is_silent(level_dbfs: float) -> bool:
+    return level_dbfs < SILENCE_THRESHOLD_DBFS
 
 
 def fit_length(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from toolkit.data.audio import fit_length, match_channels, resample_audio
+from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, resample_audio, rms_dbfs
 from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
 from toolkit.data.files import list_media_files, read_caption
 from toolkit.data.media import (
@@ -31,20 +31,23 @@ from toolkit.data.media import (
     source_frame_indices,
 )
 from toolkit.errors import DataError
+from toolkit.logging import get_logger
 from toolkit.trace import NullTracer, get_tracer
 
 OnCorrupt = Literal["skip", "error"]
 MissingAudio = Literal["error", "silence"]
 
 _UNTRACED = NullTracer()
+_logger = get_logger(__name__)
 
 
 @dataclass
 class MediaItem:
     """One training example, ready for the VAEs.
 
-    `audio_is_silence` is True when the file had no audio track and silence was
-    put in its place (`missing_audio: silence`), so traces and losses can tell.
+    `audio_is_silence` is True when the file had no audio track, or a silent one
+    (RMS below SILENCE_THRESHOLD_DBFS), and `missing_audio: silence` trains it as
+    silence, so traces and losses can tell. `audio_rms_dbfs` is the track's level.
     `audio` is None only when the dataset loads no audio (`audio_sample_rate=None`).
     """
 
@@ -56,6 +59,7 @@ class MediaItem:
     fps: float
     audio_is_silence: bool
     bucket: tuple[int, int]  # (height, width)
+    audio_rms_dbfs: float | None = None  # None when no audio is loaded
 
     @property
     def batch_key(self) -> tuple[int, int, int, float]:
@@ -87,7 +91,9 @@ class MediaDataset(Dataset[MediaItem]):
     - Frames are scaled and center-cropped to the bucket picked from `resolutions`.
     - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
       cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
-      A file without audio raises (`missing_audio="error"`) or gets silence.
+      A file without audio raises (`missing_audio="error"`) or gets silence; a track
+      whose RMS is below SILENCE_THRESHOLD_DBFS (-60 dBFS) is the same case: a warning
+      names the clip, then it raises or is trained as silence.
     - Files that cannot be decoded, or are too short, raise (`on_corrupt="error"`)
       or are left out and listed in `skipped` as (path, reason).
     - With probability `caption_dropout_rate` a caption is replaced by "" (seeded by
@@ -123,6 +129,7 @@ class MediaDataset(Dataset[MediaItem]):
         self.seed = seed
         self.epoch = 0
         self._loads = 0
+        self._warned_silent: set[Path] = set()
         self.skipped: list[tuple[Path, str]] = []
         self._check_settings()
         self._entries = self._scan()
@@ -144,9 +151,18 @@ class MediaDataset(Dataset[MediaItem]):
             frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
             video = resize_and_crop(frames, entry.bucket).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
+            level = rms_dbfs(audio) if audio is not None else None
+            if level is not None and is_silent(level) and not audio_is_silence:
+                audio_is_silence = self._silent_track(entry.path, level)
             caption = self._caption_for(index, entry.caption)
             dropped = caption != entry.caption
-            span.set(video=video, audio=audio, audio_is_silence=audio_is_silence, caption_dropped=dropped)
+            span.set(
+                video=video,
+                audio=audio,
+                audio_rms_dbfs=level,
+                audio_is_silence=audio_is_silence,
+                caption_dropped=dropped,
+            )
         return MediaItem(
             path=entry.path,
             caption=caption,
@@ -156,7 +172,23 @@ class MediaDataset(Dataset[MediaItem]):
             fps=clip.fps,
             audio_is_silence=audio_is_silence,
             bucket=entry.bucket,
+            audio_rms_dbfs=level,
         )
+
+    def _silent_track(self, path: Path, level: float) -> bool:
+        """A silent audio track falls under `missing_audio`: an error, or (warned once) trained as silence."""
+        if self.missing_audio == "error":
+            raise DataError(
+                f"{path}: the audio track is silent (RMS {level:.1f} dBFS, below {SILENCE_THRESHOLD_DBFS:g} dBFS); "
+                "set missing_audio: silence in the dataset config to train it as silence, or fix or remove the clip"
+            )
+        if path not in self._warned_silent:
+            self._warned_silent.add(path)
+            _logger.warning(
+                "%s: the audio track is silent (RMS %.1f dBFS, below %g dBFS); trained as silence (missing_audio: silence)",
+                path, level, SILENCE_THRESHOLD_DBFS,
+            )
+        return True
 
     def _load_span(self, entry: _Entry) -> Any:
         """A traced span for the first loads and every N-th after (loading runs every step)."""

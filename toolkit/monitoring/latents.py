@@ -3,7 +3,8 @@
     latents, report = encode_with_fallback(clip, pixels, vae_strategies(vae, device))  # see vae_strategies.py
 
 The chain is direct on the device, then tiled (spatial and temporal tiles), then on the
-CPU; each next strategy runs only when the one before ran out of memory. Any other error
+CPU; each next strategy runs only when the one before ran out of memory (on any device, CPU
+included: `toolkit.out_of_memory.is_out_of_memory`). Any other error
 propagates as it is, and when every strategy runs out of memory the run stops with a
 `LatentEncodingError` naming the clip, its size and what each strategy raised: there are
 no made-up latents to fall back on, they would silently train the LoRA on noise.
@@ -33,6 +34,7 @@ import torch
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.monitoring.caching_report import CachingReport
+from toolkit.out_of_memory import is_out_of_memory
 from toolkit.trace import get_tracer
 
 MB = 1024 * 1024
@@ -58,13 +60,6 @@ class LatentEncodingError(DataError):
             f"in every strategy ({tried}). Lower the dataset's resolution or num_frames, set model.low_vram: true, "
             "or free the memory other processes hold."
         )
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    """torch's OutOfMemoryError, or a RuntimeError saying "out of memory" (older CUDA paths, MPS, CPU allocators)."""
-    if isinstance(error, torch.OutOfMemoryError):
-        return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
 
 
 @contextlib.contextmanager

@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from toolkit.errors import CheckpointError
+from toolkit.finite import describe_names, nonfinite_tensor_names
+
 FORMATS = ("diffusers", "comfy")
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
 DIFFUSERS_PREFIX = "transformer."
@@ -56,14 +59,35 @@ def adapter_metadata(peft_state: dict[str, torch.Tensor], alpha: float) -> str:
 def save_lora(
     path: Path, peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype, metadata: dict, alpha: float
 ) -> Path:
-    """Write a LoRA .safetensors atomically (a temp file renamed into place); `alpha` is the LoRA alpha."""
+    """Write a LoRA .safetensors atomically (a temp file renamed into place); `alpha` is the LoRA alpha.
+
+    A LoRA holding NaN or inf (after the cast to `dtype`) is never written: CheckpointError instead.
+    """
+    tensors = lora_file_tensors(peft_state, fmt, dtype)
+    _refuse_nonfinite(path, peft_state, tensors, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     header = {key: str(value) for key, value in metadata.items()}
     header[ADAPTER_METADATA_KEY] = adapter_metadata(peft_state, alpha)
-    save_file(lora_file_tensors(peft_state, fmt, dtype), str(temporary), metadata=header)
+    save_file(tensors, str(temporary), metadata=header)
     os.replace(temporary, path)
     return path
+
+
+def _refuse_nonfinite(path: Path, peft_state: dict, tensors: dict, dtype: torch.dtype) -> None:
+    bad = nonfinite_tensor_names(tensors)
+    if not bad:
+        return
+    if nonfinite_tensor_names(peft_state):
+        cause = "the LoRA weights themselves are not finite (training diverged)"
+        remedy = "lower train.lr (or train.max_grad_norm) and resume from the last good checkpoint"
+    else:
+        cause = f"the weights are finite but overflow {dtype} (too large for it)"
+        remedy = "set save.dtype: float32 or bfloat16, or lower train.lr"
+    raise CheckpointError(
+        f"not writing {path}: {len(bad)} of {len(tensors)} tensors hold NaN or inf ({describe_names(bad)}); "
+        f"{cause}. To fix: {remedy}."
+    )
 
 
 def load_lora_state(path: Path) -> dict[str, torch.Tensor]:

@@ -67,12 +67,11 @@ def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
         if not isinstance(module, torch.nn.Linear):
             continue
         if includes:
-            # Whole dotted parts only, as peft matches: "proj_in" is not "audio_proj_in", "ff.net.2" not "audio_ff.net.2".
-            if not any(name == suffix or name.endswith("." + suffix) for suffix in includes):
+            if not _matches_suffix(name, includes):
                 continue
         elif not re.fullmatch(LTX2_LORA_TARGETS, name):
             continue
-        if any(pattern in name for pattern in excludes):
+        if _matches_suffix(name, excludes):
             continue
         names.append(name)
     if not names:
@@ -81,6 +80,11 @@ def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
             "use suffixes like 'attn1.to_q' or 'ff.net.2'"
         )
     return names
+
+
+def _matches_suffix(name: str, suffixes: list[str]) -> bool:
+    """Whole dotted parts only, as peft matches: "attn1.to_q" is not "audio_attn1.to_q", "ff.net.2" not "audio_ff.net.2"."""
+    return any(name == suffix or name.endswith("." + suffix) for suffix in suffixes)
 
 
 def attach_lora(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:

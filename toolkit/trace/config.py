@@ -17,6 +17,8 @@ class TraceConfig:
     every_n_steps / first_steps: hot loops trace steps ``0..first_steps-1``, then every N-th step.
     heartbeat_s: a span open this long prints "still running" again every heartbeat_s; 0 disables it.
     console: print ``[VERBOSE]`` lines to stdout.
+    resume_from_step: the step a resumed training starts at (0 for a fresh run), recorded in ``trace_start``
+    so the records of each start can be told apart in a trace that spans several runs.
     """
 
     enabled: bool = False
@@ -25,6 +27,7 @@ class TraceConfig:
     first_steps: int = 3
     heartbeat_s: float = 30.0
     console: bool = True
+    resume_from_step: int = 0
 
     def __post_init__(self) -> None:
         if self.every_n_steps < 1:

@@ -56,6 +56,7 @@ class Tracer:
             every_n_steps=config.every_n_steps,
             first_steps=config.first_steps,
             heartbeat_s=config.heartbeat_s,
+            resume_from_step=config.resume_from_step,
         )
         self._heartbeat = Heartbeat(self._beat, config.heartbeat_s) if config.heartbeat_s > 0 else None
 

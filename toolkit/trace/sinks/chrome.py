@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
+from toolkit.trace.errors import TraceSinkWarning
 from toolkit.trace.records import TraceRecord, json_safe
 from toolkit.trace.sinks.base import TraceSink
 
@@ -28,17 +30,23 @@ class ChromeTraceSink(TraceSink):
     ``flush_interval_s=0`` rewrites on every write.
     Spans still open at a rewrite appear as "B" (begin) events, so a run that
     hangs or is killed shows where it was.
+
+    A file left by an earlier run (a resumed training) is kept: its events are
+    loaded first and the new ones follow on the same time axis (the first run's
+    origin is stored under ``otherData``). A file that is not readable trace JSON
+    is moved aside to ``trace.json.unreadable`` with a warning.
     """
 
     def __init__(self, path: Path, origin_ts: float, flush_interval_s: float = 2.0) -> None:
         self.path = path
         self.name = str(path)
         self._temporary_path = path.with_name(path.name + ".tmp")
-        self._origin_ts = origin_ts
         self._flush_interval_s = flush_interval_s
-        self._events: list[str] = [
+        self._events: list[str] = []
+        self._origin_ts = self._load_previous_run(origin_ts)
+        self._events.append(
             json.dumps({"ph": "M", "name": "process_name", "pid": os.getpid(), "args": {"name": "ltx2-trace"}})
-        ]
+        )
         self._open_spans: dict[int, TraceRecord] = {}
         self._next_flush = 0.0
         self._dirty = False
@@ -83,11 +91,38 @@ class ChromeTraceSink(TraceSink):
         event.update(extra)
         return event
 
+    @property
+    def _other_data(self) -> str:
+        return json.dumps({"origin_unix_s": self._origin_ts})
+
     def _microseconds(self, ts: float) -> float:
         return (ts - self._origin_ts) * _MICROSECONDS
 
     def _add(self, event: dict[str, Any]) -> None:
         self._events.append(json.dumps(json_safe(event), allow_nan=False))
+
+    def _load_previous_run(self, origin_ts: float) -> float:
+        """Keep the events of an earlier run's file; returns the time origin to go on with."""
+        if not self.path.exists():
+            return origin_ts
+        try:
+            previous = json.loads(self.path.read_text(encoding="utf-8"))
+            events = previous["traceEvents"]
+            previous_origin = float(previous.get("otherData", {}).get("origin_unix_s", origin_ts))
+            if not isinstance(events, list):
+                raise TypeError("traceEvents is not a list")
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            os.replace(self.path, aside)
+            warnings.warn(
+                f"Verbose trace: {self.path} is not a readable Chrome trace ({type(error).__name__}: {error}); "
+                f"moved it to {aside} and started a new one.",
+                TraceSinkWarning,
+                stacklevel=4,
+            )
+            return origin_ts
+        self._events.extend(json.dumps(event, allow_nan=False) for event in events)
+        return previous_origin
 
     def _rewrite(self) -> None:
         started = time.monotonic()
@@ -96,8 +131,9 @@ class ChromeTraceSink(TraceSink):
             for begin in self._open_spans.values()
         ]
         body = ",\n".join(self._events + still_open)
+        tail = f'\n],"displayTimeUnit":"ms","otherData":{self._other_data}}}\n'
         with open(self._temporary_path, "w", encoding="utf-8") as file:
-            file.write('{"traceEvents":[\n' + body + '\n],"displayTimeUnit":"ms"}\n')
+            file.write('{"traceEvents":[\n' + body + tail)
         os.replace(self._temporary_path, self.path)
         finished = time.monotonic()
         self._next_flush = finished + max(self._flush_interval_s, 20 * (finished - started))
