@@ -30,7 +30,7 @@ from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
 from .optim import build_optimizer, build_scheduler
-from .run_setup import memory_plan_report, open_run
+from .run_setup import dry_run_report, memory_plan_report, open_run
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
 
@@ -72,7 +72,7 @@ class SDTrainer(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
-        return memory_plan_report(self.config.model, self.config.network)
+        return dry_run_report(self.config.model, self.config.network)
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:

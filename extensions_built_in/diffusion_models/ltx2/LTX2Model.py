@@ -19,8 +19,8 @@ from toolkit.trace import get_tracer
 
 from . import audio_features, latent_layout, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
-from .checkpoint_configs import read_variant, unused_components
-from .variant import EXTRA_COMPONENTS, LTX2Variant
+from .checkpoint_configs import check_saved_classes, read_variant, unused_components
+from .variant import EXTRA_COMPONENTS, LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
@@ -76,6 +76,13 @@ class LTX2Model:
     def text_encoder_identity(self) -> str:
         return f"{self.source.location}|text_encoder+connectors|{self.te_dtype}"
 
+    @staticmethod
+    def checkpoint_report(model_config) -> list[str]:
+        """`--dry-run`: the checkpoint's LTX-2 version and its components, each built on the meta device."""
+        from .checkpoint_check import checkpoint_report
+
+        return checkpoint_report(model_config)
+
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":
         """Read every component, put each on its device and dtype, freeze them."""
@@ -85,6 +92,8 @@ class LTX2Model:
         ) as span:
             self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
             self.variant = read_variant(self.source)
+            check_saved_classes(self.source.base, COMPONENT_ORDER)
+            check_arch(config.arch, self.variant, config.name_or_path)
             span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.

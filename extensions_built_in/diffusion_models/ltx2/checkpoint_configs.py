@@ -9,11 +9,11 @@ folder names `LTX2VocoderWithBWE`, an LTX-2.5 folder a Gemma 4 text encoder.
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 
 from toolkit.errors import ModelLoadError
+from toolkit.models.model_index import UnknownComponentClass, index_entry, listed_components, resolve_class
 
 from .variant import LTX2Variant, variant_from_configs
 
@@ -75,44 +75,30 @@ def variant_of_folder(base: str) -> LTX2Variant:
 
 def component_entry(base: str, name: str) -> tuple[str, str]:
     """(library, class name) of component `name` as the folder's model_index.json lists it."""
-    index = read_model_index(base)
-    entry = index.get(name)
-    if not isinstance(entry, (list, tuple)) or len(entry) != 2 or not entry[0] or not entry[1]:
+    try:
+        return index_entry(read_model_index(base), name)
+    except UnknownComponentClass as error:
         raise ModelLoadError(
-            f"{base}/model_index.json lists no class for the {name} (entry: {entry!r}); an LTX-2 folder needs "
-            f"'{name}': [library, class]; re-save the pipeline with diffusers' save_pretrained"
-        )
-    return str(entry[0]), str(entry[1])
+            f"{base}: {error}; an LTX-2 folder needs '{name}': [library, class]; re-save the pipeline with "
+            "diffusers' save_pretrained"
+        ) from error
 
 
 def component_class(base: str, name: str):
     """The class model_index.json names for component `name` (imported lazily: these imports are heavy)."""
     library, class_name = component_entry(base, name)
-    module_names = {"diffusers": "diffusers", "transformers": "transformers"}
-    module_name = module_names.get(library, f"diffusers.pipelines.{library}")
     try:
-        module = importlib.import_module(module_name)
-        return getattr(module, class_name)
-    except (ImportError, AttributeError) as error:
+        return resolve_class(library, class_name)
+    except UnknownComponentClass as error:
         raise ModelLoadError(
-            f"the {name} of {base}: model_index.json names class {class_name} from {library!r}, which the installed "
-            f"diffusers/transformers do not have ({error}); upgrade them to the versions in requirements.txt or "
+            f"the {name} of {base}: {error}; install the diffusers/transformers versions in requirements.txt or "
             "re-save the checkpoint with those"
         ) from error
 
 
 def unused_components(base: str, loaded: tuple[str, ...]) -> dict[str, str]:
     """Components model_index.json lists that a LoRA run does not load: name -> class name."""
-    index = read_model_index(base)
-    return {
-        name: str(entry[1])
-        for name, entry in index.items()
-        if not name.startswith("_")
-        and name not in loaded
-        and isinstance(entry, (list, tuple))
-        and len(entry) == 2
-        and entry[1]
-    }
+    return {name: entry[1] for name, entry in listed_components(read_model_index(base)).items() if name not in loaded}
 
 
 def read_variant(source) -> LTX2Variant:
@@ -139,3 +125,24 @@ def _single_file_has_gates(path: str) -> bool:
 
     with safe_open(path, framework="pt") as handle:
         return any("to_gate_logits" in key for key in handle.keys())
+
+
+def check_saved_classes(base: str, names: tuple[str, ...]) -> dict[str, str]:
+    """Each component's class as model_index.json names it, checked against the class its config.json was saved
+    from (`_class_name` for diffusers, `architectures` for transformers); a mismatch fails before any weight is
+    read. Returns name -> class name."""
+    classes = {}
+    for name in names:
+        library, class_name = component_entry(base, name)
+        classes[name] = class_name
+        if name in ("tokenizer", "scheduler"):
+            continue
+        saved = read_json(base, f"{name}/config.json", required=False) or {}
+        saved_class = saved.get("_class_name") or (saved.get("architectures") or [None])[0]
+        if saved_class and saved_class != class_name:
+            raise ModelLoadError(
+                f"the {name} of {base}: model_index.json names {class_name} ({library}) but {name}/config.json was "
+                f"saved from {saved_class}; set '{name}' in model_index.json to the class the weights were saved "
+                f"with, or re-save the checkpoint with diffusers"
+            )
+    return classes

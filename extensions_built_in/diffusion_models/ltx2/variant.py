@@ -108,3 +108,18 @@ def _version(flags: dict) -> str:
     if any(flags.values()):
         return "2.3"
     return "2.0"
+
+
+def check_arch(arch: str, variant: LTX2Variant, name_or_path: str) -> None:
+    """`model.arch: ltx2` takes any LTX-2 (the version is read from the weights); `ltx2.3` / `ltx2.5` ask for that
+    version, and a checkpoint of another one is a config error (exit 2) before any weight is loaded."""
+    from toolkit.errors import ConfigError
+
+    wanted = VERSION_BY_ARCH.get(arch)
+    if arch == "ltx2" or wanted is None or wanted == variant.version:
+        return
+    raise ConfigError(
+        f"model.arch: {arch} (LTX-{wanted}) but model.name_or_path {name_or_path} holds {variant.summary()}; "
+        f"set model.arch to {variant.arch} (or ltx2 to take whichever version the weights are), or point "
+        f"name_or_path at an LTX-{wanted} checkpoint"
+    )
