@@ -83,6 +83,13 @@ class LTX2Model:
 
         return checkpoint_report(model_config)
 
+    @staticmethod
+    def checkpoint_version(model_config) -> str:
+        """The LTX-2 version the memory plan plans: the weights' when their configs can be read, else `model.arch`'s."""
+        from .checkpoint_check import planned_version
+
+        return planned_version(model_config)
+
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":
         """Read every component, put each on its device and dtype, freeze them."""

@@ -5,8 +5,9 @@ built on the meta device from the component's config (a config the class
 rejects, such as a Gemma 4 config under a Gemma 3 class, fails here), and,
 for diffusers components of a local folder, the parameter names the class
 expects are compared with the names in the safetensors headers (a 2.3 vocoder
-under the 2.0 `LTX2Vocoder` class fails here). A hub id that cannot be read
-offline is reported, and the version `model.arch` names is assumed.
+under the 2.0 `LTX2Vocoder` class fails here). The dry run never downloads:
+a hub id whose configs are not in the local hub cache is reported, and the
+version `model.arch` names is planned.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ def checkpoint_report(model_config) -> list[str]:
     """Lines for the dry run: the version (and why), each component's class; raises on a mismatch."""
     try:
         source = resolve_source(model_config.name_or_path, getattr(model_config, "base_model_path", None))
-        variant = read_variant(source)
-    except ModelLoadError as error:
+        variant = read_variant(source, local_only=True)
+    except ModelLoadError:
         if not _is_unreadable_hub_id(model_config.name_or_path):
             raise
         version = VERSION_BY_ARCH.get(model_config.arch, "2.0")
         return [
-            f"LTX-2 version: {version} from model.arch ({model_config.arch}); the checkpoint's configs could not be "
-            f"read here ({error})"
+            f"LTX-2 version: {version} from model.arch ({model_config.arch}); {model_config.name_or_path}'s configs are "
+            "not in the local hub cache (the dry run does not download)"
         ]
     check_arch(model_config.arch, variant, model_config.name_or_path)
     classes = check_saved_classes(source.base, COMPONENT_ORDER)
@@ -98,3 +99,12 @@ def _safetensors_keys(path: Path) -> set[str]:
         (length,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(length))
     return {key for key in header if key != "__metadata__"}
+
+
+def planned_version(model_config) -> str:
+    """The weights' LTX-2 version when their configs can be read here; otherwise the one `model.arch` names."""
+    try:
+        source = resolve_source(model_config.name_or_path, getattr(model_config, "base_model_path", None))
+        return read_variant(source, local_only=True).version
+    except ModelLoadError:
+        return VERSION_BY_ARCH.get(model_config.arch, "2.0")

@@ -24,9 +24,9 @@ CONFIG_FILES = {
 }
 
 
-def read_json(base: str, relative: str, required: bool = True) -> dict | None:
+def read_json(base: str, relative: str, required: bool = True, local_only: bool = False) -> dict | None:
     """`relative` (e.g. 'transformer/config.json') of a diffusers folder or hub id, parsed."""
-    path = _locate(base, relative, required)
+    path = _locate(base, relative, required, local_only)
     if path is None:
         return None
     try:
@@ -35,7 +35,7 @@ def read_json(base: str, relative: str, required: bool = True) -> dict | None:
         raise ModelLoadError(f"{path}: cannot read it as JSON ({error}); re-download or re-save the checkpoint") from error
 
 
-def _locate(base: str, relative: str, required: bool) -> str | None:
+def _locate(base: str, relative: str, required: bool, local_only: bool) -> str | None:
     folder = Path(base).expanduser()
     if folder.is_dir():
         path = folder / relative
@@ -50,7 +50,7 @@ def _locate(base: str, relative: str, required: bool) -> str | None:
     from huggingface_hub import hf_hub_download
 
     try:
-        return hf_hub_download(base, relative)
+        return hf_hub_download(base, relative, local_files_only=local_only)
     except Exception as error:  # hub errors come in many types (offline, gated, missing file)
         if not required:
             return None
@@ -60,17 +60,21 @@ def _locate(base: str, relative: str, required: bool) -> str | None:
         ) from error
 
 
-def read_model_index(base: str) -> dict:
-    index = read_json(base, "model_index.json")
+def read_model_index(base: str, local_only: bool = False) -> dict:
+    index = read_json(base, "model_index.json", local_only=local_only)
     if not isinstance(index, dict):
         raise ModelLoadError(f"{base}/model_index.json is not a JSON object; re-save the checkpoint with diffusers")
     return index
 
 
-def variant_of_folder(base: str) -> LTX2Variant:
+def variant_of_folder(base: str, local_only: bool = False) -> LTX2Variant:
     """The LTX-2 version of a diffusers folder or hub id, from its configs (no weights read)."""
-    configs = {name: read_json(base, relative, required=name == "transformer") for name, relative in CONFIG_FILES.items()}
-    return variant_from_configs(read_model_index(base), configs["transformer"], configs["connectors"], configs["text_encoder"])
+    configs = {
+        name: read_json(base, relative, required=name == "transformer", local_only=local_only)
+        for name, relative in CONFIG_FILES.items()
+    }
+    index = read_model_index(base, local_only)
+    return variant_from_configs(index, configs["transformer"], configs["connectors"], configs["text_encoder"])
 
 
 def component_entry(base: str, name: str) -> tuple[str, str]:
@@ -101,14 +105,14 @@ def unused_components(base: str, loaded: tuple[str, ...]) -> dict[str, str]:
     return {name: entry[1] for name, entry in listed_components(read_model_index(base)).items() if name not in loaded}
 
 
-def read_variant(source) -> LTX2Variant:
+def read_variant(source, local_only: bool = False) -> LTX2Variant:
     """The LTX-2 version of a resolved CheckpointSource.
 
     A diffusers folder or hub id: from its configs. A single file: from the base folder's configs, checked
     against the file's transformer (per-head attention gates `to_gate_logits` exist in 2.3+ only), so a 2.3
     file with a 2.0 base folder fails here instead of in the middle of loading.
     """
-    variant = variant_of_folder(source.base)
+    variant = variant_of_folder(source.base, local_only)
     if source.kind == "single_file" and "transformer" in source.single_file_components:
         file_gated = _single_file_has_gates(source.location)
         if file_gated != variant.flags.get("gated_attn", False):
