@@ -352,6 +352,11 @@ class SDTrainer(BaseProcess):
         return torch.autocast(self.model.device.type, dtype=torch_dtype, enabled=enabled)
 
     # -- saving ------------------------------------------------------------
+    def _model_metadata(self) -> dict:
+        """What the base model is (for LTX-2: its version and flags), in the LoRA's header and state.json."""
+        describe = getattr(self.model, "metadata", None)
+        return dict(describe()) if callable(describe) else {}
+
     def save(self, final: bool = False) -> None:
         state = checkpoints.TrainingState(
             step=self.step,
@@ -362,6 +367,7 @@ class SDTrainer(BaseProcess):
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
+            model_metadata=self._model_metadata(),
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
@@ -371,7 +377,7 @@ class SDTrainer(BaseProcess):
             final_path = self.run_folder / checkpoints.lora_filename(self.job.name, None)
             checkpoints.save_lora(
                 final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
-                {"step": self.step, "format": self.config.save.format, "name": self.job.name},
+                {"step": self.step, "format": self.config.save.format, "name": self.job.name, **state.model_metadata},
                 state.lora_alpha,
             )
             written["final"] = final_path

@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class TrainingState:
     extra: dict
     lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
     ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
+    model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
 
 
 def rng_state() -> dict:
@@ -74,7 +75,7 @@ def save_training_state(
     started = time.perf_counter()
     with get_tracer().span("save_model", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
         dtype = SAVE_DTYPES[save_config.dtype]
-        metadata = {"step": state.step, "format": save_config.format, "name": name}
+        metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
         lora_path = save_lora(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
             state.lora_alpha,
@@ -99,7 +100,7 @@ def save_training_state(
             {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},
             staging / "training_state.pt",
         )
-        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra}, indent=2))
+        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra, **state.model_metadata}, indent=2))
         (staging / "config.yaml").write_text(config_text)
         _fsync_folder(staging)
         if final.exists():

@@ -90,6 +90,19 @@ class LTX2Model:
 
         return planned_version(model_config)
 
+    def metadata(self) -> dict[str, str]:
+        """The base model's version for a saved LoRA's header and the run's state.json (strings: safetensors
+        metadata holds only strings)."""
+        import json
+
+        if self.variant is None:
+            return {}
+        return {
+            "ltx2_version": self.variant.version,
+            "ltx2_arch": self.variant.arch,
+            "ltx2_variant": json.dumps(self.variant.describe(), sort_keys=True),
+        }
+
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":
         """Read every component, put each on its device and dtype, freeze them."""
