@@ -45,6 +45,7 @@ class LTX2Model:
         self.te_device = torch.device(_resolve_device(model_config.te_device or device))
         self.source: CheckpointSource | None = None
         self.variant: LTX2Variant | None = None
+        self._latent_identity: str | None = None
         self.components: dict = {}
 
     @property
@@ -70,11 +71,18 @@ class LTX2Model:
         return int(self.audio_vae.config.sample_rate)
 
     def encoder_identity(self) -> str:
-        """What the latent cache keys on: the checkpoint and the VAEs' settings."""
-        return f"{self.source.location}|vae={dict(self.vae.config)}|audio_vae={dict(self.audio_vae.config)}"
+        """What the latent cache keys on: the latent space and the VAE encoders' weights (cache_identity.py)."""
+        if self._latent_identity is None:
+            from .cache_identity import latent_identity
+
+            self._latent_identity = latent_identity(self.variant.version, self.vae, self.audio_vae)
+        return self._latent_identity
 
     def text_encoder_identity(self) -> str:
-        return f"{self.source.location}|text_encoder+connectors|{self.te_dtype}"
+        """What the text-embedding cache keys on: the checkpoint, its LTX-2 version and its connectors."""
+        from .cache_identity import text_identity
+
+        return text_identity(self.source.location, self.variant.version, self.connectors, self.te_dtype)
 
     @staticmethod
     def checkpoint_report(model_config) -> list[str]:
