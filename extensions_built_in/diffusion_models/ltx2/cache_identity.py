@@ -49,7 +49,12 @@ def encoder_digest(vae) -> str:
 
 
 def encoder_settings(vae) -> dict:
-    return {key: value for key, value in dict(vae.config).items() if not key.startswith(DECODER_ONLY_SETTINGS)}
+    """The config values an encode depends on (not where it was loaded from, not the decoder's)."""
+    return {
+        key: value
+        for key, value in dict(vae.config).items()
+        if not key.startswith("_") and not key.startswith(DECODER_ONLY_SETTINGS)
+    }
 
 
 def latent_identity(version: str, vae, audio_vae) -> str:
