@@ -137,6 +137,7 @@ class SDTrainer(BaseProcess):
         if latest is None:
             return 0
         state = checkpoints.load_training_state(latest)
+        checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
             self._restore_ema(state.ema_state, latest)

@@ -138,6 +138,20 @@ def prune(run_folder: Path, name: str, keep: int) -> list[str]:
     return removed
 
 
+def check_same_base_model(saved: dict, current: dict, checkpoint: Path) -> None:
+    """A LoRA of one LTX-2 version has the same keys and shapes on another (2.0 and 2.3): refuse to resume across.
+
+    `saved` is the checkpoint's state.json, `current` the loaded model's metadata (e.g. {"ltx2_version": "2.3"}).
+    """
+    for key, value in current.items():
+        if key.endswith("_version") and key in saved and str(saved[key]) != str(value):
+            raise CheckpointError(
+                f"{checkpoint}: saved while training on {key}={saved[key]}, but model.name_or_path is "
+                f"{key}={value}; resume with the model it was trained on, or start a new run (another "
+                "training_folder or config.name)"
+            )
+
+
 def latest_checkpoint(run_folder: Path) -> Path | None:
     saves = sorted(p for p in (run_folder / CHECKPOINT_DIR).glob("step_*") if (p / "state.json").is_file())
     return saves[-1] if saves else None

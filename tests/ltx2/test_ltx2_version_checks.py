@@ -230,3 +230,14 @@ def test_published_2_3_plan_has_the_2_3_components():
     assert format_plan(plan).splitlines()[0].startswith("Memory plan for published LTX-2.3 22B architecture")
     tiny = build_memory_plan(MemoryPlanSettings(name_or_path="tiny-ltx2.3", version="2.3"), device_total_bytes=GIB)
     assert tiny.components["vocoder"].class_name == "LTX2VocoderWithBWE"
+
+
+def test_resume_refuses_a_checkpoint_of_another_version(tmp_path):
+    from extensions_built_in.sd_trainer.checkpoints import check_same_base_model
+    from toolkit.errors import CheckpointError
+
+    saved = {"step": 4, "ltx2_version": "2.0", "ltx2_arch": "ltx2"}
+    check_same_base_model(saved, {"ltx2_version": "2.0", "ltx2_arch": "ltx2"}, tmp_path)
+    check_same_base_model({"step": 4}, {"ltx2_version": "2.3"}, tmp_path)  # saved before versions were recorded
+    with pytest.raises(CheckpointError, match="ltx2_version=2.0.*ltx2_version=2.3"):
+        check_same_base_model(saved, {"ltx2_version": "2.3", "ltx2_arch": "ltx2.3"}, tmp_path)
