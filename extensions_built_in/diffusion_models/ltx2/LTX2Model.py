@@ -17,10 +17,10 @@ import torch
 from toolkit.errors import DataError, ModelLoadError
 from toolkit.trace import get_tracer
 
-from . import audio_features, latent_layout, placement
-from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
-from .checkpoint_configs import check_saved_classes, read_variant, unused_components
-from .variant import EXTRA_COMPONENTS, LTX2Variant, check_arch
+from . import audio_features, latent_layout, loading, placement
+from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
+from .checkpoint_configs import check_saved_classes, read_variant
+from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
@@ -129,46 +129,10 @@ class LTX2Model:
 
                 self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
             for name in COMPONENT_ORDER:
-                self.components[name] = self._load_one(name)
-            for name, cls in unused_components(self.source.base, COMPONENT_ORDER).items():
-                self.tracer.event(
-                    "component_skipped",
-                    component=name,
-                    cls=cls,
-                    what=EXTRA_COMPONENTS.get(name, "not an LTX2Pipeline component"),
-                    reason="a LoRA run neither trains nor samples with it; left unloaded",
-                )
+                self.components[name] = loading.load_one(self, name)
+            loading.trace_skipped(self.source.base, COMPONENT_ORDER)
             span.set(components=list(self.components))
         return self
-
-    def _load_one(self, name: str):
-        config = self.config
-        dtype = self.te_dtype if name == "text_encoder" else self.dtype
-        if name in ("vae", "audio_vae", "vocoder"):
-            # The VAEs and vocoder stay in fp32: they are small and their decode is where reduced
-            # precision shows (banding, clicks).
-            dtype = torch.float32
-        with self.tracer.span("load_component", component=name) as span:
-            started = time.perf_counter()
-            component = load_component(self.source, name, dtype)
-            if isinstance(component, torch.nn.Module):
-                component.requires_grad_(False).eval()
-                report = placement.quantize_after_load(name, component, config)
-                if report is not None:
-                    span.set(
-                        qtype=report.qtype,
-                        quantized_modules=len(report.quantized),
-                        bytes_before=report.bytes_before,
-                        bytes_after=report.bytes_after,
-                    )
-                component.to(placement.load_device(name, config, self.device, self.te_device))
-                if name == "text_encoder" and config.layer_offloading and config.layer_offloading_text_encoder_percent > 0:
-                    offload = placement.offload_layers(name, component, self.te_device, config.layer_offloading_text_encoder_percent)
-                    span.set(offload_percent=offload.offload_percent_achieved, bytes_on_host=offload.bytes_on_host)
-                span.set(**_module_facts(component), seconds=time.perf_counter() - started)
-            else:
-                span.set(cls=type(component).__name__, seconds=time.perf_counter() - started)
-        return component
 
     def offload_transformer(self):
         """With layer_offloading: attach the MemoryManager to the transformer (after the LoRA, if any)."""
@@ -467,13 +431,3 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device: {device!r} was asked for but torch sees no CUDA device; use device: cpu")
     return device
-
-
-def _module_facts(module: torch.nn.Module) -> dict:
-    first = next(module.parameters(), None)
-    return {
-        "cls": type(module).__name__,
-        "params": sum(p.numel() for p in module.parameters()),
-        "dtype": first.dtype if first is not None else None,
-        "device": first.device if first is not None else None,
-    }
