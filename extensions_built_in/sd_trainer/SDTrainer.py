@@ -30,7 +30,7 @@ from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
 from .optim import build_optimizer, build_scheduler
-from .run_setup import dry_run_report, memory_plan_report, open_run
+from .run_setup import dry_run_report, open_run
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
 
