@@ -4,7 +4,7 @@
     print(format_plan(plan))
 
 Every component is built on the meta device (from the published architecture
-or a local folder's configs), so the plan takes seconds for the 19B model. It
+or a local folder's configs), so the plan takes seconds for the 19B-22B models. It
 covers what users of LTX-2 trainers run out of: host RAM at its peak while
 loading (a component is read whole at its stored dtype before it is quantized
 or moved), and device memory while prompts are cached, while training and
@@ -44,6 +44,10 @@ from toolkit.trace import get_tracer
 
 GIB = 1024**3
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+ARCH_VERSIONS = {"ltx2": "2.0", "ltx2.3": "2.3", "ltx2.5": "2.5"}
+"""`model.arch` -> the LTX-2 version planned when the weights cannot be read (`ltx2`: 2.0, the published default)."""
+PUBLISHED_SIZES = {"2.0": "19B", "2.3": "22B", "2.5": "22B"}
+"""How each version is named by its published files (2.3's "22B" counts the 3.2 B connectors with the 19 B transformer)."""
 LORA_BYTES_PER_PARAM = {"weights": 4, "grads": 4, "optimizer": 8}
 """fp32 LoRA weights, fp32 gradients, AdamW's exp_avg and exp_avg_sq in fp32."""
 
@@ -53,12 +57,14 @@ class MemoryPlanSettings:
     """The settings a memory plan depends on; names follow the job config's `model:` and `network:`.
 
     name_or_path: a local diffusers folder (its configs and safetensors headers are read),
-    "tiny-ltx2", or anything else (hub id, single file, None) for the published LTX-2 19B.
+    "tiny-ltx2" (.3, .5), or anything else (hub id, single file, None) for the published LTX-2 of `version`.
+    version: the LTX-2 version ("2.0", "2.3", "2.5"): of the folder's weights, or from `model.arch`.
     stored_dtype: the checkpoint's dtype when no folder is read (the published one is bf16).
     vae_dtype: dtype of the video VAE, audio VAE and vocoder (the LTX-2 loader keeps them fp32).
     """
 
     name_or_path: str | None = None
+    version: str = "2.0"
     dtype: str = "bf16"
     te_dtype: str | None = None
     vae_dtype: str = "fp32"
@@ -78,6 +84,7 @@ class MemoryPlanSettings:
         """Settings from a job's `model` (and `network`) config objects, read by attribute."""
         return cls(
             name_or_path=model.name_or_path,
+            version=ARCH_VERSIONS.get(getattr(model, "arch", "ltx2"), "2.0"),
             dtype=model.dtype,
             te_dtype=model.te_dtype,
             quantize=model.quantize,
@@ -183,7 +190,7 @@ def build_memory_plan(
     with get_tracer().span("memory_plan", settings=settings.__dict__) as span:
         _check_settings(settings)
         folder = _resolve_folder(settings.name_or_path)
-        planner = _Planner(component_specs(folder))
+        planner = _Planner(component_specs(folder, settings.version))
         device_budget, device_source = _device_budget(device_total_bytes)
         host_budget, host_source = _host_budget(host_total_bytes)
         components, lora, phases = planner.evaluate(settings, device_budget, host_budget)
@@ -192,7 +199,11 @@ def build_memory_plan(
         )
         plan = MemoryPlan(
             settings=settings,
-            source=f"folder {folder}" if folder is not None else "published LTX-2 19B architecture",
+            source=(
+                f"folder {folder} (LTX-{settings.version})"
+                if folder is not None
+                else f"published LTX-{settings.version} {PUBLISHED_SIZES[settings.version]} architecture"
+            ),
             components=components,
             lora=lora,
             phases=phases,
@@ -309,6 +320,10 @@ def _component_settings(name: str, settings: MemoryPlanSettings) -> tuple[str, s
 
 
 def _check_settings(settings: MemoryPlanSettings) -> None:
+    if settings.version not in PUBLISHED_SIZES:
+        raise MemoryPlanError(
+            f"memory plan: LTX-2 version {settings.version!r} is not one of {', '.join(PUBLISHED_SIZES)}"
+        )
     for setting in ("dtype", "vae_dtype", "stored_dtype"):
         _check_dtype(setting, getattr(settings, setting))
     if settings.te_dtype is not None:
@@ -334,12 +349,12 @@ def _dtype_bytes(dtype: str) -> int:
 
 def _resolve_folder(name_or_path: str | None) -> Path | None:
     """The diffusers folder to read configs from, or None for the published architecture."""
-    from toolkit.models.tiny_ltx2 import TINY_NAME, ensure_tiny_ltx2
+    from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
 
     if name_or_path is None:
         return None
-    if name_or_path == TINY_NAME:
-        return Path(ensure_tiny_ltx2())
+    if name_or_path in TINY_NAMES:
+        return Path(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():

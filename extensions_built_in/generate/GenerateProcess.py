@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extensions_built_in.sd_trainer.run_setup import memory_plan_report, open_run
+from extensions_built_in.sd_trainer.run_setup import dry_run_report, open_run
 from toolkit.job import BaseProcess
 
 
@@ -13,7 +13,7 @@ class GenerateProcess(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
-        return memory_plan_report(self.config.model)
+        return dry_run_report(self.config.model)
 
     def run(self) -> list[Path]:
         from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings

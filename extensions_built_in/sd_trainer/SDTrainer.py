@@ -31,7 +31,7 @@ from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_targe
 from .interrupts import StopRequest
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler
-from .run_setup import memory_plan_report, open_run, report_finished
+from .run_setup import dry_run_report, open_run, report_finished
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
 
@@ -86,7 +86,7 @@ class SDTrainer(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
-        return memory_plan_report(self.config.model, self.config.network)
+        return dry_run_report(self.config.model, self.config.network)
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
@@ -151,6 +151,7 @@ class SDTrainer(BaseProcess):
         if latest is None:
             return 0
         state = checkpoints.load_training_state(latest)
+        checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
             self._restore_ema(state.ema_state, latest)
@@ -379,6 +380,11 @@ class SDTrainer(BaseProcess):
         return torch.autocast(self.model.device.type, dtype=torch_dtype, enabled=enabled)
 
     # -- saving ------------------------------------------------------------
+    def _model_metadata(self) -> dict:
+        """What the base model is (for LTX-2: its version and flags), in the LoRA's header and state.json."""
+        describe = getattr(self.model, "metadata", None)
+        return dict(describe()) if callable(describe) else {}
+
     def save(self, final: bool = False) -> None:
         state = checkpoints.TrainingState(
             step=self.step,
@@ -390,6 +396,7 @@ class SDTrainer(BaseProcess):
             lora_alpha=self.network.alpha,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
+            model_metadata=self._model_metadata(),
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(

@@ -14,7 +14,7 @@ import os
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,7 @@ class TrainingState:
     lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
     ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
+    model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
 
 
 def rng_state() -> dict:
@@ -80,7 +81,7 @@ def save_training_state(
     started = time.perf_counter()
     with get_tracer().span("save_model", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
         dtype = SAVE_DTYPES[save_config.dtype]
-        metadata = {"step": state.step, "format": save_config.format, "name": name}
+        metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
         lora_path = save_lora(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
             state.lora_alpha,
@@ -110,7 +111,7 @@ def save_training_state(
             },
             staging / "training_state.pt",
         )
-        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra}, indent=2))
+        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra, **state.model_metadata}, indent=2))
         (staging / "config.yaml").write_text(config_text)
         _fsync_folder(staging)
         if final.exists():
@@ -131,7 +132,7 @@ def save_training_state(
 def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
     """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
     dtype = SAVE_DTYPES[save_config.dtype]
-    metadata = {"step": state.step, "format": save_config.format, "name": name}
+    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
     written = {
         "final": save_lora(
             run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha
@@ -176,6 +177,20 @@ def prune(run_folder: Path, name: str, keep: int) -> list[str]:
         (run_folder / ema_filename(name, step)).unlink(missing_ok=True)
         removed.append(old.name)
     return removed
+
+
+def check_same_base_model(saved: dict, current: dict, checkpoint: Path) -> None:
+    """A LoRA of one LTX-2 version has the same keys and shapes on another (2.0 and 2.3): refuse to resume across.
+
+    `saved` is the checkpoint's state.json, `current` the loaded model's metadata (e.g. {"ltx2_version": "2.3"}).
+    """
+    for key, value in current.items():
+        if key.endswith("_version") and key in saved and str(saved[key]) != str(value):
+            raise CheckpointError(
+                f"{checkpoint}: saved while training on {key}={saved[key]}, but model.name_or_path is "
+                f"{key}={value}; resume with the model it was trained on, or start a new run (another "
+                "training_folder or config.name)"
+            )
 
 
 def latest_checkpoint(run_folder: Path) -> Path | None:

@@ -108,7 +108,7 @@ def test_the_plan_matches_the_real_quantized_and_offloaded_tiny_transformer(tiny
 def test_tiny_ltx2_by_name_reads_the_built_folder(tiny_model_dir):
     plan = build_memory_plan(MemoryPlanSettings(name_or_path="tiny-ltx2"), host_total_bytes=GIB)
 
-    assert plan.source == f"folder {tiny_model_dir}"
+    assert plan.source == f"folder {tiny_model_dir} (LTX-2.0)"
     assert plan.components["text_encoder"].class_name == "Gemma3ForConditionalGeneration"
     assert 0 < plan.components["transformer"].params < 1e6
     if not torch.cuda.is_available():
@@ -120,7 +120,7 @@ def test_format_plan_is_a_readable_table(published_plan):
     text = format_plan(published_plan)
 
     lines = text.splitlines()
-    assert lines[0].startswith("Memory plan for published LTX-2 19B architecture")
+    assert lines[0].startswith("Memory plan for published LTX-2.0 19B architecture")
     transformer_row = next(line for line in lines if line.startswith("transformer "))
     assert "LTX2VideoTransformer3DModel" in transformer_row and "18.88 B" in transformer_row
     assert any(line.startswith("training") and "OVER by" in line for line in lines)

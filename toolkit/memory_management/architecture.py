@@ -1,8 +1,9 @@
 """LTX-2's weight-holding components on the meta device: their layers and sizes, no weights read.
 
 Two sources:
-- the published LTX-2 19B: the diffusers classes with their default arguments
-  and a Gemma 3 12B text encoder from its published shape;
+- the published LTX-2 of a version (2.0, 2.3, 2.5): the diffusers classes
+  with that version's arguments (published_versions.py) and its text encoder
+  from its published shape;
 - a local diffusers folder (model_index.json plus a subfolder per component):
   each component's config.json, and the bytes its weight files hold, read from
   the safetensors headers.
@@ -19,30 +20,11 @@ from pathlib import Path
 from torch import nn
 
 from toolkit.memory_management.errors import MemoryPlanError
+from toolkit.memory_management.published_versions import published_component
 from toolkit.memory_management.selection import offloadable_kind
 
 LOAD_ORDER = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 """Components with weights, in the order the LTX-2 loader reads them."""
-
-GEMMA3_12B_TEXT = {
-    "hidden_size": 3840,
-    "num_hidden_layers": 48,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 8,
-    "head_dim": 256,
-    "intermediate_size": 15360,
-    "vocab_size": 262208,
-}
-GEMMA3_12B_VISION = {
-    "hidden_size": 1152,
-    "intermediate_size": 4304,
-    "num_hidden_layers": 27,
-    "num_attention_heads": 16,
-    "image_size": 896,
-    "patch_size": 14,
-    "vision_use_head": False,
-}
-
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -65,28 +47,28 @@ class ComponentSpec:
     stored_bytes: int | None
 
 
-def component_specs(folder: Path | None) -> dict[str, ComponentSpec]:
-    """Every weight-holding component, in `LOAD_ORDER`, from `folder` or the published architecture.
+def component_specs(folder: Path | None, version: str = "2.0") -> dict[str, ComponentSpec]:
+    """Every weight-holding component, in `LOAD_ORDER`, from `folder` or the published LTX-`version` architecture.
 
     A folder is read on every call (its configs may change); the published architecture is built
-    once per process (`published_component_specs`).
+    once per process and version (`published_component_specs`).
     """
-    return published_component_specs() if folder is None else _build_specs(folder)
+    return published_component_specs(version) if folder is None else _build_specs(folder, version)
 
 
 @functools.cache
-def published_component_specs() -> dict[str, ComponentSpec]:
-    """The published LTX-2 19B components; cached, since they never change (clear with ``cache_clear()``)."""
-    return _build_specs(None)
+def published_component_specs(version: str = "2.0") -> dict[str, ComponentSpec]:
+    """The published LTX-`version` components; cached, since they never change (clear with ``cache_clear()``)."""
+    return _build_specs(None, version)
 
 
-def _build_specs(folder: Path | None) -> dict[str, ComponentSpec]:
+def _build_specs(folder: Path | None, version: str) -> dict[str, ComponentSpec]:
     from accelerate import init_empty_weights
 
     specs = {}
     for name in LOAD_ORDER:
         with init_empty_weights():
-            module = _published_component(name) if folder is None else _folder_component(folder, name)
+            module = published_component(name, version) if folder is None else _folder_component(folder, name)
         stored = None if folder is None else _stored_bytes(folder / name)
         specs[name] = _describe(name, module, stored)
     return specs
@@ -114,27 +96,18 @@ def _describe(name: str, module: nn.Module, stored_bytes: int | None) -> Compone
     )
 
 
-def _component_class(name: str) -> type:
-    from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+def _component_class(folder: Path, name: str) -> type:
+    """The class the folder's model_index.json names for `name` (an LTX-2.3 folder: LTX2VocoderWithBWE)."""
+    from toolkit.models.model_index import UnknownComponentClass, index_entry, resolve_class
 
-    return {
-        "connectors": LTX2TextConnectors,
-        "transformer": LTX2VideoTransformer3DModel,
-        "vae": AutoencoderKLLTX2Video,
-        "audio_vae": AutoencoderKLLTX2Audio,
-        "vocoder": LTX2Vocoder,
-    }[name]
-
-
-def _published_component(name: str) -> nn.Module:
-    if name == "text_encoder":
-        from transformers import Gemma3Config, Gemma3ForConditionalGeneration
-
-        config = Gemma3Config(text_config=GEMMA3_12B_TEXT, vision_config=GEMMA3_12B_VISION, mm_tokens_per_image=256)
-        return Gemma3ForConditionalGeneration(config)
-    return _component_class(name)()
+    index_path = folder / "model_index.json"
+    try:
+        return resolve_class(*index_entry(json.loads(index_path.read_text()), name))
+    except (OSError, ValueError, UnknownComponentClass) as error:
+        raise MemoryPlanError(
+            f"memory plan: {index_path}: {error}; point model.name_or_path at a diffusers LTX-2 folder saved with "
+            "save_pretrained"
+        ) from error
 
 
 def _folder_component(folder: Path, name: str) -> nn.Module:
@@ -144,20 +117,16 @@ def _folder_component(folder: Path, name: str) -> nn.Module:
             f"memory plan: {subfolder} has no config.json; point model.name_or_path at a diffusers LTX-2 folder "
             f"with a subfolder for each of {', '.join(LOAD_ORDER)}."
         )
-    if name == "text_encoder":
-        import transformers
-
-        config = transformers.AutoConfig.from_pretrained(subfolder, local_files_only=True)
-        architecture = (getattr(config, "architectures", None) or [None])[0]
-        model_class = getattr(transformers, architecture or "", None)
-        if model_class is None:
-            raise MemoryPlanError(
-                f"memory plan: {subfolder / 'config.json'} names architecture {architecture!r}, which the "
-                "installed transformers does not have; LTX-2 uses Gemma3ForConditionalGeneration."
-            )
-        return model_class(config)
-    model_class = _component_class(name)
-    return model_class.from_config(model_class.load_config(subfolder))
+    model_class = _component_class(folder, name)
+    try:
+        if hasattr(model_class, "load_config"):
+            return model_class.from_config(model_class.load_config(subfolder))
+        return model_class(model_class.config_class.from_pretrained(subfolder, local_files_only=True))
+    except Exception as error:  # noqa: BLE001 - a config the class rejects surfaces as many exception types
+        raise MemoryPlanError(
+            f"memory plan: the {name} ({model_class.__name__}) cannot be built from {subfolder / 'config.json'}: "
+            f"{type(error).__name__}: {error}; model_index.json must name the class the component was saved with."
+        ) from error
 
 
 def _stored_bytes(subfolder: Path) -> int:

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 import torch
 
+from toolkit.trace import get_tracer
+
 ADAPTER_NAME = "default"
 
-# Video and audio self/cross attention, the audio<->video attention and both feed-forwards of every block.
+# Video and audio self/cross attention, the audio<->video attention and both feed-forwards of every block,
+# on every LTX-2 version. Left out by default on 2.3/2.5: the per-head attention gates (`to_gate_logits`, a
+# sigmoid over a few logits per head: a LoRA there is a known source of NaN LoRAs in another trainer) and the
+# prompt modulation (`prompt_adaln`, `audio_prompt_adaln`: timestep MLPs, not attention). Both can still be
+# asked for by name in `network.target_modules`.
 LTX2_LORA_TARGETS = (
     r".*transformer_blocks\.\d+\."
     r"(?:(?:attn1|attn2|audio_attn1|audio_attn2|audio_to_video_attn|video_to_audio_attn)\.(?:to_q|to_k|to_v|to_out\.0)"
@@ -112,4 +118,29 @@ def attach_lora(transformer: torch.nn.Module, network_config, seed: int) -> Lora
     network = LoraNetwork(transformer, network_config.linear, network_config.linear_alpha, targets)
     for parameter in network.parameters():
         parameter.data = parameter.data.float()
+    get_tracer().event(
+        "lora_targets",
+        targeted=len(targets),
+        targeted_kinds=linear_kinds(targets),
+        left_out_kinds=linear_kinds(left_out_linears(transformer, targets)),
+    )
     return network
+
+
+def left_out_linears(transformer: torch.nn.Module, targets: list[str]) -> list[str]:
+    """The transformer's linear layers the adapter does not wrap (its own lora_ layers aside)."""
+    chosen = set(targets)
+    return [
+        name
+        for name, module in transformer.named_modules()
+        if isinstance(module, torch.nn.Linear) and name not in chosen and "lora_" not in name and "base_layer" not in name
+    ]
+
+
+def linear_kinds(names: list[str]) -> dict[str, int]:
+    """Layer names grouped with block numbers as '*': {'transformer_blocks.*.attn1.to_gate_logits': 48, ...}."""
+    kinds: dict[str, int] = {}
+    for name in names:
+        kind = re.sub(r"\.\d+\.", ".*.", name)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds

@@ -17,8 +17,10 @@ import torch
 from toolkit.errors import DataError, ModelLoadError
 from toolkit.trace import get_tracer
 
-from . import audio_features, latent_layout, placement
-from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
+from . import audio_features, latent_layout, loading, placement
+from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
+from .checkpoint_configs import check_saved_classes, read_variant
+from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
@@ -42,6 +44,8 @@ class LTX2Model:
         self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
         self.te_device = torch.device(_resolve_device(model_config.te_device or device))
         self.source: CheckpointSource | None = None
+        self.variant: LTX2Variant | None = None
+        self._latent_identity: str | None = None
         self.components: dict = {}
 
     @staticmethod
@@ -74,11 +78,45 @@ class LTX2Model:
         return int(self.audio_vae.config.sample_rate)
 
     def encoder_identity(self) -> str:
-        """What the latent cache keys on: the checkpoint and the VAEs' settings."""
-        return f"{self.source.location}|vae={dict(self.vae.config)}|audio_vae={dict(self.audio_vae.config)}"
+        """What the latent cache keys on: the latent space and the VAE encoders' weights (cache_identity.py)."""
+        if self._latent_identity is None:
+            from .cache_identity import latent_identity
+
+            self._latent_identity = latent_identity(self.variant.version, self.vae, self.audio_vae)
+        return self._latent_identity
 
     def text_encoder_identity(self) -> str:
-        return f"{self.source.location}|text_encoder+connectors|{self.te_dtype}"
+        """What the text-embedding cache keys on: the checkpoint, its LTX-2 version and its connectors."""
+        from .cache_identity import text_identity
+
+        return text_identity(self.source.location, self.variant.version, self.connectors, self.te_dtype)
+
+    @staticmethod
+    def checkpoint_report(model_config) -> list[str]:
+        """`--dry-run`: the checkpoint's LTX-2 version and its components, each built on the meta device."""
+        from .checkpoint_check import checkpoint_report
+
+        return checkpoint_report(model_config)
+
+    @staticmethod
+    def checkpoint_version(model_config) -> str:
+        """The LTX-2 version the memory plan plans: the weights' when their configs can be read, else `model.arch`'s."""
+        from .checkpoint_check import planned_version
+
+        return planned_version(model_config)
+
+    def metadata(self) -> dict[str, str]:
+        """The base model's version for a saved LoRA's header and the run's state.json (strings: safetensors
+        metadata holds only strings)."""
+        import json
+
+        if self.variant is None:
+            return {}
+        return {
+            "ltx2_version": self.variant.version,
+            "ltx2_arch": self.variant.arch,
+            "ltx2_variant": json.dumps(self.variant.describe(), sort_keys=True),
+        }
 
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":
@@ -88,45 +126,20 @@ class LTX2Model:
             "load_model", name_or_path=config.name_or_path, dtype=self.dtype, device=self.device
         ) as span:
             self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
-            span.set(source=self.source.describe())
+            self.variant = read_variant(self.source)
+            check_saved_classes(self.source.base, COMPONENT_ORDER)
+            check_arch(config.arch, self.variant, config.name_or_path)
+            span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.
                 from extensions_built_in.sd_trainer.run_setup import memory_plan_report
 
                 self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
             for name in COMPONENT_ORDER:
-                self.components[name] = self._load_one(name)
+                self.components[name] = loading.load_one(self, name)
+            loading.trace_skipped(self.source.base, COMPONENT_ORDER)
             span.set(components=list(self.components))
         return self
-
-    def _load_one(self, name: str):
-        config = self.config
-        dtype = self.te_dtype if name == "text_encoder" else self.dtype
-        if name in ("vae", "audio_vae", "vocoder"):
-            # The VAEs and vocoder stay in fp32: they are small and their decode is where reduced
-            # precision shows (banding, clicks).
-            dtype = torch.float32
-        with self.tracer.span("load_component", component=name) as span:
-            started = time.perf_counter()
-            component = load_component(self.source, name, dtype)
-            if isinstance(component, torch.nn.Module):
-                component.requires_grad_(False).eval()
-                report = placement.quantize_after_load(name, component, config)
-                if report is not None:
-                    span.set(
-                        qtype=report.qtype,
-                        quantized_modules=len(report.quantized),
-                        bytes_before=report.bytes_before,
-                        bytes_after=report.bytes_after,
-                    )
-                component.to(placement.load_device(name, config, self.device, self.te_device))
-                if name == "text_encoder" and config.layer_offloading and config.layer_offloading_text_encoder_percent > 0:
-                    offload = placement.offload_layers(name, component, self.te_device, config.layer_offloading_text_encoder_percent)
-                    span.set(offload_percent=offload.offload_percent_achieved, bytes_on_host=offload.bytes_on_host)
-                span.set(**_module_facts(component), seconds=time.perf_counter() - started)
-            else:
-                span.set(cls=type(component).__name__, seconds=time.perf_counter() - started)
-        return component
 
     def offload_transformer(self):
         """With layer_offloading: attach the MemoryManager to the transformer (after the LoRA, if any)."""
@@ -425,13 +438,3 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device: {device!r} was asked for but torch sees no CUDA device; use device: cpu")
     return device
-
-
-def _module_facts(module: torch.nn.Module) -> dict:
-    first = next(module.parameters(), None)
-    return {
-        "cls": type(module).__name__,
-        "params": sum(p.numel() for p in module.parameters()),
-        "dtype": first.dtype if first is not None else None,
-        "device": first.device if first is not None else None,
-    }
