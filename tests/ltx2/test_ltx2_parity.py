@@ -203,3 +203,33 @@ def test_training_forward_is_the_pipeline_forward(models, version, image_to_vide
         assert (pipeline_args["timestep"][:, tokens_per_frame:] > 0).all()
     torch.testing.assert_close(trainer_call.video_out, pipeline_call.video_out, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(trainer_call.audio_out, pipeline_call.audio_out, rtol=1e-5, atol=1e-5)
+
+
+def test_trace_shows_the_timestep_conditioning(tiny_model, tmp_path, jsonl_reader):
+    """The traced get_noise_prediction says what the transformer got: the timestep scale, use_cross_timestep
+    and the per-token video timesteps of image-to-video (0 on the condition frame)."""
+    from toolkit.trace import TraceConfig, init_tracer, reset_tracer
+
+    generator = torch.Generator().manual_seed(2)
+    video = torch.randn(2, 4, 2, 4, 4, generator=generator)
+    audio = torch.randn(2, 1, 9, 4, generator=generator)
+    sigmas = torch.tensor([0.25, 0.75])
+    condition = FirstFrameCondition.for_clips([True, False], video)
+    prompt = tiny_model.get_prompt_embeds(["a red square", "a blue circle"])
+    init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
+    try:
+        tiny_model.get_noise_prediction(video, audio, sigmas, prompt, fps=24.0, video_sigmas=condition.token_sigmas(sigmas))
+    finally:
+        reset_tracer()
+    (begin,) = [r for r in jsonl_reader(tmp_path / "trace.jsonl") if r["type"] == "span_begin" and r["name"] == "get_noise_prediction"]
+    fields = begin["fields"]
+    assert fields["timestep_scale"] == TIMESTEP_SCALE == 1000.0
+    assert fields["use_cross_timestep"] is True
+    assert fields["per_token_video_timesteps"] is True
+    assert fields["video_timestep"]["shape"] == [2, 2 * 4 * 4]
+    assert fields["video_timestep"]["dtype"] == "torch.float32"
+    assert fields["video_timestep"]["min"] == 0.0  # the first clip's condition frame
+    assert fields["video_timestep"]["max"] == pytest.approx(750.0)
+    assert fields["sigma"]["shape"] == [2]
+    assert (fields["sigma"]["min"], fields["sigma"]["max"]) == pytest.approx((250.0, 750.0))
+    assert (fields["audio_timestep"]["min"], fields["audio_timestep"]["max"]) == pytest.approx((250.0, 750.0))
