@@ -23,7 +23,7 @@ from extensions_built_in.diffusion_models.ltx2.generation import build_pipeline
 from extensions_built_in.diffusion_models.ltx2.timestep_conditioning import TIMESTEP_SCALE
 from extensions_built_in.sd_trainer.i2v import FirstFrameCondition
 
-VERSIONS = ["tiny-ltx2"]
+VERSIONS = ["2.0", "2.3", "2.5"]
 PROMPT = "a red square moving left to right, with a 440 Hz tone"
 SIZE, NUM_FRAMES, FPS = 64, 9, 24.0
 
@@ -119,11 +119,6 @@ def assert_same_call(trainer: dict, pipeline: dict) -> None:
             assert actual == expected, f"{name}: the trainer passes {actual!r}, the pipeline {expected!r}"
 
 
-@pytest.fixture(scope="module")
-def models(request, tiny_model):
-    return {"tiny-ltx2": tiny_model}
-
-
 def control_image():
     from PIL import Image
 
@@ -189,8 +184,9 @@ def trainer_step(model, pipeline_call: TransformerCall, image_to_video: bool) ->
 
 @pytest.mark.parametrize("image_to_video", [False, True], ids=["t2v", "i2v"])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_training_forward_is_the_pipeline_forward(models, version, image_to_video):
-    model = models[version]
+def test_training_forward_is_the_pipeline_forward(tiny_models, version, image_to_video):
+    model = tiny_models(version)
+    assert model.variant.version == version
     pipeline_call = pipeline_step(model, image_to_video)
     trainer_call = trainer_step(model, pipeline_call, image_to_video)
 
@@ -233,3 +229,28 @@ def test_trace_shows_the_timestep_conditioning(tiny_model, tmp_path, jsonl_reade
     assert fields["sigma"]["shape"] == [2]
     assert (fields["sigma"]["min"], fields["sigma"]["max"]) == pytest.approx((250.0, 750.0))
     assert (fields["audio_timestep"]["min"], fields["audio_timestep"]["max"]) == pytest.approx((250.0, 750.0))
+
+
+@pytest.mark.parametrize(
+    "version, image_to_video, change",
+    [
+        ("2.3", False, "sigma in [0, 1]"),
+        ("2.5", False, "sigma in [0, 1]"),
+        ("2.0", True, "no use_cross_timestep"),
+    ],
+)
+def test_the_parity_check_sees_each_known_mismatch(tiny_models, version, image_to_video, change):
+    """Each way the trainer used to differ from the pipelines changes the tiny models' output well beyond
+    the parity tolerance, so the parity test above would catch it coming back. (Timesteps rounded to bf16
+    move the tiny models' output by only ~1e-6; the dtype comparison in `assert_same_call` guards those.)"""
+    model = tiny_models(version)
+    pipeline_call = pipeline_step(model, image_to_video)
+    kwargs = dict(pipeline_call.kwargs)
+    if change == "sigma in [0, 1]":
+        kwargs["sigma"] = kwargs["sigma"] / TIMESTEP_SCALE
+    else:
+        kwargs["use_cross_timestep"] = False
+    with torch.no_grad():
+        video_out, audio_out = model.transformer(**kwargs)[:2]
+    difference = max((video_out - pipeline_call.video_out).abs().max(), (audio_out - pipeline_call.audio_out).abs().max())
+    assert difference > 1e-3, f"{change} on {version}: max |difference| {difference.item():.2e}"
