@@ -27,6 +27,18 @@ from tests.trainer.conftest import copy_clips, set_up_trainer, train_steps, writ
 
 STEPS = 200
 SIZE, NUM_FRAMES = 32, 9
+# 2.0 trains the default LoRA (attention and feed-forward). On the random tiny 2.3 that LoRA learns too
+# slowly for a short test (the audio stays 1.1 from the clip after 300 steps), so there it also covers
+# the layers in and out of the token streams and the timestep modulation. The default LoRA relies on the
+# timestep more, which is why 2.0 keeps it: there, mixing the noise the other way round fails the test;
+# a LoRA that fits the clip closely reads the noise level off the latents instead.
+LORA_TARGETS = {
+    "tiny-ltx2": None,
+    "tiny-ltx2.3": [
+        "to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2", "audio_ff.net.0.proj", "audio_ff.net.2",
+        "proj_in", "proj_out", "audio_proj_in", "audio_proj_out", "time_embed.linear", "audio_time_embed.linear",
+    ],
+}
 
 
 @dataclass
@@ -37,11 +49,13 @@ class LatentClip:
 
 def patterned_clip(video_shape, audio_shape, levels: list[float], ramp: float) -> LatentClip:
     """Latents with a level per channel (video) or mel bin (audio) and, for video, a ramp across the width."""
+    def cycled(count: int) -> torch.Tensor:
+        return torch.tensor(levels).repeat(count // len(levels) + 1)[:count]
+
     channels, width = video_shape[0], video_shape[-1]
-    video_levels = torch.tensor(levels[:channels]).view(channels, 1, 1, 1)
-    video = (video_levels + ramp * torch.linspace(-1, 1, width)).expand(video_shape).clone()
+    video = (cycled(channels).view(channels, 1, 1, 1) + ramp * torch.linspace(-1, 1, width)).expand(video_shape).clone()
     mel_bins = audio_shape[-1]
-    audio = torch.tensor(levels[:mel_bins]).view(1, 1, mel_bins).expand(audio_shape).clone()
+    audio = cycled(mel_bins).view(1, 1, mel_bins).expand(audio_shape).clone()
     return LatentClip(video, audio)
 
 
@@ -84,13 +98,14 @@ def relative_distance(sample: torch.Tensor, target: torch.Tensor) -> float:
     return ((sample - target).norm() / target.norm()).item()
 
 
-@pytest.fixture
-def overfitted(tmp_path):
+@pytest.fixture(params=sorted(LORA_TARGETS))
+def overfitted(request, tmp_path):
     """A trainer whose LoRA was overfitted, by `hook_train_loop`, on one clip with patterned latents."""
     clips = copy_clips(tmp_path / "clips", 1)
     config = write_config(
         tmp_path,
         {
+            "model.name_or_path": request.param,
             "datasets.0.folder_path": str(clips),
             "datasets.0.resolution": [SIZE],
             "datasets.0.cache_latents_to_disk": False,
@@ -101,6 +116,7 @@ def overfitted(tmp_path):
             "train.unload_text_encoder": False,
             "network.linear": 16,
             "network.linear_alpha": 16,
+            "network.target_modules": LORA_TARGETS[request.param],
             "save.save_every": STEPS,
         },
     )
@@ -148,6 +164,7 @@ def test_sampling_the_trained_caption_gives_back_the_trained_clip(overfitted):
         # and 1.8 (audio) from the trained clip. Flipped on purpose, the video sample lands 2.7 from the
         # trained clip (the target's sign) or 0.85 (the noise mixed the other way round; the noise levels
         # drawn as 1 - sigma).
+        print("DIST", seed, video, audio, untrained_video, untrained_audio)
         for name, (to_clip, to_other), untrained_distance in (("video", video, untrained_video), ("audio", audio, untrained_audio)):
             assert to_clip < 0.7, f"{name} sample (seed {seed}) is {to_clip:.2f} from the trained clip"
             assert to_clip < 0.45 * to_other, f"{name} sample (seed {seed}): {to_clip:.2f} from the trained clip, {to_other:.2f} from another"
