@@ -214,10 +214,12 @@ def test_trace_shows_the_timestep_conditioning(tiny_model, tmp_path, jsonl_reade
     prompt = tiny_model.get_prompt_embeds(["a red square", "a blue circle"])
     init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
     try:
-        tiny_model.get_noise_prediction(video, audio, sigmas, prompt, fps=24.0, video_sigmas=condition.token_sigmas(sigmas))
+        video_sigmas = condition.token_sigmas(sigmas)
+        tiny_model.get_noise_prediction(video, audio, sigmas, prompt, fps=24.0, video_sigmas=video_sigmas)
     finally:
         reset_tracer()
-    (begin,) = [r for r in jsonl_reader(tmp_path / "trace.jsonl") if r["type"] == "span_begin" and r["name"] == "get_noise_prediction"]
+    records = jsonl_reader(tmp_path / "trace.jsonl")
+    (begin,) = [r for r in records if r["type"] == "span_begin" and r["name"] == "get_noise_prediction"]
     fields = begin["fields"]
     assert fields["timestep_scale"] == TIMESTEP_SCALE == 1000.0
     assert fields["use_cross_timestep"] is True
@@ -252,5 +254,7 @@ def test_the_parity_check_sees_each_known_mismatch(tiny_models, version, image_t
         kwargs["use_cross_timestep"] = False
     with torch.no_grad():
         video_out, audio_out = model.transformer(**kwargs)[:2]
-    difference = max((video_out - pipeline_call.video_out).abs().max(), (audio_out - pipeline_call.audio_out).abs().max())
+    difference = max(
+        (video_out - pipeline_call.video_out).abs().max(), (audio_out - pipeline_call.audio_out).abs().max()
+    )
     assert difference > 1e-3, f"{change} on {version}: max |difference| {difference.item():.2e}"

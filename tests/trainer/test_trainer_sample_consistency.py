@@ -1,9 +1,11 @@
 """Train -> sample consistency: a LoRA overfitted on one clip by the trainer's own steps, sampled through
 diffusers' LTX2Pipeline, gives back that clip's latents.
 
-This is the end-to-end check that the loss target, the noise convention, the noise-level schedule,
-the transformer's conditioning and the sampler agree: a sign or scale error in any of them sends the
-sample somewhere else (each was flipped once while writing this test, and it failed).
+This is the end-to-end check that the loss target, the noise convention, the noise-level schedule and
+the sampler agree: a sign error in the target or noise mixed the other way round sends the sample
+somewhere else (both were flipped while writing this test, and it failed; see MAX_DISTANCE). The
+transformer's timestep conditioning is held by tests/ltx2/test_ltx2_parity.py: a LoRA overfitted on one
+clip reads the noise level off the latents, so a wrong timestep scale in training goes unseen here.
 
 The clip's latents are a pattern set in latent space (a level per channel and a ramp across the
 width, at the unit scale of normalised latents), not the tiny VAE's encoding of a demo clip: the
@@ -32,6 +34,14 @@ SIZE, NUM_FRAMES = 32, 9
 # the layers in and out of the token streams and the timestep modulation. The default LoRA relies on the
 # timestep more, which is why 2.0 keeps it: there, mixing the noise the other way round fails the test;
 # a LoRA that fits the clip closely reads the noise level off the latents instead.
+# How far (relative) a sample may land from the trained clip. Measured: 2.0 video 0.56-0.58, audio
+# 0.55-0.62; 2.3 video 0.18-0.21, audio 0.10-0.13. The untrained LoRA's samples are 1.4-1.9 away, the other
+# clip 1.6-1.9 (the two clips are 1.9 apart, 2.0 for audio). Flipped on purpose while writing this test:
+# the target's sign puts the video samples 2.7 (2.0) and 3.4 (2.3) from the clip; the noise mixed the other
+# way round 0.86 (2.0) and 0.48-0.58 (2.3); a timestep scale of 1 instead of 1000 in training goes unseen
+# here (0.56 and 0.22: an overfitted LoRA can read the noise level off the latents), which is what
+# tests/ltx2/test_ltx2_parity.py holds instead.
+MAX_DISTANCE = {"tiny-ltx2": 0.7, "tiny-ltx2.3": 0.35}
 LORA_TARGETS = {
     "tiny-ltx2": None,
     "tiny-ltx2.3": [
@@ -127,7 +137,7 @@ def overfitted(request, tmp_path):
     trainer.data.examples[0] = replace(example, video_latents=clip.video, audio_latents=clip.audio)
     with one_thread():
         train_steps(trainer, STEPS)
-    return trainer, clip, other
+    return trainer, clip, other, MAX_DISTANCE[request.param]
 
 
 @contextlib.contextmanager
@@ -143,7 +153,7 @@ def one_thread():
 
 
 def test_sampling_the_trained_caption_gives_back_the_trained_clip(overfitted):
-    trainer, clip, other = overfitted
+    trainer, clip, other, max_distance = overfitted
     example = trainer.data.examples[0]
     audio_shape = tuple(clip.audio.shape)
     with one_thread():
@@ -159,13 +169,8 @@ def test_sampling_the_trained_caption_gives_back_the_trained_clip(overfitted):
         assert sample.video.shape == clip.video.shape and sample.audio.shape == clip.audio.shape
         video = relative_distance(sample.video, clip.video), relative_distance(sample.video, other.video)
         audio = relative_distance(sample.audio, clip.audio), relative_distance(sample.audio, other.audio)
-        # Measured on 2.0: video 0.56-0.58 from the trained clip and 1.7 from the other (the two clips are
-        # 1.9 apart), audio 0.55-0.62 and 1.6-1.7 (2.0 apart); the untrained LoRA's sample is 1.4 (video)
-        # and 1.8 (audio) from the trained clip. Flipped on purpose, the video sample lands 2.7 from the
-        # trained clip (the target's sign) or 0.85 (the noise mixed the other way round; the noise levels
-        # drawn as 1 - sigma).
-        print("DIST", seed, video, audio, untrained_video, untrained_audio)
-        for name, (to_clip, to_other), untrained_distance in (("video", video, untrained_video), ("audio", audio, untrained_audio)):
-            assert to_clip < 0.7, f"{name} sample (seed {seed}) is {to_clip:.2f} from the trained clip"
-            assert to_clip < 0.45 * to_other, f"{name} sample (seed {seed}): {to_clip:.2f} from the trained clip, {to_other:.2f} from another"
-            assert to_clip < 0.5 * untrained_distance, f"{name}: {to_clip:.2f} after training, {untrained_distance:.2f} before"
+        for name, (to_clip, to_other), before in (("video", video, untrained_video), ("audio", audio, untrained_audio)):
+            where = f"{name} sample (seed {seed}): {to_clip:.2f} from the trained clip"
+            assert to_clip < max_distance, where
+            assert to_clip < 0.45 * to_other, f"{where}, {to_other:.2f} from another"
+            assert to_clip < 0.5 * before, f"{where}, {before:.2f} before training"

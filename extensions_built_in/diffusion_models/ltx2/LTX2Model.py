@@ -23,7 +23,7 @@ from .checkpoint_configs import read_variant, unused_components
 from .variant import EXTRA_COMPONENTS, LTX2Variant
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
-from .timestep_conditioning import TIMESTEP_SCALE, TimestepConditioning
+from .timestep_conditioning import TIMESTEP_SCALE, TimestepConditioning  # noqa: F401 (TIMESTEP_SCALE: read from here too)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -292,12 +292,7 @@ class LTX2Model:
             audio_latents=audio_latents,
             sigmas=sigmas,
             fps=fps,
-            timestep_scale=TIMESTEP_SCALE,
-            use_cross_timestep=conditioning.use_cross_timestep,
-            per_token_video_timesteps=conditioning.per_token,
-            video_timestep=conditioning.timestep,
-            audio_timestep=conditioning.audio_timestep,
-            sigma=conditioning.sigma,
+            **conditioning.trace_fields(),
         ) as span:
             video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
             audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)

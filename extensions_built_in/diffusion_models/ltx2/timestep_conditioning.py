@@ -57,6 +57,17 @@ class TimestepConditioning:
     def per_token(self) -> bool:
         return self.timestep.ndim == 2
 
+    def trace_fields(self) -> dict:
+        """What the get_noise_prediction trace shows of it: references only, described by the tracer when on."""
+        return {
+            "timestep_scale": TIMESTEP_SCALE,
+            "use_cross_timestep": self.use_cross_timestep,
+            "per_token_video_timesteps": self.per_token,
+            "video_timestep": self.timestep,
+            "audio_timestep": self.audio_timestep,
+            "sigma": self.sigma,
+        }
+
     def transformer_kwargs(self) -> dict:
         return {
             "timestep": self.timestep,
