@@ -6,16 +6,17 @@ denoising step, with the scheduler's timestep `t = sigma * 1000` as:
 - `timestep`: `t` per sample (B,); image-to-video passes it per video token (B, tokens), 0 on the
   clean first latent frame (`t * (1 - conditioning_mask)`);
 - `audio_timestep`: `t` per sample (text-to-video leaves it to default to `timestep`);
-- `sigma`: `t` per sample, never per token, at the timestep scale (x1000): the prompt AdaLN of
-  LTX-2.3 and 2.5 (`prompt_adaln`, `cross_attn_mod`) was built for it; `audio_sigma` defaults to it;
+- `sigma`: `t` per sample, never per token, at the timestep scale (x1000): LTX-2.3's prompt AdaLN
+  (`prompt_adaln`, `cross_attn_mod`) was built for it; `audio_sigma` defaults to it;
 - `use_cross_timestep=True` (the pipelines' default): the audio<->video cross-attention modulation
   of each stream reads the other stream's `sigma` instead of its own `timestep`. In image-to-video
   that keeps the condition tokens' 0 out of that modulation.
 - all of them in float32, whatever the model's dtype (the scheduler's timesteps are float32; the
   transformer embeds them sinusoidally before casting, and bf16 would round t to a multiple of 4).
 
-The call is the same for 2.0, 2.3 and 2.5; what differs is what each version reads: 2.0 has no
-prompt AdaLN and ignores `sigma` except through the cross-attention modulation.
+The call is the same for 2.0, 2.3 and 2.5; what differs is what each version reads: all of them read
+`sigma` in the cross-attention modulation; only 2.3 also in its prompt AdaLN (2.0 has none; 2.5's is a
+fixed table, `use_prompt_adaln_single=False`).
 
 LTX-2.5's `use_keyframes_abs_pos_embedding`: the transformer adds a learned embedding to tokens
 marked by `video_keyframes_mask`. Neither pipeline above passes that mask (diffusers' DFR pipelines
