@@ -23,9 +23,9 @@ from .checkpoint_configs import check_saved_classes, read_variant
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
+from .timestep_conditioning import TIMESTEP_SCALE, TimestepConditioning  # noqa: F401 (TIMESTEP_SCALE: read from here too)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-TIMESTEP_SCALE = 1000.0
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -286,18 +286,21 @@ class LTX2Model:
         """The transformer's velocity for noisy video (B, C, F, H, W) and audio (B, C, L, M) latents.
 
         `sigmas` (B,) is the noise level in [0, 1]; `video_sigmas` (B, tokens) overrides it per video
-        token (image-to-video keeps the first frame's tokens at 0).
+        token (image-to-video keeps the first frame's tokens at 0). The transformer is called exactly
+        as LTX2Pipeline / LTX2ImageToVideoPipeline call it (see `timestep_conditioning`), so a LoRA
+        trains on the forward it is sampled with.
         """
         transformer = self.transformer
         batch, _, frames, height, width = video_latents.shape
         audio_length = audio_latents.shape[2]
+        conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
         with self.tracer.span(
             "get_noise_prediction",
             video_latents=video_latents,
             audio_latents=audio_latents,
             sigmas=sigmas,
             fps=fps,
-            per_token_video_timesteps=video_sigmas is not None,
+            **conditioning.trace_fields(),
         ) as span:
             video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
             audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
@@ -310,17 +313,12 @@ class LTX2Model:
                     tokens_per_clip=video_tokens.shape[1],
                     tokens_per_frame=height * width,
                 )
-            video_timestep = (video_sigmas if video_sigmas is not None else sigmas) * TIMESTEP_SCALE
-            audio_timestep = sigmas * TIMESTEP_SCALE
             video_pred, audio_pred = transformer(
                 hidden_states=video_tokens,
                 audio_hidden_states=audio_tokens,
                 encoder_hidden_states=prompt.video_embeds.to(self.dtype),
                 audio_encoder_hidden_states=prompt.audio_embeds.to(self.dtype),
-                timestep=video_timestep.to(self.dtype),
-                audio_timestep=audio_timestep.to(self.dtype),
-                sigma=sigmas.to(self.dtype),
-                audio_sigma=sigmas.to(self.dtype),
+                **conditioning.transformer_kwargs(),
                 encoder_attention_mask=prompt.attention_mask,
                 audio_encoder_attention_mask=prompt.attention_mask,
                 num_frames=frames,
