@@ -154,6 +154,7 @@ def _ltx_transformer(config: Mapping[str, Any], connectors: Mapping[str, Any] | 
     section["positional_embedding_max_pos"] = [config["pos_embed_max_pos"], config["base_height"], config["base_width"]]
     section["audio_positional_embedding_max_pos"] = [config["audio_pos_embed_max_pos"]]
     section["frequencies_precision"] = "float64" if config.get("rope_double_precision") else "float32"
+    section["vae_scale_factors"] = list(config["vae_scale_factors"])  # ComfyUI's LTXV model takes it too
     section["caption_proj_before_connector"] = not config.get("use_prompt_embeddings", True)
     if connectors:
         section.update({ltx_name: connectors[name] for ltx_name, name in _CONNECTOR_FIELDS if name in connectors})
@@ -172,6 +173,8 @@ def _diffusers_transformer(section: Mapping[str, Any]) -> dict:
         config["audio_pos_embed_max_pos"] = section["audio_positional_embedding_max_pos"][0]
     if "frequencies_precision" in section:
         config["rope_double_precision"] = section["frequencies_precision"] == "float64"
+    if "vae_scale_factors" in section:
+        config["vae_scale_factors"] = tuple(section["vae_scale_factors"])
     if "caption_proj_before_connector" in section:
         config["use_prompt_embeddings"] = not section["caption_proj_before_connector"]
         # The 2.3 transformer's perturbed-attention path comes with the same generation (ltx-core has no flag).
@@ -252,6 +255,10 @@ def _diffusers_vae(section: Mapping[str, Any]) -> dict:
     config.update({name: section[ltx_name] for ltx_name, name in plain.items() if ltx_name in section})
     if section.get("encoder_blocks"):
         config.update(_diffusers_encoder_blocks(section["encoder_blocks"], section.get("latent_channels", 128)))
+        # Each spatial (temporal) downsampler halves height and width (frames); patches divide the pixels first.
+        types = [kind for kind, scaled in zip(config["downsample_type"], config["spatio_temporal_scaling"]) if scaled]
+        config["spatial_compression_ratio"] = config.get("patch_size", 4) * 2 ** sum(t != "temporal" for t in types)
+        config["temporal_compression_ratio"] = 2 ** sum(t != "spatial" for t in types)
     if section.get("decoder_blocks"):
         config.update(_diffusers_decoder_blocks(section["decoder_blocks"]))
     return config
