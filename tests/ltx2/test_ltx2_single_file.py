@@ -95,7 +95,7 @@ def test_components_mapping_and_folder_write_the_same_file(single_file, original
     with safe_open(str(single_file), framework="pt") as handle:
         metadata = handle.metadata()
     assert metadata["format"] == "pt"
-    assert metadata["model_version"] == "2.0"
+    assert metadata["model_version"] == "2.0.0"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ the audio VAE (`audio_vae.`) and the vocoder (`vocoder.`), under the original
 key names (single_file_keys.py), and a header with:
 - `config`: the components' configs in the field names Lightricks' ltx-core
   and ComfyUI read (single_file_config.py);
-- `model_version`: "2.0", "2.3" or "2.5";
+- `model_version`: "2.0.0", "2.3.0" or "2.5.0";
 - `diffusers`: each component's exact diffusers config, so this project
   rebuilds the same classes when it reads the file back.
 
@@ -51,7 +51,8 @@ def single_file_metadata(configs: Mapping[str, Mapping], source: str) -> dict[st
     return {
         "format": "pt",
         "config": json.dumps(to_ltx_config(plain)),
-        "model_version": version_from_diffusers_configs(plain),
+        # "2.3.0", not "2.3": ltx-core parses every entry that is valid JSON, and keeps this one a string.
+        "model_version": f"{version_from_diffusers_configs(plain)}.0",
         "diffusers": json.dumps(plain),
         "source": source,
     }
