@@ -53,6 +53,26 @@ def tiny_model(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tiny_model):
+    """Loaded LTX2Models of each tiny version, built and loaded on first use: `tiny_models("2.3")`.
+
+    "2.0" is `tiny_model`. Shared like it: tests must not modify them.
+    """
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+
+    loaded = {"2.0": tiny_model}
+
+    def get(version: str):
+        if version not in loaded:
+            folder = ensure_tiny_ltx2(version=version)
+            loaded[version] = LTX2Model(tiny_model_config(name_or_path=str(folder)), "cpu").load_model()
+        return loaded[version]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def demo_clips() -> Path:
     return DEMO_CLIPS
 

@@ -334,12 +334,12 @@ def _dtype_bytes(dtype: str) -> int:
 
 def _resolve_folder(name_or_path: str | None) -> Path | None:
     """The diffusers folder to read configs from, or None for the published architecture."""
-    from toolkit.models.tiny_ltx2 import TINY_NAME, ensure_tiny_ltx2
+    from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
 
     if name_or_path is None:
         return None
-    if name_or_path == TINY_NAME:
-        return Path(ensure_tiny_ltx2())
+    if name_or_path in TINY_NAMES:
+        return Path(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():

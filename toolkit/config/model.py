@@ -17,7 +17,8 @@ class ModelConfig(ConfigModel):
     name_or_path: str = Field(
         description=(
             "Hugging Face repo id, local diffusers folder or single-file .safetensors of the LTX-2 checkpoint; "
-            f"'{TINY_MODEL_NAME}' means the small model built locally (no download)."
+            f"'{TINY_MODEL_NAME}' (LTX-2.0), 'tiny-ltx2.3' or 'tiny-ltx2.5' means the small model of that version "
+            "built locally (no download)."
         )
     )
     base_model_path: str | None = Field(

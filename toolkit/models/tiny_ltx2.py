@@ -18,7 +18,18 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from toolkit.models.tiny_ltx2_versions import (
+    TRANSFORMER_FLAGS,
+    build_gemma4_text_encoder,
+    build_vocoder,
+    check_version,
+    connector_flags,
+    video_vae_layout,
+)
+
 TINY_NAME = "tiny-ltx2"
+# `name_or_path` value -> LTX-2 version of the tiny model it builds.
+TINY_NAMES = {TINY_NAME: "2.0", "tiny-ltx2.3": "2.3", "tiny-ltx2.5": "2.5"}
 TINY_SEED = 0
 # Bump when the architecture below changes so cached folders are rebuilt.
 TINY_VERSION = 2
@@ -29,10 +40,15 @@ MAX_SEQUENCE_LENGTH = 128
 SPECIAL_TOKENS = ["<pad>", "<eos>", "<bos>", "<unk>"]
 
 
-def default_cache_dir() -> Path:
-    """Where `name_or_path: tiny-ltx2` is built; LTX2_TRACE_CACHE overrides it."""
+def tiny_name(version: str = "2.0") -> str:
+    """The `name_or_path` that builds the tiny model of `version`."""
+    return next(name for name, tiny_version in TINY_NAMES.items() if tiny_version == check_version(version))
+
+
+def default_cache_dir(version: str = "2.0") -> Path:
+    """Where `name_or_path: tiny-ltx2` (or tiny-ltx2.3, tiny-ltx2.5) is built; LTX2_TRACE_CACHE overrides the root."""
     root = os.environ.get("LTX2_TRACE_CACHE") or Path.home() / ".cache" / "ltx2-trace"
-    return Path(root) / f"{TINY_NAME}-v{TINY_VERSION}"
+    return Path(root) / f"{tiny_name(version)}-v{TINY_VERSION}"
 
 
 def build_tokenizer():
@@ -66,9 +82,12 @@ def build_tokenizer():
     return tokenizer
 
 
-def build_text_encoder(vocab_size: int):
-    """Gemma 3 (the class LTX-2 uses) at hidden size 32, with a tiny vision tower."""
+def build_text_encoder(vocab_size: int, version: str = "2.0"):
+    """Gemma 3 (the class LTX-2.0/2.3 use) at hidden size 32 with a tiny vision tower; Gemma 4 for 2.5."""
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    if version == "2.5":
+        return build_gemma4_text_encoder(vocab_size, TEXT_HIDDEN, TEXT_LAYERS)
 
     config = Gemma3Config(
         text_config={
@@ -101,8 +120,9 @@ def build_text_encoder(vocab_size: int):
     return Gemma3ForConditionalGeneration(config)
 
 
-def build_transformer(seed: int):
-    """The tiny LTX2VideoTransformer3DModel: 2 blocks, video 2 heads x 8, audio 2 heads x 4, random weights."""
+def build_transformer(seed: int, version: str = "2.0"):
+    """The tiny LTX2VideoTransformer3DModel: 2 blocks, video 2 heads x 8, audio 2 heads x 4, random weights,
+    with `version`'s flags."""
     import torch
     from diffusers import LTX2VideoTransformer3DModel
 
@@ -123,11 +143,12 @@ def build_transformer(seed: int):
         caption_channels=TEXT_HIDDEN,
         rope_double_precision=False,
         rope_type="split",
+        **TRANSFORMER_FLAGS[check_version(version)],
     )
 
 
-def build_components(seed: int = TINY_SEED) -> dict:
-    """Every LTX2Pipeline component, deterministic from `seed`."""
+def build_components(seed: int = TINY_SEED, version: str = "2.0") -> dict:
+    """Every LTX2Pipeline component of `version`, deterministic from `seed`."""
     import torch
     from diffusers import (
         AutoencoderKLLTX2Audio,
@@ -135,24 +156,29 @@ def build_components(seed: int = TINY_SEED) -> dict:
         FlowMatchEulerDiscreteScheduler,
     )
     from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
 
+    check_version(version)
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
-    text_encoder = build_text_encoder(vocab_size=len(tokenizer) + 4)
+    text_encoder = build_text_encoder(vocab_size=len(tokenizer) + 4, version=version)
 
-    transformer = build_transformer(seed + 1)
+    transformer = build_transformer(seed + 1, version)
 
     torch.manual_seed(seed + 2)
+    connector_widths = {
+        "video_connector_num_attention_heads": 4,
+        "video_connector_attention_head_dim": 8,
+        "audio_connector_num_attention_heads": 4,
+        "audio_connector_attention_head_dim": 8,
+    }
+    connector_widths.update(
+        connector_flags(version, video_dim=_inner_dim(transformer, ""), audio_dim=_inner_dim(transformer, "audio_"))
+    )
     connectors = LTX2TextConnectors(
         caption_channels=TEXT_HIDDEN,
         text_proj_in_factor=TEXT_LAYERS + 1,
-        video_connector_num_attention_heads=4,
-        video_connector_attention_head_dim=8,
         video_connector_num_layers=1,
         video_connector_num_learnable_registers=None,
-        audio_connector_num_attention_heads=4,
-        audio_connector_attention_head_dim=8,
         audio_connector_num_layers=1,
         audio_connector_num_learnable_registers=None,
         connector_rope_base_seq_len=MAX_SEQUENCE_LENGTH,
@@ -160,24 +186,19 @@ def build_components(seed: int = TINY_SEED) -> dict:
         rope_double_precision=False,
         causal_temporal_positioning=False,
         rope_type="split",
+        **connector_widths,
     )
 
     torch.manual_seed(seed + 3)
-    # The published VAE's block layout (4 down blocks, 3 up blocks), 8 channels wide:
+    # The published VAE's block layout (4 down blocks; 3 up blocks in 2.0, 4 in 2.3+), 8 channels wide:
     # spatial and temporal compression 8x, and the same single-file key names.
     vae = AutoencoderKLLTX2Video(
         in_channels=3,
         out_channels=3,
         latent_channels=4,
         block_out_channels=(8, 8, 8, 8),
-        decoder_block_out_channels=(8, 8, 8),
         layers_per_block=(1, 1, 1, 1, 1),
-        decoder_layers_per_block=(1, 1, 1, 1),
         spatio_temporal_scaling=(True, True, True, True),
-        decoder_spatio_temporal_scaling=(True, True, True),
-        decoder_inject_noise=(False, False, False, False),
-        upsample_residual=(False, False, False),
-        upsample_factor=(1, 1, 1),
         timestep_conditioning=False,
         patch_size=1,
         patch_size_t=1,
@@ -185,6 +206,7 @@ def build_components(seed: int = TINY_SEED) -> dict:
         decoder_causal=False,
         spatial_compression_ratio=8,
         temporal_compression_ratio=8,
+        **video_vae_layout(version),
     )
 
     torch.manual_seed(seed + 4)
@@ -208,17 +230,7 @@ def build_components(seed: int = TINY_SEED) -> dict:
     )
 
     torch.manual_seed(seed + 5)
-    vocoder = LTX2Vocoder(
-        in_channels=audio_vae.config.output_channels * audio_vae.config.mel_bins,
-        hidden_channels=32,
-        out_channels=2,
-        upsample_kernel_sizes=[8, 8, 20],
-        upsample_factors=[4, 4, 10],
-        resnet_kernel_sizes=[3],
-        resnet_dilations=[[1, 3]],
-        leaky_relu_negative_slope=0.1,
-        output_sampling_rate=16000,
-    )
+    vocoder = build_vocoder(version, mel_channels=audio_vae.config.output_channels * audio_vae.config.mel_bins)
 
     scheduler = FlowMatchEulerDiscreteScheduler(
         use_dynamic_shifting=True,
@@ -240,17 +252,23 @@ def build_components(seed: int = TINY_SEED) -> dict:
     }
 
 
-def save_tiny_ltx2(folder: str | Path, seed: int = TINY_SEED) -> Path:
-    """Build the tiny model and save it in diffusers layout (atomically)."""
+def _inner_dim(transformer, prefix: str) -> int:
+    config = transformer.config
+    return config[f"{prefix}num_attention_heads"] * config[f"{prefix}attention_head_dim"]
+
+
+def save_tiny_ltx2(folder: str | Path, seed: int = TINY_SEED, version: str = "2.0") -> Path:
+    """Build the tiny model of `version` and save it in diffusers layout (atomically)."""
     from diffusers import LTX2Pipeline
 
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        pipeline = LTX2Pipeline(**build_components(seed))
+        pipeline = LTX2Pipeline(**build_components(seed, version))
         pipeline.save_pretrained(staging, safe_serialization=True)
-        (staging / "tiny_ltx2.json").write_text(json.dumps({"version": TINY_VERSION, "seed": seed}))
+        marker = {"version": TINY_VERSION, "seed": seed, "ltx2_version": version}
+        (staging / "tiny_ltx2.json").write_text(json.dumps(marker))
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
@@ -260,10 +278,12 @@ def save_tiny_ltx2(folder: str | Path, seed: int = TINY_SEED) -> Path:
     return folder
 
 
-def ensure_tiny_ltx2(cache_dir: str | Path | None = None) -> Path:
-    """The tiny model's folder, built on first use."""
-    folder = Path(cache_dir) if cache_dir else default_cache_dir()
+def ensure_tiny_ltx2(cache_dir: str | Path | None = None, version: str = "2.0") -> Path:
+    """The tiny model's folder for `version`, built on first use (`cache_dir` is the folder itself)."""
+    folder = Path(cache_dir) if cache_dir else default_cache_dir(version)
     marker = folder / "tiny_ltx2.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("version") == TINY_VERSION:
-        return folder
-    return save_tiny_ltx2(folder)
+    if marker.is_file():
+        built = json.loads(marker.read_text())
+        if built.get("version") == TINY_VERSION and built.get("ltx2_version", "2.0") == version:
+            return folder
+    return save_tiny_ltx2(folder, version=version)

@@ -19,6 +19,8 @@ from toolkit.trace import get_tracer
 
 from . import audio_features, latent_layout, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, load_component, resolve_source
+from .checkpoint_configs import read_variant, unused_components
+from .variant import EXTRA_COMPONENTS, LTX2Variant
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
 
@@ -42,6 +44,7 @@ class LTX2Model:
         self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
         self.te_device = torch.device(_resolve_device(model_config.te_device or device))
         self.source: CheckpointSource | None = None
+        self.variant: LTX2Variant | None = None
         self.components: dict = {}
 
     @property
@@ -81,7 +84,8 @@ class LTX2Model:
             "load_model", name_or_path=config.name_or_path, dtype=self.dtype, device=self.device
         ) as span:
             self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
-            span.set(source=self.source.describe())
+            self.variant = read_variant(self.source)
+            span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.
                 from extensions_built_in.sd_trainer.run_setup import memory_plan_report
@@ -89,6 +93,14 @@ class LTX2Model:
                 self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
             for name in COMPONENT_ORDER:
                 self.components[name] = self._load_one(name)
+            for name, cls in unused_components(self.source.base, COMPONENT_ORDER).items():
+                self.tracer.event(
+                    "component_skipped",
+                    component=name,
+                    cls=cls,
+                    what=EXTRA_COMPONENTS.get(name, "not an LTX2Pipeline component"),
+                    reason="a LoRA run neither trains nor samples with it; left unloaded",
+                )
             span.set(components=list(self.components))
         return self
 

@@ -20,11 +20,14 @@ from pathlib import Path
 from toolkit.errors import CheckpointError, ModelLoadError
 from toolkit.models.single_file_header import SingleFileHeader, read_header
 from toolkit.models.single_file_keys import SINGLE_FILE_COMPONENTS
-from toolkit.models.tiny_ltx2 import TINY_NAME, ensure_tiny_ltx2
+from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
 
+from .checkpoint_configs import component_class as _indexed_class
+from .checkpoint_configs import component_entry
+from .single_file_loading import component_class as _single_file_class
 from .single_file_loading import load_single_file_component
 
-# Component name -> (library, class name) as model_index.json spells them.
+# The components a LoRA run loads, in load order; model_index.json (or a single file) names each one's class.
 COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
 
 
@@ -51,8 +54,8 @@ class CheckpointSource:
 
 def resolve_source(name_or_path: str, base_model_path: str | None = None) -> CheckpointSource:
     """Turn the config's `name_or_path` into a CheckpointSource, or say what is wrong with it."""
-    if name_or_path == TINY_NAME:
-        folder = str(ensure_tiny_ltx2())
+    if name_or_path in TINY_NAMES:
+        folder = str(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
         return CheckpointSource("diffusers", folder, folder)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -102,39 +105,64 @@ def _held(header: SingleFileHeader) -> tuple[str, ...]:
     return tuple(name for name in COMPONENT_ORDER if name in SINGLE_FILE_COMPONENTS and name in held)
 
 
-def component_class(name: str):
-    """The class that loads component `name` (imported lazily: these imports are heavy)."""
-    import diffusers
-    import transformers
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
-    from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
-
-    classes = {
-        "tokenizer": transformers.AutoTokenizer,
-        "text_encoder": transformers.Gemma3ForConditionalGeneration,
-        "connectors": LTX2TextConnectors,
-        "transformer": diffusers.LTX2VideoTransformer3DModel,
-        "vae": diffusers.AutoencoderKLLTX2Video,
-        "audio_vae": diffusers.AutoencoderKLLTX2Audio,
-        "vocoder": LTX2Vocoder,
-        "scheduler": diffusers.FlowMatchEulerDiscreteScheduler,
-    }
-    return classes[name]
+def component_class(source: CheckpointSource, name: str):
+    """The class that loads component `name`: the single file's for what it holds, else the one the base
+    folder's model_index.json names."""
+    if name in source.single_file_components:
+        return _single_file_class(source.single_file_header, name)
+    return _indexed_class(source.base, name)
 
 
 def load_component(source: CheckpointSource, name: str, dtype):
-    """Load one component at `dtype` (on the CPU); the caller places it."""
-    cls = component_class(name)
+    """Load one component at `dtype` (on the CPU); the caller places it.
+
+    Any error while building it (a missing file, a config the class rejects, weights that do not fit the
+    class) becomes a ModelLoadError naming the component, the class, the path and what to do.
+    """
+    cls = component_class(source, name)
+    where = source.location if name in source.single_file_components else f"{source.base} ({name}/)"
     try:
-        if name in source.single_file_components:
-            return load_single_file_component(source.single_file_header, name, dtype, source.base)
-        if name == "tokenizer":
-            return cls.from_pretrained(source.base, subfolder=name)
-        if name == "scheduler":
-            return cls.from_pretrained(source.base, subfolder=name)
-        if name == "text_encoder":
-            return cls.from_pretrained(source.base, subfolder=name, dtype=dtype)
-        return cls.from_pretrained(source.base, subfolder=name, torch_dtype=dtype)
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        where = source.location if name in source.single_file_components else f"{source.base} ({name}/)"
-        raise ModelLoadError(f"could not load the {name} ({cls.__name__}) from {where}: {error}") from error
+        component = _load(cls, source, name, dtype)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - diffusers/transformers raise many types while building a component
+        raise ModelLoadError(
+            f"could not load the {name} ({cls.__name__}) from {where}: {type(error).__name__}: {error}; "
+            f"{_load_advice(name)}"
+        ) from error
+    missing = _parameters_left_on_meta(component)
+    if missing:
+        raise ModelLoadError(
+            f"could not load the {name} ({cls.__name__}) from {where}: {len(missing)} weights are missing from the "
+            f"files (e.g. {', '.join(missing[:3])}), so the files hold a different model than {cls.__name__}; "
+            f"{_load_advice(name)}"
+        )
+    return component
+
+
+def _load(cls, source: CheckpointSource, name: str, dtype):
+    if name in source.single_file_components:
+        return load_single_file_component(source.single_file_header, name, dtype, source.base)
+    if name in ("tokenizer", "scheduler"):
+        return cls.from_pretrained(source.base, subfolder=name)
+    library, _ = component_entry(source.base, name)
+    if library == "transformers":
+        return cls.from_pretrained(source.base, subfolder=name, dtype=dtype)
+    return cls.from_pretrained(source.base, subfolder=name, torch_dtype=dtype)
+
+
+def _load_advice(name: str) -> str:
+    return (
+        f"check that model_index.json names the class the {name}/ folder was saved with (LTX-2.3+ folders use "
+        "LTX2VocoderWithBWE, LTX-2.5 a Gemma 4 text encoder) and that its files are complete, or re-download the "
+        "checkpoint; run with --debug for the traceback"
+    )
+
+
+def _parameters_left_on_meta(component) -> list[str]:
+    import torch
+
+    if not isinstance(component, torch.nn.Module):
+        return []
+    tensors = list(component.named_parameters()) + list(component.named_buffers())
+    return [key for key, tensor in tensors if tensor.is_meta]
