@@ -122,10 +122,14 @@ def test_single_file_model_predicts_what_the_folder_model_predicts(single_file_m
     expected = tiny_model.get_noise_prediction(video, audio, sigmas, tiny_model.get_prompt_embeds(["a red square"]), fps=24.0)
     prompt = single_file_model.get_prompt_embeds(["a red square"])
     predicted = single_file_model.get_noise_prediction(video, audio, sigmas, prompt, fps=24.0)
-    assert torch.equal(predicted.video, expected.video) and torch.equal(predicted.audio, expected.audio)
+    # Same weights; CPU kernels round in the last bit depending on where a weight sits in memory, and
+    # diffusers' folder loader leaves weights at the file's (unaligned) offsets: float32 rounding tolerance.
+    torch.testing.assert_close(predicted.video, expected.video, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(predicted.audio, expected.audio, rtol=1e-5, atol=1e-6)
     mel = torch.randn(1, 2, 9, 16, generator=generator)
     with torch.no_grad():
-        assert torch.equal(single_file_model.components["vocoder"](mel), tiny_model.components["vocoder"](mel))
+        expected_waveform = tiny_model.components["vocoder"](mel)
+        torch.testing.assert_close(single_file_model.components["vocoder"](mel), expected_waveform, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("component", ["transformer", "vae", "audio_vae", "vocoder", "connectors"])

@@ -89,7 +89,8 @@ def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch
     except CheckpointError as error:
         raise ModelLoadError(f"{header.path}: {error}") from error
     _check_keys(header, name, cls, set(model.state_dict()), set(state))
-    state = {key: value.to(dtype) if value.is_floating_point() else value for key, value in state.items()}
+    # Own (aligned) copies rather than views into the file's buffer, which would keep it open.
+    state = {key: value.to(dtype if value.is_floating_point() else value.dtype, copy=True) for key, value in state.items()}
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:  # shape mismatches: the config does not describe these tensors

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from toolkit.errors import ModelLoadError
 
-from .checkpoint_configs import read_json, read_model_index
+from .checkpoint_configs import read_json, read_model_index, variant_of_folder
 from .single_file_loading import component_class, component_config
 from .variant import LTX2Variant, variant_from_configs
 
@@ -48,10 +48,12 @@ def _check_agreement(source, header, variant: LTX2Variant) -> None:
             f"{wanted}, but model.base_model_path {source.base} has a {variant.classes.get('text_encoder', 'different')}; "
             f"point base_model_path at a diffusers folder of LTX-{stated} for the text encoder, tokenizer and scheduler"
         )
-    if variant.version != stated:
+    # Without a config in the file its components are built with the base folder's configs: same version needed.
+    configs_from_base = not header.diffusers_configs and not header.ltx_config.get("transformer")
+    if variant.version != stated or (configs_from_base and variant_of_folder(source.base).version != stated):
         raise ModelLoadError(
             f"model.name_or_path {source.location}: its {header.version_source} say LTX-{stated}, but the configs "
-            f"its components would be built with describe {variant.summary()} (the file has no `config` header for "
-            f"them, so they come from model.base_model_path {source.base}); point base_model_path at a diffusers "
-            f"folder of LTX-{stated}, or re-export the file with its config"
+            f"its components would be built with describe {variant_of_folder(source.base).summary()} (the file has "
+            f"no `config` header, so they come from model.base_model_path {source.base}); point base_model_path at "
+            f"a diffusers folder of LTX-{stated}, or re-export the file with its config"
         )
