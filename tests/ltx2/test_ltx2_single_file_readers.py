@@ -98,10 +98,11 @@ def test_ltx_core_reads_the_version_and_the_transformer_section(written):
     assert {key: section.get(key) for key in TRANSFORMER_CONSTANTS} == TRANSFORMER_CONSTANTS
     assert section["num_attention_heads"] == section["audio_num_attention_heads"]
     transformer = components["transformer"].config
-    assert section["num_layers"] == transformer.num_layers == _count(shapes, rf"{re.escape(PREFIX)}transformer_blocks\.(\d+)\.")
+    blocks = _count(shapes, rf"{re.escape(PREFIX)}transformer_blocks\.(\d+)\.")
+    assert section["num_layers"] == transformer.num_layers == blocks
     assert section["in_channels"] == shapes[f"{PREFIX}patchify_proj.weight"][1]
     assert section["audio_in_channels"] == shapes[f"{PREFIX}audio_patchify_proj.weight"][1]
-    gated = any(key.endswith("attn1.to_gate_logits.weight") and key.startswith(f"{PREFIX}transformer_blocks.") for key in shapes)
+    gated = f"{PREFIX}transformer_blocks.0.attn1.to_gate_logits.weight" in shapes
     assert section["apply_gated_attention"] is gated is (version != "2.0")
     assert section["cross_attention_adaln"] is (f"{PREFIX}transformer_blocks.0.prompt_scale_shift_table" in shapes)
     prompt_adaln = f"{PREFIX}prompt_adaln_single.linear.weight" in shapes
@@ -153,7 +154,8 @@ def test_ltx_core_picks_the_vocoder_and_audio_vae_the_file_holds(written):
     assert ("bwe" in vocoder) is with_bwe is (version != "2.0")
     if with_bwe:
         for part in ("vocoder", "bwe"):
-            assert (vocoder[part]["resblock"], vocoder[part]["activation"], vocoder[part]["stereo"]) == ("AMP1", "snakebeta", True)
+            settings = (vocoder[part]["resblock"], vocoder[part]["activation"], vocoder[part]["stereo"])
+            assert settings == ("AMP1", "snakebeta", True)
         assert {"input_sampling_rate", "output_sampling_rate", "n_fft", "hop_length", "num_mels"} <= set(vocoder["bwe"])
         assert vocoder["bwe"]["num_mels"] == shapes["vocoder.mel_stft.mel_basis"][0]
         assert vocoder["bwe"]["n_fft"] // 2 + 1 == shapes["vocoder.mel_stft.mel_basis"][1]

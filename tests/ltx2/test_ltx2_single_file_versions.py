@@ -58,7 +58,8 @@ def same_outputs(model: LTX2Model, reference: LTX2Model) -> None:
     torch.testing.assert_close(predicted.audio, expected.audio, rtol=1e-5, atol=1e-6)
     with torch.no_grad():
         mel = torch.randn(1, 2, 9, 16, generator=generator)
-        torch.testing.assert_close(model.components["vocoder"](mel), reference.components["vocoder"](mel), rtol=1e-5, atol=1e-6)
+        waveform = model.components["vocoder"](mel)
+        torch.testing.assert_close(waveform, reference.components["vocoder"](mel), rtol=1e-5, atol=1e-6)
         latents = torch.randn(1, 4, 2, 4, 4, generator=generator)
         decoded = model.components["vae"].decode(latents, return_dict=False)[0]
         expected_frames = reference.components["vae"].decode(latents, return_dict=False)[0]
@@ -113,7 +114,8 @@ def test_a_2_3_file_with_the_original_names_loads_over_a_2_0_base(version_files,
         assert original in keys, original
     model = load(lightricks, tiny_model_dir)  # the base is 2.0: the file alone makes it a 2.3 model
     assert model.variant.version == "2.3"
-    assert model.source.describe()["single_file"] == {"components": list(ALL_HELD), "version": "2.3", "version_from": "config"}
+    described = model.source.describe()["single_file"]
+    assert described == {"components": list(ALL_HELD), "version": "2.3", "version_from": "config"}
     same_outputs(model, tiny_models("2.3"))
 
 
@@ -131,14 +133,27 @@ def test_version_from_tensor_names_when_the_header_says_nothing(version_files, t
     assert load(bare, folder).variant.version == "2.3"  # a 2.3 base describes it
 
 
+@pytest.mark.parametrize("version", ["2.0", "2.3", "2.5"])
+def test_each_version_is_told_by_its_tensor_names_alone(version, version_files, tiny_model_dir, tmp_path):
+    if version == "2.0":
+        source = save_single_file(tiny_model_dir, tmp_path / "ltx-2.0.safetensors")
+    else:
+        source = version_files[version][1]
+    bare = rewrite(source, tmp_path / "bare.safetensors", drop_metadata=("config", "diffusers", "model_version"))
+    assert read_header(bare).version == version
+    assert read_header(source).version_source == "model_version"
+
+
 def test_a_file_missing_weights_names_the_file_and_the_component(version_files, tmp_path):
     folder, single_file = version_files["2.3"]
-    broken = rewrite(single_file, tmp_path / "broken.safetensors", drop_keys=("model.diffusion_model.prompt_adaln_single.",))
+    dropped = ("model.diffusion_model.prompt_adaln_single.",)
+    broken = rewrite(single_file, tmp_path / "broken.safetensors", drop_keys=dropped)
     with pytest.raises(ModelLoadError) as error:
         load(broken, folder)
     message = str(error.value)
     assert "broken.safetensors" in message and "the transformer (LTX2VideoTransformer3DModel" in message
-    assert "6 weights missing (first: prompt_adaln.emb.timestep_embedder" in message and "model.base_model_path" in message
+    assert "6 weights missing (first: prompt_adaln.emb.timestep_embedder" in message
+    assert "model.base_model_path" in message
 
 
 def test_components_a_file_lacks_come_from_the_base(version_files, tiny_models, tmp_path):

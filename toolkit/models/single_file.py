@@ -91,7 +91,8 @@ def _module_state_dicts(components: Mapping) -> tuple[dict, dict]:
     if missing:
         raise CheckpointError(
             f"single-file save: components {missing} are missing; pass at least {list(REQUIRED_COMPONENTS)} "
-            f"(and {', '.join(n for n in SINGLE_FILE_COMPONENTS if n not in REQUIRED_COMPONENTS)} when the model has them)"
+            f"(and {', '.join(n for n in SINGLE_FILE_COMPONENTS if n not in REQUIRED_COMPONENTS)} "
+            "when the model has them)"
         )
     present = [name for name in SINGLE_FILE_COMPONENTS if components.get(name) is not None]
     state_dicts = {name: components[name].state_dict() for name in present}

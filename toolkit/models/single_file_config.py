@@ -85,7 +85,11 @@ _CONNECTOR_FIELDS = (
     ("causal_temporal_positioning", "causal_temporal_positioning"),
     ("caption_proj_before_connector", "per_modality_projections"),
 )
-_DOWNSAMPLE_BLOCKS = {"spatial": "compress_space_res", "temporal": "compress_time_res", "spatiotemporal": "compress_all_res"}
+_DOWNSAMPLE_BLOCKS = {
+    "spatial": "compress_space_res",
+    "temporal": "compress_time_res",
+    "spatiotemporal": "compress_all_res",
+}
 _UPSAMPLE_BLOCKS = {"spatial": "compress_space", "temporal": "compress_time", "spatiotemporal": "compress_all"}
 # (ltx-core vocoder field, diffusers field without the `bwe_` prefix).
 _VOCODER_FIELDS = (
@@ -142,7 +146,8 @@ def from_ltx_config(ltx: Mapping[str, Any]) -> dict[str, dict]:
     if ltx.get("vae"):
         configs["vae"] = _diffusers_vae(ltx["vae"])
     if ltx.get("audio_vae"):
-        configs["audio_vae"] = {name: value for path, name in _AUDIO_VAE_FIELDS if (value := _get(ltx["audio_vae"], path)) is not None}
+        values = {name: _get(ltx["audio_vae"], path) for path, name in _AUDIO_VAE_FIELDS}
+        configs["audio_vae"] = {name: value for name, value in values.items() if value is not None}
     if ltx.get("vocoder"):
         configs["vocoder"] = _diffusers_vocoder(ltx["vocoder"])
     return configs
@@ -168,7 +173,8 @@ def _diffusers_transformer(section: Mapping[str, Any]) -> dict:
         if video_flag in config:
             config[audio_flag] = config[video_flag]
     if "positional_embedding_max_pos" in section:
-        config["pos_embed_max_pos"], config["base_height"], config["base_width"] = section["positional_embedding_max_pos"]
+        max_positions = section["positional_embedding_max_pos"]
+        config["pos_embed_max_pos"], config["base_height"], config["base_width"] = max_positions
     if "audio_positional_embedding_max_pos" in section:
         config["audio_pos_embed_max_pos"] = section["audio_positional_embedding_max_pos"][0]
     if "frequencies_precision" in section:
@@ -188,7 +194,11 @@ def _diffusers_connectors(section: Mapping[str, Any]) -> dict:
         config["audio_gated_attn"] = config["video_gated_attn"]
     if "connector_positional_embedding_max_pos" in section:
         config["connector_rope_base_seq_len"] = section["connector_positional_embedding_max_pos"][0]
-    shared = {"caption_channels": "caption_channels", "positional_embedding_theta": "rope_theta", "rope_type": "rope_type"}
+    shared = {
+        "caption_channels": "caption_channels",
+        "positional_embedding_theta": "rope_theta",
+        "rope_type": "rope_type",
+    }
     config.update({name: section[ltx_name] for ltx_name, name in shared.items() if ltx_name in section})
     if "frequencies_precision" in section:
         config["rope_double_precision"] = section["frequencies_precision"] == "float64"

@@ -75,7 +75,9 @@ class SingleFileHeader:
                 "re-save the file or remove that entry"
             ) from error
         if not isinstance(value, dict):
-            raise CheckpointError(f"{self.path}: the header's {key!r} metadata is {type(value).__name__}, not an object")
+            raise CheckpointError(
+                f"{self.path}: the header's {key!r} metadata is {type(value).__name__}, not a JSON object"
+            )
         return value
 
 
@@ -106,7 +108,8 @@ def version_from_diffusers_configs(configs: dict) -> str:
     transformer = configs.get("transformer", {})
     if transformer.get("use_keyframes_abs_pos_embedding") or transformer.get("ff_bias") is False:
         return "2.5"
-    if transformer.get("gated_attn") or transformer.get("cross_attn_mod") or transformer.get("use_prompt_embeddings") is False:
+    caption_in_connectors = transformer.get("use_prompt_embeddings") is False
+    if transformer.get("gated_attn") or transformer.get("cross_attn_mod") or caption_in_connectors:
         return "2.3"
     if configs.get("vocoder", {}).get("_class_name") == "LTX2VocoderWithBWE":
         return "2.3"

@@ -155,8 +155,9 @@ def _fourth_up_block(key: str) -> str:
     if not match or int(match[1]) < 7:
         return key
     index = int(match[1])
-    diffusers = f"decoder.up_blocks.{(index - 1) // 2}.upsamplers.0." if index % 2 else f"decoder.up_blocks.{(index - 2) // 2}."
-    return diffusers + key[match.end() :]
+    if index % 2:
+        return f"decoder.up_blocks.{(index - 1) // 2}.upsamplers.0." + key[match.end() :]
+    return f"decoder.up_blocks.{(index - 2) // 2}." + key[match.end() :]
 
 
 def _read_audio_vae(state: dict) -> dict:

@@ -90,7 +90,9 @@ def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch
         raise ModelLoadError(f"{header.path}: {error}") from error
     _check_keys(header, name, cls, set(model.state_dict()), set(state))
     # Own (aligned) copies rather than views into the file's buffer, which would keep it open.
-    state = {key: value.to(dtype if value.is_floating_point() else value.dtype, copy=True) for key, value in state.items()}
+    state = {
+        key: value.to(dtype if value.is_floating_point() else value.dtype, copy=True) for key, value in state.items()
+    }
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:  # shape mismatches: the config does not describe these tensors
@@ -166,7 +168,8 @@ def _connector_facts(shapes: dict) -> dict:
         prefix = _CONNECTOR.format(modality)
         registers = shapes.get(f"{prefix}learnable_registers")
         facts[f"{modality}_connector_num_learnable_registers"] = registers[0] if registers else None
-        layers = {int(m[1]) for key in shapes if (m := re.match(re.escape(prefix) + r"transformer_1d_blocks\.(\d+)\.", key))}
+        block = re.compile(re.escape(prefix) + r"transformer_1d_blocks\.(\d+)\.")
+        layers = {int(m[1]) for key in shapes if (m := block.match(key))}
         if layers:
             facts[f"{modality}_connector_num_layers"] = max(layers) + 1
         facts[f"{modality}_gated_attn"] = any(key.startswith(prefix) and "to_gate_logits" in key for key in shapes)

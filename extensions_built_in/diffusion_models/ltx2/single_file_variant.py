@@ -31,7 +31,8 @@ def variant_of_single_file(source) -> LTX2Variant:
         else:
             configs[name] = read_json(source.base, f"{name}/config.json", required=name == "transformer")
     for name in source.single_file_components:
-        model_index[name] = ["ltx2" if name in ("connectors", "vocoder") else "diffusers", component_class(header, name).__name__]
+        library = "ltx2" if name in ("connectors", "vocoder") else "diffusers"
+        model_index[name] = [library, component_class(header, name).__name__]
     text_encoder = read_json(source.base, "text_encoder/config.json", required=False)
     variant = variant_from_configs(model_index, configs["transformer"], configs["connectors"], text_encoder)
     _check_agreement(source, header, variant)
@@ -45,7 +46,8 @@ def _check_agreement(source, header, variant: LTX2Variant) -> None:
         wanted = "a Gemma 4 text encoder (LTX-2.5)" if stated == "2.5" else "a Gemma 3 text encoder (LTX-2.0/2.3)"
         raise ModelLoadError(
             f"model.name_or_path {source.location} is LTX-{stated} (from its {header.version_source}), which needs "
-            f"{wanted}, but model.base_model_path {source.base} has a {variant.classes.get('text_encoder', 'different')}; "
+            f"{wanted}, but model.base_model_path {source.base} has "
+            f"{variant.classes.get('text_encoder', 'another text encoder')}; "
             f"point base_model_path at a diffusers folder of LTX-{stated} for the text encoder, tokenizer and scheduler"
         )
     # Without a config in the file its components are built with the base folder's configs: same version needed.
