@@ -25,7 +25,7 @@ class ModelConfig(ConfigModel):
         default=None,
         description=(
             "With a single-file `name_or_path`: the diffusers folder or hub id that supplies the components the "
-            "file does not hold (text encoder, tokenizer, connectors, vocoder, scheduler)."
+            "file does not hold (text encoder, tokenizer and scheduler; connectors or vocoder only if the file lacks them)."
         ),
     )
     arch: str = Field(default="ltx2", description="Model architecture, as registered by an extension.")

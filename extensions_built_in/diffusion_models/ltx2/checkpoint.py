@@ -5,9 +5,11 @@ Three sources, one loader:
   which is also what `tiny-ltx2` builds into its cache;
 - a hub id, handed to diffusers/transformers as is (it downloads unless
   HF_HUB_OFFLINE is set);
-- a single-file `.safetensors` in the original LTX-2 layout: transformer,
-  video VAE and audio VAE through diffusers' `from_single_file`, the other
-  components from `base_model_path` (a diffusers folder or hub id).
+- a single-file `.safetensors` in the original LTX-2 layout (2.0, 2.3, 2.5):
+  every component it holds (transformer, connectors, video and audio VAE,
+  vocoder) is read from it with the configs its header states
+  (single_file_loading.py); the rest (text encoder, tokenizer, scheduler, and
+  any component the file lacks) from `base_model_path` (a diffusers folder or hub id).
 """
 
 from __future__ import annotations
@@ -15,19 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.errors import ModelLoadError
+from toolkit.errors import CheckpointError, ModelLoadError
+from toolkit.models.single_file_header import SingleFileHeader, read_header
+from toolkit.models.single_file_keys import SINGLE_FILE_COMPONENTS
 from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
 
 from .checkpoint_configs import component_class as _indexed_class
 from .checkpoint_configs import component_entry
+from .single_file_loading import component_class as _single_file_class
+from .single_file_loading import load_single_file_component
 
-# The components a LoRA run loads, in load order; model_index.json names each one's class.
+# The components a LoRA run loads, in load order; model_index.json (or a single file) names each one's class.
 COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
-SINGLE_FILE_COMPONENTS = {
-    "transformer": "model.diffusion_model.",
-    "vae": "vae.",
-    "audio_vae": "audio_vae.",
-}
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,17 @@ class CheckpointSource:
     location: str  # folder, hub id or .safetensors file
     base: str  # diffusers folder or hub id for everything not in a single file
     single_file_components: tuple[str, ...] = ()
+    single_file_header: SingleFileHeader | None = None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "location": self.location, "base": self.base}
+        described = {"kind": self.kind, "location": self.location, "base": self.base}
+        if self.single_file_header is not None:
+            described["single_file"] = {
+                "components": list(self.single_file_components),
+                "version": self.single_file_header.version,
+                "version_from": self.single_file_header.version_source,
+            }
+        return described
 
 
 def resolve_source(name_or_path: str, base_model_path: str | None = None) -> CheckpointSource:
@@ -59,13 +68,15 @@ def resolve_source(name_or_path: str, base_model_path: str | None = None) -> Che
     if path.suffix == ".safetensors":
         if not path.is_file():
             raise ModelLoadError(f"model.name_or_path: single-file checkpoint {path} does not exist")
+        header = _single_file_header(path)
         if not base_model_path:
             raise ModelLoadError(
-                f"model.name_or_path is a single file ({path.name}); set model.base_model_path to a diffusers LTX-2 "
-                "folder or hub id for the text encoder, tokenizer, connectors, vocoder and scheduler"
+                f"model.name_or_path is a single file ({path.name}, LTX-{header.version}, holding "
+                f"{', '.join(_held(header))}); set model.base_model_path to a diffusers LTX-2 folder or hub id for "
+                "the text encoder, tokenizer and scheduler, which a single file does not hold"
             )
         base = resolve_source(base_model_path).location
-        return CheckpointSource("single_file", str(path), base, _components_in_single_file(path))
+        return CheckpointSource("single_file", str(path), base, _held(header), header)
     if path.exists() or name_or_path.startswith((".", "/", "~")):
         raise ModelLoadError(
             f"model.name_or_path: {name_or_path} is neither a diffusers folder nor a .safetensors file"
@@ -73,22 +84,32 @@ def resolve_source(name_or_path: str, base_model_path: str | None = None) -> Che
     return CheckpointSource("hub", name_or_path, name_or_path)
 
 
-def _components_in_single_file(path: Path) -> tuple[str, ...]:
-    from safetensors import safe_open
+def _single_file_header(path: Path) -> SingleFileHeader:
+    try:
+        header = read_header(path)
+        held = header.components
+        if "transformer" not in held:
+            raise ModelLoadError(
+                f"{path}: no transformer weights (keys starting with 'model.diffusion_model.'); "
+                "is this an LTX-2 single-file checkpoint?"
+            )
+        _ = (header.ltx_config, header.diffusers_configs)  # a broken header fails here, before anything loads
+    except CheckpointError as error:
+        raise ModelLoadError(str(error)) from error
+    return header
 
-    with safe_open(str(path), framework="pt") as handle:
-        keys = list(handle.keys())
-    present = tuple(name for name, prefix in SINGLE_FILE_COMPONENTS.items() if any(k.startswith(prefix) for k in keys))
-    if "transformer" not in present:
-        raise ModelLoadError(
-            f"{path}: no transformer weights (keys starting with 'model.diffusion_model.'); "
-            "is this an LTX-2 single-file checkpoint?"
-        )
-    return present
+
+def _held(header: SingleFileHeader) -> tuple[str, ...]:
+    """The components the file holds, in the order they are loaded."""
+    held = header.components
+    return tuple(name for name in COMPONENT_ORDER if name in SINGLE_FILE_COMPONENTS and name in held)
 
 
 def component_class(source: CheckpointSource, name: str):
-    """The class that loads component `name`: the one the base folder's model_index.json names."""
+    """The class that loads component `name`: the single file's for what it holds, else the one the base
+    folder's model_index.json names."""
+    if name in source.single_file_components:
+        return _single_file_class(source.single_file_header, name)
     return _indexed_class(source.base, name)
 
 
@@ -121,7 +142,7 @@ def load_component(source: CheckpointSource, name: str, dtype):
 
 def _load(cls, source: CheckpointSource, name: str, dtype):
     if name in source.single_file_components:
-        return _load_from_single_file(cls, source, name, dtype)
+        return load_single_file_component(source.single_file_header, name, dtype, source.base)
     if name in ("tokenizer", "scheduler"):
         return cls.from_pretrained(source.base, subfolder=name)
     library, _ = component_entry(source.base, name)
@@ -145,22 +166,3 @@ def _parameters_left_on_meta(component) -> list[str]:
         return []
     tensors = list(component.named_parameters()) + list(component.named_buffers())
     return [key for key, tensor in tensors if tensor.is_meta]
-
-
-def _load_from_single_file(cls, source: CheckpointSource, name: str, dtype):
-    """One component of an original-layout file through diffusers' single-file loader.
-
-    Only the component's own keys are read and handed over: the loader would
-    otherwise read the whole file for each component and warn about every
-    other component's keys as unused. AutoencoderKLLTX2Audio is in diffusers'
-    single-file mapping but lacks the mixin, so the mixin's method is called
-    on it directly.
-    """
-    from diffusers.loaders.single_file_model import FromOriginalModelMixin
-    from safetensors import safe_open
-
-    prefix = SINGLE_FILE_COMPONENTS[name]
-    with safe_open(source.location, framework="pt") as handle:
-        state_dict = {key: handle.get_tensor(key) for key in handle.keys() if key.startswith(prefix)}
-    load = FromOriginalModelMixin.from_single_file.__func__
-    return load(cls, state_dict, config=source.base, subfolder=name, torch_dtype=dtype)

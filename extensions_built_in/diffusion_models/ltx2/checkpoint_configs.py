@@ -108,27 +108,14 @@ def unused_components(base: str, loaded: tuple[str, ...]) -> dict[str, str]:
 def read_variant(source, local_only: bool = False) -> LTX2Variant:
     """The LTX-2 version of a resolved CheckpointSource.
 
-    A diffusers folder or hub id: from its configs. A single file: from the base folder's configs, checked
-    against the file's transformer (per-head attention gates `to_gate_logits` exist in 2.3+ only), so a 2.3
-    file with a 2.0 base folder fails here instead of in the middle of loading.
+    A diffusers folder or hub id: from its configs. A single file: from what the file holds (its header's
+    config and model_version, else its tensor names), the base folder for the rest; see single_file_variant.py.
     """
-    variant = variant_of_folder(source.base, local_only)
-    if source.kind == "single_file" and "transformer" in source.single_file_components:
-        file_gated = _single_file_has_gates(source.location)
-        if file_gated != variant.flags.get("gated_attn", False):
-            file_kind = "LTX-2.3 or later (gated attention)" if file_gated else "LTX-2.0 (no attention gates)"
-            raise ModelLoadError(
-                f"model.name_or_path {source.location} is {file_kind} but model.base_model_path {source.base} is "
-                f"{variant.summary()}; point base_model_path at a diffusers folder of the same LTX-2 version"
-            )
-    return variant
+    if source.kind == "single_file":
+        from .single_file_variant import variant_of_single_file
 
-
-def _single_file_has_gates(path: str) -> bool:
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as handle:
-        return any("to_gate_logits" in key for key in handle.keys())
+        return variant_of_single_file(source)
+    return variant_of_folder(source.base, local_only)
 
 
 def check_saved_classes(base: str, names: tuple[str, ...]) -> dict[str, str]:
