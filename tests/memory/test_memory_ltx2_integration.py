@@ -73,7 +73,6 @@ def test_dry_run_prints_a_plan_without_weights(example, tiny_model_dir, tiny_cac
     assert "sampling" in result.stdout
     if example.startswith("train_"):
         assert "training" in result.stdout
-    assert "sampling" in result.stdout
     if example == "train_lora_ltx2_24gb.yaml":
         assert "18.88 B" in result.stdout and "12.19 B" in result.stdout
         assert "24.00 GiB" in result.stdout
