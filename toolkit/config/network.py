@@ -24,7 +24,11 @@ class NetworkConfig(ConfigModel):
         ),
     )
     exclude_modules: list[str] = Field(
-        default_factory=list, description="Module name suffixes never adapted, even when targeted."
+        default_factory=list,
+        description=(
+            "Module name suffixes never adapted, even when targeted; whole dotted parts only, so "
+            "attn1.to_q excludes transformer_blocks.0.attn1.to_q but not audio_attn1.to_q."
+        ),
     )
     pretrained_lora_path: str | None = Field(
         default=None, description="LoRA .safetensors to start from instead of a fresh adapter."
