@@ -16,7 +16,7 @@ import yaml
 
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
-from toolkit.network.formats import load_lora_state
+from toolkit.network.formats import format_warning, load_lora_state
 from toolkit.network.lora import attach_lora
 from toolkit.trace import get_tracer, memory_snapshot
 
@@ -66,6 +66,7 @@ class SDTrainer(BaseProcess):
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
+            self._warn_if_some_loaders_skip_the_format()
             self._train()
         self._summarise()
         self.logger.finish()
@@ -117,7 +118,8 @@ class SDTrainer(BaseProcess):
     def _attach_network(self):
         network = attach_lora(self.model.transformer, self.config.network, self.config.train.seed)
         if self.config.network.pretrained_lora_path:
-            network.load_state_dict(load_lora_state(Path(self.config.network.pretrained_lora_path)))
+            pretrained = Path(self.config.network.pretrained_lora_path)
+            network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank))
         if self.config.train.gradient_checkpointing:
             self.model.transformer.enable_gradient_checkpointing()
         self.model.transformer.train()
@@ -146,6 +148,12 @@ class SDTrainer(BaseProcess):
         self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
         return state.step
+
+    def _warn_if_some_loaders_skip_the_format(self) -> None:
+        """Once a run: a LoRA format that ComfyUI / ltx-core would silently ignore is never written unannounced."""
+        warning = format_warning(self.config.save.format, self.run_folder / checkpoints.lora_filename(self.job.name, None))
+        if warning is not None:
+            self.logger.warning(warning)
 
     def _restore_ema(self, ema_state, checkpoint: Path) -> None:
         if ema_state is not None:

@@ -1,10 +1,12 @@
 """Saves and resume: the LoRA file, and beside it everything needed to continue exactly.
 
 A save is a folder `checkpoints/step_<N>/` holding the LoRA (diffusers
-format), optimizer and scheduler state, RNG states, the step and the config.
+format, the trained tensors and alpha as they are), optimizer and scheduler state, RNG states, the step and the config.
 It is written under a temporary name and renamed into place, so a process
 killed mid-save leaves the previous save intact and loadable. The user-facing
-LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way.
+LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way,
+in `save.format` with the strength folded into the weights so that every
+loader applies it (toolkit/network/formats.py).
 """
 
 from __future__ import annotations
@@ -92,9 +94,15 @@ def save_training_state(
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        save_lora(staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha)
+        save_lora(
+            staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+            fold_strength=False,
+        )
         if state.ema_state is not None:
-            save_lora(staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha)
+            save_lora(
+                staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+                fold_strength=False,
+            )
         torch.save(
             {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},
             staging / "training_state.pt",
