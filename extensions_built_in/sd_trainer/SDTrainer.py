@@ -17,7 +17,7 @@ import yaml
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import format_warning, load_lora_state
-from toolkit.network.lora import attach_lora
+from toolkit.network.lora import attach_network
 from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
@@ -116,7 +116,7 @@ class SDTrainer(BaseProcess):
         return OutputPreservation(class_prompts, train)
 
     def _attach_network(self):
-        network = attach_lora(self.model.transformer, self.config.network, self.config.train.seed)
+        network = attach_network(self.model.transformer, self.config.network, self.config.train.seed)
         if self.config.network.pretrained_lora_path:
             pretrained = Path(self.config.network.pretrained_lora_path)
             network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank))
@@ -126,7 +126,7 @@ class SDTrainer(BaseProcess):
         self.model.offload_transformer()
         self.tracer.event(
             "network",
-            type="lora",
+            type=network.kind,
             rank=network.rank,
             alpha=network.alpha,
             target_modules=len(network.target_modules),
@@ -151,7 +151,8 @@ class SDTrainer(BaseProcess):
 
     def _warn_if_some_loaders_skip_the_format(self) -> None:
         """Once a run: a LoRA format that ComfyUI / ltx-core would silently ignore is never written unannounced."""
-        warning = format_warning(self.config.save.format, self.run_folder / checkpoints.lora_filename(self.job.name, None))
+        final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
+        warning = format_warning(self.config.save.format, final, self.network.kind)
         if warning is not None:
             self.logger.warning(warning)
 
@@ -369,6 +370,7 @@ class SDTrainer(BaseProcess):
             rng_state=checkpoints.rng_state(),
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
+            lora_rank=self.network.rank,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
@@ -380,7 +382,7 @@ class SDTrainer(BaseProcess):
             checkpoints.save_lora(
                 final_path, state.lora_state, self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
                 {"step": self.step, "format": self.config.save.format, "name": self.job.name},
-                state.lora_alpha,
+                state.lora_alpha, rank=state.lora_rank,
             )
             written["final"] = final_path
             if state.ema_state is not None:
@@ -388,7 +390,7 @@ class SDTrainer(BaseProcess):
                     self.run_folder / checkpoints.ema_filename(self.job.name, None), state.ema_state,
                     self.config.save.format, checkpoints.SAVE_DTYPES[self.config.save.dtype],
                     {"step": self.step, "format": self.config.save.format, "name": self.job.name, "ema": True},
-                    state.lora_alpha,
+                    state.lora_alpha, rank=state.lora_rank,
                 )
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])

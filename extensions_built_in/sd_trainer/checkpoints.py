@@ -40,6 +40,7 @@ class TrainingState:
     extra: dict
     lora_alpha: float  # the LoRA's strength is alpha / rank; its files must carry it
     ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
+    lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
 
 
 def rng_state() -> dict:
@@ -79,13 +80,13 @@ def save_training_state(
         metadata = {"step": state.step, "format": save_config.format, "name": name}
         lora_path = save_lora(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha,
+            state.lora_alpha, rank=state.lora_rank,
         )
         ema_path = None
         if state.ema_state is not None:
             ema_path = save_lora(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha,
+                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
             )
 
         checkpoints = run_folder / CHECKPOINT_DIR
@@ -96,12 +97,12 @@ def save_training_state(
         staging.mkdir(parents=True)
         save_lora(
             staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
-            fold_strength=False,
+            fold_strength=False, rank=state.lora_rank,
         )
         if state.ema_state is not None:
             save_lora(
                 staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
-                fold_strength=False,
+                fold_strength=False, rank=state.lora_rank,
             )
         torch.save(
             {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state},

@@ -35,6 +35,7 @@ ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LO
 DIFFUSERS_PREFIX = "transformer."
 ORIGINAL_PREFIX = "diffusion_model."
 # Header keys this project adds: the trained alpha and rank, and whether the strength is in the weights.
+NETWORK_TYPE_KEY = "network_type"
 TRAINED_ALPHA_KEY = "trained_alpha"
 TRAINED_RANK_KEY = "trained_rank"
 STRENGTH_FOLDED_KEY = "strength_in_weights"
@@ -58,8 +59,15 @@ def to_original_name(diffusers_name: str) -> str:
     return original_transformer_key(diffusers_name)
 
 
-def format_warning(fmt: str, path: Path | str) -> str | None:
+def format_warning(fmt: str, path: Path | str, network_type: str = "lora") -> str | None:
     """What a user must know about a LoRA file of format `fmt` that some target tool would silently skip."""
+    if network_type == "lokr":
+        readers = "ComfyUI reads it" if fmt == "comfy" else "set save.format: comfy for ComfyUI"
+        return (
+            f"{path} is a LoKr (network.type: lokr): diffusers (LTX2Pipeline.load_lora_weights) and Lightricks' "
+            f"ltx-core load only LoRA tensors and cannot use it; {readers}, and this trainer loads it back "
+            "(resume, network.pretrained_lora_path). Use network.type: lora for a file every tool loads."
+        )
     if fmt == "diffusers":
         return (
             f"{path} is in diffusers format (save.format: diffusers): LTX2Pipeline.load_lora_weights reads it, "
@@ -76,11 +84,18 @@ def _split_key(key: str) -> tuple[str, str]:
     return match["module"], match["part"]
 
 
+def network_type(peft_state: dict[str, torch.Tensor]) -> str:
+    """lokr when the tensors are peft's LoKr factors, else lora."""
+    return "lokr" if any(".lokr_" in key for key in peft_state) else "lora"
+
+
 def adapter_rank(peft_state: dict[str, torch.Tensor]) -> int:
     """The one LoRA rank of a state dict (from its lora_A shapes)."""
     ranks = {tensor.shape[0] for key, tensor in peft_state.items() if key.endswith(".lora_A.weight")}
     if len(ranks) != 1:
-        raise ValueError(f"LoRA modules have ranks {sorted(ranks)}; one rank per file is supported")
+        raise ValueError(
+            f"LoRA modules have ranks {sorted(ranks)}; one rank per file is supported (a LoKr file needs its rank given)"
+        )
     return ranks.pop()
 
 
@@ -129,23 +144,31 @@ def save_lora(
     alpha = rank; without it (resume checkpoints) the tensors are the trained ones, alpha as given.
     """
     rank = rank if rank is not None else adapter_rank(peft_state)
+    kind = network_type(peft_state)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     header = {key: str(value) for key, value in metadata.items()}
-    header.update({TRAINED_ALPHA_KEY: str(float(alpha)), TRAINED_RANK_KEY: str(rank), STRENGTH_FOLDED_KEY: str(fold_strength).lower()})
+    header.update({
+        NETWORK_TYPE_KEY: kind, TRAINED_ALPHA_KEY: str(float(alpha)), TRAINED_RANK_KEY: str(rank),
+        STRENGTH_FOLDED_KEY: str(fold_strength).lower(),
+    })
     if fold_strength:
         peft_state = scale_strength({k: v.detach().float() for k, v in peft_state.items()}, float(alpha) / rank)
         alpha = rank
-    header[ADAPTER_METADATA_KEY] = adapter_metadata(peft_state, alpha, rank)
+    if kind == "lora":  # diffusers builds a LoraConfig from it; it has nothing to build a LoKr from
+        header[ADAPTER_METADATA_KEY] = adapter_metadata(peft_state, alpha, rank)
     save_file(lora_file_tensors(peft_state, fmt, dtype), str(temporary), metadata=header)
     os.replace(temporary, path)
     return path
 
 
 def _file_alphas(tensors: dict[str, torch.Tensor], header: dict[str, str], rank: int | None) -> dict[str, float]:
-    """Each module's alpha as a loader reads it: `.alpha` tensors, else the diffusers header, else the rank."""
+    """Each module's alpha as a loader reads it: `.alpha` tensors, else our header, else diffusers', else the rank."""
     config = json.loads(header.get(ADAPTER_METADATA_KEY, "{}"))
-    default = config.get(f"{DIFFUSERS_PREFIX}lora_alpha", config.get(f"{DIFFUSERS_PREFIX}r", rank))
+    if STRENGTH_FOLDED_KEY in header:
+        default = rank if header[STRENGTH_FOLDED_KEY] == "true" else float(header[TRAINED_ALPHA_KEY])
+    else:
+        default = config.get(f"{DIFFUSERS_PREFIX}lora_alpha", config.get(f"{DIFFUSERS_PREFIX}r", rank))
     patterns = config.get(f"{DIFFUSERS_PREFIX}alpha_pattern") or {}
     alphas = {}
     for key in tensors:
