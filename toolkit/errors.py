@@ -51,3 +51,7 @@ class ModelLoadError(LTX2TraceError):
 
 class CheckpointError(LTX2TraceError):
     """A LoRA or training checkpoint could not be saved, found or loaded."""
+
+
+class HubUploadError(LTX2TraceError):
+    """`save.push_to_hub` could not upload the LoRA (offline, no token, refused); the local files are kept."""

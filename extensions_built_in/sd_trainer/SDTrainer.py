@@ -16,7 +16,7 @@ import yaml
 
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
-from toolkit.network.formats import format_warning, load_lora_state
+from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
 from toolkit.trace import get_tracer, memory_snapshot
 
@@ -29,6 +29,7 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
+from .lora_export import push_final_lora, saved_file_warnings
 from .optim import build_optimizer, build_scheduler
 from .run_setup import memory_plan_report, open_run
 from .sampling import TrainingSampler
@@ -66,10 +67,13 @@ class SDTrainer(BaseProcess):
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
-            self._warn_if_some_loaders_skip_the_format()
+            self._warn_about_the_saved_files()
             self._train()
         self._summarise()
-        self.logger.finish()
+        try:
+            self._push_to_hub()
+        finally:
+            self.logger.finish()
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
@@ -149,11 +153,9 @@ class SDTrainer(BaseProcess):
         self.tracer.event("resume", step=state.step, checkpoint=latest)
         return state.step
 
-    def _warn_if_some_loaders_skip_the_format(self) -> None:
-        """Once a run: a LoRA format that ComfyUI / ltx-core would silently ignore is never written unannounced."""
+    def _warn_about_the_saved_files(self) -> None:
         final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
-        warning = format_warning(self.config.save.format, final, self.network.kind)
-        if warning is not None:
+        for warning in saved_file_warnings(self.config.save, final, self.network.kind):
             self.logger.warning(warning)
 
     def _restore_ema(self, ema_state, checkpoint: Path) -> None:
@@ -394,6 +396,9 @@ class SDTrainer(BaseProcess):
                 )
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
+
+    def _push_to_hub(self) -> None:
+        push_final_lora(self.saved, self.config.save, self.job.name, self.step, self.tracer, self.logger)
 
     def _summarise(self) -> None:
         skipped = self.data.skipped

@@ -115,18 +115,22 @@ def test_resume_restores_the_lokr_weights_exactly(trained):
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=0)
 
 
-def test_pretrained_lokr_file_starts_a_run_at_the_trained_update(trained, tmp_path):
+def test_pretrained_lokr_file_loads_at_the_trained_update_under_another_alpha(trained, tiny_model_dir):
+    """network.pretrained_lora_path: SDTrainer loads the file with load_lora_state(alpha=, rank=) of its own adapter."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from toolkit.config import NetworkConfig
+    from toolkit.network.formats import load_lora_state
+    from toolkit.network.lora import attach_network
+
     trainer = trained["trainer"]
-    config = write_config(
-        tmp_path,
-        {"network.type": "lokr", "network.linear": RANK, "network.linear_alpha": 1.0,  # another alpha: rescaled
-         "network.pretrained_lora_path": str(trainer.saved["final"]), "train.steps": 2},
-        name="lokr_pretrained",
-    )
-    started = set_up_trainer(config)
-    assert started.network.alpha == 1.0
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
+    network = attach_network(transformer, NetworkConfig(type="lokr", linear=RANK, linear_alpha=1.0), seed=1)
+    network.load_state_dict(load_lora_state(trainer.saved["final"], alpha=network.alpha, rank=network.rank))
     expected = trained_deltas(trainer.model.transformer)
-    for name, delta in trained_deltas(started.model.transformer).items():
+    loaded = trained_deltas(transformer)
+    assert sorted(loaded) == sorted(expected)
+    for name, delta in loaded.items():
         torch.testing.assert_close(delta, expected[name], rtol=1e-5, atol=1e-8)
 
 
