@@ -45,13 +45,6 @@ STRENGTH_FOLDED_KEY = "strength_in_weights"
 _SCALED_PARTS = ("lora_B.weight", "lokr_w1", "lokr_w1_a")
 _ADAPTER_KEY = re.compile(r"^(?P<module>.+)\.(?P<part>lora_[AB]\.weight|lokr_\w+|alpha)$")
 
-# What each tool reads, for the warning when a file is written in a format it ignores.
-FORMAT_READERS = {
-    "diffusers": "diffusers (LTX2Pipeline.load_lora_weights)",
-    "comfy": "ComfyUI, Lightricks' ltx-core and diffusers (LTX2Pipeline.load_lora_weights)",
-}
-
-
 def to_original_name(diffusers_name: str) -> str:
     """A transformer module/parameter name under its original LTX-2 name (shared with single-file export)."""
     from toolkit.models.single_file import original_transformer_key
