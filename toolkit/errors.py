@@ -55,3 +55,7 @@ class CheckpointError(LTX2TraceError):
 
 class TrainingError(LTX2TraceError):
     """Training cannot go on, e.g. the loss or the gradients are no longer finite numbers."""
+
+
+class HubUploadError(LTX2TraceError):
+    """`save.push_to_hub` could not upload the LoRA (offline, no token, refused); the local files are kept."""

@@ -17,7 +17,7 @@ import yaml
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
-from toolkit.network.lora import attach_lora
+from toolkit.network.lora import attach_network
 from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
@@ -29,6 +29,7 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
 from .interrupts import StopRequest
+from .lora_export import push_final_lora, saved_file_warnings
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler
 from .run_setup import dry_run_report, open_run, report_finished
@@ -80,9 +81,13 @@ class SDTrainer(BaseProcess):
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
+            self._warn_about_the_saved_files()
             self._train()
         self._summarise()
-        self.logger.finish()
+        try:
+            self._push_to_hub()
+        finally:
+            self.logger.finish()
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
@@ -129,16 +134,17 @@ class SDTrainer(BaseProcess):
         return OutputPreservation(class_prompts, train)
 
     def _attach_network(self):
-        network = attach_lora(self.model.transformer, self.config.network, self.config.train.seed)
+        network = attach_network(self.model.transformer, self.config.network, self.config.train.seed)
         if self.config.network.pretrained_lora_path:
-            network.load_state_dict(load_lora_state(Path(self.config.network.pretrained_lora_path)))
+            pretrained = Path(self.config.network.pretrained_lora_path)
+            network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank))
         if self.config.train.gradient_checkpointing:
             self.model.transformer.enable_gradient_checkpointing()
         self.model.transformer.train()
         self.model.offload_transformer()
         self.tracer.event(
             "network",
-            type="lora",
+            type=network.kind,
             rank=network.rank,
             alpha=network.alpha,
             target_modules=len(network.target_modules),
@@ -163,6 +169,11 @@ class SDTrainer(BaseProcess):
         self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
         self.tracer.event("resume", step=state.step, checkpoint=latest)
         return state.step
+
+    def _warn_about_the_saved_files(self) -> None:
+        final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
+        for warning in saved_file_warnings(self.config.save, final, self.network.kind):
+            self.logger.warning(warning)
 
     def _restore_ema(self, ema_state, checkpoint: Path) -> None:
         if ema_state is not None:
@@ -394,6 +405,7 @@ class SDTrainer(BaseProcess):
             rng_state=checkpoints.rng_state(),
             extra={"name": self.job.name},
             lora_alpha=self.network.alpha,
+            lora_rank=self.network.rank,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
             model_metadata=self._model_metadata(),
@@ -406,6 +418,9 @@ class SDTrainer(BaseProcess):
             written.update(checkpoints.save_final_loras(self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
+
+    def _push_to_hub(self) -> None:
+        push_final_lora(self.saved, self.config.save, self.job.name, self.step, self.tracer, self.logger)
 
     def _summarise(self) -> None:
         skipped = self.data.skipped

@@ -1,10 +1,12 @@
 """Saves and resume: the LoRA file, and beside it everything needed to continue exactly.
 
 A save is a folder `checkpoints/step_<N>/` holding the LoRA (diffusers
-format), optimizer and scheduler state, RNG states, the step and the config.
+format, the trained tensors and alpha as they are), optimizer and scheduler state, RNG states, the step and the config.
 It is written under a temporary name and renamed into place, so a process
 killed mid-save leaves the previous save intact and loadable. The user-facing
-LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way.
+LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way,
+in `save.format` with the strength folded into the weights so that every
+loader applies it (toolkit/network/formats.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class TrainingState:
     ema_state: dict[str, torch.Tensor] | None = None  # EMA of the LoRA weights (train.ema_config), same keys
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
     model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
+    lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
 
 
 def rng_state() -> dict:
@@ -84,13 +87,13 @@ def save_training_state(
         metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
         lora_path = save_lora(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha,
+            state.lora_alpha, rank=state.lora_rank,
         )
         ema_path = None
         if state.ema_state is not None:
             ema_path = save_lora(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha,
+                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
             )
 
         checkpoints = run_folder / CHECKPOINT_DIR
@@ -99,9 +102,15 @@ def save_training_state(
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        save_lora(staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha)
+        save_lora(
+            staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+            fold_strength=False, rank=state.lora_rank,
+        )
         if state.ema_state is not None:
-            save_lora(staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha)
+            save_lora(
+                staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+                fold_strength=False, rank=state.lora_rank,
+            )
         torch.save(
             {
                 "optimizer": state.optimizer_state,
@@ -135,13 +144,14 @@ def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_con
     metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
     written = {
         "final": save_lora(
-            run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha
+            run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha,
+            rank=state.lora_rank,
         )
     }
     if state.ema_state is not None:
         written["final_ema"] = save_lora(
             run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
-            {**metadata, "ema": True}, state.lora_alpha,
+            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
         )
     return written
 

@@ -130,7 +130,8 @@ def test_comfy_file_has_original_ltx2_names(trained):
         for part in ("lora_A", "lora_B"):
             key = f"diffusion_model.{original_name}.{part}.weight"
             assert key in tensors, key
-            torch.testing.assert_close(tensors[key], trainer.network.state_dict()[f"{diffusers_name}.{part}.weight"])
+            strength = ALPHA / RANK if part == "lora_B" else 1.0  # folded into B: every loader applies it
+            torch.testing.assert_close(tensors[key], trainer.network.state_dict()[f"{diffusers_name}.{part}.weight"] * strength)
     assert not any("proj_in" in key or "time_embed" in key or "av_cross_attn" in key for key in tensors)
     assert len(tensors) == 2 * len(trainer.network.target_modules)
 
@@ -144,14 +145,36 @@ def test_both_files_say_format_and_step_in_their_metadata(trained):
 
 
 def test_diffusers_loads_both_files_to_the_same_weights(trained, tiny_model_dir):
+    """The files carry the strength in B (alpha / rank = 2 here, exact in float32) and say alpha = rank."""
     trainer, files = trained
     from_diffusers = _loaded_lora(_pipeline(tiny_model_dir, files["diffusers"]))
     from_comfy = _loaded_lora(_pipeline(tiny_model_dir, files["comfy"]))
     trained_state = trainer.network.state_dict()
     assert set(from_diffusers) == set(from_comfy) == set(trained_state)
     for name, tensor in trained_state.items():
-        torch.testing.assert_close(from_diffusers[name], tensor, rtol=0, atol=0)
-        torch.testing.assert_close(from_comfy[name], tensor, rtol=0, atol=0)
+        expected = tensor * (ALPHA / RANK) if ".lora_B." in name else tensor
+        torch.testing.assert_close(from_diffusers[name], expected, rtol=0, atol=0)
+        torch.testing.assert_close(from_comfy[name], expected, rtol=0, atol=0)
+
+
+def test_the_run_log_warns_that_comfyui_and_ltx_core_skip_the_diffusers_format(trained):
+    trainer, _ = trained
+    log = (trainer.run_folder / "train.log").read_text()
+    (line,) = [line for line in log.splitlines() if "save.format: comfy" in line]
+    assert "WARNING" in line and "ComfyUI" in line and "ltx-core" in line
+    assert str(trainer.run_folder / "trainer_test.safetensors") in line
+
+
+def test_checkpoint_keeps_the_trained_tensors_and_alpha_for_resume(trained):
+    trainer, _ = trained
+    from toolkit.network.formats import load_lora_state
+
+    checkpoint = trainer.saved["checkpoint"] / "lora.safetensors"
+    with safe_open(str(checkpoint), "pt") as handle:
+        assert handle.metadata()["strength_in_weights"] == "false"
+    stored = load_lora_state(checkpoint)
+    for name, tensor in trainer.network.state_dict().items():
+        torch.testing.assert_close(stored[name], tensor, rtol=0, atol=0)
 
 
 def test_both_files_change_the_pipeline_output_the_same_way(trained, tiny_model_dir):

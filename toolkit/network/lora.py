@@ -1,4 +1,4 @@
-"""LoRA adapters (peft) on the LTX-2 transformer."""
+"""LoRA adapters (peft) on the LTX-2 transformer; `attach_network` also serves LoKr (toolkit/network/lokr.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from toolkit.trace import get_tracer
 
 ADAPTER_NAME = "default"
+ADAPTER_PARAMETER_MARKERS = ("lora_", "lokr_")  # peft's names for LoRA (lora_A/lora_B) and LoKr (lokr_w1/...) weights
 
 # Video and audio self/cross attention, the audio<->video attention and both feed-forwards of every block,
 # on every LTX-2 version. Left out by default on 2.3/2.5: the per-head attention gates (`to_gate_logits`, a
@@ -25,18 +26,22 @@ LTX2_LORA_TARGETS = (
 
 @dataclass
 class LoraNetwork:
-    """The adapter attached to a transformer and what it covers."""
+    """The adapter attached to a transformer and what it covers (`kind`: lora or lokr)."""
 
     transformer: torch.nn.Module
     rank: int
     alpha: float
     target_modules: list[str]
+    kind: str = "lora"
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        return [p for n, p in self.transformer.named_parameters() if "lora_" in n and p.requires_grad]
+        return [p for _, p in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [(n, p) for n, p in self.transformer.named_parameters() if "lora_" in n and p.requires_grad]
+        return [
+            (n, p) for n, p in self.transformer.named_parameters()
+            if p.requires_grad and any(marker in n for marker in ADAPTER_PARAMETER_MARKERS)
+        ]
 
     @property
     def num_parameters(self) -> int:
@@ -144,3 +149,12 @@ def linear_kinds(names: list[str]) -> dict[str, int]:
         kind = re.sub(r"\.\d+\.", ".*.", name)
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
+
+
+def attach_network(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
+    """The adapter `network.type` asks for: LoRA, or LoKr (peft's LoKrConfig)."""
+    if network_config.type == "lokr":
+        from toolkit.network.lokr import attach_lokr
+
+        return attach_lokr(transformer, network_config, seed)
+    return attach_lora(transformer, network_config, seed)

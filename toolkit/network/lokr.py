@@ -1,0 +1,61 @@
+"""LoKr adapters (peft's LoKrConfig, the LyCORIS method) on the LTX-2 transformer.
+
+Each adapted weight gets ``scale * kron(w1, w2)``: w1 is a small factor, w2
+the larger one, stored as a rank-`linear` product ``w2_a @ w2_b`` unless
+`lokr_full_rank`. peft's scale is ``alpha / r``. With `lokr_full_rank` the
+rank is raised to the largest adapted dimension, so peft keeps w2 whole, and
+alpha equals it (scale 1), as LyCORIS and ComfyUI apply a full-matrix LoKr.
+
+Where the files load: ComfyUI reads peft's tensor names (`lokr_w1`,
+`lokr_w2`, `lokr_w2_a`, `lokr_w2_b`) under the `diffusion_model.` names of
+`save.format: comfy`; the scale is folded into w1 like LoRA's into B.
+diffusers' `LTX2Pipeline.load_lora_weights` and Lightricks' ltx-core read only
+LoRA (lora_A / lora_B) tensors, so they cannot load a LoKr file; the trainer
+warns at the start of the run (`format_warning`). This trainer loads it back
+(resume, `pretrained_lora_path`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from toolkit.network.lora import ADAPTER_NAME, LoraNetwork, resolve_targets
+
+
+def full_rank(transformer: torch.nn.Module, targets: list[str]) -> int:
+    """A rank at which peft keeps every target's larger Kronecker factor whole (>= half of each side it factors)."""
+    modules = dict(transformer.named_modules())
+    return max(max(modules[name].in_features, modules[name].out_features) for name in targets)
+
+
+def attach_lokr(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
+    """Add a peft LoKr adapter to `transformer`; only its weights train.
+
+    As with LoRA, the initial weights come from `seed` alone (w1 starts at
+    zero, so the adapted model starts as the base model) and the global RNG is
+    left as it was. `dropout` becomes LoKr's rank dropout (LoKr has no input
+    dropout).
+    """
+    from peft import LoKrConfig
+
+    targets = resolve_targets(transformer, network_config)
+    rank, alpha = network_config.linear, network_config.linear_alpha
+    if network_config.lokr_full_rank:
+        rank = full_rank(transformer, targets)
+        alpha = float(rank)
+    lokr_config = LoKrConfig(
+        r=rank,
+        alpha=alpha,
+        rank_dropout=network_config.dropout,
+        target_modules=targets,
+        decompose_factor=network_config.lokr_factor,
+        init_weights=True,
+    )
+    transformer.requires_grad_(False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        transformer.add_adapter(lokr_config, adapter_name=ADAPTER_NAME)
+    network = LoraNetwork(transformer, rank, alpha, targets, kind="lokr")
+    for parameter in network.parameters():
+        parameter.data = parameter.data.float()
+    return network
