@@ -118,13 +118,22 @@ def test_ranges_devices_and_archs(write_job: WriteJob, valid_job: dict) -> None:
 
 
 def test_process_type_unknown_missing_or_list_empty(write_job: WriteJob, valid_job: dict) -> None:
-    valid_job["config"]["process"] += [{"type": "trainer"}, {"device": "cpu"}]
+    valid_job["config"]["process"] += [{"type": "trainer", "train": {"steps": 0}}, {"generate": {}}]
     error, _ = problems_of(write_job, valid_job)
     known = ", ".join(registered_process_types())  # other tests may have registered more than the built-ins
     assert {"generate", "sd_trainer"} <= set(registered_process_types())
+    # The type problem does not hide the others: the rest is checked as the likeliest type.
     assert error.problems == [
-        f"config.process[1].type: unknown process type 'trainer' (registered: {known})",
-        f"config.process[2].type: required key missing (registered process types: {known})",
+        f"config.process[1].type: unknown process type 'trainer' (registered: {known}); "
+        "the other keys were checked as sd_trainer",
+        "config.process[1].model: required key missing (Base model the process loads.)",
+        "config.process[1].datasets: required key missing (Training folders (at least one).)",
+        "config.process[1].train.steps: 0 is out of range (must be >= 1)",
+        f"config.process[2].type: required key missing (registered process types: {known}); "
+        "the other keys were checked as generate",
+        "config.process[2].model: required key missing (Base model the process loads.)",
+        "config.process[2].generate.prompts: required key missing (Prompts to generate; each a string or "
+        "{prompt, ctrl_img, seed}.)",
     ]
     valid_job["config"]["process"] = []
     error, _ = problems_of(write_job, valid_job)
