@@ -42,6 +42,7 @@ class SDTrainer(BaseProcess):
         config = self.config
         run = open_run(self.job.name, config.training_folder, config.model, config.logging)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
         _check_dtype(config.train.dtype, config.device)
         torch.manual_seed(config.train.seed)
 

@@ -153,6 +153,7 @@ def _rename(
     if ai_key not in mapping:
         return
     if our_key in mapping:
+        del mapping[ai_key]  # reported here, not again as an unknown key
         problems.append(f"{path}.{ai_key}: ai-toolkit's name for {our_key}, which is given too; keep one of them")
         return
     mapping[our_key] = mapping.pop(ai_key)
