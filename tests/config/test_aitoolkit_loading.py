@@ -242,3 +242,11 @@ def test_former_opposite_hints_are_gone() -> None:
         assert not _is_misspelling(key, name), (key, name)
     for key, name in [("qtpye", "qtype"), ("folder", "folder_path"), ("quantise", "quantize"), ("modle", "model")]:
         assert _is_misspelling(key, name), (key, name)
+
+
+def test_readme_lists_every_mapped_and_unused_key() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Coming from ai-toolkit", 1)[1].split("\n## ", 1)[0]
+    keys = {key for table in (RENAMED, NOT_USED) for block in table.values() for key in block}
+    keys |= {"diffusion_trainer", "ui_trainer", "cache_text_embeddings", "do_i2v"}
+    assert {key for key in keys if not re.search(rf"(?<![\w]){key}(?![\w])", section)} == set()
