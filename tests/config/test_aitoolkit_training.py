@@ -91,3 +91,35 @@ def test_job_trains_saves_samples_and_traces_its_notes(ai_toolkit_job: Path, tin
     assert any(item.startswith("config.process[0].train.train_unet") for item in fields["not_used"])
     steps = [record for record in records if record.get("name") == "hook_train_loop"]
     assert steps, "the trained steps are traced"
+
+
+def test_generate_moves_frames_to_the_grid_and_traces_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import av
+
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
+    raw = yaml.safe_load((REPO_ROOT / "config" / "examples" / "generate_ltx2_tiny.yaml").read_text())
+    process = raw["config"]["process"][0]
+    process["output_folder"] = str(tmp_path / "output")
+    process["generate"].update(prompts=["a red square"], num_frames=8, width=60, sample_steps=2)
+    path = tmp_path / "generate.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    job_config = load_config(path)
+    reset_tracer()
+    try:
+        Job(job_config, path).run()
+    finally:
+        reset_tracer()
+        LogManager.get_instance().cleanup()
+
+    run_folder = tmp_path / "output" / job_config.config.name
+    (notes,) = [record for record in read_jsonl(run_folder / "trace.jsonl") if record.get("name") == "config_notes"]
+    assert notes.get("fields", notes)["adjusted"] == [
+        "config.process[0].generate.num_frames 8 -> 9 (LTX-2 needs 8k+1 frames)",
+        "config.process[0].generate.width 60 -> 64 (LTX-2 needs multiples of 32)",
+    ]
+    (clip,) = run_folder.glob("*.mp4")
+    with av.open(str(clip)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 9 and frames[0].shape == (64, 64, 3)
