@@ -93,7 +93,7 @@ def test_job_trains_saves_samples_and_traces_its_notes(ai_toolkit_job: Path, tin
     assert steps, "the trained steps are traced"
 
 
-def test_generate_moves_frames_to_the_grid_and_traces_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+def test_generate_moves_frames_sizes_and_steps_to_what_ltx2_can_do_and_traces_it(tmp_path: Path, tiny_model_dir: Path) -> None:
     import av
 
     from toolkit.logging import LogManager
@@ -102,7 +102,7 @@ def test_generate_moves_frames_to_the_grid_and_traces_it(tmp_path: Path, tiny_mo
     raw = yaml.safe_load((REPO_ROOT / "config" / "examples" / "generate_ltx2_tiny.yaml").read_text())
     process = raw["config"]["process"][0]
     process["output_folder"] = str(tmp_path / "output")
-    process["generate"].update(prompts=["a red square"], num_frames=8, width=60, sample_steps=2)
+    process["generate"].update(prompts=["a red square"], num_frames=8, width=60, sample_steps=1)
     path = tmp_path / "generate.yaml"
     path.write_text(yaml.safe_dump(raw))
     job_config = load_config(path)
@@ -118,6 +118,7 @@ def test_generate_moves_frames_to_the_grid_and_traces_it(tmp_path: Path, tiny_mo
     assert notes.get("fields", notes)["adjusted"] == [
         "config.process[0].generate.num_frames 8 -> 9 (LTX-2 needs 8k+1 frames)",
         "config.process[0].generate.width 60 -> 64 (LTX-2 needs multiples of 32)",
+        "config.process[0].generate.sample_steps 1 -> 2 (LTX-2's scheduler needs at least 2 steps)",
     ]
     (clip,) = run_folder.glob("*.mp4")
     with av.open(str(clip)) as container:

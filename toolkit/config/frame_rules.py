@@ -1,10 +1,12 @@
-"""Frame counts and sizes moved to what LTX-2 can encode, and said so, instead of refused.
+"""Frame counts, sizes and sampling steps moved to what LTX-2 can do, and said so, instead of refused.
 
 LTX-2's video VAE compresses time 8x after the first frame and space 32x, so a clip has 8k+1
 frames and sides that are multiples of 32. ai-toolkit takes any count (its UI offers 40 frames
 for some models); a job that asks for one is moved to the nearest valid value (ties go up) and the
-change is listed once: `config.process[0].sample.num_frames 40 -> 41`. Values that are not
-positive whole numbers are left for the schema to reject.
+change is listed once: `config.process[0].sample.num_frames 40 -> 41`. LTX-2's scheduler stretches
+its noise levels to a terminal value, which divides by zero with a single step (NaN frames that
+then fail to encode), so `sample_steps: 1` becomes 2. Values that are not positive whole numbers
+are left for the schema to reject.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from toolkit.config.notes import ConfigNotes
 
 _FRAMES_WHY = "LTX-2 needs 8k+1 frames"
 _SIZE_WHY = "LTX-2 needs multiples of 32"
+_STEPS_WHY = "LTX-2's scheduler needs at least 2 steps"
 
 
 def nearest_frame_count(frames: int) -> int:
@@ -46,6 +49,7 @@ def adjust_frames_and_sizes(process: dict[str, Any], where: str, notes: ConfigNo
             _adjust(settings, "num_frames", f"{where}.{block}", nearest_frame_count, _FRAMES_WHY, notes)
             for side in ("width", "height"):
                 _adjust(settings, side, f"{where}.{block}", nearest_multiple_of_32, _SIZE_WHY, notes)
+            _adjust(settings, "sample_steps", f"{where}.{block}", lambda steps: max(steps, 2), _STEPS_WHY, notes)
 
 
 def _is_count(value: Any) -> bool:
