@@ -261,3 +261,20 @@ def test_readme_converted_example_is_the_ui_job(ui_job_file: Path, clips_folder:
     ui_process = trainer(load_config(ui_job_file)).model_dump(mode="json")
     ui_process["sample"]["prompts"] = ui_process["sample"]["prompts"][:1]  # the README keeps one prompt
     assert trainer(converted_job).model_dump(mode="json") == ui_process
+
+
+def test_process_type_problem_does_not_hide_the_others(valid_job: dict) -> None:
+    process = valid_job["config"]["process"][0]
+    process.update(type="diffusion_trainr", device="gpu")
+    process["model"]["qtype"] = "q9"
+    process["save"] = {"push_to_hub": True}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(valid_job)
+    problems = caught.value.problems
+    assert problems[0].startswith(f"{P}.type: unknown process type 'diffusion_trainr' (registered: ")
+    assert problems[0].endswith("; the other keys were checked as sd_trainer")
+    assert problems[1:] == [
+        f"{P}.device: device 'gpu' is not one of cpu, cuda, cuda:N (N = GPU index), auto",
+        f"{P}.model.qtype: 'q9' is not allowed (allowed: 'qfloat8', 'qint8', 'qint4' or 'uint4')",
+        f"{P}.save: push_to_hub needs hf_repo_id (the Hub repo, user/name); set it or switch push_to_hub off",
+    ]
