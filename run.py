@@ -81,9 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _report(error, args.debug)
         if errors:
             return EXIT_CONFIG_ERROR
-        for _, job_config in configs:
+        for path, job_config in configs:
             apply_inspection(job_config, args.inspect, args.inspect_every)
             resolve_process_classes(job_config)
+            print_notes(path, job_config)
         for path, job_config in configs:
             job = Job(job_config, path)
             if args.dry_run:
@@ -122,6 +123,12 @@ def validate_all(
         except ConfigError as error:
             errors.append(error)
     return configs, errors
+
+
+def print_notes(path: Path, job_config: JobConfig) -> None:
+    """Say once which ai-toolkit keys were read as ours, which are not used and which values were adjusted."""
+    for line in job_config.notes.lines():
+        print(f"{path}: {line}")
 
 
 def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | None) -> None:

@@ -23,6 +23,7 @@ class GenerateProcess(BaseProcess):
         settings_config = config.generate
         run = open_run(self.job.name, config.output_folder, config.model, config.logging)
         run_folder, tracer, logger = run.folder, run.tracer, run.logger
+        tracer.event("config_notes", **self.job.config.notes.trace_fields())
         model = load_model_class(config.model.arch)(config.model, config.device).load_model()
         model.offload_transformer()
         written = []

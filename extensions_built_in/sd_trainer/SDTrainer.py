@@ -47,6 +47,7 @@ class SDTrainer(BaseProcess):
         saved_step = checkpoints.saved_step(latest) if latest is not None else 0
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
         if saved_step >= config.train.steps:
             self.step, self.saved = saved_step, report_finished(run, self.job.name, config.train.steps, saved_step, latest)
             return

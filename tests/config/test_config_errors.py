@@ -81,24 +81,17 @@ def test_bad_literal_lists_the_allowed_values(write_job: WriteJob, valid_job: di
     ]
 
 
-def test_frame_counts_must_be_8k_plus_1_with_nearest_values(write_job: WriteJob, valid_job: dict) -> None:
-    process(valid_job)["datasets"][0]["num_frames"] = 10
-    process(valid_job)["sample"]["num_frames"] = 4
+def test_frame_counts_and_sizes_that_cannot_be_adjusted_are_refused(write_job: WriteJob, valid_job: dict) -> None:
+    # Off-grid counts are moved to LTX-2's grid (tests/config/test_aitoolkit_loading.py); these have no nearest value.
+    process(valid_job)["datasets"][0]["num_frames"] = 0
+    process(valid_job)["datasets"][0]["resolution"] = [64, -70]
+    process(valid_job)["sample"]["height"] = "tall"
     error, _ = problems_of(write_job, valid_job)
     assert error.problems == [
-        "config.process[0].datasets[0].num_frames: 10 frames is not 8k+1 as LTX-2 needs (nearest valid: 9 or 17)",
-        "config.process[0].sample.num_frames: 4 frames is not 8k+1 as LTX-2 needs (nearest valid: 1 or 9)",
-    ]
-
-
-def test_sizes_must_be_multiples_of_32(write_job: WriteJob, valid_job: dict) -> None:
-    process(valid_job)["datasets"][0]["resolution"] = [64, 70]
-    process(valid_job)["sample"]["height"] = 20
-    error, _ = problems_of(write_job, valid_job)
-    assert error.problems == [
-        "config.process[0].datasets[0].resolution[1]: resolution 70 is not a positive multiple of 32 "
-        "as LTX-2 needs (nearest valid: 64 or 96)",
-        "config.process[0].sample.height: height 20 is not a positive multiple of 32 as LTX-2 needs (nearest valid: 32)",
+        "config.process[0].datasets[0].num_frames: 0 is out of range (must be >= 1)",
+        "config.process[0].datasets[0].resolution[1]: resolution -70 is not a positive multiple of 32 "
+        "as LTX-2 needs (nearest valid: 32)",
+        "config.process[0].sample.height: 'tall' is not an integer",
     ]
 
 
@@ -125,13 +118,22 @@ def test_ranges_devices_and_archs(write_job: WriteJob, valid_job: dict) -> None:
 
 
 def test_process_type_unknown_missing_or_list_empty(write_job: WriteJob, valid_job: dict) -> None:
-    valid_job["config"]["process"] += [{"type": "trainer"}, {"device": "cpu"}]
+    valid_job["config"]["process"] += [{"type": "trainer", "train": {"steps": 0}}, {"generate": {}}]
     error, _ = problems_of(write_job, valid_job)
     known = ", ".join(registered_process_types())  # other tests may have registered more than the built-ins
     assert {"generate", "sd_trainer"} <= set(registered_process_types())
+    # The type problem does not hide the others: the rest is checked as the likeliest type.
     assert error.problems == [
-        f"config.process[1].type: unknown process type 'trainer' (registered: {known})",
-        f"config.process[2].type: required key missing (registered process types: {known})",
+        f"config.process[1].type: unknown process type 'trainer' (registered: {known}); "
+        "the other keys were checked as sd_trainer",
+        "config.process[1].model: required key missing (Base model the process loads.)",
+        "config.process[1].datasets: required key missing (Training folders (at least one).)",
+        "config.process[1].train.steps: 0 is out of range (must be >= 1)",
+        f"config.process[2].type: required key missing (registered process types: {known}); "
+        "the other keys were checked as generate",
+        "config.process[2].model: required key missing (Base model the process loads.)",
+        "config.process[2].generate.prompts: required key missing (Prompts to generate; each a string or "
+        "{prompt, ctrl_img, seed}.)",
     ]
     valid_job["config"]["process"] = []
     error, _ = problems_of(write_job, valid_job)

@@ -3,6 +3,7 @@
     from toolkit.config import load_config
     job = load_config("my_job.yaml", overrides=["config.process.0.model.verbose=true"])
     train = job.config.process[0]          # a TrainProcessConfig
+    job.notes.lines()                      # ai-toolkit keys mapped, keys not used, values adjusted
 
 Every section is a pydantic model with `extra="forbid"` and a description on
 each field; invalid files raise one `toolkit.errors.ConfigError` listing every
@@ -17,6 +18,7 @@ from toolkit.config.job import JobConfig, JobSpec
 from toolkit.config.loader import load_config, merge_configs, parse_config, read_config_file, substitute_name
 from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
 from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
+from toolkit.config.notes import ConfigNotes
 from toolkit.config.network import NetworkConfig, SaveConfig
 from toolkit.config.process import GenerateProcessConfig, ModelProcessConfig, ProcessConfig, TrainProcessConfig
 from toolkit.config.sampling import GenerateConfig, SampleConfig, SamplePrompt, SamplingSettings
@@ -25,6 +27,7 @@ from toolkit.config.train import EMAConfig, TrainConfig
 __all__ = [
     "TINY_MODEL_NAME",
     "ConfigModel",
+    "ConfigNotes",
     "DatasetConfig",
     "EMAConfig",
     "GenerateConfig",

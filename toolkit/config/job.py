@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, SerializeAsAny, field_validator
+from pydantic import Field, PrivateAttr, SerializeAsAny, field_validator
 
 from toolkit.config.base import ConfigModel
+from toolkit.config.notes import ConfigNotes
 from toolkit.config.process import ProcessConfig
 
 
@@ -35,3 +36,9 @@ class JobConfig(ConfigModel):
     job: Literal["extension"] = Field(description="Job kind; always 'extension' (processes come from extensions).")
     config: JobSpec = Field(description="The run's name and its processes.")
     meta: dict[str, Any] = Field(default_factory=dict, description="Free metadata stored with the outputs.")
+    _notes: ConfigNotes = PrivateAttr(default_factory=ConfigNotes)
+
+    @property
+    def notes(self) -> ConfigNotes:
+        """What loading changed or left aside: ai-toolkit spellings mapped, keys not used, values adjusted."""
+        return self._notes

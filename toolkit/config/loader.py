@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from toolkit.config.aitoolkit import read_aitoolkit_keys
 from toolkit.config.job import JobConfig
 from toolkit.config.model import ModelConfig
 from toolkit.config.overrides import apply_override, parse_override
@@ -62,7 +63,12 @@ def parse_config(
     overrides: Sequence[str] = (),
     force_verbose: bool = False,
 ) -> JobConfig:
-    """Validate an already-read config mapping (`raw` is not modified)."""
+    """Validate an already-read config mapping (`raw` is not modified).
+
+    ai-toolkit's spellings are read as ours first (see toolkit/config/aitoolkit.py); what that
+    changed is in the returned job's `notes`, and values it cannot honour are reported together
+    with the schema's problems.
+    """
     raw = copy.deepcopy(raw)
     notes: dict[Loc, str] = {}
     for text in overrides:
@@ -73,10 +79,14 @@ def parse_config(
             raise ConfigError(error.problems, source=source) from error
         notes[override.path] = f"from --set {text}"
     raw = substitute_name(raw)
+    read_notes, problems = read_aitoolkit_keys(raw)
     try:
         job = JobConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(describe_problems(error, JobConfig, raw, notes), source=source) from error
+        raise ConfigError(describe_problems(error, JobConfig, raw, notes) + problems, source=source) from error
+    if problems:
+        raise ConfigError(problems, source=source)
+    job._notes = read_notes
     if force_verbose:
         for process in job.config.process:
             model = getattr(process, "model", None)

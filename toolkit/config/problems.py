@@ -76,7 +76,7 @@ def _describe(detail: ErrorDetails, root: type[BaseModel], raw: Any) -> str:
     ctx = detail.get("ctx") or {}
     loc = tuple(detail["loc"])
     if kind == "extra_forbidden":
-        return _unknown_key(str(loc[-1]), _model_at(root, loc[:-1], raw))
+        return _unknown_key(str(loc[-1]), _model_at(root, loc[:-1], raw), _block_elsewhere(root, loc, raw))
     if kind == "missing":
         return _missing_key(str(loc[-1]) if loc else "", _model_at(root, loc[:-1], raw))
     if kind == "literal_error":
@@ -97,13 +97,60 @@ def _describe(detail: ErrorDetails, root: type[BaseModel], raw: Any) -> str:
     return f"{_show(value)}: {detail['msg']}"
 
 
-def _unknown_key(key: str, model: type[BaseModel] | None) -> str:
+def _unknown_key(key: str, model: type[BaseModel] | None, elsewhere: str | None = None) -> str:
     if model is None:
         return "unknown key"
     allowed = list(model.model_fields)
-    guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-    hint = f"did you mean {guess[0]!r}?; " if guess else ""
+    if elsewhere is not None:
+        return f"unknown key here (belongs under {elsewhere}; allowed here: {', '.join(allowed)})"
+    guess = next((name for name in _close_names(key, allowed) if _is_misspelling(key, name)), None)
+    hint = f"did you mean {guess!r}?; " if guess else ""
     return f"unknown key ({hint}allowed: {', '.join(allowed)})"
+
+
+def _close_names(key: str, allowed: list[str]) -> list[str]:
+    return difflib.get_close_matches(key, allowed, n=3, cutoff=0.6)
+
+
+def _is_misspelling(key: str, name: str) -> bool:
+    """Whether `key` reads as a misspelling of `name`, not as another setting with a similar name.
+
+    `qtpye`/`qtype`, `force_first_sampl`/`force_first_sample` and `folder`/`folder_path` are; words
+    swapped for other words are not (`force_first_sample`/`skip_first_sample`,
+    `num_repeats`/`num_frames`, `conv_alpha`/`linear_alpha`).
+    """
+    key_words, name_words = key.lower().split("_"), name.lower().split("_")
+    if len(key_words) == len(name_words):
+        differing = [(ours, theirs) for ours, theirs in zip(key_words, name_words) if ours != theirs]
+        return len(differing) <= 1 and all(_similar(ours, theirs, 0.7) for ours, theirs in differing)
+    shorter, longer = sorted((key_words, name_words), key=len)
+    contained = any(longer[start : start + len(shorter)] == shorter for start in range(len(longer)))
+    return contained or _similar("".join(key_words), "".join(name_words), 0.9)
+
+
+def _similar(first: str, second: str, cutoff: float) -> bool:
+    return difflib.SequenceMatcher(None, first, second).ratio() >= cutoff
+
+
+def _block_elsewhere(root: type[BaseModel], loc: Loc, raw: Any) -> str | None:
+    """The other block of the same process whose key this is (e.g. train.caption_ext -> datasets[i])."""
+    key = str(loc[-1])
+    for depth in range(len(loc) - 1, -1, -1):
+        process = _model_at(root, loc[:depth], raw)
+        if process is None or not issubclass(process, ProcessConfig):
+            continue
+        process_path = format_key_path(loc[:depth])
+        if len(loc) - depth > 1 and key in process.model_fields:
+            return process_path
+        for name, field in process.model_fields.items():
+            if loc[depth : depth + 1] == (name,):
+                continue
+            block = _as_model(field.annotation, None) or _as_model(_list_item_type(field.annotation), None)
+            if block is not None and key in block.model_fields:
+                is_list = _list_item_type(field.annotation) is not None
+                return f"{process_path}.{name}{'[]' if is_list else ''}"
+        return None
+    return None
 
 
 def _missing_key(key: str, model: type[BaseModel] | None) -> str:
@@ -148,7 +195,8 @@ def _as_model(annotation: Any, value: Any) -> type[BaseModel] | None:
     for candidate in _candidates(annotation):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             if candidate is ProcessConfig and isinstance(value, dict):
-                return ProcessConfig.registered_class_for(value) or candidate
+                likely = ProcessConfig.likely_class_for(value)
+                return ProcessConfig.registered_class_for(value) or (likely[1] if likely else candidate)
             return candidate
     return None
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from toolkit.config.base import ConfigModel, check_device
 from toolkit.config.dataset import DatasetConfig
@@ -40,6 +41,27 @@ class ProcessConfig(ConfigModel):
         return registered_class.model_validate(data)
 
     @staticmethod
+    def likely_class_for(data: dict[str, Any]) -> tuple[str, type[ProcessConfig]] | None:
+        """For a mapping whose `type` is missing or unknown: the registered type its keys fit best.
+
+        A close spelling of a registered type wins; otherwise the type whose config class has the
+        most of the mapping's keys. Used to report the other problems alongside the type error.
+        """
+        known = registered_process_types()
+        type_name = data.get("type")
+        close = difflib.get_close_matches(type_name, known, n=1, cutoff=0.6) if isinstance(type_name, str) else []
+        candidates = close or known
+        scored = []
+        for name in candidates:
+            config_class = get_process_config_class(name)
+            if isinstance(config_class, type) and issubclass(config_class, ProcessConfig):
+                scored.append((len(set(data) & set(config_class.model_fields)), name, config_class))
+        if not scored:
+            return None
+        _, name, config_class = max(scored, key=lambda entry: entry[0])
+        return name, config_class
+
+    @staticmethod
     def registered_class_for(data: dict[str, Any]) -> type[ProcessConfig] | None:
         """The config class registered for `data["type"]`, or None when that type is not registered."""
         type_name = data.get("type")
@@ -55,21 +77,44 @@ class ProcessConfig(ConfigModel):
 
 
 def _unknown_type_error(type_name: Any, data: dict[str, Any], known: list[str]) -> ValidationError:
+    """The type error, followed by the problems of the other keys checked as the likeliest registered type."""
     listing = ", ".join(known) or "none"
+    likely = ProcessConfig.likely_class_for(data)
+    checked_as = f"; the other keys were checked as {likely[0]}" if likely is not None else ""
     if type_name is None:
         error = PydanticCustomError(
-            "missing_process_type", "required key missing (registered process types: {known})", {"known": listing}
+            "missing_process_type",
+            "required key missing (registered process types: {known}){checked_as}",
+            {"known": listing, "checked_as": checked_as},
         )
         value: Any = data
     else:
         error = PydanticCustomError(
             "unknown_process_type",
-            "unknown process type {type_name} (registered: {known})",
-            {"type_name": repr(type_name), "known": listing},
+            "unknown process type {type_name} (registered: {known}){checked_as}",
+            {"type_name": repr(type_name), "known": listing, "checked_as": checked_as},
         )
         value = type_name
-    details: InitErrorDetails = {"type": error, "loc": ("type",), "input": value}
-    return ValidationError.from_exception_data(ProcessConfig.__name__, [details])
+    details: list[InitErrorDetails] = [{"type": error, "loc": ("type",), "input": value}]
+    if likely is not None:
+        name, config_class = likely
+        try:
+            config_class.model_validate({**data, "type": name})
+        except ValidationError as others:
+            details += [_as_init_details(detail) for detail in others.errors(include_url=False)]
+    return ValidationError.from_exception_data(ProcessConfig.__name__, details)
+
+
+def _as_init_details(detail: ErrorDetails) -> InitErrorDetails:
+    """A reported error detail fed back into a new ValidationError (custom errors keep their message)."""
+    kind = detail["type"]
+    error: Any = kind
+    if kind in {"value_error", "assertion_error"} or kind.startswith(("missing_process", "unknown_process")):
+        error = PydanticCustomError(kind, "{message}", {"message": detail["msg"], **(detail.get("ctx") or {})})
+    init: InitErrorDetails = {"type": error, "loc": tuple(detail["loc"]), "input": detail.get("input")}
+    if "ctx" in detail and not isinstance(error, PydanticCustomError):
+        init["ctx"] = detail["ctx"]
+    return init
 
 
 class ModelProcessConfig(ProcessConfig):

@@ -94,7 +94,7 @@ class TrainConfig(ConfigModel):
         default="mse", description="Loss between prediction and target: mse (squared error) or mae (absolute error)."
     )
     timestep_shift: float = Field(
-        default=3.0, gt=0.0, description="Shift of the flow-matching timestep distribution towards high noise."
+        default=3.0, gt=0.0, description="With timestep_type shift: how far noise levels are shifted towards high noise."
     )
     video_loss_weight: float = Field(default=1.0, ge=0.0, description="Weight of the video part of the loss.")
     audio_loss_weight: float = Field(default=1.0, ge=0.0, description="Weight of the audio part of the loss.")
