@@ -82,17 +82,19 @@ def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch
             f"{header.path}: cannot build the {name} ({cls.__name__}) from the file's config ({error}); "
             "check the file's `config` header, or set model.base_model_path to a diffusers folder of the same version"
         ) from error
-    with safe_open(str(header.path), framework="pt") as handle:
-        original = {key: handle.get_tensor(key) for key in header.components[name]}
     try:
-        state = to_diffusers_state_dict(name, original)
+        # The renames only look at names: map names first, then read one tensor at a time, so the host holds
+        # the component once (plus one tensor), not the file's copy and ours.
+        names = to_diffusers_state_dict(name, {key: key for key in header.components[name]})
     except CheckpointError as error:
         raise ModelLoadError(f"{header.path}: {error}") from error
-    _check_keys(header, name, cls, set(model.state_dict()), set(state))
-    # Own (aligned) copies rather than views into the file's buffer, which would keep it open.
-    state = {
-        key: value.to(dtype if value.is_floating_point() else value.dtype, copy=True) for key, value in state.items()
-    }
+    _check_keys(header, name, cls, set(model.state_dict()), set(names))
+    state = {}
+    with safe_open(str(header.path), framework="pt") as handle:
+        for diffusers_key, original_key in names.items():
+            tensor = handle.get_tensor(original_key)
+            # Own (aligned) copies rather than views into the file's buffer.
+            state[diffusers_key] = tensor.to(dtype if tensor.is_floating_point() else tensor.dtype, copy=True)
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as error:  # shape mismatches: the config does not describe these tensors
