@@ -77,7 +77,7 @@ def test_bad_literal_lists_the_allowed_values(write_job: WriteJob, valid_job: di
     error, _ = problems_of(write_job, valid_job)
     assert error.problems == [
         "config.process[0].model.qtype: 'qint9' is not allowed (allowed: 'qfloat8', 'qint8', 'qint4' or 'uint4')",
-        "config.process[0].train.optimizer: 'sgd' is not allowed (allowed: 'adamw' or 'adamw8bit')",
+        "config.process[0].train.optimizer: 'sgd' is not allowed (allowed: 'adamw', 'adamw8bit' or 'prodigy')",
     ]
 
 

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-Precision = Literal["bf16", "fp16", "fp32"]
-"""Compute dtype of a model component or of training."""
+_SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "half": "fp16", "float": "fp32"}
+_LONG_DTYPE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "half": "float16", "float": "float32"}
+
+
+def _short_dtype(value: Any) -> Any:
+    return _SHORT_DTYPE.get(value, value) if isinstance(value, str) else value
+
+
+def _long_dtype(value: Any) -> Any:
+    return _LONG_DTYPE.get(value, value) if isinstance(value, str) else value
+
+
+Precision = Annotated[Literal["bf16", "fp16", "fp32"], BeforeValidator(_short_dtype)]
+"""Compute dtype of a model component or of training; bfloat16/float16/float32 are read as bf16/fp16/fp32."""
+
+SaveDtype = Annotated[Literal["float16", "bfloat16", "float32"], BeforeValidator(_long_dtype)]
+"""Dtype of saved weights; bf16/fp16/fp32 are read as bfloat16/float16/float32 (ai-toolkit accepts both)."""
 
 QuantizationType = Literal["qfloat8", "qint8", "qint4", "uint4"]
 """optimum-quanto weight types."""

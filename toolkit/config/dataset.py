@@ -26,6 +26,37 @@ class DatasetConfig(ConfigModel):
         default=0.0, ge=0.0, le=1.0, description="Probability of training a step on an empty caption (0..1)."
     )
     num_frames: int = Field(default=9, ge=1, description="Frames per training clip; LTX-2 needs 8k+1 (1, 9, 17, ...).")
+    shrink_video_to_frames: bool = Field(
+        default=True,
+        description=(
+            "Spread the `num_frames` frames evenly over the whole clip (ai-toolkit's default); "
+            "false takes the first `num_frames` frames at the clip's frame rate."
+        ),
+    )
+    auto_frame_count: bool = Field(
+        default=False,
+        description=(
+            "Train each clip on as many frames as it has (rounded down to 8k+1) instead of `num_frames`; "
+            "clips of different lengths go to different buckets."
+        ),
+    )
+    num_repeats: int = Field(
+        default=1, ge=1, description="Times each clip of this folder appears per epoch (balances small folders)."
+    )
+    flip_x: bool = Field(default=False, description="Also train on each clip mirrored left-right (doubles the clips).")
+    flip_y: bool = Field(default=False, description="Also train on each clip flipped upside down (doubles the clips).")
+    shuffle_tokens: bool = Field(
+        default=False,
+        description="Shuffle the comma-separated parts of each caption every time the caption is used.",
+    )
+    is_reg: bool = Field(
+        default=False,
+        description="Regularisation folder: its clips are trained with the LoRA at `network_weight` (keeps the base model's behaviour).",
+    )
+    network_weight: float = Field(
+        default=1.0,
+        description="LoRA strength while training on this folder's clips (1: the full LoRA; used with `is_reg`).",
+    )
     resolution: list[Annotated[int, AfterValidator(_multiple_of_32)]] = Field(
         default_factory=lambda: [64],
         min_length=1,

@@ -63,6 +63,10 @@ class ModelConfig(ConfigModel):
             "e.g. `--dry-run` on a laptop for a 24 GB training box."
         ),
     )
+    compile: bool = Field(
+        default=False,
+        description="Compile the transformer with torch.compile (slower start, faster steps on a GPU).",
+    )
     low_vram: bool = Field(default=False, description="Load components one at a time and keep idle ones in host RAM.")
     vae_tiling: bool = Field(default=False, description="Encode and decode video in tiles to bound VAE memory.")
     trace_every: int = Field(

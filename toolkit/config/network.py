@@ -4,17 +4,31 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from toolkit.config.base import ConfigModel
+from toolkit.config.base import ConfigModel, SaveDtype
 
 
 class NetworkConfig(ConfigModel):
     """The LoRA adapter added to the transformer."""
 
-    type: Literal["lora"] = Field(default="lora", description="Adapter kind; only LoRA is supported.")
-    linear: int = Field(default=16, ge=1, description="LoRA rank of the adapted linear layers.")
+    type: Literal["lora", "lokr"] = Field(
+        default="lora",
+        description="Adapter kind: lora (low-rank B @ A) or lokr (Kronecker product of two factors, as in LyCORIS).",
+    )
+    linear: int = Field(default=16, ge=1, description="Rank of the adapted linear layers (LoRA rank; LoKr's low rank).")
     linear_alpha: float = Field(default=16.0, description="LoRA alpha; the update is scaled by alpha / rank.")
+    lokr_full_rank: bool = Field(
+        default=False,
+        description="With type lokr: train the larger Kronecker factor at full size instead of as a rank-`linear` product.",
+    )
+    lokr_factor: int = Field(
+        default=-1,
+        description=(
+            "With type lokr: size of the smaller Kronecker factor of each layer's dimensions; "
+            "-1 picks the factor nearest the square root."
+        ),
+    )
     dropout: float = Field(default=0.0, ge=0.0, le=1.0, description="Dropout on the LoRA path (0..1).")
     target_modules: list[str] | None = Field(
         default=None,
@@ -26,6 +40,13 @@ class NetworkConfig(ConfigModel):
     exclude_modules: list[str] = Field(
         default_factory=list, description="Module name suffixes never adapted, even when targeted."
     )
+    @field_validator("lokr_factor")
+    @classmethod
+    def _factor_is_positive_or_auto(cls, factor: int) -> int:
+        if factor == -1 or factor >= 1:
+            return factor
+        raise ValueError(f"lokr_factor {factor} must be -1 (automatic) or a whole number of 1 or more")
+
     pretrained_lora_path: str | None = Field(
         default=None, description="LoRA .safetensors to start from instead of a fresh adapter."
     )
@@ -34,8 +55,8 @@ class NetworkConfig(ConfigModel):
 class SaveConfig(ConfigModel):
     """When and how LoRA checkpoints are written."""
 
-    dtype: Literal["float16", "bfloat16", "float32"] = Field(
-        default="float16", description="Dtype of the saved LoRA weights."
+    dtype: SaveDtype = Field(
+        default="float16", description="Dtype of the saved LoRA weights (bf16/fp16/fp32 are accepted too)."
     )
     save_every: int = Field(default=250, ge=1, description="Save a LoRA checkpoint every N steps.")
     max_step_saves_to_keep: int = Field(
@@ -45,3 +66,20 @@ class SaveConfig(ConfigModel):
         default="diffusers",
         description="Key layout of the saved file: diffusers (load_lora_weights) or comfy (original LTX-2 names).",
     )
+    push_to_hub: bool = Field(
+        default=False,
+        description=(
+            "After the final save, upload the LoRA files to the Hugging Face Hub repo `hf_repo_id` "
+            "(huggingface_hub; the local files are written first)."
+        ),
+    )
+    hf_repo_id: str | None = Field(
+        default=None, description="Hub repo (user/name) that `push_to_hub` uploads to; required when it is on."
+    )
+    hf_private: bool = Field(default=False, description="Create the `hf_repo_id` repo as private when it does not exist.")
+
+    @model_validator(mode="after")
+    def _push_needs_a_repo(self) -> SaveConfig:
+        if self.push_to_hub and not self.hf_repo_id:
+            raise ValueError("push_to_hub needs hf_repo_id (the Hub repo, user/name); set it or switch push_to_hub off")
+        return self

@@ -76,6 +76,9 @@ class SampleConfig(SamplingSettings):
     """Videos (with audio) generated during training to watch the LoRA learn."""
 
     sample_every: int = Field(default=250, ge=1, description="Sample every N steps.")
+    sample_start_step: int = Field(
+        default=0, ge=0, description="No sampling during training before this step (the first sample included)."
+    )
     prompts: list[SamplePrompt] = Field(
         default_factory=list, description="Prompts to sample; each a string or {prompt, ctrl_img, seed}."
     )

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from toolkit.config.base import ConfigModel, Precision
+
+
+LRSchedulerName = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "piecewise_constant",
+]
+"""The schedule names of diffusers.optimization.SchedulerType (a test keeps the two lists equal)."""
 
 
 class EMAConfig(ConfigModel):
@@ -30,9 +42,24 @@ class TrainConfig(ConfigModel):
         default=1, ge=1, description="Batches whose gradients are summed before each optimizer step."
     )
     lr: float = Field(default=1e-4, gt=0.0, description="Learning rate.")
-    optimizer: Literal["adamw", "adamw8bit"] = Field(default="adamw", description="Optimizer.")
-    lr_scheduler: Literal["constant", "cosine", "linear"] = Field(
-        default="constant", description="Learning-rate schedule after warmup."
+    optimizer: Literal["adamw", "adamw8bit", "prodigy"] = Field(
+        default="adamw",
+        description=(
+            "Optimizer: adamw (torch), adamw8bit (bitsandbytes, CUDA only) or prodigy (prodigyopt; "
+            "learning-rate free, use lr: 1)."
+        ),
+    )
+    optimizer_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments passed to the optimizer as they are (e.g. weight_decay, betas, eps).",
+    )
+    lr_scheduler: LRSchedulerName = Field(
+        default="constant",
+        description="Learning-rate schedule: any name diffusers.optimization.get_scheduler knows.",
+    )
+    lr_scheduler_params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra arguments of the schedule passed to get_scheduler (e.g. num_cycles, power).",
     )
     lr_warmup_steps: int = Field(default=0, ge=0, description="Steps of linear warmup from 0 to `lr`.")
     max_grad_norm: float = Field(default=1.0, ge=0.0, description="Gradient clipping norm; 0 disables clipping.")
@@ -41,6 +68,21 @@ class TrainConfig(ConfigModel):
     )
     dtype: Precision = Field(default="bf16", description="Autocast dtype of the training step.")
     seed: int = Field(default=42, description="Seed of noise, timesteps and data order.")
+    timestep_type: Literal["sigmoid", "linear", "shift", "weighted", "lognorm_blend"] = Field(
+        default="sigmoid",
+        description=(
+            "How training noise levels are drawn: sigmoid (logit-normal around the middle), linear (uniform), "
+            "shift (uniform shifted by `timestep_shift` towards high noise), weighted (more weight to the middle), "
+            "lognorm_blend (mostly logit-normal, some uniform)."
+        ),
+    )
+    content_or_style: Literal["balanced", "content", "style"] = Field(
+        default="balanced",
+        description="Bias the noise levels: content favours high noise (composition, motion), style low noise (detail).",
+    )
+    loss_type: Literal["mse", "mae"] = Field(
+        default="mse", description="Loss between prediction and target: mse (squared error) or mae (absolute error)."
+    )
     timestep_shift: float = Field(
         default=3.0, gt=0.0, description="Shift of the flow-matching timestep distribution towards high noise."
     )
@@ -51,6 +93,10 @@ class TrainConfig(ConfigModel):
         description="Free the text encoder once the captions and sample prompts are encoded.",
     )
     skip_first_sample: bool = Field(default=False, description="Do not sample before the first step.")
+    force_first_sample: bool = Field(
+        default=False,
+        description="Sample before the first step even when resuming from a checkpoint (or when skip_first_sample is on).",
+    )
     disable_sampling: bool = Field(default=False, description="Never sample during training.")
     i2v: bool | float = Field(
         default=False,
