@@ -27,9 +27,10 @@ from .i2v import FirstFrameCondition, draw_conditioned
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
-from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
+from .flow_matching import add_noise, draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
 from .interrupts import StopRequest
-from .optim import build_optimizer, build_scheduler
+from .network_strength import adapter_strength
+from .optim import build_optimizer, build_scheduler, check_optimizer_settings
 from .run_setup import memory_plan_report, open_run
 from .sampling import TrainingSampler
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
@@ -43,6 +44,8 @@ class SDTrainer(BaseProcess):
         run = open_run(self.job.name, config.training_folder, config.model, config.logging)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         _check_dtype(config.train.dtype, config.device)
+        _check_datasets(config.datasets)
+        check_optimizer_settings(config.train)
         torch.manual_seed(config.train.seed)
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
@@ -60,9 +63,10 @@ class SDTrainer(BaseProcess):
                 self.model.unload_text_encoder()
 
             self.network = self._attach_network()
-            self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
+            self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
-            self.order = ExampleOrder(len(self.data.examples), config.train.seed)
+            per_step = config.train.batch_size * config.train.gradient_accumulation
+            self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
@@ -122,6 +126,10 @@ class SDTrainer(BaseProcess):
             self.model.transformer.enable_gradient_checkpointing()
         self.model.transformer.train()
         self.model.offload_transformer()
+        if self.config.model.compile:
+            # In place (nn.Module.compile): the module, its parameter names and the LoRA state dict stay as they are.
+            self.model.transformer.compile()
+            self.tracer.event("compile", module=type(self.model.transformer).__name__, backend="inductor")
         self.tracer.event(
             "network",
             type="lora",
@@ -159,11 +167,11 @@ class SDTrainer(BaseProcess):
 
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
-        train, sample = self.config.train, self.config.sample
+        train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts
         self._notify("on_train_start")
-        if sampling and self.step == 0 and not train.skip_first_sample:
-            self._notify("on_sample", 0, self._sample(0))
+        if sampling and self._first_sample_due():
+            self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
         with StopRequest() as stop:
             while self.step < train.steps:
@@ -178,7 +186,7 @@ class SDTrainer(BaseProcess):
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
-                if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
+                if sampling and self._sample_due(self.step):
                     self._notify("on_sample", self.step, self._sample(self.step))
                 if stop.requested:
                     self.logger.close_progress()
@@ -189,6 +197,19 @@ class SDTrainer(BaseProcess):
         self.logger.close_progress()
         self.save(final=True)
         self._notify("on_train_end")
+
+    def _first_sample_due(self) -> bool:
+        """The baseline sample before training: at step 0 unless skipped or deferred, always when forced."""
+        train, sample = self.config.train, self.config.sample
+        if train.force_first_sample:
+            return True
+        return self.step == 0 and not train.skip_first_sample and sample.sample_start_step == 0
+
+    def _sample_due(self, step: int) -> bool:
+        """Every `sample_every` steps and at the end, from `sample_start_step` on."""
+        sample = self.config.sample
+        periodic = step % sample.sample_every == 0 or step == self.config.train.steps
+        return periodic and step >= sample.sample_start_step
 
     def _sample(self, step: int) -> list[Path]:
         """Sample with the EMA weights when the EMA is on (swapped back afterwards)."""
@@ -208,14 +229,18 @@ class SDTrainer(BaseProcess):
             self.optimizer.zero_grad(set_to_none=True)
             totals = torch.zeros(3)
             aux_totals: dict[str, float] = {}
-            positions = self.order.positions(step, train.batch_size * train.gradient_accumulation)
+            positions = self.order.positions(step)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
-                loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
-                (loss / train.gradient_accumulation).backward()
-                totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
-                for name, value in aux_losses.items():
-                    aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
+                for strength, members in self._by_network_weight(micro_positions).items():
+                    share = len(members) / len(micro_positions) / train.gradient_accumulation
+                    # The backward runs at the same strength: gradient checkpointing recomputes the forward there.
+                    with adapter_strength(self.model.transformer, strength):
+                        loss, video_loss, audio_loss, aux_losses = self.compute_loss(members, step, keep_details)
+                        (loss * share).backward()
+                    totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) * share
+                    for name, value in aux_losses.items():
+                        aux_totals[name] = aux_totals.get(name, 0.0) + value.item() * share
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
             self.optimizer.step()
@@ -236,6 +261,13 @@ class SDTrainer(BaseProcess):
             )
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
+
+    def _by_network_weight(self, positions: list[int]) -> dict[float, list[int]]:
+        """The positions grouped by their dataset's `network_weight` (the adapter strength they train at)."""
+        groups: dict[float, list[int]] = {}
+        for position in positions:
+            groups.setdefault(self.data.examples[self.order.example_at(position)].network_weight, []).append(position)
+        return groups
 
     def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
         """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
@@ -275,7 +307,7 @@ class SDTrainer(BaseProcess):
             # Noise, noise level and caption dropout depend on (seed, position) only: a resumed run and
             # a run with another batch layout see the same ones for the same clip.
             generator = torch.Generator().manual_seed(train.seed * 1_000_003 + position)
-            sigmas.append(shifted_sigmas(generator, 1, train.timestep_shift))
+            sigmas.append(draw_sigmas(generator, 1, train.timestep_type, train.content_or_style, train.timestep_shift))
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
             dropped = torch.rand(1, generator=generator).item() < self._caption_dropout_rate(example)
@@ -297,8 +329,9 @@ class SDTrainer(BaseProcess):
         prediction = self._predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
-        video_loss = masked_mse(prediction.video, video_target, loss_mask)
-        audio_loss = masked_mse(prediction.audio, audio_target)
+        clip_weights = timestep_loss_weights(sigmas, train.timestep_type)
+        video_loss = masked_loss(prediction.video, video_target, loss_mask, train.loss_type, clip_weights)
+        audio_loss = masked_loss(prediction.audio, audio_target, None, train.loss_type, clip_weights)
         aux_losses = {}
         if self.preservation is not None:
 
@@ -394,6 +427,14 @@ class SDTrainer(BaseProcess):
             len(skipped),
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
+        )
+
+
+def _check_datasets(datasets) -> None:
+    if datasets and all(dataset.is_reg for dataset in datasets):
+        raise ConfigError(
+            "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
+            "so add a dataset without is_reg to train on"
         )
 
 
