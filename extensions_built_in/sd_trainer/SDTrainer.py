@@ -32,7 +32,7 @@ from .interrupts import StopRequest
 from .network_strength import adapter_strength
 from .optim import build_optimizer, build_scheduler, check_optimizer_settings
 from .run_setup import memory_plan_report, open_run
-from .sampling import TrainingSampler
+from .sampling import TrainingSampler, first_sample_due, sample_due
 from .training_data import ExampleOrder, TrainingExample, encode_datasets, open_datasets
 
 
@@ -170,7 +170,7 @@ class SDTrainer(BaseProcess):
         train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts
         self._notify("on_train_start")
-        if sampling and self._first_sample_due():
+        if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
         with StopRequest() as stop:
@@ -186,7 +186,7 @@ class SDTrainer(BaseProcess):
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
-                if sampling and self._sample_due(self.step):
+                if sampling and sample_due(self.step, train, self.config.sample):
                     self._notify("on_sample", self.step, self._sample(self.step))
                 if stop.requested:
                     self.logger.close_progress()
@@ -197,19 +197,6 @@ class SDTrainer(BaseProcess):
         self.logger.close_progress()
         self.save(final=True)
         self._notify("on_train_end")
-
-    def _first_sample_due(self) -> bool:
-        """The baseline sample before training: at step 0 unless skipped or deferred, always when forced."""
-        train, sample = self.config.train, self.config.sample
-        if train.force_first_sample:
-            return True
-        return self.step == 0 and not train.skip_first_sample and sample.sample_start_step == 0
-
-    def _sample_due(self, step: int) -> bool:
-        """Every `sample_every` steps and at the end, from `sample_start_step` on."""
-        sample = self.config.sample
-        periodic = step % sample.sample_every == 0 or step == self.config.train.steps
-        return periodic and step >= sample.sample_start_step
 
     def _sample(self, step: int) -> list[Path]:
         """Sample with the EMA weights when the EMA is on (swapped back afterwards)."""

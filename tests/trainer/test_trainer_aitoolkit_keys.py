@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from extensions_built_in.sd_trainer.sampling import first_sample_due, sample_due
 from extensions_built_in.sd_trainer.training_data import encode_datasets, open_datasets
 from tests.trainer.conftest import build_trainer, copy_clips, set_up_trainer, write_config
 from toolkit.data.dataset import MediaDataset
@@ -103,9 +104,9 @@ def test_dataset_and_training_keys_in_one_run(tmp_path, monkeypatch):
 
 def test_first_sample_and_sample_start_step(tmp_path):
     def due(settings, step):
-        trainer = build_trainer(write_config(tmp_path, {"train.disable_sampling": False, **settings}))
-        trainer.step = step
-        return trainer._first_sample_due(), [s for s in range(1, 7) if trainer._sample_due(s)]
+        config = build_trainer(write_config(tmp_path, {"train.disable_sampling": False, **settings})).config
+        first = first_sample_due(step, config.train, config.sample)
+        return first, [after for after in range(1, 7) if sample_due(after, config.train, config.sample)]
 
     base = {"sample.sample_every": 2, "train.steps": 6}
     assert due(base, 0) == (True, [2, 4, 6])
