@@ -76,6 +76,8 @@ class SDTrainer(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        _check_datasets(self.config.datasets)
+        check_optimizer_settings(self.config.train)
         return memory_plan_report(self.config.model, self.config.network)
 
     # -- set-up phases -----------------------------------------------------
