@@ -27,13 +27,14 @@ from .i2v import FirstFrameCondition, draw_conditioned
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
-from .flow_matching import add_noise, masked_mse, shifted_sigmas, velocity_target
+from .flow_matching import add_noise, draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
 from .interrupts import StopRequest
 from .lora_export import push_final_lora, saved_file_warnings
+from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
-from .optim import build_grad_scaler, build_optimizer, build_scheduler
+from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
 from .run_setup import dry_run_report, open_run, report_finished
-from .sampling import TrainingSampler
+from .sampling import TrainingSampler, first_sample_due, sample_due
 from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
 
 
@@ -43,6 +44,8 @@ class SDTrainer(BaseProcess):
     def run(self) -> None:
         config = self.config
         _check_dtype(config.train.dtype, config.device)
+        _check_datasets(config.datasets)
+        check_optimizer_settings(config.train)
         latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
         saved_step = checkpoints.saved_step(latest) if latest is not None else 0
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
@@ -68,7 +71,7 @@ class SDTrainer(BaseProcess):
                 self.model.unload_text_encoder()
 
             self.network = self._attach_network()
-            self.optimizer = build_optimizer(self.network.parameters(), config.train, self.model.device)
+            self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(
                 self.optimizer,
@@ -78,7 +81,8 @@ class SDTrainer(BaseProcess):
                 self.tracer,
                 self.logger,
             )
-            self.order = ExampleOrder(len(self.data.examples), config.train.seed)
+            per_step = config.train.batch_size * config.train.gradient_accumulation
+            self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.callbacks = self._build_callbacks()
@@ -92,6 +96,8 @@ class SDTrainer(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        _check_datasets(self.config.datasets)
+        check_optimizer_settings(self.config.train)
         return dry_run_report(self.config.model, self.config.network)
 
     # -- set-up phases -----------------------------------------------------
@@ -143,6 +149,10 @@ class SDTrainer(BaseProcess):
             self.model.transformer.enable_gradient_checkpointing()
         self.model.transformer.train()
         self.model.offload_transformer()
+        if self.config.model.compile:
+            # In place (nn.Module.compile): the module, its parameter names and the LoRA state dict stay as they are.
+            self.model.transformer.compile()
+            self.tracer.event("compile", module=type(self.model.transformer).__name__, backend="inductor")
         self.tracer.event(
             "network",
             type=network.kind,
@@ -188,11 +198,11 @@ class SDTrainer(BaseProcess):
 
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
-        train, sample = self.config.train, self.config.sample
+        train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts
         self._notify("on_train_start")
-        if sampling and self.step == 0 and not train.skip_first_sample:
-            self._notify("on_sample", 0, self._sample(0))
+        if sampling and first_sample_due(self.step, train, self.config.sample):
+            self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
         with StopRequest() as stop:
             while self.step < train.steps:
@@ -208,7 +218,7 @@ class SDTrainer(BaseProcess):
                 )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
-                if sampling and (self.step % sample.sample_every == 0 or self.step == train.steps):
+                if sampling and sample_due(self.step, train, self.config.sample):
                     self._notify("on_sample", self.step, self._sample(self.step))
                 if stop.requested:
                     self.logger.close_progress()
@@ -242,14 +252,18 @@ class SDTrainer(BaseProcess):
             self.optimizer.zero_grad(set_to_none=True)
             totals = torch.zeros(3)
             aux_totals: dict[str, float] = {}
-            positions = self.order.positions(step, train.batch_size * train.gradient_accumulation)
+            positions = self.order.positions(step)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
-                loss, video_loss, audio_loss, aux_losses = self.compute_loss(micro_positions, step, keep_details)
-                self.updates.backward(loss / train.gradient_accumulation)
-                totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) / train.gradient_accumulation
-                for name, value in aux_losses.items():
-                    aux_totals[name] = aux_totals.get(name, 0.0) + value.item() / train.gradient_accumulation
+                for strength, members in self._by_network_weight(micro_positions).items():
+                    share = len(members) / len(micro_positions) / train.gradient_accumulation
+                    # The backward runs at the same strength: gradient checkpointing recomputes the forward there.
+                    with adapter_strength(self.model.transformer, strength):
+                        loss, video_loss, audio_loss, aux_losses = self.compute_loss(members, step, keep_details)
+                        self.updates.backward(loss * share)
+                    totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) * share
+                    for name, value in aux_losses.items():
+                        aux_totals[name] = aux_totals.get(name, 0.0) + value.item() * share
             self.updates.unscale()
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
@@ -275,6 +289,13 @@ class SDTrainer(BaseProcess):
             )
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
+
+    def _by_network_weight(self, positions: list[int]) -> dict[float, list[int]]:
+        """The positions grouped by their dataset's `network_weight` (the adapter strength they train at)."""
+        groups: dict[float, list[int]] = {}
+        for position in positions:
+            groups.setdefault(self.data.examples[self.order.example_at(position)].network_weight, []).append(position)
+        return groups
 
     def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
         """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
@@ -315,7 +336,7 @@ class SDTrainer(BaseProcess):
             # Noise, noise level and caption dropout depend on (seed, position) only: a resumed run and
             # a run with another batch layout see the same ones for the same clip.
             generator = torch.Generator().manual_seed(train.seed * 1_000_003 + position)
-            sigmas.append(shifted_sigmas(generator, 1, train.timestep_shift))
+            sigmas.append(draw_sigmas(generator, 1, train.timestep_type, train.content_or_style, train.timestep_shift))
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
             dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
@@ -338,8 +359,11 @@ class SDTrainer(BaseProcess):
         prediction = self._predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
-        video_loss = masked_mse(prediction.video, video_target, loss_mask)
-        audio_loss = masked_mse(prediction.audio, audio_target, audio_loss_mask([e for _, e in members], device))
+        clip_weights = timestep_loss_weights(sigmas, train.timestep_type)
+        video_loss = masked_loss(prediction.video, video_target, loss_mask, train.loss_type, clip_weights)
+        audio_loss = masked_loss(
+            prediction.audio, audio_target, audio_loss_mask([e for _, e in members], device), train.loss_type, clip_weights
+        )
         aux_losses = {}
         if self.preservation is not None:
 
@@ -433,6 +457,14 @@ class SDTrainer(BaseProcess):
             len(skipped),
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
+        )
+
+
+def _check_datasets(datasets) -> None:
+    if datasets and all(dataset.is_reg for dataset in datasets):
+        raise ConfigError(
+            "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
+            "so add a dataset without is_reg to train on"
         )
 
 

@@ -1,27 +1,91 @@
-"""Optimizer and learning-rate schedule for the LoRA weights."""
+"""Optimizer and learning-rate schedule for the LoRA weights.
+
+The optimizers are the field's (torch AdamW, bitsandbytes AdamW8bit,
+prodigyopt Prodigy) with `train.optimizer_params` passed to them as they are;
+the schedules are diffusers' (`diffusers.optimization.get_scheduler`), with
+`train.lr_warmup_steps` of linear warmup. `check_optimizer_settings` runs
+before any model is loaded, so a missing package or a misspelt parameter
+stops the run at once.
+"""
 
 from __future__ import annotations
 
-import logging
-import math
+import inspect
+from typing import Any
 
 import torch
 
-log = logging.getLogger(__name__)
+from toolkit.errors import ConfigError
+
+_PACKAGES = {"adamw8bit": "bitsandbytes==0.50.2", "prodigy": "prodigyopt==1.1.2"}
+
+# get_scheduler's own arguments that `lr_scheduler_params` may set (the rest come from train:).
+_SCHEDULER_PARAMS = {"num_cycles", "power", "step_rules"}
 
 
-def build_optimizer(parameters, train_config, device: torch.device) -> torch.optim.Optimizer:
-    if train_config.optimizer == "adamw8bit":
-        if device.type == "cuda":
-            try:
-                import bitsandbytes as bnb
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The optimizer class of `train.optimizer`; a ConfigError when its package is not installed."""
+    try:
+        if name == "adamw8bit":
+            import bitsandbytes
 
-                return bnb.optim.AdamW8bit(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
-            except ImportError:
-                log.warning("train.optimizer: adamw8bit needs bitsandbytes (pip install bitsandbytes); using AdamW")
-        else:
-            log.warning("train.optimizer: adamw8bit needs a CUDA device; using AdamW on %s", device.type)
-    return torch.optim.AdamW(parameters, lr=train_config.lr, weight_decay=train_config.weight_decay)
+            return bitsandbytes.optim.AdamW8bit
+        if name == "prodigy":
+            import prodigyopt
+
+            return prodigyopt.Prodigy
+    except ImportError as error:
+        raise ConfigError(
+            f"train.optimizer: {name} needs the {_PACKAGES[name].split('==')[0]} package, which cannot be imported "
+            f"({error}); pip install {_PACKAGES[name]}, or choose optimizer: adamw"
+        ) from error
+    if name == "adamw":
+        return torch.optim.AdamW
+    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use adamw, adamw8bit or prodigy")
+
+
+def optimizer_params(train_config) -> dict[str, Any]:
+    """The keyword arguments the optimizer gets besides the parameters and `lr`."""
+    return {"weight_decay": train_config.weight_decay, **train_config.optimizer_params}
+
+
+def check_optimizer_settings(train_config) -> None:
+    """Stop before loading anything if the optimizer cannot be built as configured."""
+    optimizer_type = optimizer_class(train_config.optimizer)
+    if "lr" in train_config.optimizer_params:
+        raise ConfigError("train.optimizer_params.lr: set the learning rate with train.lr, not in optimizer_params")
+    signature = inspect.signature(optimizer_type.__init__)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        known = [name for name in signature.parameters if name not in ("self", "params")]
+        unknown = sorted(set(train_config.optimizer_params) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"train.optimizer_params: {', '.join(unknown)} is not a parameter of {optimizer_type.__name__} "
+                f"(train.optimizer: {train_config.optimizer}); it takes {', '.join(known)}"
+            )
+    unknown = sorted(set(train_config.lr_scheduler_params) - _SCHEDULER_PARAMS)
+    if unknown:
+        raise ConfigError(
+            f"train.lr_scheduler_params: {', '.join(unknown)} is not a schedule parameter; "
+            f"get_scheduler takes {', '.join(sorted(_SCHEDULER_PARAMS))} (warmup and steps come from train:)"
+        )
+    if train_config.lr_scheduler == "piecewise_constant" and train_config.lr_warmup_steps:
+        raise ConfigError(
+            "train.lr_warmup_steps: piecewise_constant has no warmup; write the warmup into "
+            "lr_scheduler_params.step_rules instead, or set lr_warmup_steps: 0"
+        )
+
+
+def build_optimizer(parameters, train_config) -> torch.optim.Optimizer:
+    """`train.optimizer` over `parameters` at `train.lr`, with `train.optimizer_params`."""
+    optimizer_type = optimizer_class(train_config.optimizer)
+    try:
+        return optimizer_type(parameters, lr=train_config.lr, **optimizer_params(train_config))
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ConfigError(
+            f"train.optimizer: {train_config.optimizer} could not be built with optimizer_params "
+            f"{train_config.optimizer_params} ({error}); fix train.optimizer_params or choose another optimizer"
+        ) from error
 
 
 def uses_grad_scaler(dtype: str, device: torch.device) -> bool:
@@ -35,19 +99,25 @@ def build_grad_scaler(dtype: str, device: torch.device) -> torch.amp.GradScaler:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train_config) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over `lr_warmup_steps`, then constant, cosine or linear decay to 0 at `steps`."""
-    warmup = train_config.lr_warmup_steps
-    total = train_config.steps
-    kind = train_config.lr_scheduler
+    """diffusers' `train.lr_scheduler` schedule over `train.steps`, after `lr_warmup_steps` of linear warmup.
 
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if kind == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0 - progress
+    `constant` with a warmup is diffusers' `constant_with_warmup` (its `constant` has none).
+    """
+    from diffusers.optimization import get_scheduler
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    name = train_config.lr_scheduler
+    if name == "constant" and train_config.lr_warmup_steps:
+        name = "constant_with_warmup"
+    try:
+        return get_scheduler(
+            name,
+            optimizer,
+            num_warmup_steps=train_config.lr_warmup_steps,
+            num_training_steps=train_config.steps,
+            **train_config.lr_scheduler_params,
+        )
+    except (TypeError, ValueError) as error:
+        raise ConfigError(
+            f"train.lr_scheduler: {train_config.lr_scheduler} with lr_scheduler_params "
+            f"{train_config.lr_scheduler_params} failed ({error}); fix train.lr_scheduler_params"
+        ) from error

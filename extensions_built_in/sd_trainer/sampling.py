@@ -23,6 +23,20 @@ class EncodedSamplePrompt:
     control_image: str | None = None
 
 
+def first_sample_due(step: int, train_config, sample_config) -> bool:
+    """The baseline sample before training: at step 0 unless skipped or deferred by `sample_start_step`;
+    always with `force_first_sample` (also when resuming, as in ai-toolkit)."""
+    if train_config.force_first_sample:
+        return True
+    return step == 0 and not train_config.skip_first_sample and sample_config.sample_start_step == 0
+
+
+def sample_due(step: int, train_config, sample_config) -> bool:
+    """After step `step`: every `sample_every` steps and at the end, from `sample_start_step` on."""
+    periodic = step % sample_config.sample_every == 0 or step == train_config.steps
+    return periodic and step >= sample_config.sample_start_step
+
+
 class TrainingSampler:
     """Encodes the sample prompts once (before the text encoder is unloaded) and samples on demand."""
 

@@ -38,6 +38,10 @@ class TrainingExample:
     audio_is_silence: bool
     caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
     train_audio: bool = True  # its dataset's `audio`: False trains the video only (no audio loss)
+    is_reg: bool = False  # from a regularisation dataset (`is_reg`)
+    network_weight: float = 1.0  # LoRA strength while training on it (the dataset's `network_weight`)
+    flip_x: bool = False
+    flip_y: bool = False
 
     @property
     def shape_key(self) -> tuple:
@@ -67,17 +71,28 @@ def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[Me
             missing_audio=dataset.missing_audio,
             audio_sample_rate=audio_sample_rate if dataset.audio else None,
             seed=seed,
+            num_repeats=dataset.num_repeats,
+            flip_x=dataset.flip_x,
+            flip_y=dataset.flip_y,
+            shrink_video_to_frames=dataset.shrink_video_to_frames,
+            auto_frame_count=dataset.auto_frame_count,
+            shuffle_tokens=dataset.shuffle_tokens,
         )
         for dataset in dataset_configs
     ]
 
 
 def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_folder: Path, caption_transform) -> EncodedData:
-    """Encode every item of every dataset (through the caches where configured)."""
+    """Encode every item of every dataset (through the caches where configured).
+
+    Each distinct item (a file, or its flipped copy) is decoded and encoded once;
+    its `num_repeats` repeats share those latents and differ only in the caption
+    when `shuffle_tokens` is on.
+    """
     examples: list[TrainingExample] = []
     skipped: list[tuple[Path, str]] = []
     latent_hits = text_hits = 0
-    total = sum(len(d) for d in datasets)
+    total = sum(d.variant_count for d in datasets)
     with (
         get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span,
         collect_encode_reports() as caching_report,
@@ -89,24 +104,16 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
                 get_tracer().event("dataset_audio_off", folder=dataset_config.folder_path, clips=len(dataset))
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
             text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
-            for index in range(len(dataset)):
-                item = dataset[index]
-                caption = caption_transform(item.caption)
+            for variant in range(dataset.variant_count):
+                item = dataset[variant]
                 latents = _encode_media(model, item, latent_cache, silence)
-                prompt = _encode_caption(model, caption, text_cache)
-                examples.append(
-                    TrainingExample(
-                        path=item.path,
-                        caption=caption,
-                        video_latents=latents["video_latents"][0],
-                        audio_latents=latents["audio_latents"][0],
-                        prompt=prompt,
-                        fps=item.fps,
-                        audio_is_silence=item.audio_is_silence,
-                        caption_dropout_rate=dataset_config.caption_dropout_rate,
-                        train_audio=dataset_config.audio,
-                    )
-                )
+                prompts: dict[str, dict[str, torch.Tensor]] = {}
+                for repeat in range(dataset.num_repeats):
+                    raw_caption = item.caption if repeat == 0 else dataset.caption_at(variant + repeat * dataset.variant_count)
+                    caption = caption_transform(raw_caption)
+                    if caption not in prompts:
+                        prompts[caption] = _encode_caption(model, caption, text_cache)
+                    examples.append(_example(item, caption, latents, prompts[caption], dataset_config))
                 progress.update(1)
             skipped.extend(dataset.skipped)
             latent_hits += latent_cache.hits if latent_cache else 0
@@ -144,6 +151,24 @@ class SilenceLatents:
         return self._by_samples[samples]
 
 
+def _example(item, caption: str, latents, prompt, dataset_config) -> TrainingExample:
+    return TrainingExample(
+        path=item.path,
+        caption=caption,
+        video_latents=latents["video_latents"][0],
+        audio_latents=latents["audio_latents"][0],
+        prompt=prompt,
+        fps=item.fps,
+        audio_is_silence=item.audio_is_silence,
+        caption_dropout_rate=dataset_config.caption_dropout_rate,
+        train_audio=dataset_config.audio,
+        is_reg=dataset_config.is_reg,
+        network_weight=dataset_config.network_weight,
+        flip_x=item.flip_x,
+        flip_y=item.flip_y,
+    )
+
+
 def _encode_media(model, item, cache: LatentCache | None, silence: SilenceLatents) -> dict[str, torch.Tensor]:
     def compute() -> dict[str, torch.Tensor]:
         video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path))
@@ -160,8 +185,11 @@ def _encode_media(model, item, cache: LatentCache | None, silence: SilenceLatent
         "fps": item.fps,
         "sample_rate": item.sample_rate,
         "encoder": model.encoder_identity(),
+        "frame_selection": item.frame_selection,
+        "flip": [item.flip_x, item.flip_y],
     }
-    return cache.get_or_compute(item.path, settings, compute)
+    variant = "+".join(name for name, on in (("flip_x", item.flip_x), ("flip_y", item.flip_y)) if on)
+    return cache.get_or_compute(item.path, settings, compute, variant=variant)
 
 
 def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> dict[str, torch.Tensor]:
@@ -183,24 +211,56 @@ def audio_loss_mask(examples: list[TrainingExample], device: torch.device) -> to
 
 
 class ExampleOrder:
-    """Which examples a step trains on: position p of the run is example perm(epoch)[p % n]."""
+    """Which example each position of the run trains on.
 
-    def __init__(self, count: int, seed: int):
-        self.count = count
+    Step s trains on positions s * per_step ... (s + 1) * per_step - 1; a position
+    also seeds its clip's noise. Examples are visited in seeded epochs: position p
+    of a pool of n is perm(epoch)[p % n] with epoch = p // n. Regularisation
+    examples (datasets with `is_reg`) form a second pool, and steps alternate as
+    in ai-toolkit: even steps draw from the regularisation pool, odd steps from
+    the training examples, each pool in its own epochs.
+    """
+
+    def __init__(self, is_reg: list[bool], seed: int, per_step: int):
+        self.training = [index for index, reg in enumerate(is_reg) if not reg]
+        self.regularisation = [index for index, reg in enumerate(is_reg) if reg]
+        if not self.training:
+            raise DataError(
+                "every training clip comes from a dataset with is_reg: true; regularisation clips only keep "
+                "the LoRA in check, so add a dataset without is_reg to train on"
+            )
         self.seed = seed
-        self._permutations: dict[int, list[int]] = {}
+        self.per_step = per_step
+        self.count = len(self.training)
+        self._permutations: dict[tuple[bool, int], list[int]] = {}
 
-    def _permutation(self, epoch: int) -> list[int]:
-        if epoch not in self._permutations:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._permutations = {epoch: torch.randperm(self.count, generator=generator).tolist()}
-        return self._permutations[epoch]
+    def positions(self, step: int) -> list[int]:
+        return list(range(step * self.per_step, (step + 1) * self.per_step))
 
-    def positions(self, step: int, per_step: int) -> list[int]:
-        return list(range(step * per_step, (step + 1) * per_step))
+    def is_regularisation_step(self, step: int) -> bool:
+        return bool(self.regularisation) and step % 2 == 0
 
     def example_at(self, position: int) -> int:
-        return self._permutation(position // self.count)[position % self.count]
+        regularisation, pool_position = self._pool_position(position)
+        pool = self.regularisation if regularisation else self.training
+        epoch = pool_position // len(pool)
+        return pool[self._permutation(regularisation, epoch, len(pool))[pool_position % len(pool)]]
 
     def epoch_of(self, position: int) -> int:
-        return position // self.count
+        regularisation, pool_position = self._pool_position(position)
+        return pool_position // len(self.regularisation if regularisation else self.training)
+
+    def _pool_position(self, position: int) -> tuple[bool, int]:
+        if not self.regularisation:
+            return False, position
+        step, offset = divmod(position, self.per_step)
+        return self.is_regularisation_step(step), (step // 2) * self.per_step + offset
+
+    def _permutation(self, regularisation: bool, epoch: int, size: int) -> list[int]:
+        key = (regularisation, epoch)
+        if key not in self._permutations:
+            salt = 50_000_017 if regularisation else 0
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + salt + epoch)
+            kept = {k: v for k, v in self._permutations.items() if k[0] != regularisation}
+            self._permutations = {**kept, key: torch.randperm(size, generator=generator).tolist()}
+        return self._permutations[key]

@@ -65,6 +65,18 @@ def fit_length(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:
     return F.pad(waveform, (0, num_samples - length))
 
 
+def stretch_audio(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:
+    """Stretch or squeeze `waveform` (channels, samples) to `num_samples` by linear interpolation.
+
+    The pitch moves with the speed, as in ai-toolkit when `shrink_video_to_frames`
+    plays a whole clip's frames at another rate.
+    """
+    if waveform.shape[-1] == num_samples:
+        return waveform
+    stretched = F.interpolate(waveform.unsqueeze(0), size=num_samples, mode="linear", align_corners=False)
+    return stretched.squeeze(0)
+
+
 def match_channels(waveform: torch.Tensor, channels: int, source: str) -> torch.Tensor:
     """Mono is copied to every channel; multichannel audio is averaged down to mono.
 

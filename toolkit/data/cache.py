@@ -5,7 +5,8 @@ costs far more than reading the result back, so each result is stored once as
 a `.safetensors` file whose name carries a key. The key covers everything that
 changes the result: for latents the file's identity (path, size, mtime, a hash
 of its first and last megabyte) and the settings (frames, bucket, fps, sample
-rate, encoder identity); for embeddings the caption and the encoder identity.
+rate, encoder identity, which frames and flips); for embeddings the caption
+and the encoder identity.
 Change any of them and the key changes, so the entry is recomputed; a latent
 entry superseded this way is deleted. Writes go to a temporary file that is
 renamed into place, so a crash never leaves a half-written entry behind.
@@ -133,28 +134,44 @@ class LatentCache(_SafetensorsCache):
         return self._entry_for(source, self.key_for(source, settings))
 
     def get_or_compute(
-        self, path: str | Path, settings: Mapping[str, Any], compute_fn: ComputeFn, device: torch.device | str = "cpu"
+        self,
+        path: str | Path,
+        settings: Mapping[str, Any],
+        compute_fn: ComputeFn,
+        device: torch.device | str = "cpu",
+        variant: str = "",
     ) -> dict[str, torch.Tensor]:
-        """The cached tensors for (`path`, `settings`), calling `compute_fn()` only on a miss."""
+        """The cached tensors for (`path`, `settings`), calling `compute_fn()` only on a miss.
+
+        `variant` names one of several encodings of the same file that live side by
+        side (say its mirrored copy, "flip_x"); a new entry supersedes only the
+        entries of the same file and variant.
+        """
         source = Path(path).resolve()
         key = self.key_for(source, settings)
         entry = self._entry_for(source, key)
-        metadata = {"source": str(source), "key": key, "settings": settings_json(settings, where=str(source))}
+        metadata = {
+            "source": str(source),
+            "variant": variant,
+            "key": key,
+            "settings": settings_json(settings, where=str(source)),
+        }
         was_cached = entry.is_file()
         tensors = self._load_or_compute(entry, metadata, compute_fn, device)
         if not was_cached:
-            self._remove_stale(source, entry)
+            self._remove_stale(source, variant, entry)
         return tensors
 
     def _entry_for(self, source: Path, key: str) -> Path:
         return self.folder / f"{source.stem}_{key[:_KEY_CHARS_IN_NAME]}.safetensors"
 
-    def _remove_stale(self, source: Path, current: Path) -> None:
-        """Delete older entries of `source` (same stem, same recorded source, other key)."""
+    def _remove_stale(self, source: Path, variant: str, current: Path) -> None:
+        """Delete older entries of `source` and `variant` (same stem, same recorded source and variant, other key)."""
         for candidate in self.folder.glob(f"{_glob_escape(source.stem)}_*.safetensors"):
             if candidate == current or len(candidate.stem) != len(source.stem) + 1 + _KEY_CHARS_IN_NAME:
                 continue
-            if _recorded_source(candidate) == str(source):
+            recorded = _recorded_metadata(candidate)
+            if recorded is not None and recorded.get("source") == str(source) and recorded.get("variant", "") == variant:
                 candidate.unlink(missing_ok=True)
 
 
@@ -233,10 +250,10 @@ def _ends_digest(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-def _recorded_source(entry: Path) -> str | None:
+def _recorded_metadata(entry: Path) -> dict[str, str] | None:
     try:
         with safe_open(str(entry), framework="pt") as handle:
-            return (handle.metadata() or {}).get("source")
+            return handle.metadata() or {}
     except (SafetensorError, OSError) as error:
         logger.warning("latent cache entry %s is unreadable (%s); leaving it in place", entry, error)
         return None

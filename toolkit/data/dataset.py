@@ -16,18 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, resample_audio, rms_dbfs
 from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
+from toolkit.data.captions import shuffle_caption
 from toolkit.data.files import list_media_files, read_caption
 from toolkit.data.media import (
     STILL_IMAGE_FPS,
     AudioTrack,
     MediaInfo,
+    count_frames,
     probe_media,
     read_video,
+    real_time_fps,
     source_frame_indices,
 )
 from toolkit.errors import DataError
@@ -49,6 +53,8 @@ class MediaItem:
     (RMS below SILENCE_THRESHOLD_DBFS), and `missing_audio: silence` trains it as
     silence, so traces and losses can tell. `audio_rms_dbfs` is the track's level.
     `audio` is None only when the dataset loads no audio (`audio_sample_rate=None`).
+    `flip_x`/`flip_y` say whether the frames were mirrored; `frame_selection` is
+    "spread" when the frames span the whole clip, "start" when they are its first ones.
     """
 
     path: Path
@@ -60,6 +66,9 @@ class MediaItem:
     audio_is_silence: bool
     bucket: tuple[int, int]  # (height, width)
     audio_rms_dbfs: float | None = None  # None when no audio is loaded
+    flip_x: bool = False
+    flip_y: bool = False
+    frame_selection: str = "start"
 
     @property
     def batch_key(self) -> tuple[int, int, int, float]:
@@ -82,13 +91,28 @@ class _Entry:
         return (self.num_frames, *self.bucket, self.fps)
 
 
+@dataclass(frozen=True)
+class _Variant:
+    """One file as trained: the file's entry and the flips applied to its frames."""
+
+    entry: int
+    flip_x: bool = False
+    flip_y: bool = False
+
+
 class MediaDataset(Dataset[MediaItem]):
     """Videos (.mp4/.mov/.webm/.mkv) and images (.png/.jpg/.jpeg/.webp) in `folder`, each
     with an optional caption file `<stem>.<caption_ext>`.
 
     - Videos give `num_frames` frames from their start, at `fps` (None keeps each
-      clip's own rate); images give one frame.
+      clip's own rate); images give one frame. With `shrink_video_to_frames` the
+      frames are spread evenly over the whole clip instead (see `read_video`).
+      With `auto_frame_count` each clip gives as many frames as it holds at that
+      rate, rounded down to 8k+1, instead of `num_frames`.
     - Frames are scaled and center-cropped to the bucket picked from `resolutions`.
+    - `flip_x` adds a left-right mirrored copy of every item, then `flip_y` an
+      upside-down copy of every item so far (both: 4 items a file), as ai-toolkit
+      does; `num_repeats` repeats the whole list (`len` counts every repeat).
     - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
       cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
       A file without audio raises (`missing_audio="error"`) or gets silence; a track
@@ -96,8 +120,9 @@ class MediaDataset(Dataset[MediaItem]):
       names the clip, then it raises or is trained as silence.
     - Files that cannot be decoded, or are too short, raise (`on_corrupt="error"`)
       or are left out and listed in `skipped` as (path, reason).
-    - With probability `caption_dropout_rate` a caption is replaced by "" (seeded by
-      `seed`, the epoch from `set_epoch` and the item index).
+    - `shuffle_tokens` shuffles a caption's comma-separated parts; with probability
+      `caption_dropout_rate` a caption is replaced by "". Both are seeded by `seed`,
+      the epoch from `set_epoch` and the item index, so each repeat gets its own draw.
     """
 
     def __init__(
@@ -114,6 +139,12 @@ class MediaDataset(Dataset[MediaItem]):
         audio_sample_rate: int | None = 16000,
         seed: int = 0,
         audio_channels: int = 2,
+        num_repeats: int = 1,
+        flip_x: bool = False,
+        flip_y: bool = False,
+        shrink_video_to_frames: bool = False,
+        auto_frame_count: bool = False,
+        shuffle_tokens: bool = False,
     ) -> None:
         self.folder = Path(folder)
         self.caption_ext = caption_ext.lstrip(".")
@@ -127,41 +158,62 @@ class MediaDataset(Dataset[MediaItem]):
         self.audio_sample_rate = audio_sample_rate
         self.audio_channels = audio_channels
         self.seed = seed
+        self.num_repeats = num_repeats
+        self.flip_x = flip_x
+        self.flip_y = flip_y
+        self.shrink_video_to_frames = shrink_video_to_frames
+        self.auto_frame_count = auto_frame_count
+        self.shuffle_tokens = shuffle_tokens
         self.epoch = 0
         self._loads = 0
         self._warned_silent: set[Path] = set()
         self.skipped: list[tuple[Path, str]] = []
         self._check_settings()
         self._entries = self._scan()
+        self._variants = self._flipped_variants()
         get_tracer().event(
             "dataset_scan",
             folder=str(self.folder),
-            items=len(self._entries),
+            files=len(self._entries),
+            items=len(self),
+            flips=[name for name, on in (("x", flip_x), ("y", flip_y)) if on],
+            num_repeats=num_repeats,
+            frame_selection="spread" if shrink_video_to_frames else "start",
             skipped=len(self.skipped),
             buckets={str(key): count for key, count in Counter(self.batch_keys()).items()},
         )
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._variants) * self.num_repeats
+
+    @property
+    def variant_count(self) -> int:
+        """Distinct items (files times flips): item `i` shows the same frames as item `i % variant_count`."""
+        return len(self._variants)
 
     def __getitem__(self, index: int) -> MediaItem:
-        entry = self._entries[index]
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of a dataset of {len(self)}")
+        variant = self._variants[index % len(self._variants)]
+        entry = self._entries[variant.entry]
         with self._load_span(entry) as span:
-            clip = read_video(entry.path, self.num_frames, self.fps)
+            clip = read_video(entry.path, entry.num_frames, self.fps, spread=self.shrink_video_to_frames)
             frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
-            video = resize_and_crop(frames, entry.bucket).permute(1, 0, 2, 3).contiguous()
+            video = _flipped(resize_and_crop(frames, entry.bucket), variant).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
             level = rms_dbfs(audio) if audio is not None else None
             if level is not None and is_silent(level) and not audio_is_silence:
                 audio_is_silence = self._silent_track(entry.path, level)
-            caption = self._caption_for(index, entry.caption)
-            dropped = caption != entry.caption
+            caption = self.caption_at(index)
             span.set(
                 video=video,
                 audio=audio,
                 audio_rms_dbfs=level,
                 audio_is_silence=audio_is_silence,
-                caption_dropped=dropped,
+                caption_dropped=caption == "" and entry.caption != "",
+                flip_x=variant.flip_x,
+                flip_y=variant.flip_y,
+                source_frames=list(clip.source_indices),
             )
         return MediaItem(
             path=entry.path,
@@ -173,6 +225,9 @@ class MediaDataset(Dataset[MediaItem]):
             audio_is_silence=audio_is_silence,
             bucket=entry.bucket,
             audio_rms_dbfs=level,
+            flip_x=variant.flip_x,
+            flip_y=variant.flip_y,
+            frame_selection="spread" if self.shrink_video_to_frames and clip.num_frames > 1 else "start",
         )
 
     def _silent_track(self, path: Path, level: float) -> bool:
@@ -190,6 +245,11 @@ class MediaDataset(Dataset[MediaItem]):
             )
         return True
 
+    def caption_at(self, index: int) -> str:
+        """The caption item `index` trains on this epoch (shuffled and dropped out as configured)."""
+        variant = self._variants[index % len(self._variants)]
+        return self._caption_for(index, self._entries[variant.entry].caption)
+
     def _load_span(self, entry: _Entry) -> Any:
         """A traced span for the first loads and every N-th after (loading runs every step)."""
         load_number = self._loads
@@ -205,11 +265,21 @@ class MediaDataset(Dataset[MediaItem]):
 
     def batch_keys(self) -> list[tuple[int, int, int, float]]:
         """Per item (frames, height, width, fps): items with equal keys can share a batch."""
-        return [entry.batch_key for entry in self._entries]
+        keys = [self._entries[variant.entry].batch_key for variant in self._variants]
+        return keys * self.num_repeats
 
     @property
     def paths(self) -> list[Path]:
+        """The files the dataset reads, each once (whatever the flips and repeats)."""
         return [entry.path for entry in self._entries]
+
+    def _flipped_variants(self) -> list[_Variant]:
+        variants = [_Variant(index) for index in range(len(self._entries))]
+        if self.flip_x:
+            variants += [_Variant(v.entry, True, v.flip_y) for v in variants]
+        if self.flip_y:
+            variants += [_Variant(v.entry, v.flip_x, True) for v in variants]
+        return variants
 
     def _check_settings(self) -> None:
         if not self.folder.is_dir():
@@ -230,6 +300,8 @@ class MediaDataset(Dataset[MediaItem]):
             )
         if self.audio_channels not in (1, 2):
             raise DataError(f"dataset audio_channels must be 1 or 2, got {self.audio_channels}")
+        if self.num_repeats < 1:
+            raise DataError(f"dataset num_repeats must be at least 1, got {self.num_repeats}")
 
     def _scan(self) -> list[_Entry]:
         media_files = list_media_files(self.folder)
@@ -257,10 +329,27 @@ class MediaDataset(Dataset[MediaItem]):
         return entries
 
     def _entry(self, info: MediaInfo, caption: str) -> _Entry:
+        num_frames = self._frames_of(info)
         fps = self.fps if self.fps is not None else (info.fps or STILL_IMAGE_FPS)
-        num_frames = 1 if info.is_image else self.num_frames
+        if self.shrink_video_to_frames and self.fps is None and not info.is_image:
+            fps = real_time_fps(num_frames, self._frame_count(info), info.fps)
         bucket = pick_bucket(info.height, info.width, self.resolutions)
         return _Entry(info.path, caption, bucket, num_frames, float(fps), info.has_audio)
+
+    def _frames_of(self, info: MediaInfo) -> int:
+        """Frames the clip trains on: `num_frames`, or with `auto_frame_count` all the clip holds (8k+1)."""
+        if info.is_image:
+            return 1
+        if not self.auto_frame_count:
+            return self.num_frames
+        clip_fps = self.fps if self.fps is not None else info.fps
+        # Output frame i shows source frame floor(i * source_fps / clip_fps): count those inside the clip.
+        fitting = int(np.floor((self._frame_count(info) - 1) * clip_fps / info.fps + 1e-6)) + 1
+        return (fitting - 1) // 8 * 8 + 1
+
+    @staticmethod
+    def _frame_count(info: MediaInfo) -> int:
+        return info.frame_count if info.frame_count is not None else count_frames(info.path)
 
     def _check_audio(self, info: MediaInfo) -> None:
         if self.audio_sample_rate is None or info.has_audio or self.missing_audio == "silence":
@@ -272,7 +361,10 @@ class MediaDataset(Dataset[MediaItem]):
         )
 
     def _check_length(self, info: MediaInfo) -> None:
+        # Spread frames come from anywhere in the clip (a short clip repeats frames); auto counts always fit.
         if info.is_image or info.frame_count is None or info.fps is None:
+            return
+        if self.shrink_video_to_frames or self.auto_frame_count:
             return
         clip_fps = self.fps if self.fps is not None else info.fps
         needed = source_frame_indices(self.num_frames, info.fps, clip_fps)[-1] + 1
@@ -280,13 +372,15 @@ class MediaDataset(Dataset[MediaItem]):
             raise DataError(
                 f"{info.path}: clip too short: it has {info.frame_count} frames at {info.fps:g} fps, but "
                 f"num_frames={self.num_frames} at {clip_fps:g} fps needs {needed}; lower num_frames (or fps) "
-                f"in the dataset config, or remove the clip"
+                f"in the dataset config, set shrink_video_to_frames: true, or remove the clip"
             )
 
     def _read_caption(self, media_path: Path) -> str:
         return read_caption(media_path, self.caption_ext, self.default_caption)
 
     def _caption_for(self, index: int, caption: str) -> str:
+        if self.shuffle_tokens:
+            caption = shuffle_caption(caption, f"{self.seed}:{self.epoch}:{index}:shuffle")
         if self.caption_dropout_rate <= 0.0:
             return caption
         draw = random.Random(f"{self.seed}:{self.epoch}:{index}").random()
@@ -306,3 +400,9 @@ class MediaDataset(Dataset[MediaItem]):
         waveform = match_channels(waveform, self.audio_channels, str(path))
         return fit_length(waveform, num_samples).contiguous(), False
 
+
+
+def _flipped(frames: torch.Tensor, variant: _Variant) -> torch.Tensor:
+    """`frames` (..., H, W) mirrored as the variant says."""
+    dims = [dim for dim, on in ((-1, variant.flip_x), (-2, variant.flip_y)) if on]
+    return torch.flip(frames, dims=dims) if dims else frames

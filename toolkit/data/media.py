@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from toolkit.data.audio import stretch_audio
 from toolkit.data.files import (  # noqa: F401 (the extension lists and is_media are re-exported)
     IMAGE_EXTENSIONS,
     MEDIA_EXTENSIONS,
@@ -47,11 +48,12 @@ class AudioTrack:
 
 @dataclass
 class VideoClip:
-    """Frames sampled from the start of a media file, with the matching audio.
+    """Frames sampled from a media file (from its start, or spread over all of it), with the matching audio.
 
     `duration_s` is the length of the sampled frames (`num_frames / fps`), not of
     the source file; `audio` covers the same span (it may be shorter when the
     source's audio track ends early) and is None when the file has no audio.
+    `source_indices` says which source frame each sampled frame is.
     """
 
     frames: torch.Tensor  # uint8 (T, H, W, 3)
@@ -59,6 +61,7 @@ class VideoClip:
     duration_s: float
     path: Path
     audio: AudioTrack | None
+    source_indices: tuple[int, ...] = ()
 
     @property
     def num_frames(self) -> int:
@@ -107,12 +110,21 @@ def probe_media(path: str | Path) -> MediaInfo:
         )
 
 
-def read_video(path: str | Path, num_frames: int, fps: float | None = None) -> VideoClip:
-    """Take `num_frames` consecutive frames from the start of `path`.
+def read_video(path: str | Path, num_frames: int, fps: float | None = None, spread: bool = False) -> VideoClip:
+    """Take `num_frames` frames of `path`.
 
-    With `fps` set, frames are picked at that rate (frames are dropped or repeated;
-    no interpolation); otherwise the clip keeps its own rate. An image is a 1-frame
-    clip whatever `num_frames` says, at `fps` or `STILL_IMAGE_FPS`, with no audio.
+    By default they are consecutive from the start: with `fps` set, frames are
+    picked at that rate (frames are dropped or repeated; no interpolation);
+    otherwise the clip keeps its own rate.
+
+    With `spread` (ai-toolkit's `shrink_video_to_frames`), the frames are spread
+    evenly from the first frame to the last, whatever the clip's length (a clip
+    shorter than `num_frames` repeats frames). They are labelled `fps` when it is
+    set, else the rate that keeps real time (`source_fps * (num_frames - 1) /
+    (frames - 1)`); the whole audio track is stretched to their duration.
+
+    An image is a 1-frame clip whatever `num_frames` says, at `fps` or
+    `STILL_IMAGE_FPS`, with no audio.
     """
     path = Path(path)
     if num_frames < 1:
@@ -123,19 +135,80 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None) -> V
         raise DataError(f"{path}: fps must be positive, got {fps}; fix fps in the dataset config")
     if is_image(path):
         clip_fps = float(fps) if fps is not None else STILL_IMAGE_FPS
-        return VideoClip(_read_image(path), clip_fps, 1.0 / clip_fps, path, None)
+        return VideoClip(_read_image(path), clip_fps, 1.0 / clip_fps, path, None, (0,))
+    if spread:
+        return _read_spread(path, num_frames, fps)
 
     with _open_container(path) as container:
         stream = _video_stream(container, path)
         source_fps = _stream_fps(stream, path)
         clip_fps = float(fps) if fps is not None else source_fps
         source_indices = source_frame_indices(num_frames, source_fps, clip_fps)
-        frames = _decode_frames(container, stream, source_indices, path, num_frames, source_fps, clip_fps)
+        frames, decoded = _decode_frames(container, stream, source_indices, path)
+        if frames is None:
+            raise DataError(
+                f"{path}: clip too short: it has {decoded} frames at {source_fps:g} fps, but num_frames={num_frames} "
+                f"at {clip_fps:g} fps needs {source_indices[-1] + 1} source frames; lower num_frames (or fps) in the "
+                f"dataset config, set shrink_video_to_frames: true, or remove the clip"
+            )
         duration_s = num_frames / clip_fps
         audio = None
         if container.streams.audio:
             audio = _decode_audio(container, container.streams.audio[0], duration_s, path)
-    return VideoClip(frames, clip_fps, duration_s, path, audio)
+    return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
+
+
+def spread_frame_indices(num_frames: int, frame_count: int) -> list[int]:
+    """`num_frames` source frame indices spread evenly from the first frame to the last of `frame_count`."""
+    last = frame_count - 1
+    if num_frames == 1:
+        return [0]
+    return [min(last, int(round(i * last / (num_frames - 1)))) for i in range(num_frames)]
+
+
+def count_frames(path: str | Path) -> int:
+    """Decode the whole video stream to count its frames (for containers that do not declare the count)."""
+    path = Path(path)
+    with _open_container(path) as container:
+        stream = _video_stream(container, path)
+        try:
+            return sum(1 for _ in container.decode(stream))
+        except av.error.FFmpegError as error:
+            raise DataError(
+                f"{path}: video decoding failed while counting frames ({error}); re-encode or remove the file"
+            ) from error
+
+
+def _read_spread(path: Path, num_frames: int, fps: float | None) -> VideoClip:
+    with _open_container(path) as container:
+        stream = _video_stream(container, path)
+        source_fps = _stream_fps(stream, path)
+        frame_count = _declared_frame_count(stream, source_fps) or count_frames(path)
+        source_indices = spread_frame_indices(num_frames, frame_count)
+        frames, decoded = _decode_frames(container, stream, source_indices, path)
+        if frames is None:
+            # The header promised more frames than the stream holds: spread over the frames there are.
+            if decoded < 1:
+                raise DataError(f"{path}: the video stream holds no frames; re-encode or remove the file")
+            frame_count = decoded
+            source_indices = spread_frame_indices(num_frames, frame_count)
+            container.seek(0)
+            frames, _ = _decode_frames(container, stream, source_indices, path)
+        clip_fps = float(fps) if fps is not None else real_time_fps(num_frames, frame_count, source_fps)
+        duration_s = num_frames / clip_fps
+        audio = None
+        if container.streams.audio:
+            whole = _decode_audio(container, container.streams.audio[0], frame_count / source_fps, path)
+            samples = max(1, int(round(duration_s * whole.sample_rate)))
+            audio = AudioTrack(stretch_audio(whole.waveform, samples), whole.sample_rate)
+    return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
+
+
+def real_time_fps(num_frames: int, frame_count: int, source_fps: float) -> float:
+    """The rate at which frames spread over `frame_count` source frames play in real time."""
+    if num_frames < 2 or frame_count < 2:
+        return source_fps
+    return source_fps * (num_frames - 1) / (frame_count - 1)
 
 
 def source_frame_indices(num_frames: int, source_fps: float, clip_fps: float) -> list[int]:
@@ -180,11 +253,9 @@ def _decode_frames(
     stream: av.video.stream.VideoStream,
     source_indices: list[int],
     path: Path,
-    num_frames: int,
-    source_fps: float,
-    clip_fps: float,
-) -> torch.Tensor:
-    needed = source_indices[-1] + 1
+) -> tuple[torch.Tensor | None, int]:
+    """The frames at `source_indices` and how many frames were decoded; None when the stream ends first."""
+    needed = max(source_indices) + 1
     wanted = set(source_indices)
     kept: dict[int, np.ndarray] = {}
     decoded = 0
@@ -200,12 +271,8 @@ def _decode_frames(
             f"{path}: video decoding failed after {decoded} frames ({error}); re-encode or remove the file"
         ) from error
     if decoded < needed:
-        raise DataError(
-            f"{path}: clip too short: it has {decoded} frames at {source_fps:g} fps, but num_frames={num_frames} "
-            f"at {clip_fps:g} fps needs {needed} source frames; lower num_frames (or fps) in the dataset config, "
-            f"or remove the clip"
-        )
-    return torch.from_numpy(np.stack([kept[index] for index in source_indices]))
+        return None, decoded
+    return torch.from_numpy(np.stack([kept[index] for index in source_indices])), decoded
 
 
 def _decode_audio(
