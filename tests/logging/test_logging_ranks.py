@@ -33,7 +33,7 @@ def test_only_rank_zero_writes_files_and_rank_one_still_warns(tmp_path: Path):
     for process in processes:
         process.start()
     for process in processes:
-        process.join(timeout=60)
+        process.join(timeout=600)
     assert [process.exitcode for process in processes] == [0, 0]
 
     log_text = (tmp_path / "logs" / "train.log").read_text()

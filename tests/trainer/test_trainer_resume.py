@@ -29,7 +29,7 @@ def test_interrupted_run_resumes_to_the_same_lora(tmp_path, tiny_ready):
 
     process = start_cli([str(interrupted)], tmp_path / "first.log")
     interrupt_when(process, first_save.is_dir)
-    assert process.wait(timeout=120) == 130, (tmp_path / "first.log").read_text()[-3000:]
+    assert process.wait(timeout=1800) == 130, (tmp_path / "first.log").read_text()[-3000:]
     first_log = (tmp_path / "first.log").read_text()
     stopped = re.search(r"Stopped by SIGINT at step (\d+)", first_log)
     assert stopped, first_log[-3000:]
