@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,12 @@ import yaml
 
 @pytest.fixture(scope="session")
 def clips_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An existing folder for `datasets[].folder_path` (the schema only checks that it exists)."""
-    return tmp_path_factory.mktemp("clips")
+    """A dataset folder holding one demo clip and its caption, so the pre-load checks pass."""
+    folder = tmp_path_factory.mktemp("clips")
+    demo = Path(__file__).resolve().parent.parent.parent / "data" / "demo_clips"
+    for name in ("demo_00.mp4", "demo_00.txt"):
+        shutil.copyfile(demo / name, folder / name)
+    return folder
 
 
 @pytest.fixture

@@ -98,3 +98,16 @@ def test_push_to_hub_needs_a_repo(valid_job: dict) -> None:
     valid_job["config"]["process"][0]["save"] = {"push_to_hub": True}
     with pytest.raises(ConfigError, match=r"config.process\[0\].save: push_to_hub needs hf_repo_id"):
         parse_config(valid_job)
+
+
+def test_optimizer_numbers_written_without_a_dot_are_numbers() -> None:
+    # PyYAML reads `weight_decay: 1e-4` (ai-toolkit's spelling) as the string '1e-4'.
+    import yaml
+
+    from toolkit.config.train import TrainConfig
+
+    params = yaml.safe_load("weight_decay: 1e-4\nbetas: [0.9, 0.99]\nfused: x")
+    assert params["weight_decay"] == "1e-4"
+    train = TrainConfig(optimizer_params=params, lr_scheduler_params={"power": "2e0"})
+    assert train.optimizer_params == {"weight_decay": 1e-4, "betas": [0.9, 0.99], "fused": "x"}
+    assert train.lr_scheduler_params == {"power": 2.0}

@@ -189,8 +189,9 @@ CASES = [
     case("misspelled_key", edited(_set("model.qtpye", "q")), f"{P}.model.qtpye", "did you mean 'qtype'"),
     case("negative_lr", edited(_set("train.lr", -1)), f"{P}.train.lr"),
     case("steps_not_a_number", edited(_set("train.steps", "ten")), f"{P}.train.steps"),
-    case("frames_not_8k_plus_1", edited(_set("datasets.0.num_frames", 10)), f"{D}.num_frames"),
-    case("resolution_not_x32", edited(_set("datasets.0.resolution", [50])), f"{D}.resolution"),
+    # Off-grid frame counts and sizes are adjusted (10 -> 9, 50 -> 64); what cannot be adjusted fails.
+    case("frames_not_a_count", edited(_set("datasets.0.num_frames", 0)), f"{D}.num_frames"),
+    case("resolution_not_a_size", edited(_set("datasets.0.resolution", [-64])), f"{D}.resolution"),
     case("unknown_process_type", edited(_set("type", "sd_trainerr")), f"{P}.type", "sd_trainer"),
     case("unknown_device", edited(_set("device", "tpu")), f"{P}.device"),
     case("unknown_dtype", edited(_set("train.dtype", "fp64")), f"{P}.train.dtype"),

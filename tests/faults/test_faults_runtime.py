@@ -61,7 +61,7 @@ MEDIA_CASES = [
     MediaFault("random_bytes_named_mp4", _random_bytes, "cannot open as a video"),
     MediaFault("truncated_mp4", _truncated, "demo_01.mp4"),
     MediaFault("clip_without_audio_track", _without_audio, "missing_audio: silence"),
-    MediaFault("clip_shorter_than_num_frames", lambda clips: clips / "demo_00.mp4", "clip too short", {"num_frames": 25}),
+    MediaFault("clip_shorter_than_num_frames", lambda clips: clips / "demo_00.mp4", "clip too short", {"num_frames": 25, "shrink_video_to_frames": False}),
 ]
 
 

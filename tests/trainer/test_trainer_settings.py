@@ -17,7 +17,7 @@ from toolkit.network.lora import resolve_targets
 
 def test_weight_decay_setting_decays_the_weights():
     weights = torch.nn.Parameter(torch.full((4,), 2.0))
-    optimizer = build_optimizer([weights], TrainConfig(lr=0.1, weight_decay=0.5), torch.device("cpu"))
+    optimizer = build_optimizer([weights], TrainConfig(lr=0.1, weight_decay=0.5))
     weights.grad = torch.zeros(4)
     optimizer.step()
     # AdamW's decoupled decay with a zero gradient: w <- w * (1 - lr * weight_decay)

@@ -140,7 +140,23 @@ class TrainConfig(ConfigModel):
             return i2v
         raise ValueError(f"{i2v} is neither true/false nor a probability in 0..1")
 
+    @field_validator("optimizer_params", "lr_scheduler_params")
+    @classmethod
+    def _numbers_written_as_yaml_strings(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """YAML 1.1 (PyYAML) reads `1e-4` without a dot as a string; these arguments are numbers, so read them so
+        (ai-toolkit's configs write `weight_decay: 1e-4`)."""
+        return {name: _number_or_text(value) for name, value in params.items()}
+
     @property
     def i2v_probability(self) -> float:
         """The chance that a clip is trained image-to-video (0 when off, 1 for `i2v: true`)."""
         return float(self.i2v)
+
+
+def _number_or_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
