@@ -64,8 +64,15 @@ class Job:
         ]
 
     def run(self) -> None:
+        from toolkit.trace import reset_tracer  # here, not at the top: validating a config must not import torch
+
         for process in self.processes:
-            process.run()
+            try:
+                process.run()
+            finally:
+                # Each process opens its own trace; closing it here writes trace.json whole at the end of the
+                # process, not only at the next process's start or at interpreter exit.
+                reset_tracer()
 
     def dry_run(self) -> list[str]:
         """Reports of every process's `dry_run()`, or "config OK" for a process without one."""
