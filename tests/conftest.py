@@ -13,6 +13,18 @@ DEMO_CLIPS = REPO_ROOT / "data" / "demo_clips"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+# LTX-2 pipeline arguments that switch every guidance off: one conditional forward per denoising step.
+NO_GUIDANCE = {
+    "guidance_scale": 1.0,
+    "audio_guidance_scale": 1.0,
+    "stg_scale": 0.0,
+    "audio_stg_scale": 0.0,
+    "modality_scale": 1.0,
+    "audio_modality_scale": 1.0,
+    "guidance_rescale": 0.0,
+    "audio_guidance_rescale": 0.0,
+}
+
 
 @pytest.fixture(scope="session")
 def tiny_cache_dir(tmp_path_factory) -> Path:

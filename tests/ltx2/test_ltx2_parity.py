@@ -22,6 +22,7 @@ from extensions_built_in.diffusion_models.ltx2 import latent_layout
 from extensions_built_in.diffusion_models.ltx2.generation import build_pipeline
 from extensions_built_in.diffusion_models.ltx2.timestep_conditioning import TIMESTEP_SCALE
 from extensions_built_in.sd_trainer.i2v import FirstFrameCondition
+from tests.conftest import NO_GUIDANCE
 
 VERSIONS = ["2.0", "2.3", "2.5"]
 PROMPT = "a red square moving left to right, with a 440 Hz tone"
@@ -143,14 +144,7 @@ def pipeline_step(model, image_to_video: bool) -> TransformerCall:
             num_frames=NUM_FRAMES,
             frame_rate=FPS,
             num_inference_steps=2,
-            guidance_scale=1.0,
-            audio_guidance_scale=1.0,
-            stg_scale=0.0,
-            audio_stg_scale=0.0,
-            modality_scale=1.0,
-            audio_modality_scale=1.0,
-            guidance_rescale=0.0,
-            audio_guidance_rescale=0.0,
+            **NO_GUIDANCE,
             generator=torch.Generator().manual_seed(11),
             output_type="latent",
             max_sequence_length=model.max_sequence_length,

@@ -25,6 +25,7 @@ import torch
 from extensions_built_in.diffusion_models.ltx2 import latent_layout
 from extensions_built_in.diffusion_models.ltx2.generation import build_pipeline
 
+from tests.conftest import NO_GUIDANCE
 from tests.trainer.conftest import copy_clips, set_up_trainer, train_steps, write_config
 
 STEPS = 200
@@ -86,14 +87,7 @@ def sample_latents(model, caption: str, fps: float, audio_shape, seed: int) -> L
         num_frames=NUM_FRAMES,
         frame_rate=fps,
         num_inference_steps=8,
-        guidance_scale=1.0,
-        audio_guidance_scale=1.0,
-        stg_scale=0.0,
-        audio_stg_scale=0.0,
-        modality_scale=1.0,
-        audio_modality_scale=1.0,
-        guidance_rescale=0.0,
-        audio_guidance_rescale=0.0,
+        **NO_GUIDANCE,
         generator=generator,
         output_type="latent",
         return_dict=False,

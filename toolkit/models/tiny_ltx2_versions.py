@@ -97,27 +97,20 @@ def build_vocoder(version: str, mel_channels: int):
     """LTX2Vocoder at 16 kHz (2.0), or LTX2VocoderWithBWE: the same vocoder, then a bandwidth extender to 48 kHz."""
     from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder, LTX2VocoderWithBWE
 
+    shared = {
+        "in_channels": mel_channels,
+        "hidden_channels": 32,
+        "out_channels": 2,
+        "upsample_kernel_sizes": [8, 8, 20],
+        "upsample_factors": [4, 4, 10],
+        "resnet_kernel_sizes": [3],
+        "resnet_dilations": [[1, 3]],
+    }
     if version == "2.0":
-        return LTX2Vocoder(
-            in_channels=mel_channels,
-            hidden_channels=32,
-            out_channels=2,
-            upsample_kernel_sizes=[8, 8, 20],
-            upsample_factors=[4, 4, 10],
-            resnet_kernel_sizes=[3],
-            resnet_dilations=[[1, 3]],
-            leaky_relu_negative_slope=0.1,
-            output_sampling_rate=16000,
-        )
+        return LTX2Vocoder(**shared, leaky_relu_negative_slope=0.1, output_sampling_rate=16000)
     bwe_mel_bins = 16
     return LTX2VocoderWithBWE(
-        in_channels=mel_channels,
-        hidden_channels=32,
-        out_channels=2,
-        upsample_kernel_sizes=[8, 8, 20],
-        upsample_factors=[4, 4, 10],
-        resnet_kernel_sizes=[3],
-        resnet_dilations=[[1, 3]],
+        **shared,
         antialias_kernel_size=6,
         bwe_in_channels=2 * bwe_mel_bins,
         bwe_hidden_channels=16,
