@@ -142,3 +142,16 @@ def test_python_warnings_are_captured_into_the_log(tmp_path):
     logger.finish()
     assert "WARNING py.warnings:" in (tmp_path / "train.log").read_text()
     assert "UserWarning: fp16 weights cast to fp32" in (tmp_path / "train.log").read_text()
+
+
+def test_seed_002_calls_work_as_written(tmp_path, capsys):
+    # shared/seeds/002: setup_logging(module_name=...), setup_logging(config=...), and the logger as a context manager.
+    named = setup_logging(module_name="my_module")
+    named.info("starting process")
+    assert named.name.endswith("my_module")
+    assert "my_module: starting process" in capsys.readouterr().err
+    with setup_logging(config=LogConfig(name="ctx", log_dir=tmp_path)) as logger:
+        logger.warning("inside")
+    assert "ctx: inside" in (tmp_path / "train.log").read_text()
+    with pytest.raises(TypeError, match="not both"):
+        setup_logging(LogConfig(name="x"), module_name="y")

@@ -239,16 +239,21 @@ class LogManager:
                 self._sinks.add(sink)
 
 
-def setup_logging(config: LogConfig | str | None = None) -> UnifiedLogger:
+def setup_logging(config: LogConfig | str | None = None, module_name: str | None = None) -> UnifiedLogger:
     """Set up this process's logging once and return its logger.
 
-    A ``LogConfig`` (re)configures the process; a name only configures it with
-    defaults the first time, afterwards it returns the logger of that name.
+    A ``LogConfig`` (re)configures the process; a name (``config`` as a string, or
+    ``module_name`` as in seed 002's ``setup_logging(module_name="my_module")``) only
+    configures it with defaults the first time, afterwards it returns the logger of
+    that name.
     """
+    if isinstance(config, LogConfig) and module_name is not None:
+        raise TypeError("setup_logging: give a LogConfig or a module_name, not both (the LogConfig's name is used)")
     manager = LogManager.get_instance()
     if isinstance(config, LogConfig):
         return manager.configure_from_config(config)
-    return manager.ensure_configured(config if config is not None else LogConfig().name)
+    name = module_name if module_name is not None else config
+    return manager.ensure_configured(name if name is not None else LogConfig().name)
 
 
 def get_logger(name: str) -> UnifiedLogger:
