@@ -17,31 +17,12 @@ are built here:
 
 from __future__ import annotations
 
+from toolkit.memory_management.published_versions import TRANSFORMER_ARGS
+
 VERSIONS = ("2.0", "2.3", "2.5")
 
-# Transformer flags per version (passed on top of the tiny sizes).
-TRANSFORMER_FLAGS = {
-    "2.0": {},
-    "2.3": {
-        "gated_attn": True,
-        "audio_gated_attn": True,
-        "cross_attn_mod": True,
-        "audio_cross_attn_mod": True,
-        "perturbed_attn": True,
-        "use_prompt_embeddings": False,
-    },
-    "2.5": {
-        "gated_attn": True,
-        "audio_gated_attn": True,
-        "cross_attn_mod": True,
-        "audio_cross_attn_mod": True,
-        "perturbed_attn": True,
-        "use_prompt_embeddings": False,
-        "ff_bias": False,
-        "use_keyframes_abs_pos_embedding": True,
-        "use_prompt_adaln_single": False,
-    },
-}
+# Transformer flags per version (passed on top of the tiny sizes): the published versions' own flags.
+TRANSFORMER_FLAGS = TRANSFORMER_ARGS
 
 
 def check_version(version: str) -> str:
