@@ -42,7 +42,7 @@ def tiny_cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_cache_dir) -> Path:
     """The tiny LTX-2 in diffusers layout (model_index.json and one folder per component)."""
-    from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 
     return ensure_tiny_ltx2()
 
@@ -71,7 +71,7 @@ def tiny_models(tiny_model):
     "2.0" is `tiny_model`. Shared like it: tests must not modify them.
     """
     from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
-    from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 
     loaded = {"2.0": tiny_model}
 

@@ -294,7 +294,7 @@ class _Planner:
         return self._layer_sizes[key]
 
     def _lora(self, rank: int) -> LoraPlan:
-        from toolkit.network.lora import LTX2_LORA_TARGETS
+        from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_TARGETS
 
         targets = [
             layer.module
@@ -349,7 +349,7 @@ def _dtype_bytes(dtype: str) -> int:
 
 def _resolve_folder(name_or_path: str | None) -> Path | None:
     """The diffusers folder to read configs from, or None for the published architecture."""
-    from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
     if name_or_path is None:
         return None

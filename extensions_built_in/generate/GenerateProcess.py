@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extensions_built_in.sd_trainer.run_setup import dry_run_report, open_run
+from toolkit.dry_run import dry_run_report
 from toolkit.job import BaseProcess
+from toolkit.run_setup import open_run
 
 
 class GenerateProcess(BaseProcess):

@@ -14,10 +14,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from toolkit.dry_run import dry_run_report
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
+from toolkit.run_setup import open_run
 from toolkit.trace import get_tracer, memory_snapshot
 
 from . import checkpoints
@@ -33,7 +35,7 @@ from .lora_export import push_final_lora, saved_file_warnings
 from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
-from .run_setup import dry_run_report, open_run, report_finished
+from .finished_run import report_finished
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
 
@@ -141,10 +143,13 @@ class SDTrainer(BaseProcess):
         return OutputPreservation(class_prompts, train)
 
     def _attach_network(self):
-        network = attach_network(self.model.transformer, self.config.network, self.config.train.seed)
+        network = attach_network(
+            self.model.transformer, self.config.network, self.config.train.seed, self.model.lora_target_pattern()
+        )
         if self.config.network.pretrained_lora_path:
             pretrained = Path(self.config.network.pretrained_lora_path)
-            network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank))
+            keys = self.model.lora_file_keys()
+            network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank, keys=keys))
         if self.config.train.gradient_checkpointing:
             self.model.transformer.enable_gradient_checkpointing()
         self.model.transformer.train()
@@ -434,6 +439,7 @@ class SDTrainer(BaseProcess):
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
             model_metadata=self._model_metadata(),
+            lora_file_keys=self.model.lora_file_keys(),
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(

@@ -24,6 +24,7 @@ import torch
 
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
+from toolkit.models.base_model import LoraFileKeys
 from toolkit.network.formats import load_lora_state, save_lora
 from toolkit.trace import get_tracer
 
@@ -44,6 +45,7 @@ class TrainingState:
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
     model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
     lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
+    lora_file_keys: LoraFileKeys | None = None  # the model's original key names, for save.format: comfy
 
 
 def rng_state() -> dict:
@@ -87,13 +89,13 @@ def save_training_state(
         metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
         lora_path = save_lora(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha, rank=state.lora_rank,
+            state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
         )
         ema_path = None
         if state.ema_state is not None:
             ema_path = save_lora(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
+                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
             )
 
         checkpoints = run_folder / CHECKPOINT_DIR
@@ -145,13 +147,13 @@ def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_con
     written = {
         "final": save_lora(
             run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha,
-            rank=state.lora_rank,
+            rank=state.lora_rank, keys=state.lora_file_keys,
         )
     }
     if state.ema_state is not None:
         written["final_ema"] = save_lora(
             run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
-            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
+            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
         )
     return written
 

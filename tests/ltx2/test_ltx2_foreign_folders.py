@@ -10,8 +10,8 @@ import torch
 
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings, LTX2Model
 from tests.conftest import tiny_model_config
-from toolkit.models.tiny_ltx2 import build_components
-from toolkit.models.tiny_ltx2_versions import TRANSFORMER_FLAGS
+from extensions_built_in.diffusion_models.ltx2.tiny.model import build_components
+from extensions_built_in.diffusion_models.ltx2.tiny.versions import TRANSFORMER_FLAGS
 
 
 def foreign_components(version: str) -> dict:

@@ -39,8 +39,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from toolkit.models.single_file import save_single_file
-from toolkit.models.tiny_ltx2 import build_components
+from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
+from extensions_built_in.diffusion_models.ltx2.tiny.model import build_components
 
 PREFIX = "model.diffusion_model."
 TRANSFORMER_CONSTANTS = {

@@ -11,9 +11,9 @@ from safetensors.torch import load_file, save_file
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 from tests.conftest import tiny_model_config
 from toolkit.errors import ModelLoadError
-from toolkit.models.single_file import save_single_file
-from toolkit.models.single_file_header import read_header
-from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
+from extensions_built_in.diffusion_models.ltx2.single_file.header import read_header
+from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 
 ALL_HELD = ("connectors", "transformer", "vae", "audio_vae", "vocoder")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from extensions_built_in.diffusion_models.ltx2.checkpoint import COMPONENT_ORDER, load_component, resolve_source
-from toolkit.models.tiny_ltx2 import build_components, save_tiny_ltx2
+from extensions_built_in.diffusion_models.ltx2.tiny.model import build_components, save_tiny_ltx2
 
 SEED = 11
 MODULES = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")

@@ -17,7 +17,7 @@ from extensions_built_in.diffusion_models.ltx2.checkpoint_check import build_on_
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 from tests.conftest import tiny_model_config
 from toolkit.errors import ConfigError, ModelLoadError
-from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 
 
 def copied_folder(tmp_path, version: str):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
-from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
+from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
 VERSIONS = ["2.3", "2.5"]
 EXPECTED_CLASSES = {

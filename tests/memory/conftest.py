@@ -16,7 +16,7 @@ def build_transformer(seed: int = 0, lora: bool = True) -> torch.nn.Module:
     """
     from peft import LoraConfig
 
-    from toolkit.models.tiny_ltx2 import build_transformer as build_tiny_transformer
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import build_transformer as build_tiny_transformer
 
     transformer = build_tiny_transformer(seed)
     transformer.requires_grad_(False)

@@ -1,9 +1,11 @@
-"""LoRA files: the diffusers format and the original LTX-2 / ComfyUI format.
+"""LoRA files: the diffusers format and the model's original (ComfyUI) format.
 
 Both hold the same tensors. diffusers keys are ``transformer.<module>.lora_A.weight``
 under diffusers' module names; the original format is
-``diffusion_model.<module>.lora_A.weight`` under the original LTX-2 names.
-`LTX2Pipeline.load_lora_weights` reads both. Files are written atomically.
+``diffusion_model.<module>.lora_A.weight`` under the names of the model's original
+checkpoint, which only the model knows: it passes its `LoraFileKeys`
+(`BaseModel.lora_file_keys()`, toolkit/models/base_model.py) to write or read that format.
+For LTX-2, `LTX2Pipeline.load_lora_weights` reads both. Files are written atomically.
 
 Strength. An adapter's update is ``(alpha / rank) * B @ A``, but the loaders
 do not agree on where alpha lives: diffusers reads it from the
@@ -32,6 +34,7 @@ from safetensors.torch import save_file
 
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
+from toolkit.models.base_model import LoraFileKeys
 
 FORMATS = ("diffusers", "comfy")
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
@@ -48,11 +51,13 @@ STRENGTH_FOLDED_KEY = "strength_in_weights"
 _SCALED_PARTS = ("lora_B.weight", "lokr_w1", "lokr_w1_a")
 _ADAPTER_KEY = re.compile(r"^(?P<module>.+)\.(?P<part>lora_[AB]\.weight|lokr_\w+|alpha)$")
 
-def to_original_name(diffusers_name: str) -> str:
-    """A transformer module/parameter name under its original LTX-2 name (shared with single-file export)."""
-    from toolkit.models.single_file import original_transformer_key
-
-    return original_transformer_key(diffusers_name)
+def _original_keys(keys: LoraFileKeys | None, what: str) -> LoraFileKeys:
+    if keys is None:
+        raise ValueError(
+            f"{what} is in the original (comfy) key format, which needs the model's key names: "
+            "pass keys=<model class>.lora_file_keys()"
+        )
+    return keys
 
 
 def format_warning(fmt: str, path: Path | str, network_type: str = "lora") -> str | None:
@@ -105,13 +110,17 @@ def scale_strength(peft_state: dict[str, torch.Tensor], factors: dict[str, float
     return scaled
 
 
-def lora_file_tensors(peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """The tensors a LoRA file of format `fmt` holds, from peft's state dict."""
+def lora_file_tensors(
+    peft_state: dict[str, torch.Tensor], fmt: str, dtype: torch.dtype, keys: LoraFileKeys | None = None
+) -> dict[str, torch.Tensor]:
+    """The tensors a LoRA file of format `fmt` holds, from peft's state dict (`keys`: needed for comfy)."""
     if fmt not in FORMATS:
         raise ValueError(f"save.format: {fmt!r} is not one of {FORMATS}")
+    if fmt == "comfy":
+        keys = _original_keys(keys, "save.format: comfy")
     tensors = {}
     for name, tensor in peft_state.items():
-        key = DIFFUSERS_PREFIX + name if fmt == "diffusers" else ORIGINAL_PREFIX + to_original_name(name)
+        key = DIFFUSERS_PREFIX + name if fmt == "diffusers" else ORIGINAL_PREFIX + keys.to_original(name)
         tensors[key] = tensor.detach().to("cpu", dtype).contiguous()
     return tensors
 
@@ -132,12 +141,14 @@ def save_lora(
     alpha: float,
     fold_strength: bool = True,
     rank: int | None = None,
+    keys: LoraFileKeys | None = None,
 ) -> Path:
     """Write a LoRA .safetensors atomically (a temp file renamed into place).
 
     A LoRA holding NaN or inf (after folding and the cast to `dtype`) is never written: CheckpointError instead.
 
-    `alpha` is the adapter's alpha, `rank` its rank (read from the LoRA A shapes when not given).
+    `alpha` is the adapter's alpha, `rank` its rank (read from the LoRA A shapes when not given);
+    `keys` is the model's key mapping, needed for `fmt="comfy"`.
     With `fold_strength` (files for users) the weights carry alpha / rank and the header says
     alpha = rank; without it (resume checkpoints) the tensors are the trained ones, alpha as given.
     """
@@ -153,7 +164,7 @@ def save_lora(
         alpha = rank
     if kind == "lora":  # diffusers builds a LoraConfig from it; it has nothing to build a LoKr from
         header[ADAPTER_METADATA_KEY] = adapter_metadata(peft_state, alpha, rank)
-    tensors = lora_file_tensors(peft_state, fmt, dtype)
+    tensors = lora_file_tensors(peft_state, fmt, dtype, keys)
     _refuse_nonfinite(path, peft_state, tensors, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
@@ -196,22 +207,22 @@ def _file_alphas(tensors: dict[str, torch.Tensor], header: dict[str, str], rank:
     return alphas
 
 
-def load_lora_state(path: Path, alpha: float | None = None, rank: int | None = None) -> dict[str, torch.Tensor]:
-    """peft-named tensors from a LoRA file of either format (the diffusers converter does the renaming).
+def load_lora_state(
+    path: Path, alpha: float | None = None, rank: int | None = None, keys: LoraFileKeys | None = None
+) -> dict[str, torch.Tensor]:
+    """peft-named tensors from a LoRA file of either format (`keys`, the model's mapping, renames the original one).
 
     With `alpha`, the tensors are rescaled so that an adapter with that alpha (and the file's rank)
     applies the update the file holds, whatever alpha the file was written with (its header, kohya
     ``.alpha`` tensors, or folded in). Without it they are returned as stored.
     """
-    from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_ltx2_lora_to_diffusers
-
     with safe_open(str(path), "pt") as handle:
         header = handle.metadata() or {}
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     if any(key.startswith(ORIGINAL_PREFIX) for key in tensors):
-        tensors = _convert_non_diffusers_ltx2_lora_to_diffusers(tensors)
+        tensors = _original_keys(keys, str(path)).to_diffusers(tensors)
     if not any(key.startswith(DIFFUSERS_PREFIX) for key in tensors):
-        raise ValueError(f"{path}: no LTX-2 transformer LoRA keys (expected 'transformer.' or 'diffusion_model.' prefixes)")
+        raise ValueError(f"{path}: no transformer LoRA keys (expected 'transformer.' or 'diffusion_model.' prefixes)")
     tensors = {key.removeprefix(DIFFUSERS_PREFIX): value for key, value in tensors.items() if key.startswith(DIFFUSERS_PREFIX)}
     weights = {key: value for key, value in tensors.items() if _split_key(key)[1] != "alpha"}
     if alpha is None:

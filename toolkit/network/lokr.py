@@ -1,4 +1,4 @@
-"""LoKr adapters (peft's LoKrConfig, the LyCORIS method) on the LTX-2 transformer.
+"""LoKr adapters (peft's LoKrConfig, the LyCORIS method) on a model's transformer.
 
 Each adapted weight gets ``scale * kron(w1, w2)``: w1 is a small factor, w2
 the larger one, stored as a rank-`linear` product ``w2_a @ w2_b`` unless
@@ -28,7 +28,9 @@ def full_rank(transformer: torch.nn.Module, targets: list[str]) -> int:
     return max(max(modules[name].in_features, modules[name].out_features) for name in targets)
 
 
-def attach_lokr(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
+def attach_lokr(
+    transformer: torch.nn.Module, network_config, seed: int, default_targets: str | None = None
+) -> LoraNetwork:
     """Add a peft LoKr adapter to `transformer`; only its weights train.
 
     As with LoRA, the initial weights come from `seed` alone (w1 starts at
@@ -38,7 +40,7 @@ def attach_lokr(transformer: torch.nn.Module, network_config, seed: int) -> Lora
     """
     from peft import LoKrConfig
 
-    targets = resolve_targets(transformer, network_config)
+    targets = resolve_targets(transformer, network_config, default_targets)
     rank, alpha = network_config.linear, network_config.linear_alpha
     if network_config.lokr_full_rank:
         rank = full_rank(transformer, targets)

@@ -1,4 +1,8 @@
-"""LoRA adapters (peft) on the LTX-2 transformer; `attach_network` also serves LoKr (toolkit/network/lokr.py)."""
+"""LoRA adapters (peft) on a model's transformer; `attach_network` also serves LoKr (toolkit/network/lokr.py).
+
+Which layers a LoRA adapts when `network.target_modules` is not set is the model's answer
+(`BaseModel.lora_target_pattern`, toolkit/models/base_model.py), passed in as `default_targets`.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,6 @@ from toolkit.trace import get_tracer
 
 ADAPTER_NAME = "default"
 ADAPTER_PARAMETER_MARKERS = ("lora_", "lokr_")  # peft's names for LoRA (lora_A/lora_B) and LoKr (lokr_w1/...) weights
-
-# Video and audio self/cross attention, the audio<->video attention and both feed-forwards of every block,
-# on every LTX-2 version. Left out by default on 2.3/2.5: the per-head attention gates (`to_gate_logits`, a
-# sigmoid over a few logits per head: a LoRA there is a known source of NaN LoRAs in another trainer) and the
-# prompt modulation (`prompt_adaln`, `audio_prompt_adaln`: timestep MLPs, not attention). Both can still be
-# asked for by name in `network.target_modules`.
-LTX2_LORA_TARGETS = (
-    r".*transformer_blocks\.\d+\."
-    r"(?:(?:attn1|attn2|audio_attn1|audio_attn2|audio_to_video_attn|video_to_audio_attn)\.(?:to_q|to_k|to_v|to_out\.0)"
-    r"|(?:ff|audio_ff)\.net\.(?:0\.proj|2))"
-)
-
 
 @dataclass
 class LoraNetwork:
@@ -69,8 +61,9 @@ class LoraNetwork:
             self.transformer.disable_adapters()
 
 
-def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
-    """Names of the linear layers the adapter wraps, from the config's filters or LTX-2's defaults."""
+def resolve_targets(transformer: torch.nn.Module, network_config, default_targets: str | None = None) -> list[str]:
+    """Names of the linear layers the adapter wraps: the config's filters, else those whose whole name
+    matches the model's `default_targets` pattern."""
     includes = network_config.target_modules
     excludes = network_config.exclude_modules or []
     names = []
@@ -80,7 +73,12 @@ def resolve_targets(transformer: torch.nn.Module, network_config) -> list[str]:
         if includes:
             if not _matches_suffix(name, includes):
                 continue
-        elif not re.fullmatch(LTX2_LORA_TARGETS, name):
+        elif default_targets is None:
+            raise ValueError(
+                f"network.target_modules is not set and no default LoRA targets were given for {type(transformer).__name__}; "
+                "name the layers in network.target_modules"
+            )
+        elif not re.fullmatch(default_targets, name):
             continue
         if _matches_suffix(name, excludes):
             continue
@@ -98,7 +96,9 @@ def _matches_suffix(name: str, suffixes: list[str]) -> bool:
     return any(name == suffix or name.endswith("." + suffix) for suffix in suffixes)
 
 
-def attach_lora(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
+def attach_lora(
+    transformer: torch.nn.Module, network_config, seed: int, default_targets: str | None = None
+) -> LoraNetwork:
     """Add a peft LoRA adapter to `transformer`; only its weights train.
 
     The adapter's random initial weights come from `seed` alone, not from the
@@ -108,7 +108,7 @@ def attach_lora(transformer: torch.nn.Module, network_config, seed: int) -> Lora
     """
     from peft import LoraConfig
 
-    targets = resolve_targets(transformer, network_config)
+    targets = resolve_targets(transformer, network_config, default_targets)
     transformer.requires_grad_(False)
     lora_config = LoraConfig(
         r=network_config.linear,
@@ -151,10 +151,13 @@ def linear_kinds(names: list[str]) -> dict[str, int]:
     return kinds
 
 
-def attach_network(transformer: torch.nn.Module, network_config, seed: int) -> LoraNetwork:
-    """The adapter `network.type` asks for: LoRA, or LoKr (peft's LoKrConfig)."""
+def attach_network(
+    transformer: torch.nn.Module, network_config, seed: int, default_targets: str | None = None
+) -> LoraNetwork:
+    """The adapter `network.type` asks for: LoRA, or LoKr (peft's LoKrConfig), on the config's layers
+    or else those matching `default_targets` (the model's `lora_target_pattern()`)."""
     if network_config.type == "lokr":
         from toolkit.network.lokr import attach_lokr
 
-        return attach_lokr(transformer, network_config, seed)
-    return attach_lora(transformer, network_config, seed)
+        return attach_lokr(transformer, network_config, seed, default_targets)
+    return attach_lora(transformer, network_config, seed, default_targets)

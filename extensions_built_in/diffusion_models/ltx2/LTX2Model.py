@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from toolkit.errors import DataError, ModelLoadError
+from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import get_tracer
 
 from . import audio_features, latent_layout, loading, placement
@@ -32,7 +33,7 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-class LTX2Model:
+class LTX2Model(BaseModel):
     """Loads LTX-2's components and runs each phase of training and sampling on them."""
 
     arch = "ltx2"
@@ -47,6 +48,37 @@ class LTX2Model:
         self.variant: LTX2Variant | None = None
         self._latent_identity: str | None = None
         self.components: dict = {}
+
+    # -- the model interface's class-level answers (toolkit/models/base_model.py) -------------
+    @classmethod
+    def lora_target_pattern(cls) -> str:
+        from .lora_names import LTX2_LORA_TARGETS
+
+        return LTX2_LORA_TARGETS
+
+    @classmethod
+    def lora_file_keys(cls) -> LoraFileKeys:
+        from .lora_names import LTX2_LORA_FILE_KEYS
+
+        return LTX2_LORA_FILE_KEYS
+
+    @classmethod
+    def tiny_names(cls) -> dict[str, str]:
+        from .tiny.model import TINY_NAMES
+
+        return dict(TINY_NAMES)
+
+    @classmethod
+    def ensure_tiny(cls, name: str, cache_dir: str | Path | None = None) -> Path:
+        from .tiny.model import TINY_NAMES, ensure_tiny_ltx2
+
+        return ensure_tiny_ltx2(cache_dir, version=TINY_NAMES[name])
+
+    @classmethod
+    def memory_plan_components(cls, folder: Path | None, version: str) -> dict:
+        from toolkit.memory_management.architecture import component_specs
+
+        return component_specs(folder, version)
 
     @staticmethod
     def lora_target_problems(model_config, network_config) -> list[tuple[str, str]]:
@@ -132,7 +164,7 @@ class LTX2Model:
             span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.
-                from extensions_built_in.sd_trainer.run_setup import memory_plan_report
+                from toolkit.dry_run import memory_plan_report
 
                 self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
             for name in COMPONENT_ORDER:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import CheckpointError, ModelLoadError
-from toolkit.models.single_file_header import SingleFileHeader, read_header
-from toolkit.models.single_file_keys import SINGLE_FILE_COMPONENTS
-from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
+from extensions_built_in.diffusion_models.ltx2.single_file.header import SingleFileHeader, read_header
+from extensions_built_in.diffusion_models.ltx2.single_file.keys import SINGLE_FILE_COMPONENTS
+from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
 from .checkpoint_configs import component_class as _indexed_class
 from .checkpoint_configs import component_entry

@@ -74,7 +74,7 @@ def meta_transformer(config_folder: str | None, tiny: bool) -> torch.nn.Module:
 
     with init_empty_weights(), torch.random.fork_rng(devices=[]):
         if tiny:
-            from toolkit.models.tiny_ltx2 import TINY_SEED, build_transformer
+            from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_SEED, build_transformer
 
             return build_transformer(TINY_SEED)
         if config_folder is None:
@@ -83,7 +83,7 @@ def meta_transformer(config_folder: str | None, tiny: bool) -> torch.nn.Module:
 
 
 def _is_tiny(model_config) -> bool:
-    from toolkit.models.tiny_ltx2 import TINY_NAME
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAME
 
     return model_config.name_or_path == TINY_NAME
 

@@ -3,7 +3,7 @@
 diffusers' `from_single_file` covers the transformer and the two VAEs of 2.0
 only and needs a diffusers config (a hub download or `config=`). Here each
 component is built from its config on the meta device and then given the
-file's tensors, renamed by toolkit.models.single_file_keys (diffusers'
+file's tensors, renamed by extensions_built_in.diffusion_models.ltx2.single_file.keys (diffusers'
 converters plus the 2.3 gaps), strictly: a missing or unexpected tensor is an
 error naming the file and the component.
 
@@ -22,9 +22,9 @@ import re
 import torch
 
 from toolkit.errors import CheckpointError, ModelLoadError
-from toolkit.models.single_file_config import from_ltx_config
-from toolkit.models.single_file_header import SingleFileHeader
-from toolkit.models.single_file_keys import TRANSFORMER_PREFIX, to_diffusers_state_dict
+from extensions_built_in.diffusion_models.ltx2.single_file.config import from_ltx_config
+from extensions_built_in.diffusion_models.ltx2.single_file.header import SingleFileHeader
+from extensions_built_in.diffusion_models.ltx2.single_file.keys import TRANSFORMER_PREFIX, to_diffusers_state_dict
 
 _CONNECTOR = f"{TRANSFORMER_PREFIX}{{}}_embeddings_connector."
 

@@ -5,7 +5,7 @@ with (single_file_loading.component_config: the header's `config`, else the
 base folder, then the tensor shapes) and the classes from the file (the
 vocoder's follows its tensors) and from the base folder's model_index.json
 for the text encoder. The version the header states (`model_version`, the
-`config` flags, or the tensor names: single_file_header.py) must agree, and
+`config` flags, or the tensor names: single_file/header.py) must agree, and
 so must the base folder's text encoder (Gemma 4 exactly for 2.5), or loading
 stops here with an error naming the file, the base folder and what to set.
 """

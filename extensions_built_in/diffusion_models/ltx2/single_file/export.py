@@ -4,9 +4,9 @@ The file holds what a published LTX-2 single file holds: the transformer
 (`model.diffusion_model.`), the text connectors (`text_embedding_projection.`
 and `model.diffusion_model.*_embeddings_connector.`), the video VAE (`vae.`),
 the audio VAE (`audio_vae.`) and the vocoder (`vocoder.`), under the original
-key names (single_file_keys.py), and a header with:
+key names (keys.py), and a header with:
 - `config`: the components' configs in the field names Lightricks' ltx-core
-  and ComfyUI read (single_file_config.py);
+  and ComfyUI read (config.py);
 - `model_version`: "2.0.0", "2.3.0" or "2.5.0";
 - `diffusers`: each component's exact diffusers config, so this project
   rebuilds the same classes when it reads the file back.
@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from toolkit.errors import CheckpointError
-from toolkit.models.single_file_config import to_ltx_config
-from toolkit.models.single_file_header import version_from_diffusers_configs
-from toolkit.models.single_file_keys import (
+from .config import to_ltx_config
+from .header import version_from_diffusers_configs
+from .keys import (
     SINGLE_FILE_COMPONENTS,
     original_keys,
     original_transformer_key,  # noqa: F401  (the LoRA formats name modules with it)
@@ -63,7 +63,7 @@ def save_single_file(folder_or_components: str | Path | Mapping, path: str | Pat
 
     `folder_or_components` is a diffusers LTX-2 folder (model_index.json and
     a subfolder per component) or a mapping of component name to module, as
-    `toolkit.models.tiny_ltx2.build_components` returns. The transformer and
+    `extensions_built_in.diffusion_models.ltx2.tiny.model.build_components` returns. The transformer and
     both VAEs are required; connectors and vocoder are written when present.
     Tensors keep their dtype. The file is written atomically.
     """

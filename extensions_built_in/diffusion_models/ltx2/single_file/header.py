@@ -2,7 +2,7 @@
 
 The header of a `.safetensors` holds the tensor names and shapes and a
 `__metadata__` string map. For LTX-2 the map carries `config` (JSON, see
-single_file_config.py), `model_version` (a plain string in Lightricks'
+single_file/config.py), `model_version` (a plain string in Lightricks'
 files) and, in files this project writes, `diffusers`: the exact diffusers
 config of each component, so a round trip rebuilds the same classes.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.errors import CheckpointError
-from toolkit.models.single_file_keys import TRANSFORMER_PREFIX, split_keys
+from .keys import TRANSFORMER_PREFIX, split_keys
 
 VERSIONS = ("2.0", "2.3", "2.5")
 

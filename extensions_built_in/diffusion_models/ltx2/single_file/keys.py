@@ -278,7 +278,7 @@ def _check_read_back(component: str, mapping: dict[str, str]) -> None:
         raise CheckpointError(
             f"single-file save: the original key names of the {component} do not read back to diffusers' names "
             f"(first problems: {(wrong_component + wrong + missing)[:5]}); the installed diffusers changed its "
-            "LTX-2 renames, update toolkit/models/single_file_keys.py to match"
+            "LTX-2 renames, update extensions_built_in/diffusion_models/ltx2/single_file/keys.py to match"
         )
 
 

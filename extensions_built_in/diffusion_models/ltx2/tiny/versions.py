@@ -1,7 +1,7 @@
 """What changes in the tiny LTX-2 between versions 2.0, 2.3 and 2.5.
 
 Each version is the published architecture's set of flags at the tiny
-sizes of `tiny-ltx2` (see `tiny_ltx2.py`); only the parts a version changes
+sizes of `tiny-ltx2` (see `model.py`); only the parts a version changes
 are built here:
 
 - 2.3: gated attention (`to_gate_logits`), cross-attention modulation,

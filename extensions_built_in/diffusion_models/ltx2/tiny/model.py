@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from toolkit.models.tiny_ltx2_versions import (
+from .versions import (
     TRANSFORMER_FLAGS,
     build_gemma4_text_encoder,
     build_vocoder,

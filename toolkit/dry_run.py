@@ -1,0 +1,34 @@
+"""`run.py --dry-run` and the memory-plan table: what the model class says about its checkpoint, then the plan.
+
+Generic over model archs: the class registered for `model.arch` answers (`checkpoint_report`,
+`checkpoint_version`, toolkit/models/base_model.py); no weights are read. Processes build their
+dry-run text here, and a model traces its plan from here, so neither imports a process.
+"""
+
+from __future__ import annotations
+
+
+def dry_run_report(model_config, network_config=None) -> str:
+    """`run.py --dry-run`: what the model class says about the checkpoint (LTX-2: its version, each component
+    built on the meta device), then the memory plan. No weights are read."""
+    from toolkit.extensions import load_model_class
+
+    check = getattr(load_model_class(model_config.arch), "checkpoint_report", None)
+    lines = list(check(model_config)) if callable(check) else []
+    return "\n".join([*lines, memory_plan_report(model_config, network_config)])
+
+
+def memory_plan_report(model_config, network_config=None) -> str:
+    """The memory plan of a process's settings, built from meta-device components (no weights read)."""
+    from dataclasses import replace
+
+    from toolkit.extensions import load_model_class
+    from toolkit.memory_plan import MemoryPlanSettings, build_memory_plan, format_plan
+
+    budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
+    settings = MemoryPlanSettings.from_config(model_config, network_config)
+    version_of = getattr(load_model_class(model_config.arch), "checkpoint_version", None)
+    if callable(version_of):
+        settings = replace(settings, version=version_of(model_config))
+    plan = build_memory_plan(settings, device_total_bytes=budget)
+    return format_plan(plan)
