@@ -176,13 +176,14 @@ def test_text_cache_key_differs_between_every_version(tiny_models):
 # -- LoRA targets and metadata ----------------------------------------------------------
 def test_default_lora_leaves_gates_and_prompt_modulation_out_and_traces_it(tiny_models, tmp_path, jsonl_reader):
     from toolkit.config import NetworkConfig
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
     from toolkit.network.lora import attach_lora
     from toolkit.trace import TraceConfig, init_tracer, reset_tracer
 
     transformer = copy.deepcopy(tiny_models("2.3").transformer)
     init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
     try:
-        network = attach_lora(transformer, NetworkConfig(type="lora", linear=4, linear_alpha=4), seed=0)
+        network = attach_lora(transformer, NetworkConfig(type="lora", linear=4, linear_alpha=4), 0, LTX2Model.lora_target_pattern())
     finally:
         reset_tracer()
     assert not any("to_gate_logits" in name or "prompt_adaln" in name for name in network.target_modules)

@@ -32,7 +32,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from toolkit.config import NetworkConfig
-from toolkit.network.formats import load_lora_state, save_lora, to_original_name
+from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_FILE_KEYS as KEYS, to_original_name
+from toolkit.network.formats import load_lora_state, save_lora
 from toolkit.network.lora import attach_lora
 
 RANK = 4
@@ -123,7 +124,7 @@ def test_comfy_file_applies_the_trained_delta_in_comfyui_ltx_core_and_diffusers(
 ):
     state, trained = _trained_lora(transformer, alpha, seed=11)
     assert len(trained) == 2 + 3 * 2  # proj_in, time_embed.linear; three per block in both blocks
-    path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, alpha)
+    path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, alpha, keys=KEYS)
     lora = load_file(str(path))
 
     comfy, not_loaded = comfyui_patches(lora, original_weights)
@@ -146,7 +147,7 @@ def test_comfy_file_applies_the_trained_delta_in_comfyui_ltx_core_and_diffusers(
 def test_unfolded_file_would_load_at_the_wrong_strength_in_comfyui_and_ltx_core(transformer, original_weights, tmp_path):
     """Why the strength is folded: the trained tensors alone give ComfyUI and ltx-core twice the update at alpha = rank / 2."""
     state, trained = _trained_lora(transformer, RANK / 2, seed=12)
-    path = save_lora(tmp_path / "raw.safetensors", state, "comfy", torch.float32, {}, RANK / 2, fold_strength=False)
+    path = save_lora(tmp_path / "raw.safetensors", state, "comfy", torch.float32, {}, RANK / 2, fold_strength=False, keys=KEYS)
     lora = load_file(str(path))
     for patches in (comfyui_patches(lora, original_weights)[0], ltx_core_patches(lora, original_weights)):
         for name, delta in trained.items():
@@ -155,7 +156,7 @@ def test_unfolded_file_would_load_at_the_wrong_strength_in_comfyui_and_ltx_core(
 
 def test_diffusers_file_patches_nothing_in_comfyui_and_ltx_core(transformer, original_weights, tmp_path):
     state, _ = _trained_lora(transformer, RANK, seed=13)
-    path = save_lora(tmp_path / "diffusers.safetensors", state, "diffusers", torch.float32, {}, RANK)
+    path = save_lora(tmp_path / "diffusers.safetensors", state, "diffusers", torch.float32, {}, RANK, keys=KEYS)
     lora = load_file(str(path))
     patches, not_loaded = comfyui_patches(lora, original_weights)
     assert patches == {} and len(not_loaded) == len(lora)
@@ -167,7 +168,7 @@ def test_header_says_the_strength_is_in_the_weights_and_alpha_equals_rank(transf
     import json
 
     state, _ = _trained_lora(transformer, RANK / 2, seed=14)
-    path = save_lora(tmp_path / f"{fmt}.safetensors", state, fmt, torch.float16, {"step": 5}, RANK / 2)
+    path = save_lora(tmp_path / f"{fmt}.safetensors", state, fmt, torch.float16, {"step": 5}, RANK / 2, keys=KEYS)
     with safe_open(str(path), "pt") as handle:
         header = handle.metadata()
     config = json.loads(header["lora_adapter_metadata"])
@@ -180,9 +181,9 @@ def test_header_says_the_strength_is_in_the_weights_and_alpha_equals_rank(transf
 def test_load_lora_state_rescales_to_the_adapter_it_is_loaded_into(transformer, tmp_path, fold):
     """pretrained_lora_path: any alpha the file was written with becomes the same update under the config's alpha."""
     state, _ = _trained_lora(transformer, RANK / 2, seed=15)
-    path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, RANK / 2, fold_strength=fold)
-    same_alpha = load_lora_state(path, alpha=RANK / 2)
-    double_alpha = load_lora_state(path, alpha=float(RANK))
+    path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, RANK / 2, fold_strength=fold, keys=KEYS)
+    same_alpha = load_lora_state(path, alpha=RANK / 2, keys=KEYS)
+    double_alpha = load_lora_state(path, alpha=float(RANK), keys=KEYS)
     for key, tensor in state.items():
         torch.testing.assert_close(same_alpha[key], tensor)
         expected = tensor / 2 if "lora_B" in key else tensor
@@ -198,7 +199,7 @@ def test_kohya_alpha_keys_are_read_and_not_loaded_as_weights(transformer, tmp_pa
     modules = {key.rsplit(".lora_", 1)[0] for key in tensors}
     tensors.update({f"{module}.alpha": torch.tensor(1.0) for module in modules})
     save_file(tensors, str(tmp_path / "kohya.safetensors"))
-    loaded = load_lora_state(tmp_path / "kohya.safetensors", alpha=float(RANK))
+    loaded = load_lora_state(tmp_path / "kohya.safetensors", alpha=float(RANK), keys=KEYS)
     assert sorted(loaded) == sorted(state)
     for key, tensor in state.items():
         torch.testing.assert_close(loaded[key], tensor / RANK if "lora_B" in key else tensor)

@@ -7,6 +7,7 @@ import torch
 
 from extensions_built_in.sd_trainer import checkpoints
 from tests.trainer.conftest import lora_tensors, set_up_trainer, train_steps, write_config
+from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_FILE_KEYS as KEYS
 from toolkit.network.formats import load_lora_state
 
 DECAY = 0.8
@@ -62,12 +63,12 @@ def test_ema_is_saved_beside_the_lora_and_in_the_checkpoint(trained):
     assert trainer.saved["ema"] == beside
     in_checkpoint = trainer.saved["checkpoint"] / checkpoints.EMA_CHECKPOINT_FILE
     for path in (beside, in_checkpoint):
-        loaded = load_lora_state(path)
+        loaded = load_lora_state(path, keys=KEYS)
         assert loaded.keys() == ema.keys()
         for name in ema:
             torch.testing.assert_close(loaded[name], ema[name])
     # The trained LoRA file holds the trained weights, not the EMA.
-    trained_file = load_lora_state(trainer.saved["lora"])
+    trained_file = load_lora_state(trainer.saved["lora"], keys=KEYS)
     for name, tensor in lora_tensors(trainer).items():
         torch.testing.assert_close(trained_file[name], tensor)
 
@@ -113,7 +114,7 @@ def test_final_save_writes_the_ema_lora(trained):
     trainer.save(final=True)
     final_ema = trainer.run_folder / f"{NAME}_ema.safetensors"
     assert trainer.saved["final_ema"] == final_ema
-    loaded, ema = load_lora_state(final_ema), trainer.ema.state_dict()
+    loaded, ema = load_lora_state(final_ema, keys=KEYS), trainer.ema.state_dict()
     for name in ema:
         torch.testing.assert_close(loaded[name], ema[name])
 

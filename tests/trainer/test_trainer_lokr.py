@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from tests.trainer.conftest import lora_tensors, set_up_trainer, train_steps, write_config
-from toolkit.network.formats import to_original_name
+from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_FILE_KEYS as KEYS, LTX2_LORA_TARGETS, to_original_name
 
 RANK, ALPHA = 4, 2.0
 NAME = "lokr_test"
@@ -125,8 +125,8 @@ def test_pretrained_lokr_file_loads_at_the_trained_update_under_another_alpha(tr
 
     trainer = trained["trainer"]
     transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
-    network = attach_network(transformer, NetworkConfig(type="lokr", linear=RANK, linear_alpha=1.0), seed=1)
-    network.load_state_dict(load_lora_state(trainer.saved["final"], alpha=network.alpha, rank=network.rank))
+    network = attach_network(transformer, NetworkConfig(type="lokr", linear=RANK, linear_alpha=1.0), 1, LTX2_LORA_TARGETS)
+    network.load_state_dict(load_lora_state(trainer.saved["final"], alpha=network.alpha, rank=network.rank, keys=KEYS))
     expected = trained_deltas(trainer.model.transformer)
     loaded = trained_deltas(transformer)
     assert sorted(loaded) == sorted(expected)
@@ -157,7 +157,7 @@ def test_full_rank_lokr_keeps_both_factors_whole_at_scale_one(tiny_model_dir):
 
     transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
     config = NetworkConfig(type="lokr", linear=1, linear_alpha=1, lokr_full_rank=True)
-    network = attach_network(transformer, config, seed=0)
+    network = attach_network(transformer, config, 0, LTX2_LORA_TARGETS)
     state = network.state_dict()
     assert network.alpha == network.rank == max(max(m.in_features, m.out_features) for n, m in transformer.named_modules()
                                                  if n in network.target_modules)

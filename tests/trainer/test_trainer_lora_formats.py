@@ -221,7 +221,7 @@ def test_every_linear_name_survives_the_round_trip_through_the_original_format(t
     """to_original_name is the inverse of diffusers' converter for every layer a LoRA could target."""
     from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_ltx2_lora_to_diffusers
 
-    from toolkit.network.formats import to_original_name
+    from extensions_built_in.diffusion_models.ltx2.lora_names import to_original_name
 
     transformer = trained[0].model.transformer
     names = [

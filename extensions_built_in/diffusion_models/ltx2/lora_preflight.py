@@ -21,6 +21,8 @@ import torch
 
 from toolkit.network.lora import resolve_targets
 
+from .lora_names import LTX2_LORA_TARGETS
+
 PUBLISHED = "published LTX-2 default"
 
 
@@ -91,7 +93,7 @@ def _is_tiny(model_config) -> bool:
 def _targets(transformer, network_config, includes, excludes) -> list[str]:
     update = {"target_modules": list(includes) if includes else None, "exclude_modules": list(excludes)}
     try:
-        return resolve_targets(transformer, network_config.model_copy(update=update))
+        return resolve_targets(transformer, network_config.model_copy(update=update), LTX2_LORA_TARGETS)
     except ValueError:  # resolve_targets' way of saying "nothing matched"
         return []
 
