@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolkit.config import JobConfig, TrainProcessConfig, load_config
+from toolkit.config import JobConfig, LoggingConfig, load_config
 from toolkit.errors import ConfigError, LTX2TraceError
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import check_before_loading
@@ -138,7 +138,8 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
     """
     if not inspect and inspect_every is None:
         return
-    trainers = [process for process in job_config.config.process if isinstance(process, TrainProcessConfig)]
+    # Training processes carry the training logging block (the one with `inspect`); generate's has none.
+    trainers = [process for process in job_config.config.process if isinstance(getattr(process, "logging", None), LoggingConfig)]
     if not trainers:
         types = ", ".join(process.type for process in job_config.config.process)
         raise ConfigError(

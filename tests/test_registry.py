@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.config import GenerateProcessConfig, TrainProcessConfig, parse_config
+from extensions_built_in.generate.config import GenerateProcessConfig
+from extensions_built_in.sd_trainer.config import TrainProcessConfig
+from toolkit.config import parse_config
 from toolkit.errors import ConfigError, ExtensionError
 from toolkit.extensions import (
     ExtensionRegistry,

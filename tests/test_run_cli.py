@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from toolkit.config import TrainProcessConfig, parse_config
+from extensions_built_in.sd_trainer.config import TrainProcessConfig
+from toolkit.config import parse_config
 from toolkit.extensions import discover_extensions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

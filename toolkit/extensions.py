@@ -4,8 +4,8 @@ An extension is a package under `extensions_built_in/` (shipped) or
 `extensions/` (the user's, next to run.py) whose `__init__.py` registers what
 it provides, the way ai-toolkit's `AI_TOOLKIT_EXTENSIONS` lists do:
 
-    from toolkit.config import TrainProcessConfig
     from toolkit.extensions import register_process
+    from .config import TrainProcessConfig       # a toolkit.config.ProcessConfig subclass
     register_process("sd_trainer", TrainProcessConfig, "extensions_built_in.sd_trainer.SDTrainer:SDTrainer")
 
 Registration only records import paths ("module:Class"), so discovering

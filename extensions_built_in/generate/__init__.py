@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from toolkit.config import GenerateProcessConfig
 from toolkit.extensions import register_process
+
+from .config import GenerateProcessConfig
 
 register_process("generate", GenerateProcessConfig, "extensions_built_in.generate.GenerateProcess:GenerateProcess")

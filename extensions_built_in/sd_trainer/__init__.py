@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from toolkit.config import TrainProcessConfig
 from toolkit.extensions import register_process
+
+from .config import TrainProcessConfig
 
 register_process("sd_trainer", TrainProcessConfig, "extensions_built_in.sd_trainer.SDTrainer:SDTrainer")

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 import run
-from toolkit.config import JobConfig, TrainProcessConfig, load_config, parse_config
+from extensions_built_in.sd_trainer.config import TrainProcessConfig
+from toolkit.config import JobConfig, load_config, parse_config
 from toolkit.config.aitoolkit import NOT_USED, RENAMED
 from toolkit.config.frame_rules import nearest_frame_count, nearest_multiple_of_32
 from toolkit.errors import ConfigError

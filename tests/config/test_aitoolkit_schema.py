@@ -6,7 +6,8 @@ from typing import Any, get_args
 
 import pytest
 
-from toolkit.config import TrainProcessConfig, parse_config
+from extensions_built_in.sd_trainer.config import TrainProcessConfig
+from toolkit.config import parse_config
 from toolkit.config.train import LRSchedulerName
 from toolkit.errors import ConfigError
 

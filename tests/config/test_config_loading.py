@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.config import GenerateProcessConfig, JobConfig, SamplePrompt, TrainProcessConfig, load_config, parse_config
+from extensions_built_in.generate.config import GenerateProcessConfig
+from extensions_built_in.sd_trainer.config import TrainProcessConfig
+from toolkit.config import JobConfig, SamplePrompt, load_config, parse_config
 from toolkit.errors import ConfigError
 
 WriteJob = Callable[..., Path]

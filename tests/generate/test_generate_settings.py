@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 import run
-from toolkit.config import GenerateProcessConfig, parse_config
+from extensions_built_in.generate.config import GenerateProcessConfig
+from toolkit.config import parse_config
 from toolkit.errors import ConfigError
 
 

@@ -2,7 +2,7 @@
 
     from toolkit.config import load_config
     job = load_config("my_job.yaml", overrides=["config.process.0.model.verbose=true"])
-    train = job.config.process[0]          # a TrainProcessConfig
+    train = job.config.process[0]          # the class its `type` registered (sd_trainer: TrainProcessConfig)
     job.notes.lines()                      # ai-toolkit keys mapped, keys not used, values adjusted
 
 Every section is a pydantic model with `extra="forbid"` and a description on
@@ -20,7 +20,7 @@ from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
 from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
 from toolkit.config.notes import ConfigNotes
 from toolkit.config.network import NetworkConfig, SaveConfig
-from toolkit.config.process import GenerateProcessConfig, ModelProcessConfig, ProcessConfig, TrainProcessConfig
+from toolkit.config.process import ModelProcessConfig, ProcessConfig
 from toolkit.config.sampling import GenerateConfig, SampleConfig, SamplePrompt, SamplingSettings
 from toolkit.config.train import EMAConfig, TrainConfig
 
@@ -31,7 +31,6 @@ __all__ = [
     "DatasetConfig",
     "EMAConfig",
     "GenerateConfig",
-    "GenerateProcessConfig",
     "JobConfig",
     "JobSpec",
     "GenerateLoggingConfig",
@@ -47,7 +46,6 @@ __all__ = [
     "SamplingSettings",
     "SaveConfig",
     "TrainConfig",
-    "TrainProcessConfig",
     "load_config",
     "merge_configs",
     "parse_config",

@@ -1,20 +1,19 @@
-"""Process entries of `config.process`: the base that dispatches on `type`, and the built-in kinds."""
+"""Process entries of `config.process`: the base that dispatches on `type`, and the base of model processes.
+
+Each process type's own config class lives with its extension (extensions_built_in/sd_trainer/config.py,
+extensions_built_in/generate/config.py) and is registered with it; the toolkit knows only these bases.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from toolkit.config.base import ConfigModel, check_device
-from toolkit.config.dataset import DatasetConfig
-from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
 from toolkit.config.model import ModelConfig
-from toolkit.config.network import NetworkConfig, SaveConfig
-from toolkit.config.sampling import GenerateConfig, SampleConfig
-from toolkit.config.train import TrainConfig
 from toolkit.errors import ConfigError
 from toolkit.extensions import get_process_config_class, registered_process_types
 
@@ -29,6 +28,13 @@ class ProcessConfig(ConfigModel):
     """
 
     type: str = Field(description="Process kind, as registered by an extension (sd_trainer, generate, ...).")
+
+    def problems_before_loading(self, where: str) -> list[str]:
+        """What the values point to (folders, files, layers), checked before any model loads (toolkit/preflight).
+
+        One line per problem, each starting with its key path under `where`; a process type adds its own checks.
+        """
+        return []
 
     @model_validator(mode="wrap")
     @classmethod
@@ -133,46 +139,3 @@ class ModelProcessConfig(ProcessConfig):
         if self.model.te_device is None:
             self.model.te_device = self.device
         return self
-
-
-class TrainProcessConfig(ModelProcessConfig):
-    """`type: sd_trainer`: train a LoRA on LTX-2 from a folder of clips."""
-
-    type: Literal["sd_trainer"] = Field(description="Train a LoRA.")
-    training_folder: str = Field(
-        default="output", description="Parent folder of the run; files go to <training_folder>/<name>/."
-    )
-    trigger_word: str | None = Field(
-        default=None,
-        description=(
-            "Word that calls the LoRA: replaces `[trigger]` in captions and sample prompts, and is prepended "
-            "to captions that lack it."
-        ),
-    )
-    network: NetworkConfig = Field(default_factory=NetworkConfig, description="The LoRA adapter.")
-    save: SaveConfig = Field(default_factory=SaveConfig, description="When and how checkpoints are saved.")
-    datasets: list[DatasetConfig] = Field(min_length=1, description="Training folders (at least one).")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="Optimisation settings.")
-    sample: SampleConfig = Field(default_factory=SampleConfig, description="Sampling during training.")
-    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logger, metrics and inspection.")
-
-    @model_validator(mode="after")
-    def _preservation_needs_a_trigger_word(self) -> TrainProcessConfig:
-        if self.train.diff_output_preservation and not self.trigger_word:
-            raise ValueError(
-                "train.diff_output_preservation needs `trigger_word` (the word replaced by "
-                "train.diff_output_preservation_class in the preservation captions); set trigger_word or switch "
-                "diff_output_preservation off"
-            )
-        return self
-
-
-class GenerateProcessConfig(ModelProcessConfig):
-    """`type: generate`: generate videos with audio from prompts."""
-
-    type: Literal["generate"] = Field(description="Generate videos.")
-    output_folder: str = Field(default="output", description="Folder the generated .mp4 files are written to.")
-    generate: GenerateConfig = Field(description="Prompts and sampler settings.")
-    logging: GenerateLoggingConfig = Field(
-        default_factory=GenerateLoggingConfig, description="Log file and level (no metrics: nothing trains)."
-    )

@@ -3,7 +3,9 @@
 The schema (toolkit/config) checks each value on its own; these checks look at
 what the values point to: the output folder, the dataset folders, their media
 and captions, the sample prompts and their images, and the LoRA filters
-against the transformer built on the meta device. `run.py` runs them for every job, `--dry-run`
+against the transformer built on the meta device. Each process config lists the checks that
+concern it (`ProcessConfig.problems_before_loading`, e.g. extensions_built_in/sd_trainer/config.py)
+from the modules of this package. `run.py` runs them for every job, `--dry-run`
 included, and reports every problem of every file in one message (exit 2).
 
 Dataset and sampling checks are plain Python and never import torch; the
@@ -13,12 +15,8 @@ LoRA check asks the model arch (through the extension registry) only when
 
 from __future__ import annotations
 
-from toolkit.config import GenerateProcessConfig, JobConfig, TrainProcessConfig
+from toolkit.config import JobConfig
 from toolkit.errors import ConfigError
-from toolkit.preflight.datasets import dataset_problems
-from toolkit.preflight.lora_targets import lora_target_problems
-from toolkit.preflight.output_folders import output_folder_problems
-from toolkit.preflight.sampling import generate_problems, sample_problems
 
 __all__ = ["check_before_loading", "problems_before_loading"]
 
@@ -27,15 +25,7 @@ def problems_before_loading(job: JobConfig) -> list[str]:
     """One line per problem, each starting with the key path it is about."""
     problems: list[str] = []
     for index, process in enumerate(job.config.process):
-        where = f"config.process[{index}]"
-        if isinstance(process, TrainProcessConfig):
-            problems += output_folder_problems(process.training_folder, f"{where}.training_folder")
-            problems += dataset_problems(process.datasets, f"{where}.datasets")
-            problems += sample_problems(process, where)
-            problems += lora_target_problems(process, where)
-        elif isinstance(process, GenerateProcessConfig):
-            problems += output_folder_problems(process.output_folder, f"{where}.output_folder")
-            problems += generate_problems(process.generate, f"{where}.generate")
+        problems += process.problems_before_loading(f"config.process[{index}]")
     return problems
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.config import TrainProcessConfig
+from toolkit.config import ModelProcessConfig
 from toolkit.errors import ConfigError, ModelLoadError
 from toolkit.extensions import load_model_class
 
 
-def lora_target_problems(process: TrainProcessConfig, where: str) -> list[str]:
+def lora_target_problems(process: ModelProcessConfig, where: str) -> list[str]:
+    """`process` is a training process's config: it has a `network` block (toolkit/config)."""
     network = process.network
     start = network.pretrained_lora_path
     if start and not Path(start).expanduser().is_file():

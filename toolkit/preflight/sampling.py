@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from toolkit.config import GenerateConfig, SamplePrompt, TrainProcessConfig
+from toolkit.config import GenerateConfig, ModelProcessConfig, SamplePrompt
 
 
-def sample_problems(process: TrainProcessConfig, where: str) -> list[str]:
-    """Sampling during training: asked for (a `sample:` section, sampling not disabled) but nothing to sample."""
+def sample_problems(process: ModelProcessConfig, where: str) -> list[str]:
+    """Sampling during training: asked for (a `sample:` section, sampling not disabled) but nothing to sample.
+
+    `process` is a training process's config: it has `train` and `sample` blocks (toolkit/config).
+    """
     if process.train.disable_sampling:
         return []
     problems = _ctrl_img_problems(process.sample.prompts, f"{where}.sample.prompts")
