@@ -1,0 +1,74 @@
+"""The model interface (toolkit/models/base_model.py): what the toolkit asks a model class, through the registry."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from toolkit.config import NetworkConfig
+from toolkit.extensions import load_model_class
+from toolkit.models.base_model import BaseModel, LoraFileKeys
+from toolkit.network.formats import load_lora_state, save_lora
+from toolkit.network.lora import resolve_targets
+
+
+def test_every_ltx2_arch_resolves_to_a_model_implementing_the_interface():
+    for arch in ("ltx2", "ltx2.3", "ltx2.5"):
+        model_class = load_model_class(arch)
+        assert issubclass(model_class, BaseModel) and not model_class.__abstractmethods__
+    ltx2 = load_model_class("ltx2")
+    assert re.fullmatch(ltx2.lora_target_pattern(), "transformer_blocks.3.audio_to_video_attn.to_q")
+    assert not re.fullmatch(ltx2.lora_target_pattern(), "transformer_blocks.3.attn1.to_gate_logits")
+    assert ltx2.lora_file_keys().to_original("transformer_blocks.0.audio_ff.net.0.proj") == "transformer_blocks.0.audio_ff.net.0.proj"
+    assert ltx2.lora_file_keys().to_original("proj_in") == "patchify_proj"
+    assert dict(ltx2.tiny_names()) == {"tiny-ltx2": "2.0", "tiny-ltx2.3": "2.3", "tiny-ltx2.5": "2.5"}
+
+
+def test_tiny_model_and_plan_components_come_from_the_class(tiny_model_dir, tiny_model):
+    ltx2 = load_model_class("ltx2")
+    folder = ltx2.ensure_tiny("tiny-ltx2")
+    assert folder == tiny_model_dir and (folder / "model_index.json").is_file()
+    components = ltx2.memory_plan_components(folder, "2.0")
+    assert list(components)[:3] == ["text_encoder", "connectors", "transformer"]
+    assert components["transformer"].params == sum(p.numel() for p in tiny_model.transformer.parameters())
+
+
+def test_an_arch_missing_a_hook_cannot_be_built():
+    class Half(BaseModel):
+        arch = "half"
+
+        @classmethod
+        def lora_target_pattern(cls) -> str:
+            return r".*\\.to_q"
+
+    with pytest.raises(TypeError, match="abstract"):
+        Half()
+
+
+def test_original_format_needs_the_models_key_names(tmp_path):
+    state = {"blocks.0.to_q.lora_A.weight": torch.ones(2, 4), "blocks.0.to_q.lora_B.weight": torch.ones(4, 2)}
+    with pytest.raises(ValueError, match="save.format: comfy.*lora_file_keys"):
+        save_lora(tmp_path / "a.safetensors", state, "comfy", torch.float32, {}, 2.0)
+    keys = LoraFileKeys(
+        to_original=lambda name: name.replace("blocks.", "layers."),
+        to_diffusers=lambda tensors: {k.replace("diffusion_model.layers.", "transformer.blocks."): v for k, v in tensors.items()},
+    )
+    path = save_lora(tmp_path / "b.safetensors", state, "comfy", torch.float32, {}, 2.0, keys=keys)
+    from safetensors.torch import load_file
+
+    assert sorted(load_file(str(path))) == ["diffusion_model.layers.0.to_q.lora_A.weight", "diffusion_model.layers.0.to_q.lora_B.weight"]
+    with pytest.raises(ValueError, match="b.safetensors is in the original"):
+        load_lora_state(path)
+    loaded = load_lora_state(path, keys=keys)
+    torch.testing.assert_close(loaded["blocks.0.to_q.lora_A.weight"], state["blocks.0.to_q.lora_A.weight"])
+
+
+def test_default_targets_are_the_callers_to_give():
+    layer = torch.nn.Sequential()
+    layer.add_module("to_q", torch.nn.Linear(2, 2))
+    layer.add_module("to_k", torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="no default LoRA targets"):
+        resolve_targets(layer, NetworkConfig())
+    assert resolve_targets(layer, NetworkConfig(), default_targets=r"to_k") == ["to_k"]
