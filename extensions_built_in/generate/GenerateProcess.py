@@ -17,7 +17,7 @@ class GenerateProcess(BaseProcess):
         return dry_run_report(self.config.model)
 
     def run(self) -> list[Path]:
-        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
+        from toolkit.models.generation import GenerationSettings
         from toolkit.extensions import load_model_class
 
         config = self.config

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import ConfigError
+from toolkit.models.generation import GenerationSettings
 from toolkit.trace import get_tracer
 
 SAMPLES_DIR = "samples"
@@ -49,8 +50,6 @@ class TrainingSampler:
         self.negative = None
 
     def encode_prompts(self) -> None:
-        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings  # noqa: F401
-
         config = self.config
         for index, entry in enumerate(config.prompts):
             text = self.caption_transform(entry.prompt)
@@ -67,8 +66,6 @@ class TrainingSampler:
             self.negative = self.model.get_prompt_embeds([config.neg], keep_text_states=True)
 
     def sample(self, step: int) -> list[Path]:
-        from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
-
         config = self.config
         paths = []
         with get_tracer().span("sample", step=step, prompts=len(self.prompts), folder=self.folder) as span:

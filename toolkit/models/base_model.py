@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from toolkit.models.generation import GeneratedClip, GenerationSettings
+
 
 @dataclass(frozen=True)
 class LoraFileKeys:
@@ -105,7 +107,7 @@ class BaseModel(ABC):
         """One denoiser forward on noisy latents."""
 
     @abstractmethod
-    def generate_single_image(self, prompt: str, path: Path, settings):
+    def generate_single_image(self, prompt: str, path: Path, settings: GenerationSettings) -> GeneratedClip:
         """Sample one clip for `prompt` and write it to `path`."""
 
     @abstractmethod

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from toolkit.errors import DataError
+from toolkit.models.generation import GeneratedClip, GenerationSettings  # noqa: F401 (this module's API)
 
 from .checkpoint import COMPONENT_ORDER
 from .model_inputs import PromptEmbeds
@@ -27,46 +28,6 @@ class PipelineChoice:
 
     name: str
     reason: str
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """One sample's settings (from `sample:` or `generate:` in the config)."""
-
-    width: int
-    height: int
-    num_frames: int
-    fps: float
-    steps: int
-    guidance_scale: float
-    seed: int
-    negative_prompt: str = ""
-    control_image: str | None = None  # image-to-video: the image the first frame starts from (ctrl_img)
-
-    @classmethod
-    def from_sampling(cls, sampling, seed: int, control_image: str | None = None) -> "GenerationSettings":
-        """From a `sample:` or `generate:` config block, for one prompt's seed and control image."""
-        return cls(
-            width=sampling.width,
-            height=sampling.height,
-            num_frames=sampling.num_frames,
-            fps=sampling.fps,
-            steps=sampling.sample_steps,
-            guidance_scale=sampling.guidance_scale,
-            seed=seed,
-            negative_prompt=sampling.neg,
-            control_image=control_image,
-        )
-
-
-@dataclass(frozen=True)
-class GeneratedClip:
-    path: Path
-    num_frames: int
-    height: int
-    width: int
-    audio_samples: int
-    sample_rate: int
 
 
 def choose_pipeline(control_image: str | None) -> PipelineChoice:
