@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolkit.memory_management import MemoryManager  # noqa: E402
 from toolkit.quantize import quantize_module  # noqa: E402
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE  # noqa: E402
 
 LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
 
@@ -52,7 +53,7 @@ def build_transformer(args: argparse.Namespace) -> torch.nn.Module:
     )
     transformer.requires_grad_(False)
     if args.qtype:
-        quantize_module(transformer, args.qtype, component="transformer")
+        quantize_module(transformer, args.qtype, LTX2_TRANSFORMER_EXCLUDE, component="transformer")
     transformer.add_adapter(LoraConfig(r=16, lora_alpha=16, target_modules=LORA_TARGETS))
     return transformer
 

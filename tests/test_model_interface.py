@@ -23,6 +23,7 @@ def test_every_ltx2_arch_resolves_to_a_model_implementing_the_interface():
     assert not re.fullmatch(ltx2.lora_target_pattern(), "transformer_blocks.3.attn1.to_gate_logits")
     assert ltx2.lora_file_keys().to_original("transformer_blocks.0.audio_ff.net.0.proj") == "transformer_blocks.0.audio_ff.net.0.proj"
     assert ltx2.lora_file_keys().to_original("proj_in") == "patchify_proj"
+    assert "proj_in" in ltx2.quantization_excludes()["transformer"] and "lm_head" in ltx2.quantization_excludes()["text_encoder"]
     assert dict(ltx2.tiny_names()) == {"tiny-ltx2": "2.0", "tiny-ltx2.3": "2.3", "tiny-ltx2.5": "2.5"}
 
 

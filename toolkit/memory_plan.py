@@ -33,8 +33,8 @@ from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.plan_advice import suggest_changes
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
 from toolkit.memory_management.selection import check_offload_percent, offloaded_layer_count
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import DEFAULT_EXCLUDE
 from toolkit.quantize import (
-    DEFAULT_EXCLUDE,
     quantized_linear_buffer_bytes,
     quantized_weight_bytes,
     resolve_qtype,

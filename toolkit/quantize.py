@@ -1,13 +1,15 @@
 """Weight quantization of a model's Linear layers with optimum-quanto.
 
-    report = quantize_module(transformer, "qfloat8", component="transformer")
+    report = quantize_module(transformer, "qfloat8", exclude=["proj_in", "*norm*"], component="transformer")
     report.quantized, report.skipped, report.bytes_before, report.bytes_after
 
 Each chosen ``nn.Linear`` becomes a frozen quanto ``QLinear`` right away, one
 layer at a time, so the model never holds a full-precision and a quantized copy
 of more than one layer. Layers that decide the model's conditioning (timestep
 and caption embeddings, the patch projections, the AdaLN modulation) stay in
-full precision: they are small and their errors reach every block. peft LoRA
+full precision: they are small and their errors reach every block. Which
+layers those are is the model's answer (`exclude`: for LTX-2, from
+`LTX2Model.quantization_excludes()`). peft LoRA
 adapters attach on top of the quantized layers and train in full precision.
 """
 
@@ -26,36 +28,6 @@ from toolkit.memory_management.errors import QuantizationError
 from toolkit.memory_management.module_names import matching_pattern
 from toolkit.memory_management.tensors import module_bytes, tensor_bytes
 from toolkit.trace import get_tracer
-
-LTX2_TRANSFORMER_EXCLUDE: tuple[str, ...] = (
-    "*norm*",
-    "*scale_shift*",
-    "proj_in",
-    "proj_out",
-    "audio_proj_in",
-    "audio_proj_out",
-    "time_embed",
-    "audio_time_embed",
-    "caption_projection",
-    "audio_caption_projection",
-    "av_cross_attn_*",
-)
-"""LTX2VideoTransformer3DModel modules kept at full precision (fnmatch patterns on module names).
-
-``av_cross_attn_*`` covers the audio-video cross-attention modulation
-(``av_cross_attn_{video,audio}_scale_shift`` and the a2v / v2a gates). The
-``scale_shift_table`` tensors are parameters, not Linear layers: quantization
-never touches them.
-"""
-
-GEMMA3_TEXT_ENCODER_EXCLUDE: tuple[str, ...] = ("lm_head", "*vision_tower*", "*multi_modal_projector*")
-"""Gemma 3 text encoder modules kept at full precision: LTX-2 reads hidden states only, so the
-(tied) ``lm_head`` and the vision tower never run; quantizing them saves nothing worth the risk."""
-
-DEFAULT_EXCLUDE: dict[str, tuple[str, ...]] = {
-    "transformer": LTX2_TRANSFORMER_EXCLUDE,
-    "text_encoder": GEMMA3_TEXT_ENCODER_EXCLUDE,
-}
 
 MIN_IN_FEATURES = 16
 """Linear layers with fewer inputs stay at full precision: quanto keeps one scale per output row
@@ -203,8 +175,8 @@ def quantize_module(
 ) -> QuantizationReport:
     """Quantize the weights of `module`'s Linear layers in place and freeze them.
 
-    exclude: fnmatch patterns on module names (a parent's name covers its children); None takes
-    ``DEFAULT_EXCLUDE[component]`` (the LTX-2 transformer and Gemma 3 lists), else nothing.
+    exclude: fnmatch patterns on module names (a parent's name covers its children); the model
+    says which of its modules stay at full precision (`BaseModel.quantization_excludes()`); None: none.
     LoRA adapter layers (peft) are never quantized. Quantized weights have ``requires_grad`` off:
     they cannot be trained, only adapters on top of them.
     """
@@ -216,7 +188,7 @@ def quantize_module(
             f"quantize_module({component!r}) was given a bare {type(module).__name__}; pass the model that "
             "contains it (e.g. nn.Sequential(layer)), since a layer cannot replace itself."
         )
-    patterns = tuple(DEFAULT_EXCLUDE.get(component, ()) if exclude is None else exclude)
+    patterns = tuple(exclude or ())
     tracer = get_tracer()
     report = QuantizationReport(component=component, qtype=quanto_qtype.name)
     with tracer.span("quantization", component=component, qtype=quanto_qtype.name, exclude=list(patterns)) as span:

@@ -11,6 +11,7 @@ from torch import nn
 from tests.memory.conftest import run_step
 from toolkit.memory_management import MemoryManager, OffloadError, parameter_bytes
 from toolkit.quantize import quantize_module
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE
 
 def _assert_same_step(step: dict, reference: dict) -> None:
     torch.testing.assert_close(step["video"], reference["video"], rtol=1e-5, atol=1e-6)
@@ -126,10 +127,10 @@ def test_autocast_is_replayed_in_backward(make_transformer, transformer_inputs):
 
 def test_quantized_layers_are_offloaded_too(make_transformer, transformer_inputs):
     reference_model = make_transformer()
-    quantize_module(reference_model, "qint8", component="transformer")
+    quantize_module(reference_model, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
     reference = run_step(reference_model, transformer_inputs)
     transformer = make_transformer()
-    quantize_module(transformer, "qint8", component="transformer")
+    quantize_module(transformer, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
     report = MemoryManager.attach(transformer, "cpu", 1.0)
 
     quantized = [entry for entry in report.managed if entry.quantized]

@@ -10,6 +10,7 @@ from toolkit.memory_management import MemoryManager, MemoryPlanError, OffloadErr
 from toolkit.memory_management.architecture import published_component_specs
 from toolkit.memory_plan import GIB, MemoryPlanSettings, build_memory_plan, format_plan
 from toolkit.quantize import quantize_module
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE
 
 PUBLISHED_PARAMS = {
     "transformer": 18.88e9,
@@ -97,7 +98,7 @@ def test_the_plan_matches_the_real_quantized_and_offloaded_tiny_transformer(tiny
 
     assert planned.params == sum(p.numel() for p in transformer.parameters())
     assert planned.stored_bytes == 4 * planned.params  # the tiny checkpoint is fp32
-    quantized = quantize_module(transformer, "qint8", component="transformer")
+    quantized = quantize_module(transformer, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
     assert planned.quantized_layers == len(quantized.quantized)
     assert planned.loaded_bytes == quantized.bytes_after
     offloaded = MemoryManager.attach(transformer, "cpu", 0.5)

@@ -9,6 +9,7 @@ from torch import nn
 from tests.memory.conftest import run_step
 from toolkit.memory_management import QuantizationError, module_bytes, tensor_bytes
 from toolkit.quantize import quantize_module, quantized_weight_bytes
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE
 
 
 def _mlp(dtype: torch.dtype = torch.float32) -> nn.Sequential:
@@ -44,7 +45,7 @@ def test_predicted_bytes_equal_the_measured_bytes(qtype, dtype):
 def test_ltx2_transformer_keeps_conditioning_layers_at_full_precision(make_transformer, transformer_inputs):
     transformer = make_transformer(lora=False)
     with_weights = [name for name, m in transformer.named_modules() if any(True for _ in m.parameters(recurse=False))]
-    report = quantize_module(transformer, "qint8", component="transformer")
+    report = quantize_module(transformer, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
 
     skipped = {entry.name: entry for entry in report.skipped}
     assert sorted(report.quantized + list(skipped)) == sorted(with_weights)
@@ -77,7 +78,7 @@ def test_a_bare_linear_is_refused_with_what_to_pass():
 
 def test_lora_trains_on_the_quantized_transformer(make_transformer, transformer_inputs):
     transformer = make_transformer(lora=False)
-    quantize_module(transformer, "qint8", component="transformer")
+    quantize_module(transformer, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
     from peft import LoraConfig
 
     transformer.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
@@ -116,7 +117,7 @@ def test_lora_adapters_added_before_quantization_stay_full_precision(make_transf
     from optimum.quanto import QLinear
 
     transformer = make_transformer()  # LoRA already attached
-    report = quantize_module(transformer, "qint8", component="transformer")
+    report = quantize_module(transformer, "qint8", LTX2_TRANSFORMER_EXCLUDE, component="transformer")
 
     assert "transformer_blocks.0.attn1.to_q.base_layer" in report.quantized
     assert not [name for name in report.quantized if ".lora_" in name]

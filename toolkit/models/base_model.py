@@ -71,6 +71,11 @@ class BaseModel(ABC):
         built on the meta device from `folder`'s configs or, with `folder=None`, the published `version`."""
 
     @classmethod
+    def quantization_excludes(cls) -> Mapping[str, tuple[str, ...]]:
+        """Component -> fnmatch patterns of its modules that stay at full precision when it is quantized."""
+        return {}
+
+    @classmethod
     def lora_target_problems(cls, model_config, network_config) -> list[tuple[str, str]]:
         """(config key, message) for each LoRA filter that selects no layer; an arch without a check says none."""
         return []

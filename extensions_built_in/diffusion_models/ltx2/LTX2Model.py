@@ -75,6 +75,12 @@ class LTX2Model(BaseModel):
         return ensure_tiny_ltx2(cache_dir, version=TINY_NAMES[name])
 
     @classmethod
+    def quantization_excludes(cls) -> dict[str, tuple[str, ...]]:
+        from .quantization_excludes import DEFAULT_EXCLUDE
+
+        return dict(DEFAULT_EXCLUDE)
+
+    @classmethod
     def memory_plan_components(cls, folder: Path | None, version: str) -> dict:
         from toolkit.memory_management.architecture import component_specs
 

@@ -41,10 +41,12 @@ def quantize_after_load(name: str, component, config):
     """Quantize the transformer / text encoder when the config asks; returns the report or None."""
     from toolkit.quantize import quantize_module
 
+    from .quantization_excludes import DEFAULT_EXCLUDE
+
     if name == "transformer" and config.quantize:
-        return quantize_module(component, config.qtype, component="transformer")
+        return quantize_module(component, config.qtype, DEFAULT_EXCLUDE["transformer"], component="transformer")
     if name == "text_encoder" and config.quantize_te:
-        return quantize_module(component, config.qtype_te, component="text_encoder")
+        return quantize_module(component, config.qtype_te, DEFAULT_EXCLUDE["text_encoder"], component="text_encoder")
     return None
 
 
