@@ -83,7 +83,7 @@ def memory_plan_report(model_config, network_config=None) -> str:
     from dataclasses import replace
 
     from toolkit.extensions import load_model_class
-    from toolkit.memory_plan import MemoryPlanSettings, build_memory_plan, format_plan
+    from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan, format_plan
 
     budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
     settings = MemoryPlanSettings.from_config(model_config, network_config)

@@ -1,22 +1,20 @@
-"""How much host RAM and device memory a LoRA run on LTX-2 needs, before any weight is read.
+"""How much host RAM and device memory a LoRA run needs, before any weight is read.
 
     plan = build_memory_plan(MemoryPlanSettings(quantize=True, lora_rank=32), device_total_bytes=24 * GIB)
     print(format_plan(plan))
 
-Every component is built on the meta device (from the published architecture
-or a local folder's configs), so the plan takes seconds for the 19B-22B models. It
-covers what users of LTX-2 trainers run out of: host RAM at its peak while
-loading (a component is read whole at its stored dtype before it is quantized
-or moved), and device memory while prompts are cached, while training and
-while sampling. When a total exceeds what the machine has, the plan says which
-setting to change (`plan.suggestions`), found by trying the settings in turn.
+The model class of `settings.arch` provides its components built on the meta
+device (`memory_plan_components`, plan_components.py), so the plan takes
+seconds for LTX-2's 19B-22B models and this module knows no model. It covers
+what users of LTX-2 trainers run out of: host RAM at its peak while loading
+(streamed block by block, plan_loading.py), and device memory while prompts
+are cached, while training and while sampling (plan_phases.py). When a total
+exceeds what the machine has, the plan says which setting to change
+(`plan.suggestions`), found by trying the settings in turn, and it lists what
+it assumed (`plan.assumptions`).
 
-Modelled like the LTX-2 loader does it: components load in `LOAD_ORDER` and
-move to the device (only their offloaded layers stay on the host), except with
-``low_vram`` where components wait in host RAM until a phase needs them. The
-text encoder is unloaded once prompts are cached; the connectors stay for
-sampling. LoRA weights, their gradients and AdamW's two moments are fp32.
-Activations are not included: they depend on resolution, frames and batch size.
+LoRA weights, their gradients and AdamW's two moments are fp32. Activations
+are not included: they depend on resolution, frames and batch size.
 """
 
 from __future__ import annotations
@@ -24,86 +22,36 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from toolkit.memory_management.architecture import LOAD_ORDER, ComponentSpec, component_specs
-from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.plan_advice import suggest_changes
+from toolkit.memory_management.plan_assumptions import assumptions
+from toolkit.memory_management.plan_components import ComponentSpec, PlannedModel, planned_model
+from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, largest_block, load_steps
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
-from toolkit.memory_management.selection import check_offload_percent, offloaded_layer_count
-from toolkit.quantize import (
-    DEFAULT_EXCLUDE,
-    quantized_linear_buffer_bytes,
-    quantized_weight_bytes,
-    resolve_qtype,
-    skip_reason,
-)
+from toolkit.memory_management.plan_settings import DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
+from toolkit.memory_management.selection import offloaded_layer_count
+from toolkit.quantize import quantized_linear_buffer_bytes, quantized_weight_bytes, skip_reason
 from toolkit.trace import get_tracer
 
+__all__ = ["GIB", "MemoryPlan", "MemoryPlanSettings", "build_memory_plan", "format_plan"]
+
 GIB = 1024**3
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-ARCH_VERSIONS = {"ltx2": "2.0", "ltx2.3": "2.3", "ltx2.5": "2.5"}
-"""`model.arch` -> the LTX-2 version planned when the weights cannot be read (`ltx2`: 2.0, the published default)."""
-PUBLISHED_SIZES = {"2.0": "19B", "2.3": "22B", "2.5": "22B"}
-"""How each version is named by its published files (2.3's "22B" counts the 3.2 B connectors with the 19 B transformer)."""
 LORA_BYTES_PER_PARAM = {"weights": 4, "grads": 4, "optimizer": 8}
 """fp32 LoRA weights, fp32 gradients, AdamW's exp_avg and exp_avg_sq in fp32."""
 
 
 @dataclass(frozen=True)
-class MemoryPlanSettings:
-    """The settings a memory plan depends on; names follow the job config's `model:` and `network:`.
+class ComponentPlan:
+    """One component's sizes: as stored, as loaded (dtype / qtype), what stays on the host, its largest block.
 
-    name_or_path: a local diffusers folder (its configs and safetensors headers are read),
-    "tiny-ltx2" (.3, .5), or anything else (hub id, single file, None) for the published LTX-2 of `version`.
-    version: the LTX-2 version ("2.0", "2.3", "2.5"): of the folder's weights, or from `model.arch`.
-    stored_dtype: the checkpoint's dtype when no folder is read (the published one is bf16).
-    vae_dtype: dtype of the video VAE, audio VAE and vocoder (the LTX-2 loader keeps them fp32).
+    host_bytes: what it keeps in host RAM once loaded (its offloaded layers, or all of it when it
+    waits there with low_vram); the rest goes to the device as it loads.
     """
 
-    name_or_path: str | None = None
-    version: str = "2.0"
-    dtype: str = "bf16"
-    te_dtype: str | None = None
-    vae_dtype: str = "fp32"
-    stored_dtype: str = "bf16"
-    quantize: bool = False
-    qtype: str = "qfloat8"
-    quantize_te: bool = False
-    qtype_te: str = "qfloat8"
-    layer_offloading: bool = False
-    layer_offloading_transformer_percent: float = 1.0
-    layer_offloading_text_encoder_percent: float = 1.0
-    low_vram: bool = False
-    lora_rank: int = 16
-
-    @classmethod
-    def from_config(cls, model, network=None) -> MemoryPlanSettings:
-        """Settings from a job's `model` (and `network`) config objects, read by attribute."""
-        return cls(
-            name_or_path=model.name_or_path,
-            version=ARCH_VERSIONS.get(getattr(model, "arch", "ltx2"), "2.0"),
-            dtype=model.dtype,
-            te_dtype=model.te_dtype,
-            quantize=model.quantize,
-            qtype=model.qtype,
-            quantize_te=model.quantize_te,
-            qtype_te=model.qtype_te,
-            layer_offloading=model.layer_offloading,
-            layer_offloading_transformer_percent=model.layer_offloading_transformer_percent,
-            layer_offloading_text_encoder_percent=model.layer_offloading_text_encoder_percent,
-            low_vram=model.low_vram,
-            lora_rank=cls.lora_rank if network is None else network.linear,
-        )
-
-
-@dataclass(frozen=True)
-class ComponentPlan:
-    """One component's sizes: as stored, as loaded (dtype / qtype), and how much offloading keeps on the host."""
-
     name: str
+    role: str
     class_name: str
     params: int
     dtype: str
@@ -113,6 +61,8 @@ class ComponentPlan:
     offloaded_bytes: int
     quantized_layers: int
     offloaded_layers: int
+    host_bytes: int
+    block: BlockInFlight
 
     @property
     def device_bytes(self) -> int:
@@ -121,7 +71,7 @@ class ComponentPlan:
 
 @dataclass(frozen=True)
 class LoraPlan:
-    """The LoRA on the transformer's targeted linears: rank * (in + out) parameters per layer."""
+    """The LoRA on the denoiser's targeted linears: rank * (in + out) parameters per layer."""
 
     rank: int
     layers: int
@@ -144,6 +94,8 @@ class LoraPlan:
 class MemoryPlan:
     """Sizes per component, totals per phase, the budgets they were compared to, and what to change.
 
+    loading: each component's load in order (plan_loading.LoadStep);
+    assumptions: one line for each thing the numbers rest on (printed with the plan);
     suggested_settings: `settings` with every suggestion applied (None when nothing was suggested);
     unresolved: one line for each total still over budget with them.
     """
@@ -152,11 +104,13 @@ class MemoryPlan:
     source: str
     components: dict[str, ComponentPlan]
     lora: LoraPlan
+    loading: list[LoadStep]
     phases: list[PhaseTotal]
     device_budget: int | None
     device_budget_source: str
     host_budget: int | None
     host_budget_source: str
+    assumptions: list[str] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)
     suggested_settings: MemoryPlanSettings | None = None
     unresolved: list[str] = field(default_factory=list)
@@ -188,29 +142,27 @@ def build_memory_plan(
     started = time.perf_counter()
     settings = settings or MemoryPlanSettings()
     with get_tracer().span("memory_plan", settings=settings.__dict__) as span:
-        _check_settings(settings)
-        folder = _resolve_folder(settings.name_or_path)
-        planner = _Planner(component_specs(folder, settings.version))
+        check_settings(settings)
+        model = planned_model(settings)
+        planner = _Planner(model)
         device_budget, device_source = _device_budget(device_total_bytes)
         host_budget, host_source = _host_budget(host_total_bytes)
-        components, lora, phases = planner.evaluate(settings, device_budget, host_budget)
+        components, lora, steps, phases = planner.evaluate(settings, device_budget, host_budget)
         suggestions, suggested_settings, final_phases = suggest_changes(
-            settings, phases, lambda candidate: planner.evaluate(candidate, device_budget, host_budget)[2]
+            settings, phases, lambda candidate: planner.evaluate(candidate, device_budget, host_budget)[3]
         )
         plan = MemoryPlan(
             settings=settings,
-            source=(
-                f"folder {folder} (LTX-{settings.version})"
-                if folder is not None
-                else f"published LTX-{settings.version} {PUBLISHED_SIZES[settings.version]} architecture"
-            ),
+            source=model.source,
             components=components,
             lora=lora,
+            loading=steps,
             phases=phases,
             device_budget=device_budget,
             device_budget_source=device_source,
             host_budget=host_budget,
             host_budget_source=host_source,
+            assumptions=assumptions(settings, components, steps),
             suggestions=suggestions,
             suggested_settings=suggested_settings if suggestions else None,
             unresolved=[phase.shortfall() for phase in final_phases if phase.over],
@@ -223,6 +175,7 @@ def build_memory_plan(
             device_budget=device_budget,
             host_budget=host_budget,
             fits=plan.fits,
+            assumptions=plan.assumptions,
             suggestions=suggestions,
         )
     return plan
@@ -232,6 +185,11 @@ def build_memory_plan(
 class _LayerSize:
     parameter_bytes: int
     buffer_bytes: int  # quanto's scalar scales: they follow the layer's module, not its offloaded weights
+    quantized: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.parameter_bytes + self.buffer_bytes
 
 
 @dataclass(frozen=True)
@@ -241,129 +199,83 @@ class _ComponentSizes:
 
 
 class _Planner:
-    """Evaluates settings against the component specs; per-layer sizes are computed once per dtype/qtype."""
+    """Evaluates settings against a model's components; per-layer sizes are computed once per dtype/qtype."""
 
-    def __init__(self, specs: dict[str, ComponentSpec]) -> None:
-        self.specs = specs
+    def __init__(self, model: PlannedModel) -> None:
+        self.model = model
         self._layer_sizes: dict[tuple[str, str, str | None], _ComponentSizes] = {}
 
     def evaluate(
         self, settings: MemoryPlanSettings, device_budget: int | None, host_budget: int | None
-    ) -> tuple[dict[str, ComponentPlan], LoraPlan, list[PhaseTotal]]:
-        components = {name: self._component(name, settings) for name in LOAD_ORDER}
+    ) -> tuple[dict[str, ComponentPlan], LoraPlan, list[LoadStep], list[PhaseTotal]]:
+        components = {name: self._component(name, settings) for name in self.model.components}
         lora = self._lora(settings.lora_rank)
-        phases = phase_totals(components, lora, settings.low_vram, device_budget, host_budget)
-        return components, lora, phases
+        steps = load_steps(
+            {name: (c.host_bytes, c.loaded_bytes - c.host_bytes) for name, c in components.items()},
+            {name: c.block for name, c in components.items()},
+        )
+        phases = phase_totals(components, self.model.roles, steps, lora, settings.low_vram, device_budget, host_budget)
+        return components, lora, steps, phases
 
     def _component(self, name: str, settings: MemoryPlanSettings) -> ComponentPlan:
-        spec = self.specs[name]
-        dtype, qtype, percent = _component_settings(name, settings)
+        spec, role = self.model.components[name], self.model.roles[name]
+        dtype, qtype, percent = role_settings(role, settings)
         sizes = self._sizes(spec, dtype, qtype)
         offloadable = [size.parameter_bytes for size, layer in zip(sizes.layers, spec.layers) if layer.offloadable]
         count = offloaded_layer_count(offloadable, percent)
-        stored = spec.stored_bytes
+        stored = spec.stored_bytes if spec.stored_bytes is not None else spec.params * dtype_bytes(settings.stored_dtype)
+        loaded = sum(size.total for size in sizes.layers)
+        offloaded = sum(offloadable[:count])
+        # low_vram keeps everything but the denoiser waiting on the host between its uses.
+        host = loaded if settings.low_vram and role != "denoiser" else offloaded
+        read = [round(layer.params * stored / spec.params) if spec.params else 0 for layer in spec.layers]
+        cast = round(stored / max(spec.params, 1)) != dtype_bytes(dtype)
+        # A layer read at its load dtype and not quantized is placed as read: no second copy in flight.
+        converted = [size.total if cast or size.quantized else 0 for size in sizes.layers]
+        block = largest_block([layer.name for layer in spec.layers], read, converted)
         return ComponentPlan(
             name=name,
+            role=role,
             class_name=spec.class_name,
             params=spec.params,
             dtype=dtype,
             qtype=qtype,
-            stored_bytes=stored if stored is not None else spec.params * _dtype_bytes(settings.stored_dtype),
-            loaded_bytes=sum(size.parameter_bytes + size.buffer_bytes for size in sizes.layers),
-            offloaded_bytes=sum(offloadable[:count]),
+            stored_bytes=stored,
+            loaded_bytes=loaded,
+            offloaded_bytes=offloaded,
             quantized_layers=sizes.quantized,
             offloaded_layers=count,
+            host_bytes=host,
+            block=block,
         )
 
     def _sizes(self, spec: ComponentSpec, dtype: str, qtype: str | None) -> _ComponentSizes:
         key = (spec.name, dtype, qtype)
         if key not in self._layer_sizes:
-            exclude = DEFAULT_EXCLUDE.get(spec.name, ())
-            torch_dtype, dtype_bytes = DTYPES[dtype], _dtype_bytes(dtype)
+            exclude = self.model.quantize_exclude.get(spec.name, ())
+            torch_dtype, element_bytes = DTYPES[dtype], dtype_bytes(dtype)
             layers, quantized = [], 0
             for layer in spec.layers:
                 module = layer.module
                 if qtype is None or skip_reason(layer.name, module, qtype, exclude, dtype=torch_dtype) is not None:
-                    layers.append(_LayerSize(layer.params * dtype_bytes, 0))
+                    layers.append(_LayerSize(layer.params * element_bytes, 0))
                     continue
                 bias = 0 if module.bias is None else module.bias.numel()
                 weight = quantized_weight_bytes(module.out_features, module.in_features, qtype, torch_dtype)
-                layers.append(_LayerSize(weight + bias * dtype_bytes, quantized_linear_buffer_bytes(torch_dtype)))
+                layers.append(_LayerSize(weight + bias * element_bytes, quantized_linear_buffer_bytes(torch_dtype), True))
                 quantized += 1
             self._layer_sizes[key] = _ComponentSizes(layers, quantized)
         return self._layer_sizes[key]
 
     def _lora(self, rank: int) -> LoraPlan:
-        from toolkit.network.lora import LTX2_LORA_TARGETS
-
         targets = [
             layer.module
-            for layer in self.specs["transformer"].layers
-            if type(layer.module) is torch.nn.Linear and re.fullmatch(LTX2_LORA_TARGETS, layer.name)
+            for name in self.model.named("denoiser")
+            for layer in self.model.components[name].layers
+            if type(layer.module) is torch.nn.Linear and re.fullmatch(self.model.lora_targets, layer.name)
         ]
         params = sum(rank * (module.in_features + module.out_features) for module in targets)
         return LoraPlan(rank=rank, layers=len(targets), params=params)
-
-
-def _component_settings(name: str, settings: MemoryPlanSettings) -> tuple[str, str | None, float]:
-    """(dtype, qtype or None, offload percent) of one component under `settings`."""
-    offloading = settings.layer_offloading
-    if name == "transformer":
-        percent = settings.layer_offloading_transformer_percent if offloading else 0.0
-        return settings.dtype, settings.qtype if settings.quantize else None, percent
-    if name == "text_encoder":
-        percent = settings.layer_offloading_text_encoder_percent if offloading else 0.0
-        return settings.te_dtype or settings.dtype, settings.qtype_te if settings.quantize_te else None, percent
-    if name == "connectors":
-        return settings.dtype, None, 0.0
-    return settings.vae_dtype, None, 0.0
-
-
-def _check_settings(settings: MemoryPlanSettings) -> None:
-    if settings.version not in PUBLISHED_SIZES:
-        raise MemoryPlanError(
-            f"memory plan: LTX-2 version {settings.version!r} is not one of {', '.join(PUBLISHED_SIZES)}"
-        )
-    for setting in ("dtype", "vae_dtype", "stored_dtype"):
-        _check_dtype(setting, getattr(settings, setting))
-    if settings.te_dtype is not None:
-        _check_dtype("te_dtype", settings.te_dtype)
-    if settings.quantize:
-        resolve_qtype(settings.qtype)
-    if settings.quantize_te:
-        resolve_qtype(settings.qtype_te)
-    for setting in ("layer_offloading_transformer_percent", "layer_offloading_text_encoder_percent"):
-        check_offload_percent(getattr(settings, setting), setting=f"model.{setting}")
-    if settings.lora_rank < 1:
-        raise MemoryPlanError(f"memory plan: network.linear (LoRA rank) is {settings.lora_rank}; it must be 1 or more.")
-
-
-def _check_dtype(setting: str, value: str) -> None:
-    if value not in DTYPES:
-        raise MemoryPlanError(f"memory plan: {setting} is {value!r}; use one of {', '.join(DTYPES)}.")
-
-
-def _dtype_bytes(dtype: str) -> int:
-    return torch.empty((), dtype=DTYPES[dtype], device="meta").element_size()
-
-
-def _resolve_folder(name_or_path: str | None) -> Path | None:
-    """The diffusers folder to read configs from, or None for the published architecture."""
-    from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
-
-    if name_or_path is None:
-        return None
-    if name_or_path in TINY_NAMES:
-        return Path(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
-    path = Path(name_or_path).expanduser()
-    if path.is_dir():
-        if not (path / "model_index.json").is_file():
-            raise MemoryPlanError(
-                f"memory plan: folder {path} has no model_index.json; point model.name_or_path at a diffusers "
-                "LTX-2 folder (model_index.json plus transformer/, vae/, text_encoder/ ... subfolders)."
-            )
-        return path
-    return None
 
 
 def _device_budget(given: int | None) -> tuple[int | None, str]:
@@ -385,6 +297,6 @@ def _host_budget(given: int | None) -> tuple[int | None, str]:
 
 def format_plan(plan: MemoryPlan) -> str:
     """The plan as a readable table: components, LoRA, phase totals against budgets, what to change."""
-    from toolkit.memory_management.plan_format import plan_lines
+    from toolkit.memory_management.plan_format import plan_lines  # it reads MemoryPlan: imported here, no cycle
 
     return "\n".join(plan_lines(plan))

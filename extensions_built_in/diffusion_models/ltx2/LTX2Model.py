@@ -99,6 +99,13 @@ class LTX2Model:
         return checkpoint_report(model_config)
 
     @staticmethod
+    def memory_plan_components(settings):
+        """The memory plan's view of LTX-2 (toolkit.memory_management.plan_components.PlannedModel)."""
+        from .memory_plan_components import memory_plan_components
+
+        return memory_plan_components(settings)
+
+    @staticmethod
     def checkpoint_version(model_config) -> str:
         """The LTX-2 version the memory plan plans: the weights' when their configs can be read, else `model.arch`'s."""
         from .checkpoint_check import planned_version

@@ -1,99 +1,100 @@
-"""LTX-2's weight-holding components on the meta device: their layers and sizes, no weights read.
+"""LTX-2's weight-holding components for the memory plan, on the meta device: no weight is read.
 
 Two sources:
 - the published LTX-2 of a version (2.0, 2.3, 2.5): the diffusers classes
   with that version's arguments (published_versions.py) and its text encoder
   from its published shape;
-- a local diffusers folder (model_index.json plus a subfolder per component):
-  each component's config.json, and the bytes its weight files hold, read from
-  the safetensors headers.
+- a local diffusers folder (model_index.json plus a subfolder per component,
+  `tiny-ltx2` names included): each component's config.json, and the bytes
+  its weight files hold, read from the safetensors headers.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import struct
-from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from toolkit.memory_management.errors import MemoryPlanError
-from toolkit.memory_management.published_versions import published_component
-from toolkit.memory_management.selection import offloadable_kind
+from toolkit.memory_management.plan_components import PlannedModel, describe_component, stored_bytes
+
+from .published_versions import published_component
 
 LOAD_ORDER = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
-"""Components with weights, in the order the LTX-2 loader reads them."""
-
-@dataclass(frozen=True)
-class LayerSpec:
-    """A module holding parameters, with the parameter count it adds (shared tensors counted once)."""
-
-    name: str
-    module: nn.Module
-    params: int
-    offloadable: bool
-
-
-@dataclass(frozen=True)
-class ComponentSpec:
-    """One component's architecture; stored_bytes is None when no checkpoint files were read."""
-
-    name: str
-    class_name: str
-    params: int
-    layers: tuple[LayerSpec, ...]
-    stored_bytes: int | None
+"""Components with weights, in the order the LTX-2 loader reads them (checkpoint.COMPONENT_ORDER)."""
+ROLES = {
+    "text_encoder": "text_encoder",
+    "connectors": "prompt_adapter",
+    "transformer": "denoiser",
+    "vae": "decoder",
+    "audio_vae": "decoder",
+    "vocoder": "decoder",
+}
+ARCH_VERSIONS = {"ltx2": "2.0", "ltx2.3": "2.3", "ltx2.5": "2.5"}
+"""`model.arch` -> the LTX-2 version planned when the weights cannot be read (`ltx2`: 2.0, the published default)."""
+PUBLISHED_SIZES = {"2.0": "19B", "2.3": "22B", "2.5": "22B"}
+"""How each version is named by its published files (2.3's "22B" counts the 3.2 B connectors with the 19 B transformer)."""
 
 
-def component_specs(folder: Path | None, version: str = "2.0") -> dict[str, ComponentSpec]:
-    """Every weight-holding component, in `LOAD_ORDER`, from `folder` or the published LTX-`version` architecture.
+def memory_plan_components(settings) -> PlannedModel:
+    """LTX-2's components for `settings` (a MemoryPlanSettings): from its folder, else the published version."""
+    from toolkit.network.lora import LTX2_LORA_TARGETS
+    from toolkit.quantize import DEFAULT_EXCLUDE
 
-    A folder is read on every call (its configs may change); the published architecture is built
-    once per process and version (`published_component_specs`).
-    """
-    return published_component_specs(version) if folder is None else _build_specs(folder, version)
+    version = settings.version or ARCH_VERSIONS.get(settings.arch, "2.0")
+    if version not in PUBLISHED_SIZES:
+        raise MemoryPlanError(f"memory plan: LTX-2 version {version!r} is not one of {', '.join(PUBLISHED_SIZES)}")
+    folder = _resolve_folder(settings.name_or_path)
+    if folder is None:
+        specs = published_component_specs(version)
+        source = f"published LTX-{version} {PUBLISHED_SIZES[version]} architecture"
+    else:
+        specs = _build_specs(folder, version)
+        source = f"folder {folder} (LTX-{version})"
+    return PlannedModel(
+        source=source,
+        components=specs,
+        roles=dict(ROLES),
+        lora_targets=LTX2_LORA_TARGETS,
+        quantize_exclude=dict(DEFAULT_EXCLUDE),
+    )
 
 
 @functools.cache
-def published_component_specs(version: str = "2.0") -> dict[str, ComponentSpec]:
+def published_component_specs(version: str = "2.0") -> dict:
     """The published LTX-`version` components; cached, since they never change (clear with ``cache_clear()``)."""
     return _build_specs(None, version)
 
 
-def _build_specs(folder: Path | None, version: str) -> dict[str, ComponentSpec]:
+def _build_specs(folder: Path | None, version: str) -> dict:
     from accelerate import init_empty_weights
 
     specs = {}
     for name in LOAD_ORDER:
         with init_empty_weights():
             module = published_component(name, version) if folder is None else _folder_component(folder, name)
-        stored = None if folder is None else _stored_bytes(folder / name)
-        specs[name] = _describe(name, module, stored)
+        stored = None if folder is None else stored_bytes(folder / name)
+        specs[name] = describe_component(name, module, stored)
     return specs
 
 
-def _describe(name: str, module: nn.Module, stored_bytes: int | None) -> ComponentSpec:
-    tie = getattr(module, "tie_weights", None)
-    if callable(tie):
-        # Built on the meta device, transformers models skip tying; the checkpoint stores tied weights once.
-        tie()
-    seen: set[int] = set()
-    layers = []
-    for layer_name, layer in module.named_modules():
-        own = [p for p in layer.parameters(recurse=False) if id(p) not in seen]
-        seen.update(id(p) for p in own)
-        if own:
-            count = sum(p.numel() for p in own)
-            layers.append(LayerSpec(layer_name, layer, count, offloadable_kind(layer) is not None))
-    return ComponentSpec(
-        name=name,
-        class_name=type(module).__name__,
-        params=sum(layer.params for layer in layers),
-        layers=tuple(layers),
-        stored_bytes=stored_bytes,
-    )
+def _resolve_folder(name_or_path: str | None) -> Path | None:
+    """The diffusers folder to read configs from, or None for the published architecture."""
+    from toolkit.models.tiny_ltx2 import TINY_NAMES, ensure_tiny_ltx2
+
+    if name_or_path is None:
+        return None
+    if name_or_path in TINY_NAMES:
+        return Path(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise MemoryPlanError(
+                f"memory plan: folder {path} has no model_index.json; point model.name_or_path at a diffusers "
+                "LTX-2 folder (model_index.json plus transformer/, vae/, text_encoder/ ... subfolders)."
+            )
+        return path
+    return None
 
 
 def _component_class(folder: Path, name: str) -> type:
@@ -110,7 +111,7 @@ def _component_class(folder: Path, name: str) -> type:
         ) from error
 
 
-def _folder_component(folder: Path, name: str) -> nn.Module:
+def _folder_component(folder: Path, name: str):
     subfolder = folder / name
     if not (subfolder / "config.json").is_file():
         raise MemoryPlanError(
@@ -127,23 +128,3 @@ def _folder_component(folder: Path, name: str) -> nn.Module:
             f"memory plan: the {name} ({model_class.__name__}) cannot be built from {subfolder / 'config.json'}: "
             f"{type(error).__name__}: {error}; model_index.json must name the class the component was saved with."
         ) from error
-
-
-def _stored_bytes(subfolder: Path) -> int:
-    """Bytes of tensor data in a component's safetensors files, from their headers only."""
-    files = sorted(subfolder.glob("*.safetensors"))
-    if not files:
-        raise MemoryPlanError(
-            f"memory plan: {subfolder} has no .safetensors weights; save the component with "
-            "save_pretrained(safe_serialization=True) or point model.name_or_path at a folder that has them."
-        )
-    return sum(_safetensors_data_bytes(path) for path in files)
-
-
-def _safetensors_data_bytes(path: Path) -> int:
-    with path.open("rb") as handle:
-        (header_length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_length))
-    return sum(
-        entry["data_offsets"][1] - entry["data_offsets"][0] for key, entry in header.items() if key != "__metadata__"
-    )
