@@ -28,7 +28,7 @@ import torch
 from toolkit.memory_management.plan_advice import suggest_changes
 from toolkit.memory_management.plan_assumptions import assumptions
 from toolkit.memory_management.plan_components import ComponentSpec, PlannedModel, planned_model
-from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, largest_block, load_steps
+from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, group_into_blocks, largest_block, load_steps
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
 from toolkit.memory_management.plan_settings import DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
 from toolkit.memory_management.selection import offloaded_layer_count
@@ -228,11 +228,12 @@ class _Planner:
         offloaded = sum(offloadable[:count])
         # low_vram keeps everything but the denoiser waiting on the host between its uses.
         host = loaded if settings.low_vram and role != "denoiser" else offloaded
-        read = [round(layer.params * stored / spec.params) if spec.params else 0 for layer in spec.layers]
-        cast = round(stored / max(spec.params, 1)) != dtype_bytes(dtype)
-        # A layer read at its load dtype and not quantized is placed as read: no second copy in flight.
-        converted = [size.total if cast or size.quantized else 0 for size in sizes.layers]
-        block = largest_block([layer.name for layer in spec.layers], read, converted)
+        block = largest_block(
+            group_into_blocks([layer.name for layer in spec.layers], self.model.block_patterns.get(name)),
+            [layer.params * dtype_bytes(dtype) for layer in spec.layers],
+            [size.total if size.quantized else 0 for size in sizes.layers],
+            kept_on_host=host == loaded,
+        )
         return ComponentPlan(
             name=name,
             role=role,

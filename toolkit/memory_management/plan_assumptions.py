@@ -19,16 +19,22 @@ def assumptions(
 ) -> list[str]:
     """The plan's assumptions for `settings`, naming the components and sizes they concern."""
     order = " -> ".join(step.component for step in steps)
+    streamed = [name for name, c in components.items() if c.block.name != "whole component"]
+    whole = [name for name in components if name not in streamed]
     lines = [
-        f"Streamed loading, in this order: {order}. Each component is built empty and filled block by block "
-        "from the memory-mapped checkpoint: a block is read at its stored dtype, converted or quantized, and put "
-        "where it stays before the next is read. Host peak = what earlier components left on the host + the "
-        "loading component's host share + its largest block in flight.",
+        f"Loading in this order: {order}. "
+        + (f"{', '.join(streamed)} stream block by block; " if streamed else "")
+        + (f"{', '.join(whole)} load whole (one block). " if whole else "")
+        + "Each tensor is copied out of the memory-mapped checkpoint at its load dtype, a block is quantized "
+        "when asked and put where it stays before the next is read. Host peak = what earlier components left on "
+        "the host + the loading component's host share + its largest block in flight.",
         "The checkpoint's mapped pages are page cache, not counted: the kernel drops them when RAM runs short.",
         "Largest blocks in flight: "
         + ", ".join(
-            f"{c.name} {c.block.name} {_gib(c.block.total)} ({_gib(c.block.read_bytes)} read"
-            + (f" + {_gib(c.block.converted_bytes)} as {c.qtype or c.dtype})" if c.block.converted_bytes else ")")
+            f"{c.name} {c.block.name} {_gib(c.block.total)} ({_gib(c.block.load_bytes)} at {c.dtype}"
+            + (f" + {_gib(c.block.quantized_bytes)} {c.qtype}" if c.block.quantized_bytes else "")
+            + (f" - {_gib(c.block.kept_bytes)} kept on host" if c.block.kept_bytes else "")
+            + ")"
             for c in components.values()
             if c.block.total >= GIB // 8
         )

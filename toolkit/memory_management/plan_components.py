@@ -55,6 +55,8 @@ class PlannedModel:
     source: how the plan names what it planned ("published LTX-2.0 19B architecture", "folder ...").
     lora_targets: a regular expression on the denoiser's layer names: the Linear layers a LoRA trains.
     quantize_exclude: per component, the layer-name patterns quantization leaves at full precision.
+    block_patterns: per component that streams, the regexes naming its blocks (plan_loading.py);
+    a component not listed loads whole.
     """
 
     source: str
@@ -62,6 +64,7 @@ class PlannedModel:
     roles: dict[str, str]
     lora_targets: str
     quantize_exclude: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    block_patterns: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, role in self.roles.items():

@@ -1,16 +1,20 @@
 """Host and device memory while a model loads, streamed: each component is filled block by block.
 
-The loader builds each component empty (meta device) and fills it from the
-memory-mapped checkpoint one block at a time (a numbered block such as
-``transformer_blocks.7``, or one layer outside the blocks): the block is read
-at its stored dtype, converted to its load dtype or quantized, and put where
-it stays (device, or host for the offloaded share and, with ``low_vram``,
-for the components that wait on the host) before the next block is read.
-So, per component in load order,
+A component the model streams (`PlannedModel.block_patterns`) is built empty
+(meta device) and filled from the memory-mapped checkpoint one block at a time
+(a module a pattern names, such as ``transformer_blocks.7``; tensors outside
+every block are grouped by the outermost module that holds no block): each
+tensor is copied out of the file already cast to its load dtype, the block is
+quantized when asked (its full-precision copy lives until the block is done),
+and put where it stays (device, or host for the offloaded share and, with
+``low_vram``, for the components that wait on the host) before the next block
+is read. A component that does not stream loads whole the same way (it is one
+block). So, per component in load order,
 
     host peak = what earlier components left on the host
               + this component's host share (all of it, at the worst moment: its last block)
-              + its largest block in flight (read bytes, plus the converted copy when it differs).
+              + its largest block in flight (load-dtype copy + quantized copy,
+                less what of it stays on the host: that is in the host share).
 
 The checkpoint's pages are page cache, not counted: the kernel drops them
 under pressure. Blocks are converted on the host and then moved, so the
@@ -23,21 +27,23 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-BLOCK_NAME = re.compile(r"^(.*?\.\d+)(?:\.|$)")
-"""A layer's block: its name up to the first numbered module (`transformer_blocks.7.attn1.to_q` -> `transformer_blocks.7`)."""
-
 
 @dataclass(frozen=True)
 class BlockInFlight:
-    """The bytes one block holds while it is read and converted."""
+    """The bytes one block adds on the host while it is read, cast and quantized.
+
+    load_bytes: the block at its load dtype; quantized_bytes: its quantized copy (0 when not
+    quantized); kept_bytes: what of it stays on the host (already in the component's host share).
+    """
 
     name: str
-    read_bytes: int
-    converted_bytes: int
+    load_bytes: int
+    quantized_bytes: int
+    kept_bytes: int = 0
 
     @property
     def total(self) -> int:
-        return self.read_bytes + self.converted_bytes
+        return self.load_bytes + self.quantized_bytes - self.kept_bytes
 
 
 @dataclass(frozen=True)
@@ -55,28 +61,47 @@ class LoadStep:
         return self.resident_before + self.host_share + self.block.total
 
 
-def block_of(layer_name: str) -> str:
-    match = BLOCK_NAME.match(layer_name)
-    return match.group(1) if match else layer_name
+def group_into_blocks(layer_names: Sequence[str], block_patterns: Sequence[str] | None) -> list[str]:
+    """Each layer's block: the module a pattern names, else the outermost module holding no block.
+
+    block_patterns None: the component loads whole, one block named "whole component".
+    """
+    if block_patterns is None:
+        return ["whole component"] * len(layer_names)
+    compiled = [re.compile(f"({pattern})(?:\\.|$)") for pattern in block_patterns]
+    named = [next((m.group(1) for pattern in compiled if (m := pattern.match(name))), None) for name in layer_names]
+    holders = {""}
+    for block in filter(None, set(named)):
+        parts = block.split(".")
+        holders.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
+    return [block or _outermost_free_module(name, holders) for name, block in zip(layer_names, named)]
 
 
-def largest_block(layer_names: Sequence[str], read_bytes: Sequence[int], converted_bytes: Sequence[int]) -> BlockInFlight:
-    """The block with most bytes in flight; `converted_bytes`: a layer's copy at its load dtype or qtype
-    (0 for a layer placed as read)."""
-    blocks: dict[str, list[int]] = {}
-    for name, read, converted in zip(layer_names, read_bytes, converted_bytes):
-        sizes = blocks.setdefault(block_of(name), [0, 0])
-        sizes[0] += read
-        sizes[1] += converted
-    if not blocks:
-        return BlockInFlight("(no weights)", 0, 0)
-    name, (read, loaded) = max(blocks.items(), key=lambda item: sum(item[1]))
-    return BlockInFlight(name, read, loaded)
+def _outermost_free_module(name: str, holders: set[str]) -> str:
+    parts = name.split(".")
+    for depth in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:depth])
+        if prefix not in holders:
+            return prefix
+    return name
 
 
-def load_steps(
-    shares: Mapping[str, tuple[int, int]], blocks: Mapping[str, BlockInFlight]
-) -> list[LoadStep]:
+def largest_block(
+    blocks: Sequence[str], load_bytes: Sequence[int], quantized_bytes: Sequence[int], kept_on_host: bool
+) -> BlockInFlight:
+    """The block adding most bytes in flight; per layer: its block, bytes at load dtype, quantized bytes (0: not
+    quantized). kept_on_host: the whole component stays on the host, so each block's final bytes are its own."""
+    sums: dict[str, list[int]] = {}
+    for block, loaded, quantized in zip(blocks, load_bytes, quantized_bytes):
+        sizes = sums.setdefault(block, [0, 0, 0])
+        sizes[0] += loaded
+        sizes[1] += quantized
+        sizes[2] += (quantized or loaded) if kept_on_host else 0
+    candidates = [BlockInFlight(name, *sizes) for name, sizes in sums.items()]
+    return max(candidates, key=lambda block: block.total, default=BlockInFlight("(no weights)", 0, 0))
+
+
+def load_steps(shares: Mapping[str, tuple[int, int]], blocks: Mapping[str, BlockInFlight]) -> list[LoadStep]:
     """The load of each component in order; `shares`: name -> (host share, device share) once loaded."""
     steps, on_host = [], 0
     for name, (host_share, device_share) in shares.items():
