@@ -133,17 +133,19 @@ def build_memory_plan(
     settings: MemoryPlanSettings | None = None,
     device_total_bytes: int | None = None,
     host_total_bytes: int | None = None,
+    model: PlannedModel | None = None,
 ) -> MemoryPlan:
     """Plan host and device memory for `settings` without reading any weight.
 
     device_total_bytes / host_total_bytes: the budgets; None measures them now (free CUDA memory
     from ``torch.cuda.mem_get_info`` when CUDA is there, available RAM from ``psutil``).
+    model: the components to plan; None asks `settings.arch`'s model class (`memory_plan_components`).
     """
     started = time.perf_counter()
     settings = settings or MemoryPlanSettings()
     with get_tracer().span("memory_plan", settings=settings.__dict__) as span:
         check_settings(settings)
-        model = planned_model(settings)
+        model = model or planned_model(settings)
         planner = _Planner(model)
         device_budget, device_source = _device_budget(device_total_bytes)
         host_budget, host_source = _host_budget(host_total_bytes)
@@ -227,7 +229,8 @@ class _Planner:
         loaded = sum(size.total for size in sizes.layers)
         offloaded = sum(offloadable[:count])
         # low_vram keeps everything but the denoiser waiting on the host between its uses.
-        host = loaded if settings.low_vram and role != "denoiser" else offloaded
+        waits_on_host = settings.device_is_host or (settings.low_vram and role != "denoiser")
+        host = loaded if waits_on_host else offloaded
         block = largest_block(
             group_into_blocks([layer.name for layer in spec.layers], self.model.block_patterns.get(name)),
             [layer.params * dtype_bytes(dtype) for layer in spec.layers],

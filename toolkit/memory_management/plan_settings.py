@@ -22,6 +22,7 @@ class MemoryPlanSettings:
     version: the model version to plan (LTX-2: "2.0", "2.3", "2.5"); None: the one `arch` names.
     stored_dtype: the checkpoint's dtype when no folder is read (the published one is bf16).
     vae_dtype: dtype of the decoders (VAEs, vocoder; the LTX-2 loader keeps them fp32).
+    device_is_host: the run computes on the CPU, so every component stays in host RAM as it loads.
     """
 
     name_or_path: str | None = None
@@ -40,6 +41,7 @@ class MemoryPlanSettings:
     layer_offloading_text_encoder_percent: float = 1.0
     low_vram: bool = False
     lora_rank: int = 16
+    device_is_host: bool = False
 
     @classmethod
     def from_config(cls, model, network=None) -> MemoryPlanSettings:
