@@ -131,12 +131,12 @@ def stream_into(
     report = StreamReport(files=sorted({source.path for source in sources.values()}))
     blocks = group_into_blocks(expected, block_patterns)
     state = dict(_state_items(module))
-    with _open_files(report.files) as handles, _progress(label, report.files, sources, handles) as progress:
+    with _open_files(report.files) as handles, _progress(label, report.files, sources, handles, _first_file(blocks, sources)) as progress:
         for block_name, keys in blocks.items():
             block_bytes = 0
             for key in keys:
                 source = sources[key]
-                progress.set_postfix_str(Path(source.path).name, refresh=False)
+                progress.reading(source.path)
                 tensor = handles[source.path].get_tensor(source.key)
                 stored = tensor.numel() * tensor.element_size()
                 target = state[key].dtype if keep_dtype(key) or dtype is None else dtype
@@ -196,19 +196,46 @@ def _open_files(paths: list[str]):
         yield {path: stack.enter_context(safe_open(path, framework="pt")) for path in paths}
 
 
+class _Progress:
+    """A tqdm bar in bytes (with rate) for one component, its description naming the file being read."""
+
+    def __init__(self, label: str, total: int, first_file: str) -> None:
+        from tqdm import tqdm
+
+        self.label, self.file = label, first_file
+        self.bar = tqdm(total=total, desc=self._description(), unit="B", unit_scale=True, unit_divisor=1024)
+
+    def _description(self) -> str:
+        return f"Loading {self.label} [{Path(self.file).name}]"
+
+    def reading(self, path: str) -> None:
+        if path != self.file:
+            self.file = path
+            self.bar.set_description_str(self._description())
+
+    def update(self, count: int) -> None:
+        self.bar.update(count)
+
+
 @contextlib.contextmanager
-def _progress(label: str, files: list[str], sources: dict[str, TensorSource], handles):
-    """A tqdm bar in bytes (with rate) for one component; a log line first names it and its files."""
+def _progress(label: str, files: list[str], sources: dict[str, TensorSource], handles, first_file: str):
+    """The component's progress bar; a log line first names the component, its size and its files."""
     from tqdm import tqdm
 
     total = sum(_stored_bytes(handles[source.path], source.key) for source in sources.values())
     names = ", ".join(Path(path).name for path in files)
-    logger.info("Loading %s: streaming %.2f GB from %s (%s)", label, total / 1e9, names, Path(files[0]).parent if files else "")
-    bar = tqdm(total=total, desc=f"Loading {label}", unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    folder = Path(files[0]).parent if files else ""
+    logger.info("Loading %s: streaming %s from %s (%s)", label, tqdm.format_sizeof(total, "B", 1024), names, folder)
+    progress = _Progress(label, total, first_file)
     try:
-        yield bar
+        yield progress
     finally:
-        bar.close()
+        progress.bar.close()
+
+
+def _first_file(blocks: dict[str, list[str]], sources: dict[str, TensorSource]) -> str:
+    first_key = next((keys[0] for keys in blocks.values() if keys), None)
+    return sources[first_key].path if first_key is not None else ""
 
 
 def _stored_bytes(handle, key: str) -> int:

@@ -70,6 +70,19 @@ def _stream(model, plan: streaming.StreamPlan, dtype: torch.dtype):
     return component, report, read
 
 
+def files_read(source, names: tuple[str, ...]) -> dict:
+    """The weight files the components `names` are read from, and their bytes, for the load_model span."""
+    from pathlib import Path
+
+    files: list[Path] = []
+    if source.single_file_components:
+        files.append(Path(source.location))
+    for name in names:
+        if name not in source.single_file_components:
+            files.extend(streaming.weight_file_paths(Path(source.base) / name))
+    return {"files": [str(path) for path in files], "bytes": sum(path.stat().st_size for path in files)}
+
+
 def trace_skipped(base: str, loaded: tuple[str, ...]) -> None:
     """Components model_index.json lists that a LoRA run does not load (2.5's prompt enhancer, duration head...)."""
     tracer = get_tracer()

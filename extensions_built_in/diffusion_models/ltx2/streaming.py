@@ -75,24 +75,27 @@ def plan_stream(source: CheckpointSource, name: str, dtype: torch.dtype) -> Stre
     return StreamPlan(name, model, sources)
 
 
-def weight_files(folder: Path) -> dict[Path, list[str]]:
-    """{file: tensor names} of a component folder's safetensors weights: the index's shards, else the one file."""
+def weight_file_paths(folder: Path) -> list[Path]:
+    """A component folder's safetensors weight files: the index's shards, else its one .safetensors file."""
     if not folder.is_dir():
-        return {}
+        return []
     indexes = sorted(folder.glob(f"*{_INDEX_SUFFIX}"))
     if indexes:
         weight_map = json.loads(indexes[0].read_text())["weight_map"]
-        files: dict[Path, list[str]] = {}
-        for key, shard in weight_map.items():
-            files.setdefault(folder / shard, []).append(key)
-        return files
+        return [folder / shard for shard in dict.fromkeys(weight_map.values())]
     singles = sorted(folder.glob("*.safetensors"))
-    if len(singles) != 1:
-        return {}
+    return singles if len(singles) == 1 else []
+
+
+def weight_files(folder: Path) -> dict[Path, list[str]]:
+    """{file: tensor names} of a component folder's safetensors weights (from the file headers)."""
     from safetensors import safe_open
 
-    with safe_open(str(singles[0]), framework="pt") as handle:
-        return {singles[0]: list(handle.keys())}
+    files = {}
+    for path in weight_file_paths(folder):
+        with safe_open(str(path), framework="pt") as handle:
+            files[path] = list(handle.keys())
+    return files
 
 
 def stream_component(plan: StreamPlan, dtype: torch.dtype, quantize_block, device: torch.device) -> tuple[nn.Module, StreamReport]:
