@@ -23,8 +23,11 @@ model's extension.
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +78,31 @@ class StreamReport:
             "largest_block": self.largest_block,
             "largest_block_bytes": self.largest_block_bytes,
         }
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """A model folder's safetensors weights: the shards its `*.safetensors.index.json` lists, else its one
+    `.safetensors` file; [] when it has neither (or several files and no index)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if indexes:
+        weight_map = json.loads(indexes[0].read_text())["weight_map"]
+        return [folder / shard for shard in dict.fromkeys(weight_map.values())]
+    singles = sorted(folder.glob("*.safetensors"))
+    return singles if len(singles) == 1 else []
+
+
+def folder_sources(files: Sequence[Path]) -> dict[str, TensorSource]:
+    """{tensor name: TensorSource} of every tensor in `files`, from their headers (no tensor is read)."""
+    from safetensors import safe_open
+
+    sources = {}
+    for path in files:
+        with safe_open(str(path), framework="pt") as handle:
+            sources.update({key: TensorSource(str(path), key) for key in handle.keys()})
+    return sources
 
 
 def group_into_blocks(keys: Sequence[str], block_patterns: Sequence[str]) -> dict[str, list[str]]:
@@ -158,7 +186,33 @@ def stream_into(
                 report.largest_block, report.largest_block_bytes = block_name, block_bytes
             owners = tuple(dict.fromkeys(key.rpartition(".")[0] for key in keys))
             on_block(LoadedBlock(block_name, owners, block_bytes))
+            release_freed_host_memory()
     return report
+
+
+def release_freed_host_memory() -> None:
+    """Hand memory freed by the last block (its full-precision copy, once quantized or moved) back to the system.
+
+    glibc keeps freed heap memory for reuse, and the mix of sizes a block leaves behind (read, cast, quantized)
+    is rarely reused: measured on quanto qint8, 8 MB of kept weights left 90 MB resident without this, 8.5 MB
+    with it (tests/memory/test_memory_streamed_loading.py). A no-op where the C library is not glibc.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    import ctypes
+    import ctypes.util
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # musl and others have no malloc_trim
+        return None
 
 
 def _state_items(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
@@ -181,7 +235,7 @@ def _check_names(label: str, expected: list[str], sources: dict[str, TensorSourc
         parts.append(f"{len(missing)} weights missing from the files (first: {', '.join(missing[:3])})")
     if unexpected:
         parts.append(f"{len(unexpected)} tensors the model does not have (first: {', '.join(unexpected[:3])})")
-    files = sorted({Path(source.path).name for source in sources.values()})
+    files = sorted({source.path for source in sources.values()})
     raise StreamedLoadError(
         f"streamed loading of the {label} from {', '.join(files) or 'no files'}: {'; '.join(parts)}. "
         "The files hold a different model than its config describes; re-download or re-export the checkpoint"

@@ -74,12 +74,14 @@ def files_read(source, names: tuple[str, ...]) -> dict:
     """The weight files the components `names` are read from, and their bytes, for the load_model span."""
     from pathlib import Path
 
+    from toolkit.memory_management.streamed_loading import safetensors_files
+
     files: list[Path] = []
     if source.single_file_components:
         files.append(Path(source.location))
     for name in names:
         if name not in source.single_file_components:
-            files.extend(streaming.weight_file_paths(Path(source.base) / name))
+            files.extend(safetensors_files(Path(source.base) / name))
     return {"files": [str(path) for path in files], "bytes": sum(path.stat().st_size for path in files)}
 
 

@@ -16,14 +16,20 @@ from_pretrained as before: `plan_stream` says why in its `reason`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from toolkit.memory_management.streamed_loading import LoadedBlock, StreamReport, TensorSource, stream_into
+from toolkit.memory_management.streamed_loading import (
+    LoadedBlock,
+    StreamReport,
+    TensorSource,
+    folder_sources,
+    safetensors_files,
+    stream_into,
+)
 
 from .checkpoint import CheckpointSource, component_class
 from .checkpoint_configs import component_entry
@@ -35,8 +41,6 @@ BLOCK_PATTERNS = {
     "transformer": (r"(?:.*\.)?transformer_blocks\.\d+",),
     "text_encoder": (r"(?:.*\.)?layers\.\d+",),
 }
-
-_INDEX_SUFFIX = ".safetensors.index.json"
 
 
 @dataclass
@@ -60,7 +64,7 @@ def plan_stream(source: CheckpointSource, name: str, dtype: torch.dtype) -> Stre
         path = str(source.single_file_header.path)
         return StreamPlan(name, model, {key: TensorSource(path, stored) for key, stored in names.items()})
     folder = Path(source.base) / name
-    files = weight_files(folder)
+    files = safetensors_files(folder)
     if not files:
         return StreamPlan(name, reason=f"{folder} holds no .safetensors files (a hub id, or .bin weights)")
     library, _ = component_entry(source.base, name)
@@ -71,31 +75,7 @@ def plan_stream(source: CheckpointSource, name: str, dtype: torch.dtype) -> Stre
 
     with init_empty_weights():
         model = cls.from_config(cls.load_config(source.base, subfolder=name))
-    sources = {key: TensorSource(str(path), key) for path, keys in files.items() for key in keys}
-    return StreamPlan(name, model, sources)
-
-
-def weight_file_paths(folder: Path) -> list[Path]:
-    """A component folder's safetensors weight files: the index's shards, else its one .safetensors file."""
-    if not folder.is_dir():
-        return []
-    indexes = sorted(folder.glob(f"*{_INDEX_SUFFIX}"))
-    if indexes:
-        weight_map = json.loads(indexes[0].read_text())["weight_map"]
-        return [folder / shard for shard in dict.fromkeys(weight_map.values())]
-    singles = sorted(folder.glob("*.safetensors"))
-    return singles if len(singles) == 1 else []
-
-
-def weight_files(folder: Path) -> dict[Path, list[str]]:
-    """{file: tensor names} of a component folder's safetensors weights (from the file headers)."""
-    from safetensors import safe_open
-
-    files = {}
-    for path in weight_file_paths(folder):
-        with safe_open(str(path), framework="pt") as handle:
-            files[path] = list(handle.keys())
-    return files
+    return StreamPlan(name, model, folder_sources(files))
 
 
 def stream_component(plan: StreamPlan, dtype: torch.dtype, quantize_block, device: torch.device) -> tuple[nn.Module, StreamReport]:
@@ -116,7 +96,7 @@ def stream_component(plan: StreamPlan, dtype: torch.dtype, quantize_block, devic
     return model.requires_grad_(False).eval(), report
 
 
-def _transformers_plan(cls, base: str, name: str, dtype: torch.dtype, files: dict[Path, list[str]]) -> StreamPlan:
+def _transformers_plan(cls, base: str, name: str, dtype: torch.dtype, files: list[Path]) -> StreamPlan:
     """A transformers model built empty, and its file names renamed by transformers' own checkpoint mapping."""
     from accelerate import init_empty_weights
     from transformers.conversion_mapping import get_model_conversion_mapping
@@ -131,10 +111,9 @@ def _transformers_plan(cls, base: str, name: str, dtype: torch.dtype, files: dic
     renamings = [transform for transform in transforms if not isinstance(transform, WeightConverter)]
     expected = model.state_dict()
     sources = {}
-    for path, keys in files.items():
-        for key in keys:
-            renamed, converter = rename_source_key(key, renamings, converters, model.base_model_prefix, expected)
-            if converter is not None:
-                return StreamPlan(name, reason=f"{cls.__name__} converts {key} (not only a rename); from_pretrained does it")
-            sources[renamed] = TensorSource(str(path), key)
+    for key, stored in folder_sources(files).items():
+        renamed, converter = rename_source_key(key, renamings, converters, model.base_model_prefix, expected)
+        if converter is not None:
+            return StreamPlan(name, reason=f"{cls.__name__} converts {key} (not only a rename); from_pretrained does it")
+        sources[renamed] = stored
     return StreamPlan(name, model, sources)
