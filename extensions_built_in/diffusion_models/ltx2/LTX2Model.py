@@ -145,7 +145,7 @@ class LTX2Model:
             for name in COMPONENT_ORDER:
                 self.components[name] = loading.load_one(self, name)
             loading.trace_skipped(self.source.base, COMPONENT_ORDER)
-            span.set(components=list(self.components))
+            span.set(components=list(self.components), **loading.files_read(self.source, COMPONENT_ORDER))
         return self
 
     def offload_transformer(self):
