@@ -113,7 +113,7 @@ def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
     """The plan's bytes for the slice: loading and training, host (and device on CUDA)."""
     from accelerate import init_empty_weights
 
-    from extensions_built_in.diffusion_models.ltx2.memory_plan_components import STREAMED_BLOCKS
+    from extensions_built_in.diffusion_models.ltx2.streaming import BLOCK_PATTERNS
     from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan
     from toolkit.memory_management.plan_components import PlannedModel, describe_component, stored_bytes
     from toolkit.network.lora import LTX2_LORA_TARGETS
@@ -130,7 +130,7 @@ def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
         roles={"transformer": "denoiser"},
         lora_targets=LTX2_LORA_TARGETS,
         quantize_exclude={"transformer": DEFAULT_EXCLUDE["transformer"]},
-        block_patterns={"transformer": STREAMED_BLOCKS["transformer"]},
+        block_patterns={"transformer": BLOCK_PATTERNS["transformer"]},
     )
     settings = MemoryPlanSettings(
         name_or_path=str(folder),

@@ -28,7 +28,7 @@ import torch
 from toolkit.memory_management.plan_advice import suggest_changes
 from toolkit.memory_management.plan_assumptions import assumptions
 from toolkit.memory_management.plan_components import ComponentSpec, PlannedModel, planned_model
-from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, group_into_blocks, largest_block, load_steps
+from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, largest_block, layer_blocks, load_steps
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
 from toolkit.memory_management.plan_settings import DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
 from toolkit.memory_management.selection import offloaded_layer_count
@@ -232,7 +232,7 @@ class _Planner:
         waits_on_host = settings.device_is_host or (settings.low_vram and role != "denoiser")
         host = loaded if waits_on_host else offloaded
         block = largest_block(
-            group_into_blocks([layer.name for layer in spec.layers], self.model.block_patterns.get(name)),
+            layer_blocks([layer.name for layer in spec.layers], self.model.block_patterns.get(name)),
             [layer.params * dtype_bytes(dtype) for layer in spec.layers],
             [size.total if size.quantized else 0 for size in sizes.layers],
             kept_on_host=host == loaded,

@@ -23,7 +23,6 @@ device holds only what stays there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -61,29 +60,19 @@ class LoadStep:
         return self.resident_before + self.host_share + self.block.total
 
 
-def group_into_blocks(layer_names: Sequence[str], block_patterns: Sequence[str] | None) -> list[str]:
-    """Each layer's block: the module a pattern names, else the outermost module holding no block.
+def layer_blocks(layer_names: Sequence[str], block_patterns: Sequence[str] | None) -> list[str]:
+    """Each layer's block, grouped as the streamed loader groups tensors (streamed_loading.group_into_blocks).
 
     block_patterns None: the component loads whole, one block named "whole component".
     """
+    from toolkit.memory_management.streamed_loading import group_into_blocks
+
     if block_patterns is None:
         return ["whole component"] * len(layer_names)
-    compiled = [re.compile(f"({pattern})(?:\\.|$)") for pattern in block_patterns]
-    named = [next((m.group(1) for pattern in compiled if (m := pattern.match(name))), None) for name in layer_names]
-    holders = {""}
-    for block in filter(None, set(named)):
-        parts = block.split(".")
-        holders.update(".".join(parts[:depth]) for depth in range(1, len(parts)))
-    return [block or _outermost_free_module(name, holders) for name, block in zip(layer_names, named)]
-
-
-def _outermost_free_module(name: str, holders: set[str]) -> str:
-    parts = name.split(".")
-    for depth in range(1, len(parts) + 1):
-        prefix = ".".join(parts[:depth])
-        if prefix not in holders:
-            return prefix
-    return name
+    # The loader groups tensor names; a layer's parameters share its module name.
+    blocks = group_into_blocks([f"{name}.weight" for name in layer_names], block_patterns)
+    block_of = {key[: -len(".weight")]: block for block, keys in blocks.items() for key in keys}
+    return [block_of[name] for name in layer_names]
 
 
 def largest_block(

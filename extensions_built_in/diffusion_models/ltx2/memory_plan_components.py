@@ -19,6 +19,7 @@ from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.plan_components import PlannedModel, describe_component, stored_bytes
 
 from .published_versions import published_component
+from .streaming import BLOCK_PATTERNS, STREAMED_COMPONENTS
 
 LOAD_ORDER = ("text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder")
 """Components with weights, in the order the LTX-2 loader reads them (checkpoint.COMPONENT_ORDER)."""
@@ -32,11 +33,6 @@ ROLES = {
 }
 ARCH_VERSIONS = {"ltx2": "2.0", "ltx2.3": "2.3", "ltx2.5": "2.5"}
 """`model.arch` -> the LTX-2 version planned when the weights cannot be read (`ltx2`: 2.0, the published default)."""
-STREAMED_BLOCKS = {
-    "transformer": (r"(?:.*\.)?transformer_blocks\.\d+",),
-    "text_encoder": (r"(?:.*\.)?layers\.\d+",),
-}
-"""The components LTX-2 streams in block by block (one transformer block, one decoder layer); the rest load whole."""
 PUBLISHED_SIZES = {"2.0": "19B", "2.3": "22B", "2.5": "22B"}
 """How each version is named by its published files (2.3's "22B" counts the 3.2 B connectors with the 19 B transformer)."""
 
@@ -62,7 +58,7 @@ def memory_plan_components(settings) -> PlannedModel:
         roles=dict(ROLES),
         lora_targets=LTX2_LORA_TARGETS,
         quantize_exclude=dict(DEFAULT_EXCLUDE),
-        block_patterns=dict(STREAMED_BLOCKS),
+        block_patterns={name: BLOCK_PATTERNS[name] for name in STREAMED_COMPONENTS},
     )
 
 
