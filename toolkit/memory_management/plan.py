@@ -48,6 +48,8 @@ class ComponentPlan:
 
     host_bytes: what it keeps in host RAM once loaded (its offloaded layers, or all of it when it
     waits there with low_vram); the rest goes to the device as it loads.
+    dequantized_bytes: the momentary copies of its largest quantized layer while it runs: the weight
+    at the load dtype and the scaled result (quanto's dequantize), 0 when not quantized.
     """
 
     name: str
@@ -63,6 +65,7 @@ class ComponentPlan:
     offloaded_layers: int
     host_bytes: int
     block: BlockInFlight
+    dequantized_bytes: int = 0
 
     @property
     def device_bytes(self) -> int:
@@ -198,6 +201,7 @@ class _LayerSize:
 class _ComponentSizes:
     layers: list[_LayerSize]
     quantized: int
+    largest_quantized_weight: int = 0  # elements of the largest quantized Linear weight
 
 
 class _Planner:
@@ -231,6 +235,7 @@ class _Planner:
         # low_vram keeps everything but the denoiser waiting on the host between its uses.
         waits_on_host = settings.device_is_host or (settings.low_vram and role != "denoiser")
         host = loaded if waits_on_host else offloaded
+        dequantized = 2 * sizes.largest_quantized_weight * dtype_bytes(dtype)
         block = largest_block(
             layer_blocks([layer.name for layer in spec.layers], self.model.block_patterns.get(name)),
             [layer.params * dtype_bytes(dtype) for layer in spec.layers],
@@ -251,6 +256,7 @@ class _Planner:
             offloaded_layers=count,
             host_bytes=host,
             block=block,
+            dequantized_bytes=dequantized,
         )
 
     def _sizes(self, spec: ComponentSpec, dtype: str, qtype: str | None) -> _ComponentSizes:
@@ -258,7 +264,7 @@ class _Planner:
         if key not in self._layer_sizes:
             exclude = self.model.quantize_exclude.get(spec.name, ())
             torch_dtype, element_bytes = DTYPES[dtype], dtype_bytes(dtype)
-            layers, quantized = [], 0
+            layers, quantized, largest = [], 0, 0
             for layer in spec.layers:
                 module = layer.module
                 if qtype is None or skip_reason(layer.name, module, qtype, exclude, dtype=torch_dtype) is not None:
@@ -268,7 +274,8 @@ class _Planner:
                 weight = quantized_weight_bytes(module.out_features, module.in_features, qtype, torch_dtype)
                 layers.append(_LayerSize(weight + bias * element_bytes, quantized_linear_buffer_bytes(torch_dtype), True))
                 quantized += 1
-            self._layer_sizes[key] = _ComponentSizes(layers, quantized)
+                largest = max(largest, module.out_features * module.in_features)
+            self._layer_sizes[key] = _ComponentSizes(layers, quantized, largest)
         return self._layer_sizes[key]
 
     def _lora(self, rank: int) -> LoraPlan:

@@ -33,6 +33,7 @@ class _Component(Protocol):
     stored_bytes: int
     loaded_bytes: int
     offloaded_bytes: int
+    dequantized_bytes: int
 
     @property
     def device_bytes(self) -> int: ...
@@ -133,14 +134,15 @@ def _loading_host(steps: Sequence[LoadStep], budget: int | None) -> PhaseTotal:
 
 def _caching_prompts(components: Mapping[str, _Component], named: _Roles, low_vram: bool, budget: int | None) -> PhaseTotal:
     names = named("text_encoder", "prompt_adapter") if low_vram else tuple(components)
-    return PhaseTotal("caching prompts", "device", _device_parts(components, names), budget)
+    parts = _device_parts(components, names) + _dequantized(components, named("text_encoder"))
+    return PhaseTotal("caching prompts", "device", parts, budget)
 
 
 def _training_device(
     components: Mapping[str, _Component], named: _Roles, lora: _Lora, low_vram: bool, budget: int | None
 ) -> PhaseTotal:
     idle = () if low_vram else named(*IDLE_ROLES)
-    parts = _device_parts(components, (*named("denoiser"), *idle)) + (
+    parts = _device_parts(components, (*named("denoiser"), *idle)) + _dequantized(components, named("denoiser")) + (
         ("LoRA weights (fp32)", lora.weight_bytes),
         ("LoRA gradients (fp32)", lora.grad_bytes),
         ("AdamW state (2 x fp32)", lora.optimizer_bytes),
@@ -159,14 +161,20 @@ def _sampling(
     components: Mapping[str, _Component], named: _Roles, lora: _Lora, low_vram: bool, budget: int | None
 ) -> PhaseTotal:
     training_state = (("LoRA weights (fp32)", lora.weight_bytes), ("AdamW state (2 x fp32)", lora.optimizer_bytes))
-    denoising = _device_parts(components, named("denoiser", "prompt_adapter")) + training_state
+    running = _dequantized(components, named("denoiser"))
+    denoising = _device_parts(components, named("denoiser", "prompt_adapter")) + training_state + running
     decoding = _device_parts(components, named("decoder")) + training_state
     if not low_vram:
-        everything = _device_parts(components, named("denoiser", "prompt_adapter", "decoder")) + training_state
+        everything = _device_parts(components, named("denoiser", "prompt_adapter", "decoder")) + training_state + running
         return PhaseTotal("sampling", "device", everything, budget)
     if sum(size for _, size in denoising) >= sum(size for _, size in decoding):
         return PhaseTotal("sampling", "device", denoising, budget, moment="denoising")
     return PhaseTotal("sampling", "device", decoding, budget, moment="decoding")
+
+
+def _dequantized(components: Mapping[str, _Component], names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """A quantized component's largest layer, dequantized for the moment it runs."""
+    return tuple((f"{name} layer dequantized to run", components[name].dequantized_bytes) for name in names if components[name].dequantized_bytes)
 
 
 def _device_parts(components: Mapping[str, _Component], names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
