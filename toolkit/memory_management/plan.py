@@ -291,7 +291,7 @@ class _Planner:
 
 def _device_budget(given: int | None) -> tuple[int | None, str]:
     if given is not None:
-        return int(given), "given"
+        return int(given), "given (model.vram_gb)"
     if torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info()
         return int(free), f"free on {torch.cuda.get_device_name()} now (torch.cuda.mem_get_info)"
@@ -302,8 +302,8 @@ def _host_budget(given: int | None) -> tuple[int | None, str]:
     import psutil
 
     if given is not None:
-        return int(given), "given"
-    return int(psutil.virtual_memory().available), "available host RAM now (psutil.virtual_memory)"
+        return int(given), "given (model.ram_gb)"
+    return int(psutil.virtual_memory().available), "available host RAM now (psutil.virtual_memory; model.ram_gb sets it)"
 
 
 def format_plan(plan: MemoryPlan) -> str:
