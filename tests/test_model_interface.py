@@ -9,6 +9,7 @@ import torch
 
 from toolkit.config import NetworkConfig
 from toolkit.extensions import load_model_class
+from toolkit.memory_management.plan_settings import MemoryPlanSettings
 from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.network.formats import load_lora_state, save_lora
 from toolkit.network.lora import resolve_targets
@@ -31,7 +32,8 @@ def test_tiny_model_and_plan_components_come_from_the_class(tiny_model_dir, tiny
     ltx2 = load_model_class("ltx2")
     folder = ltx2.ensure_tiny("tiny-ltx2")
     assert folder == tiny_model_dir and (folder / "model_index.json").is_file()
-    components = ltx2.memory_plan_components(folder, "2.0")
+    planned = ltx2.memory_plan_components(MemoryPlanSettings(name_or_path="tiny-ltx2", arch="ltx2"))
+    components = planned.components
     assert list(components)[:3] == ["text_encoder", "connectors", "transformer"]
     assert components["transformer"].params == sum(p.numel() for p in tiny_model.transformer.parameters())
 

@@ -23,12 +23,13 @@ def memory_plan_report(model_config, network_config=None) -> str:
     from dataclasses import replace
 
     from toolkit.extensions import load_model_class
-    from toolkit.memory_plan import MemoryPlanSettings, build_memory_plan, format_plan
+    from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan, format_plan
 
     budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
     settings = MemoryPlanSettings.from_config(model_config, network_config)
     version_of = getattr(load_model_class(model_config.arch), "checkpoint_version", None)
     if callable(version_of):
         settings = replace(settings, version=version_of(model_config))
-    plan = build_memory_plan(settings, device_total_bytes=budget)
+    host = int(model_config.ram_gb * 1024**3) if model_config.ram_gb else None
+    plan = build_memory_plan(settings, device_total_bytes=budget, host_total_bytes=host)
     return format_plan(plan)

@@ -15,9 +15,10 @@ adapters attach on top of the quantized layers and train in full precision.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -196,31 +197,8 @@ def quantize_module(
         report.bytes_before = module_bytes(module)
         adapters = adapter_module_ids(module)
         for name, child in list(module.named_modules()):
-            if id(child) in adapters or not _has_own_weights(child):
-                continue
-            reason = skip_reason(name, child, quanto_qtype.name, patterns, min_in_features)
-            if reason is not None:
-                report.skipped.append(SkippedModule(name, *reason))
-                continue
-            weight_before = tensor_bytes(child.weight)
-            quantized = quanto.quantize_module(child, weights=quanto_qtype)
-            quantized.freeze()
-            # A quantized weight cannot take optimizer steps; only adapters on top of it train.
-            quantized.weight.requires_grad_(False)
-            quantized.name = name
-            _replace_module(module, name, quantized)
-            weight_after = tensor_bytes(quantized.weight)
-            report.quantized.append(name)
-            report.quantized_weight_bytes_before += weight_before
-            report.quantized_weight_bytes_after += weight_after
-            tracer.event(
-                "quantization",
-                component=component,
-                module=name,
-                qtype=quanto_qtype.name,
-                bytes_before=weight_before,
-                bytes_after=weight_after,
-            )
+            if id(child) not in adapters:
+                _quantize_child(module, name, child, quanto_qtype, patterns, min_in_features, report)
         report.bytes_after = module_bytes(module)
         report.seconds = time.perf_counter() - started
         span.set(
@@ -231,6 +209,89 @@ def quantize_module(
             weight_compression=round(report.weight_compression, 3),
         )
     return report
+
+
+@contextlib.contextmanager
+def quantize_while_loading(
+    module: nn.Module,
+    qtype: str,
+    exclude: Sequence[str] | None = None,
+    component: str = "model",
+    min_in_features: int = MIN_IN_FEATURES,
+) -> Iterator[tuple[Callable[[Iterable[str]], None], QuantizationReport]]:
+    """Quantize `module` block by block while it is being filled (streamed loading).
+
+    Yields ``(quantize, report)``: call ``quantize(module_names)`` once the named modules hold their
+    weights. The modules chosen and the report are those `quantize_module` gives for the whole loaded
+    model, in one ``quantization`` span around the load.
+    """
+    quanto_qtype = resolve_qtype(qtype)
+    patterns = tuple(exclude or ())
+    report = QuantizationReport(component=component, qtype=quanto_qtype.name)
+    replaced_before = replaced_after = 0
+
+    def quantize(module_names: Iterable[str]) -> None:
+        nonlocal replaced_before, replaced_after
+        for name in module_names:
+            child = module.get_submodule(name)
+            before, count = module_bytes(child, recurse=False), len(report.quantized)
+            _quantize_child(module, name, child, quanto_qtype, patterns, min_in_features, report)
+            if len(report.quantized) > count:
+                replaced_before += before
+                replaced_after += module_bytes(module.get_submodule(name), recurse=False)
+
+    with get_tracer().span("quantization", component=component, qtype=quanto_qtype.name, exclude=list(patterns)) as span:
+        started = time.perf_counter()
+        yield quantize, report
+        report.bytes_after = module_bytes(module)
+        report.bytes_before = report.bytes_after - replaced_after + replaced_before
+        report.seconds = time.perf_counter() - started
+        span.set(
+            quantized=len(report.quantized),
+            skipped=report.skipped_by_kind(),
+            bytes_before=report.bytes_before,
+            bytes_after=report.bytes_after,
+            weight_compression=round(report.weight_compression, 3),
+        )
+
+
+def _quantize_child(
+    root: nn.Module,
+    name: str,
+    child: nn.Module,
+    quanto_qtype,
+    patterns: Sequence[str],
+    min_in_features: int,
+    report: QuantizationReport,
+) -> None:
+    """Quantize and freeze one module of `root` in place (or record why not) into `report`."""
+    from optimum import quanto
+
+    if not _has_own_weights(child):
+        return
+    reason = skip_reason(name, child, quanto_qtype.name, patterns, min_in_features)
+    if reason is not None:
+        report.skipped.append(SkippedModule(name, *reason))
+        return
+    weight_before = tensor_bytes(child.weight)
+    quantized = quanto.quantize_module(child, weights=quanto_qtype)
+    quantized.freeze()
+    # A quantized weight cannot take optimizer steps; only adapters on top of it train.
+    quantized.weight.requires_grad_(False)
+    quantized.name = name
+    _replace_module(root, name, quantized)
+    weight_after = tensor_bytes(quantized.weight)
+    report.quantized.append(name)
+    report.quantized_weight_bytes_before += weight_before
+    report.quantized_weight_bytes_after += weight_after
+    get_tracer().event(
+        "quantization",
+        component=report.component,
+        module=name,
+        qtype=quanto_qtype.name,
+        bytes_before=weight_before,
+        bytes_after=weight_after,
+    )
 
 
 def _has_own_weights(module: nn.Module) -> bool:

@@ -219,7 +219,7 @@ def test_saved_lora_and_state_json_name_the_version(tiny_models, tmp_path):
 
 # -- the memory plan ---------------------------------------------------------------------
 def test_published_2_3_plan_has_the_2_3_components():
-    from toolkit.memory_plan import GIB, MemoryPlanSettings, build_memory_plan, format_plan
+    from toolkit.memory_management.plan import GIB, MemoryPlanSettings, build_memory_plan, format_plan
 
     plan = build_memory_plan(MemoryPlanSettings(version="2.3"), device_total_bytes=24 * GIB, host_total_bytes=64 * GIB)
     assert plan.source == "published LTX-2.3 22B architecture"

@@ -64,6 +64,14 @@ class ModelConfig(ConfigModel):
             "e.g. `--dry-run` on a laptop for a 24 GB training box."
         ),
     )
+    ram_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Host RAM (GiB) the memory plan checks against instead of the RAM available on this machine now, "
+            "e.g. `--dry-run` on a laptop for a training box with 32 GB."
+        ),
+    )
     compile: bool = Field(
         default=False,
         description="Compile the transformer with torch.compile (slower start, faster steps on a GPU).",

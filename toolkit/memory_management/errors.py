@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from toolkit.errors import LTX2TraceError
+from toolkit.errors import LTX2TraceError, ModelLoadError
 
 
 class QuantizationError(LTX2TraceError):
@@ -15,3 +15,7 @@ class OffloadError(LTX2TraceError):
 
 class MemoryPlanError(LTX2TraceError):
     """A memory plan cannot be built from the given settings or checkpoint folder."""
+
+
+class StreamedLoadError(ModelLoadError):
+    """A checkpoint's files do not hold the tensors of the model being streamed into."""

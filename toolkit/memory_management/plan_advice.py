@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from toolkit.memory_management.plan_phases import PhaseTotal
 
 if TYPE_CHECKING:
-    from toolkit.memory_plan import MemoryPlanSettings
+    from toolkit.memory_management.plan_settings import MemoryPlanSettings
 
 Option = tuple[str, "MemoryPlanSettings"]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from toolkit.memory_plan import MemoryPlan
+    from toolkit.memory_management.plan import MemoryPlan
 
 GIB = 1024**3
 COMPONENT_HEADER = ("component", "class", "params", "dtype", "stored", "loaded", "device", "offloaded", "quantized")
+LOADING_HEADER = ("component", "on host before", "kept on host", "largest block in flight", "host peak", "to device")
 PHASE_HEADER = ("phase", "memory", "total", "budget", "status", "largest parts")
 
 
@@ -65,6 +66,21 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
             )
         )
     lines += _table(rows)
+    lines += ["", "Loading, component by component (host RAM):"]
+    rows = [LOADING_HEADER]
+    for step in plan.loading:
+        rows.append(
+            (
+                step.component,
+                _size(step.resident_before),
+                _size(step.host_share),
+                f"{_size(step.block.total)} ({step.block.name})",
+                _size(step.host_peak),
+                _size(step.device_share),
+            )
+        )
+    lines += _table(rows)
+    lines += ["", "Assumed:"] + [f"- {line}" for line in plan.assumptions]
     lines += [
         "",
         f"Device budget: {plan.device_budget_source}. Host budget: {plan.host_budget_source}.",

@@ -1,35 +1,39 @@
-"""What sits in host RAM and device memory during each phase of a LoRA run on LTX-2.
+"""What sits in host RAM and device memory during each phase of a LoRA run, by component role.
 
-Phases, in the order they happen:
-- loading (host): components are read one by one at their stored dtype; the
-  peak is the component being read plus what earlier components left on the
-  host (their offloaded layers, or all of them with low_vram).
-- caching prompts (device): the text encoder and the connectors run; without
-  low_vram every other component is already on the device too.
-- training (device): the transformer, the LoRA weights, their gradients and
-  AdamW's state; without low_vram the connectors, VAEs and vocoder stay on the
+Phases, in the order they happen (roles: plan_components.ROLES):
+- loading (host): components stream in one by one (plan_loading.py); the
+  peak is what earlier components left on the host, plus the share of the
+  one loading that stays on the host, plus its largest block in flight.
+- loading (device): what every component put on the device.
+- caching prompts (device): the text encoder and the prompt adapter run;
+  without low_vram every other component is already on the device too.
+- training (device): the denoiser, the LoRA weights, their gradients and
+  AdamW's state; without low_vram the prompt adapter and decoders stay on the
   device (the text encoder is unloaded after caching).
 - training (host): offloaded layers, plus the idle components with low_vram.
-- sampling (device): the transformer with its LoRA and the optimizer state
-  (sampling happens between training steps), the connectors, the VAEs and the
-  vocoder; with low_vram denoising and decoding take turns on the device.
+- sampling (device): the denoiser with its LoRA and the optimizer state
+  (sampling happens between training steps), the prompt adapter and the
+  decoders; with low_vram denoising and decoding take turns on the device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from toolkit.memory_management.plan_loading import LoadStep
+
 GIB = 1024**3
-IDLE_DURING_TRAINING = ("connectors", "vae", "audio_vae", "vocoder")
-DECODERS = ("vae", "audio_vae", "vocoder")
+IDLE_ROLES = ("prompt_adapter", "decoder")
+"""Roles that do no work during a training step."""
 
 
 class _Component(Protocol):
     stored_bytes: int
     loaded_bytes: int
     offloaded_bytes: int
+    dequantized_bytes: int
 
     @property
     def device_bytes(self) -> int: ...
@@ -88,44 +92,57 @@ class PhaseTotal:
 
 def phase_totals(
     components: Mapping[str, _Component],
+    roles: Mapping[str, str],
+    steps: Sequence[LoadStep],
     lora: _Lora,
     low_vram: bool,
     device_budget: int | None,
     host_budget: int | None,
 ) -> list[PhaseTotal]:
-    """Host and device totals of every phase (see the module docstring)."""
+    """Host and device totals of every phase (see the module docstring); `steps`: the loads in order."""
+    named = _Roles(roles)
     return [
-        _loading(components, low_vram, host_budget),
-        _caching_prompts(components, low_vram, device_budget),
-        _training_device(components, lora, low_vram, device_budget),
-        _training_host(components, low_vram, host_budget),
-        _sampling(components, lora, low_vram, device_budget),
+        _loading_host(steps, host_budget),
+        PhaseTotal("loading", "device", tuple((s.component, s.device_share) for s in steps), device_budget),
+        _caching_prompts(components, named, low_vram, device_budget),
+        _training_device(components, named, lora, low_vram, device_budget),
+        _training_host(components, named, low_vram, host_budget),
+        _sampling(components, named, lora, low_vram, device_budget),
     ]
 
 
-def _loading(components: Mapping[str, _Component], low_vram: bool, budget: int | None) -> PhaseTotal:
-    peak: tuple[tuple[str, int], ...] = ()
-    on_host = 0
-    for name, component in components.items():
-        parts = ((f"{name} read at its stored dtype", component.stored_bytes), ("loaded before it, on host", on_host))
-        if sum(size for _, size in parts) > sum(size for _, size in peak):
-            peak = parts
-        on_host += component.loaded_bytes if low_vram else component.offloaded_bytes
-    if on_host > sum(size for _, size in peak):
-        peak = (("every component loaded, on host", on_host),)
-    return PhaseTotal("loading", "host", peak, budget, moment="peak")
+class _Roles:
+    def __init__(self, roles: Mapping[str, str]) -> None:
+        self.roles = roles
+
+    def __call__(self, *wanted: str) -> tuple[str, ...]:
+        """Component names playing any of `wanted`, in load order."""
+        return tuple(name for name, role in self.roles.items() if role in wanted)
 
 
-def _caching_prompts(components: Mapping[str, _Component], low_vram: bool, budget: int | None) -> PhaseTotal:
-    names = ("text_encoder", "connectors") if low_vram else tuple(components)
-    return PhaseTotal("caching prompts", "device", _device_parts(components, names), budget)
+def _loading_host(steps: Sequence[LoadStep], budget: int | None) -> PhaseTotal:
+    if not steps:
+        return PhaseTotal("loading", "host", (), budget, moment="peak")
+    worst = max(steps, key=lambda step: step.host_peak)
+    parts = (
+        ("loaded before it, on host", worst.resident_before),
+        (f"{worst.component} kept on host", worst.host_share),
+        (f"{worst.component} block in flight ({worst.block.name})", worst.block.total),
+    )
+    return PhaseTotal("loading", "host", parts, budget, moment=f"peak at {worst.component}")
+
+
+def _caching_prompts(components: Mapping[str, _Component], named: _Roles, low_vram: bool, budget: int | None) -> PhaseTotal:
+    names = named("text_encoder", "prompt_adapter") if low_vram else tuple(components)
+    parts = _device_parts(components, names) + _dequantized(components, named("text_encoder"))
+    return PhaseTotal("caching prompts", "device", parts, budget)
 
 
 def _training_device(
-    components: Mapping[str, _Component], lora: _Lora, low_vram: bool, budget: int | None
+    components: Mapping[str, _Component], named: _Roles, lora: _Lora, low_vram: bool, budget: int | None
 ) -> PhaseTotal:
-    idle = () if low_vram else IDLE_DURING_TRAINING
-    parts = _device_parts(components, ("transformer", *idle)) + (
+    idle = () if low_vram else named(*IDLE_ROLES)
+    parts = _device_parts(components, (*named("denoiser"), *idle)) + _dequantized(components, named("denoiser")) + (
         ("LoRA weights (fp32)", lora.weight_bytes),
         ("LoRA gradients (fp32)", lora.grad_bytes),
         ("AdamW state (2 x fp32)", lora.optimizer_bytes),
@@ -133,23 +150,31 @@ def _training_device(
     return PhaseTotal("training", "device", parts, budget)
 
 
-def _training_host(components: Mapping[str, _Component], low_vram: bool, budget: int | None) -> PhaseTotal:
-    parts = [(f"{name} offloaded layers", components[name].offloaded_bytes) for name in ("transformer",)]
+def _training_host(components: Mapping[str, _Component], named: _Roles, low_vram: bool, budget: int | None) -> PhaseTotal:
+    parts = [(f"{name} offloaded layers", components[name].offloaded_bytes) for name in named("denoiser")]
     if low_vram:
-        parts += [(f"{name} (idle)", components[name].loaded_bytes) for name in IDLE_DURING_TRAINING]
+        parts += [(f"{name} (idle)", components[name].loaded_bytes) for name in named(*IDLE_ROLES)]
     return PhaseTotal("training", "host", tuple(parts), budget)
 
 
-def _sampling(components: Mapping[str, _Component], lora: _Lora, low_vram: bool, budget: int | None) -> PhaseTotal:
+def _sampling(
+    components: Mapping[str, _Component], named: _Roles, lora: _Lora, low_vram: bool, budget: int | None
+) -> PhaseTotal:
     training_state = (("LoRA weights (fp32)", lora.weight_bytes), ("AdamW state (2 x fp32)", lora.optimizer_bytes))
-    denoising = _device_parts(components, ("transformer", "connectors")) + training_state
-    decoding = _device_parts(components, DECODERS) + training_state
+    running = _dequantized(components, named("denoiser"))
+    denoising = _device_parts(components, named("denoiser", "prompt_adapter")) + training_state + running
+    decoding = _device_parts(components, named("decoder")) + training_state
     if not low_vram:
-        everything = _device_parts(components, ("transformer", "connectors", *DECODERS)) + training_state
+        everything = _device_parts(components, named("denoiser", "prompt_adapter", "decoder")) + training_state + running
         return PhaseTotal("sampling", "device", everything, budget)
     if sum(size for _, size in denoising) >= sum(size for _, size in decoding):
         return PhaseTotal("sampling", "device", denoising, budget, moment="denoising")
     return PhaseTotal("sampling", "device", decoding, budget, moment="decoding")
+
+
+def _dequantized(components: Mapping[str, _Component], names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
+    """A quantized component's largest layer, dequantized for the moment it runs."""
+    return tuple((f"{name} layer dequantized to run", components[name].dequantized_bytes) for name in names if components[name].dequantized_bytes)
 
 
 def _device_parts(components: Mapping[str, _Component], names: tuple[str, ...]) -> tuple[tuple[str, int], ...]:

@@ -66,9 +66,10 @@ class BaseModel(ABC):
 
     @classmethod
     @abstractmethod
-    def memory_plan_components(cls, folder: Path | None, version: str) -> dict[str, Any]:
-        """The weight-holding components the memory plan sizes (name -> ComponentSpec, in load order),
-        built on the meta device from `folder`'s configs or, with `folder=None`, the published `version`."""
+    def memory_plan_components(cls, settings) -> Any:
+        """The memory plan's view of the model for `settings` (toolkit.memory_management.plan_settings.
+        MemoryPlanSettings): a `plan_components.PlannedModel` with each weight-holding component on the
+        meta device, in load order, and its role in a LoRA run. No weights are read."""
 
     @classmethod
     def quantization_excludes(cls) -> Mapping[str, tuple[str, ...]]:

@@ -80,12 +80,6 @@ class LTX2Model(BaseModel):
 
         return dict(DEFAULT_EXCLUDE)
 
-    @classmethod
-    def memory_plan_components(cls, folder: Path | None, version: str) -> dict:
-        from toolkit.memory_management.architecture import component_specs
-
-        return component_specs(folder, version)
-
     @staticmethod
     def lora_target_problems(model_config, network_config) -> list[tuple[str, str]]:
         """Before loading: (key, message) for each LoRA filter entry that selects no layer (run.py's checks)."""
@@ -136,6 +130,13 @@ class LTX2Model(BaseModel):
 
         return checkpoint_report(model_config)
 
+    @classmethod
+    def memory_plan_components(cls, settings):
+        """The memory plan's view of LTX-2 (toolkit.memory_management.plan_components.PlannedModel)."""
+        from .memory_plan_components import memory_plan_components
+
+        return memory_plan_components(settings)
+
     @staticmethod
     def checkpoint_version(model_config) -> str:
         """The LTX-2 version the memory plan plans: the weights' when their configs can be read, else `model.arch`'s."""
@@ -176,7 +177,7 @@ class LTX2Model(BaseModel):
             for name in COMPONENT_ORDER:
                 self.components[name] = loading.load_one(self, name)
             loading.trace_skipped(self.source.base, COMPONENT_ORDER)
-            span.set(components=list(self.components))
+            span.set(components=list(self.components), **loading.files_read(self.source, COMPONENT_ORDER))
         return self
 
     def offload_transformer(self):

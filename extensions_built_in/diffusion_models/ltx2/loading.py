@@ -8,7 +8,7 @@ import torch
 
 from toolkit.trace import get_tracer
 
-from . import placement
+from . import placement, streaming
 from .checkpoint import load_component
 from .checkpoint_configs import unused_components
 from .variant import EXTRA_COMPONENTS
@@ -25,10 +25,19 @@ def load_one(model, name: str):
         dtype = torch.float32
     with get_tracer().span("load_component", component=name) as span:
         started = time.perf_counter()
-        component = load_component(model.source, name, dtype)
+        plan = streaming.plan_stream(model.source, name, dtype)
+        if plan.model is not None:
+            component, report, read = _stream(model, plan, dtype)
+            span.set(streamed=True, **read.facts())
+        else:
+            component = load_component(model.source, name, dtype)
+            report = None
+            if isinstance(component, torch.nn.Module):
+                component.requires_grad_(False).eval()
+                report = placement.quantize_after_load(name, component, config)
+            if name in streaming.STREAMED_COMPONENTS:
+                span.set(streamed=False, why_not_streamed=plan.reason)
         if isinstance(component, torch.nn.Module):
-            component.requires_grad_(False).eval()
-            report = placement.quantize_after_load(name, component, config)
             if report is not None:
                 span.set(
                     qtype=report.qtype,
@@ -44,6 +53,36 @@ def load_one(model, name: str):
         else:
             span.set(cls=type(component).__name__, seconds=time.perf_counter() - started)
     return component
+
+
+def _stream(model, plan: streaming.StreamPlan, dtype: torch.dtype):
+    """Stream a component in, quantizing each block when the config asks; (component, quantization report, read report)."""
+    from toolkit.quantize import quantize_while_loading
+
+    name, config = plan.component, model.config
+    device = placement.load_device(name, config, model.device, model.te_device)
+    qtype = {"transformer": config.qtype if config.quantize else None, "text_encoder": config.qtype_te if config.quantize_te else None}[name]
+    if qtype is None:
+        component, read = streaming.stream_component(plan, dtype, None, device)
+        return component, None, read
+    with quantize_while_loading(plan.model, qtype, exclude=model.quantization_excludes().get(name, ()), component=name) as (quantize_block, report):
+        component, read = streaming.stream_component(plan, dtype, quantize_block, device)
+    return component, report, read
+
+
+def files_read(source, names: tuple[str, ...]) -> dict:
+    """The weight files the components `names` are read from, and their bytes, for the load_model span."""
+    from pathlib import Path
+
+    from toolkit.memory_management.streamed_loading import safetensors_files
+
+    files: list[Path] = []
+    if source.single_file_components:
+        files.append(Path(source.location))
+    for name in names:
+        if name not in source.single_file_components:
+            files.extend(safetensors_files(Path(source.base) / name))
+    return {"files": [str(path) for path in files], "bytes": sum(path.stat().st_size for path in files)}
 
 
 def trace_skipped(base: str, loaded: tuple[str, ...]) -> None:

@@ -67,10 +67,12 @@ def component_config(header: SingleFileHeader, name: str, cls, base: str | None)
     return config
 
 
-def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch.dtype, base: str | None):
-    """Build component `name` and load its tensors from the file at `dtype`, on the CPU."""
+def empty_component(header: SingleFileHeader, name: str, base: str | None):
+    """Component `name` built from its config on the meta device, and {diffusers name: name in the file}.
+
+    The names are checked against the model: a missing or unexpected tensor is a ModelLoadError.
+    """
     from accelerate import init_empty_weights
-    from safetensors import safe_open
 
     cls = component_class(header, name)
     config = component_config(header, name, cls, base)
@@ -89,6 +91,15 @@ def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch
     except CheckpointError as error:
         raise ModelLoadError(f"{header.path}: {error}") from error
     _check_keys(header, name, cls, set(model.state_dict()), set(names))
+    return model, names
+
+
+def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch.dtype, base: str | None):
+    """Build component `name` and load its tensors from the file at `dtype`, on the CPU."""
+    from safetensors import safe_open
+
+    model, names = empty_component(header, name, base)
+    cls = type(model)
     state = {}
     with safe_open(str(header.path), framework="pt") as handle:
         for diffusers_key, original_key in names.items():

@@ -17,7 +17,7 @@ are built here:
 
 from __future__ import annotations
 
-from toolkit.memory_management.published_versions import TRANSFORMER_ARGS
+from extensions_built_in.diffusion_models.ltx2.published_versions import TRANSFORMER_ARGS
 
 VERSIONS = ("2.0", "2.3", "2.5")
 

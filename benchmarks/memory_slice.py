@@ -1,0 +1,308 @@
+"""A slice of the LTX-2 transformer for checking the memory plan against memory actually used.
+
+Shared by benchmarks/bench_memory_plan_real_width.py (published widths) and
+tests/memory/test_memory_plan_slice.py (the same structure, narrower):
+
+- `build_slice` makes an LTX2VideoTransformer3DModel with a few blocks, fills it with
+  random bf16 weights and saves it as sharded safetensors in a diffusers folder;
+- `measure` loads it in a fresh process the way training does (LTX2Model's
+  `loading.load_one`, then the LoRA, then layer offloading) and runs one training
+  step, sampling the process's memory all along;
+- `planned` is the memory plan for the same folder and settings.
+
+Host memory is measured as anonymous resident memory (psutil RSS less its file-backed
+and shared part): the checkpoint's memory-mapped pages are page cache the kernel can
+drop, which the plan does not count. Plain RSS is reported next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class SliceShape:
+    """The transformer's widths; `PUBLISHED` is LTX-2.0's (DESIGN.md), with `layers` blocks instead of 48."""
+
+    layers: int = 2
+    heads: int = 32
+    head_dim: int = 128
+    audio_heads: int = 32
+    audio_head_dim: int = 64
+    cross_attention_dim: int = 4096
+    audio_cross_attention_dim: int = 2048
+    caption_channels: int = 3840
+    in_channels: int = 128
+    audio_in_channels: int = 128
+
+    def transformer_args(self) -> dict:
+        return {
+            "num_layers": self.layers,
+            "num_attention_heads": self.heads,
+            "attention_head_dim": self.head_dim,
+            "audio_num_attention_heads": self.audio_heads,
+            "audio_attention_head_dim": self.audio_head_dim,
+            "cross_attention_dim": self.cross_attention_dim,
+            "audio_cross_attention_dim": self.audio_cross_attention_dim,
+            "caption_channels": self.caption_channels,
+            "in_channels": self.in_channels,
+            "out_channels": self.in_channels,
+            "audio_in_channels": self.audio_in_channels,
+            "audio_out_channels": self.audio_in_channels,
+        }
+
+
+PUBLISHED = SliceShape()
+SMALL = SliceShape(
+    layers=2, heads=4, head_dim=32, audio_heads=4, audio_head_dim=16, cross_attention_dim=128,
+    audio_cross_attention_dim=64, caption_channels=96, in_channels=16, audio_in_channels=16,
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How the slice is loaded: `qtype` None for bf16, an offload share of 0 for none."""
+
+    name: str
+    qtype: str | None = None
+    offload_percent: float = 0.0
+    lora_rank: int = 16
+
+
+SCENARIOS = (
+    Scenario("bf16"),
+    Scenario("qfloat8", qtype="qfloat8"),
+    Scenario("qfloat8 + offload 0.5", qtype="qfloat8", offload_percent=0.5),
+)
+
+
+def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
+    """A diffusers folder holding only the transformer slice, in bf16 shards of at most `shard_bytes`."""
+    import diffusers
+    from accelerate import init_empty_weights
+    from accelerate.utils import set_module_tensor_to_device
+
+    with init_empty_weights():
+        transformer = diffusers.LTX2VideoTransformer3DModel(**shape.transformer_args())
+    generator = torch.Generator().manual_seed(0)
+    for name, parameter in list(transformer.named_parameters()):
+        value = torch.randn(parameter.shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
+        set_module_tensor_to_device(transformer, name, "cpu", value=value)
+    transformer.save_pretrained(folder / "transformer", max_shard_size=shard_bytes, safe_serialization=True)
+    index = {
+        "_class_name": "LTX2Pipeline",
+        "_diffusers_version": diffusers.__version__,
+        "transformer": ["diffusers", "LTX2VideoTransformer3DModel"],
+    }
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
+
+
+def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
+    """The plan's bytes for the slice: loading and training, host (and device on CUDA)."""
+    from accelerate import init_empty_weights
+
+    from extensions_built_in.diffusion_models.ltx2.streaming import BLOCK_PATTERNS
+    from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan
+    from toolkit.memory_management.plan_components import PlannedModel, describe_component, stored_bytes
+    from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_TARGETS
+    from extensions_built_in.diffusion_models.ltx2.quantization_excludes import DEFAULT_EXCLUDE
+    import diffusers
+
+    config = diffusers.LTX2VideoTransformer3DModel.load_config(folder / "transformer")
+    with init_empty_weights():
+        empty = diffusers.LTX2VideoTransformer3DModel.from_config(config)
+    spec = describe_component("transformer", empty, stored_bytes(folder / "transformer"))
+    model = PlannedModel(
+        source=f"slice {folder}",
+        components={"transformer": spec},
+        roles={"transformer": "denoiser"},
+        lora_targets=LTX2_LORA_TARGETS,
+        quantize_exclude={"transformer": DEFAULT_EXCLUDE["transformer"]},
+        block_patterns={"transformer": BLOCK_PATTERNS["transformer"]},
+    )
+    settings = MemoryPlanSettings(
+        name_or_path=str(folder),
+        quantize=scenario.qtype is not None,
+        qtype=scenario.qtype or "qfloat8",
+        layer_offloading=scenario.offload_percent > 0,
+        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
+        lora_rank=scenario.lora_rank,
+        device_is_host=device == "cpu",
+    )
+    plan = build_memory_plan(settings, device_total_bytes=None, host_total_bytes=None, model=model)
+    training_device = plan.phase("training", "device").total
+    training_host = plan.phase("training", "host").total
+    result = {
+        "loading host": plan.phase("loading", "host").total,
+        "training host": training_host + (training_device if device == "cpu" else 0),
+        "resident tensors": plan.components["transformer"].loaded_bytes,
+    }
+    if device != "cpu":
+        result["loading device"] = plan.phase("loading", "device").total
+        result["training device"] = training_device
+    return result
+
+
+def measure(folder: Path, scenario: Scenario, device: str, timeout: int = 1800) -> dict[str, int]:
+    """Load and train one step in a fresh process (`python -m benchmarks.memory_slice`); its measured bytes."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "PYTHONPATH": str(REPO_ROOT)}
+    # A fixed mmap threshold: freed blocks go back to the OS, so a peak is what was live, not heap left over.
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.memory_slice", str(folder), json.dumps(asdict(scenario)), device],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"measuring {scenario.name} failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class MemorySampler:
+    """Samples this process's anonymous and total RSS every millisecond; `peak()` since the last `reset()`."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.process = psutil.Process()
+        self.peak_anon = self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def sample(self) -> tuple[int, int]:
+        info = self.process.memory_info()
+        return info.rss - info.shared, info.rss
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.001):
+            anon, rss = self.sample()
+            self.peak_anon, self.peak_rss = max(self.peak_anon, anon), max(self.peak_rss, rss)
+
+    def reset(self) -> tuple[int, int]:
+        self.peak_anon, self.peak_rss = self.sample()
+        return self.peak_anon, self.peak_rss
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
+    """Runs in the child process: LTX2Model's loader, the LoRA, offloading, one AdamW step."""
+    from extensions_built_in.diffusion_models.ltx2 import loading
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
+    from toolkit.config import ModelConfig, NetworkConfig
+    from toolkit.network.lora import attach_network
+
+    config = ModelConfig(
+        name_or_path=str(folder),
+        quantize=scenario.qtype is not None,
+        qtype=scenario.qtype or "qfloat8",
+        layer_offloading=scenario.offload_percent > 0,
+        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
+    )
+    model = LTX2Model(config, device=device)
+    model.source = resolve_source(str(folder))
+    _import_what_loading_imports()
+    if device != "cpu":
+        torch.zeros(1, device=device)  # the CUDA context, before the baseline
+    sampler = MemorySampler()
+    baseline_anon, baseline_rss = sampler.reset()
+    _reset_cuda(device)
+    model.components["transformer"] = loading.load_one(model, "transformer")
+    network = attach_network(model.transformer, NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank), 0)
+    model.transformer.train()
+    model.offload_transformer()
+    measured = {
+        "loading host": sampler.peak_anon - baseline_anon,
+        "loading host rss": sampler.peak_rss - baseline_rss,
+        "resident tensors": _tensor_bytes(model.transformer, exclude_adapters=True),
+        "loading device": _cuda_peak(device),
+    }
+    sampler.reset()
+    _reset_cuda(device)
+    _training_step(model, network)
+    measured.update(
+        {
+            "training host": sampler.peak_anon - baseline_anon,
+            "training host rss": sampler.peak_rss - baseline_rss,
+            "training device": _cuda_peak(device),
+        }
+    )
+    sampler.stop()
+    return measured
+
+
+def _import_what_loading_imports() -> None:
+    """Libraries imported lazily on the way (tens of MB of code): imported before the baseline is taken."""
+    import diffusers
+    import optimum.quanto  # noqa: F401
+    import peft  # noqa: F401
+    import safetensors.torch  # noqa: F401
+    from peft.tuners.lora import LoraModel  # noqa: F401
+
+    from toolkit.quantize import quantize_module  # noqa: F401
+
+    _ = diffusers.LTX2VideoTransformer3DModel
+
+
+def _training_step(model, network) -> None:
+    """One forward, backward and AdamW step of the LoRA on a few random tokens (activations stay small)."""
+    from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+
+    transformer, device = model.transformer, model.device
+    shape = transformer.config
+    audio_channels = 8 if shape.audio_in_channels % 8 == 0 else 1
+    video = torch.randn(1, shape.in_channels, 2, 2, 2, device=device)
+    audio = torch.randn(1, audio_channels, 4, shape.audio_in_channels // audio_channels, device=device)
+    prompt = PromptEmbeds(
+        video_embeds=torch.randn(1, 8, shape.caption_channels, device=device),
+        audio_embeds=torch.randn(1, 8, shape.caption_channels, device=device),
+        attention_mask=torch.ones(1, 8, dtype=torch.long, device=device),
+    )
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)
+    prediction = model.get_noise_prediction(video, audio, torch.full((1,), 0.5, device=device), prompt, fps=24.0)
+    loss = prediction.video.float().square().mean() + prediction.audio.float().square().mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=False)
+
+
+def _tensor_bytes(module: torch.nn.Module, exclude_adapters: bool) -> int:
+    from toolkit.memory_management import module_bytes
+
+    total = module_bytes(module)
+    if exclude_adapters:
+        total -= sum(p.numel() * p.element_size() for n, p in module.named_parameters() if "lora_" in n)
+    return total
+
+
+def _reset_cuda(device: str) -> None:
+    if device != "cpu":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def _cuda_peak(device: str) -> int:
+    if device == "cpu":
+        return 0
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+if __name__ == "__main__":
+    folder_arg, scenario_arg, device_arg = sys.argv[1:4]
+    result = _load_and_step(Path(folder_arg), Scenario(**json.loads(scenario_arg)), device_arg)
+    print(json.dumps(result))
