@@ -11,22 +11,13 @@ import yaml
 WARM_UP_STEPS = 5
 
 
-def hook_step_times(
-    repo: Path,
-    folder: Path,
-    steps: int,
-    logging_settings: dict,
-    verbose: bool = False,
-    name: str = "bench",
-) -> list[float]:
-    """Train the tiny example from the tree at `repo` for `steps` steps (sampling off, no saves but the
-    final one, TensorBoard off unless `logging_settings` turns it on); the seconds of each step after
-    the first WARM_UP_STEPS (callbacks included; loading, caching and saving excluded)."""
+def tiny_trainer(repo: Path, folder: Path, steps: int, logging_settings: dict, verbose: bool = False, name: str = "bench"):
+    """The tiny example's trainer from the tree at `repo`, set to train `steps` steps (sampling off, no saves but
+    the final one, no latent cache on disk, TensorBoard off unless `logging_settings` turns it on); not run yet."""
     sys.path.insert(0, str(repo))
     import toolkit
     from toolkit.config import load_config
     from toolkit.job import Job
-    from toolkit.trace import reset_tracer
 
     if not Path(toolkit.__file__).resolve().is_relative_to(repo.resolve()):
         raise SystemExit(f"imported {toolkit.__file__}, not the tree under {repo}")
@@ -42,7 +33,21 @@ def hook_step_times(
     process["logging"] = {**process.get("logging", {}), "use_tensorboard": False, "progress_bar": False, **logging_settings}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
-    trainer = Job(load_config(path), path).processes[0]
+    return Job(load_config(path), path).processes[0]
+
+
+def hook_step_times(
+    repo: Path,
+    folder: Path,
+    steps: int,
+    logging_settings: dict,
+    verbose: bool = False,
+    name: str = "bench",
+) -> list[float]:
+    """Train the tiny example (see `tiny_trainer`) for `steps` steps; the seconds of each step after the first
+    WARM_UP_STEPS (callbacks included; loading, caching and saving excluded)."""
+    trainer = tiny_trainer(repo, folder, steps, logging_settings, verbose, name)
+    from toolkit.trace import reset_tracer
     times: list[float] = []
     original = trainer.hook_train_loop
 

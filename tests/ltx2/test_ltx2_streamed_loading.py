@@ -28,6 +28,11 @@ def _assert_same_weights(expected: torch.nn.Module, actual: torch.nn.Module):
     for key, tensor in expected_state.items():
         assert actual_state[key].dtype == tensor.dtype, key
         assert torch.equal(actual_state[key], tensor), key
+    # Buffers the state dict leaves out (rotary frequencies) are computed when the model is built: the same too.
+    expected_buffers, actual_buffers = dict(expected.named_buffers()), dict(actual.named_buffers())
+    assert list(actual_buffers) == list(expected_buffers)
+    for key, tensor in expected_buffers.items():
+        assert torch.equal(actual_buffers[key], tensor), key
 
 
 SETTINGS = {

@@ -102,8 +102,10 @@ def _transformers_plan(cls, base: str, name: str, dtype: torch.dtype, files: lis
     from transformers.conversion_mapping import get_model_conversion_mapping
     from transformers.core_model_loading import WeightConverter, rename_source_key
 
+    from transformers.initialization import no_init_weights
+
     config = cls.config_class.from_pretrained(base, subfolder=name)
-    with init_empty_weights():
+    with init_empty_weights(), no_init_weights():  # every weight comes from the files: no random init to skip
         model = cls._from_config(config, dtype=dtype)
     model.tie_weights()  # so that a tied lm_head is one tensor with embed_tokens, read once
     transforms = get_model_conversion_mapping(model)
