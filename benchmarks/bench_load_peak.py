@@ -38,6 +38,7 @@ from extensions_built_in.diffusion_models.ltx2 import streaming
 from extensions_built_in.diffusion_models.ltx2.checkpoint import CheckpointSource
 from toolkit.memory_management.tensors import module_bytes
 from toolkit.quantize import quantize_module, quantize_while_loading
+from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE as TRANSFORMER_EXCLUDE
 import optimum.quanto, accelerate.utils, tqdm, safetensors  # imported before the baseline
 
 peak, done = 0, False
@@ -54,11 +55,11 @@ thread.start()
 started = time.perf_counter()
 if how == "from_pretrained":
     model = LTX2VideoTransformer3DModel.from_pretrained(folder, subfolder="transformer", torch_dtype=torch.bfloat16)
-    quantize_module(model, qtype, component="transformer")
+    quantize_module(model, qtype, TRANSFORMER_EXCLUDE, component="transformer")
 else:
     source = CheckpointSource("diffusers", folder, folder)
     plan = streaming.plan_stream(source, "transformer", torch.bfloat16)
-    with quantize_while_loading(plan.model, qtype, component="transformer") as (quantize, report):
+    with quantize_while_loading(plan.model, qtype, exclude=TRANSFORMER_EXCLUDE, component="transformer") as (quantize, report):
         model, read = streaming.stream_component(plan, torch.bfloat16, quantize, torch.device("cpu"))
 seconds = time.perf_counter() - started
 done = True

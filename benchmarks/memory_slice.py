@@ -222,7 +222,7 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
     baseline_anon, baseline_rss = sampler.reset()
     _reset_cuda(device)
     model.components["transformer"] = loading.load_one(model, "transformer")
-    network = attach_network(model.transformer, NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank), 0)
+    network = attach_network(model.transformer, NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank), 0, LTX2Model.lora_target_pattern())
     model.transformer.train()
     model.offload_transformer()
     measured = {

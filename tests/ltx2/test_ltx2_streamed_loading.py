@@ -61,7 +61,7 @@ def test_streamed_components_equal_from_pretrained(tiny_model_dir, setting):
 
 @pytest.mark.parametrize("version", ["2.3", "2.5"])
 def test_every_version_streams_the_same_weights(version):
-    from toolkit.models.tiny_ltx2 import ensure_tiny_ltx2
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 
     source = resolve_source(str(ensure_tiny_ltx2(version=version)))
     for name in streaming.STREAMED_COMPONENTS:
@@ -82,7 +82,7 @@ def _headers(files) -> int:
 
 
 def test_single_file_streams_the_same_weights(tiny_model_dir, tmp_path):
-    from toolkit.models.single_file import save_single_file
+    from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
 
     single_file = save_single_file(tiny_model_dir, tmp_path / "ltx-2-tiny.safetensors")
     source = resolve_source(str(single_file), str(tiny_model_dir))
