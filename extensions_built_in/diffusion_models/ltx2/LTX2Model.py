@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from toolkit.data.audio import resample_audio
 from toolkit.errors import DataError, ModelLoadError
 from toolkit.trace import get_tracer
 
@@ -206,7 +207,7 @@ class LTX2Model:
         with self.tracer.span(
             "encode_audio", waveform=waveform, sample_rate=sample_rate, is_silence=is_silence
         ) as span:
-            resampled = audio_features.resample(waveform, sample_rate, vae_rate)
+            resampled = resample_audio(waveform.float(), sample_rate, vae_rate)
             mel = audio_features.log_mel(
                 audio_features.stereo(resampled).to(self.device),
                 vae_rate,
