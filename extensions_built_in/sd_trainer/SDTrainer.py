@@ -437,10 +437,10 @@ class SDTrainer(BaseProcess):
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
-            self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
+            self.model, self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
         )
         if final:
-            written.update(checkpoints.save_final_loras(self.run_folder, self.job.name, state, self.config.save))
+            written.update(checkpoints.save_final_loras(self.model, self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
 

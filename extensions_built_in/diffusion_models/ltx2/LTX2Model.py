@@ -413,22 +413,35 @@ class LTX2Model:
             span.set(memory_after=memory_snapshot())
 
     # -- save_model --------------------------------------------------------
-    def save_model(self, folder: str | Path) -> Path:
-        """Save every component in diffusers layout (the whole model, e.g. after merging a LoRA)."""
-        from diffusers import LTX2Pipeline
+    def save_model(
+        self,
+        output_path: str | Path,
+        lora_state: dict[str, torch.Tensor],
+        fmt: str,
+        dtype: torch.dtype,
+        metadata: dict,
+        alpha: float,
+        fold_strength: bool = True,
+        rank: int | None = None,
+    ) -> Path:
+        """Write a LoRA trained on this model as one .safetensors file, atomically (every LoRA file the trainer
+        writes goes through here). `fmt`, `fold_strength` and the refusal of non-finite weights are
+        `toolkit.network.formats.save_lora`'s; the header also names this model's LTX-2 version."""
+        from toolkit.network.formats import save_lora
 
-        folder = Path(folder)
-        with self.tracer.span("save_model", output=folder, format="diffusers") as span:
+        output_path = Path(output_path)
+        with self.tracer.span(
+            "save_model", output=output_path, format=fmt, dtype=dtype, step=metadata.get("step"), tensors=len(lora_state)
+        ) as span:
             started = time.perf_counter()
-            pipeline = LTX2Pipeline(**{name: self.components[name] for name in COMPONENT_ORDER})
-            pipeline.save_pretrained(folder, safe_serialization=True)
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            save_lora(output_path, lora_state, fmt, dtype, {**self.metadata(), **metadata}, alpha, fold_strength, rank)
             span.set(
-                files=len(files),
-                bytes=sum(p.stat().st_size for p in files),
+                files=[output_path],
+                bytes=output_path.stat().st_size,
+                strength_folded=fold_strength,
                 seconds=time.perf_counter() - started,
             )
-        return folder
+        return output_path
 
 
 def _resolve_device(device: str) -> str:
