@@ -439,14 +439,13 @@ class SDTrainer(BaseProcess):
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
             model_metadata=self._model_metadata(),
-            lora_file_keys=self.model.lora_file_keys(),
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(
-            self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
+            self.model, self.run_folder, self.job.name, state, self.config.save, config_text, self.config.save.max_step_saves_to_keep
         )
         if final:
-            written.update(checkpoints.save_final_loras(self.run_folder, self.job.name, state, self.config.save))
+            written.update(checkpoints.save_final_loras(self.model, self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
 

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from toolkit.atomic_write import flush_to_disk
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
-from toolkit.models.base_model import LoraFileKeys
-from toolkit.network.formats import load_lora_state, save_lora
+from toolkit.network.formats import load_lora_state
 from toolkit.trace import get_tracer
 
 CHECKPOINT_DIR = "checkpoints"
@@ -45,7 +45,6 @@ class TrainingState:
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
     model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
     lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
-    lora_file_keys: LoraFileKeys | None = None  # the model's original key names, for save.format: comfy
 
 
 def rng_state() -> dict:
@@ -76,26 +75,28 @@ EMA_CHECKPOINT_FILE = "ema.safetensors"
 
 
 def save_training_state(
-    run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
+    model, run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
 ) -> dict:
     """Write one save (LoRA file + resume folder) atomically; prune old ones. Returns what was written.
 
-    A state holding NaN or inf (LoRA, EMA or optimizer) is refused before any file is written.
+    Every LoRA file is written by `model.save_model` (the model's save point, traced there); this
+    module adds the resume state around it. A state holding NaN or inf (LoRA, EMA or optimizer) is
+    refused before any file is written.
     """
     refuse_nonfinite(state, run_folder)
     started = time.perf_counter()
-    with get_tracer().span("save_model", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
+    with get_tracer().span("save_checkpoint", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
         dtype = SAVE_DTYPES[save_config.dtype]
         metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
-        lora_path = save_lora(
+        lora_path = model.save_model(
             run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
+            state.lora_alpha, rank=state.lora_rank,
         )
         ema_path = None
         if state.ema_state is not None:
-            ema_path = save_lora(
+            ema_path = model.save_model(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
+                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
             )
 
         checkpoints = run_folder / CHECKPOINT_DIR
@@ -104,12 +105,12 @@ def save_training_state(
         if staging.exists():
             shutil.rmtree(staging)
         staging.mkdir(parents=True)
-        save_lora(
+        model.save_model(
             staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
             fold_strength=False, rank=state.lora_rank,
         )
         if state.ema_state is not None:
-            save_lora(
+            model.save_model(
                 staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
                 fold_strength=False, rank=state.lora_rank,
             )
@@ -133,27 +134,26 @@ def save_training_state(
         span.set(
             files=[str(p) for p in files],
             bytes=sum(p.stat().st_size for p in files),
-            lora_bytes=lora_path.stat().st_size,
             removed=removed,
             seconds=time.perf_counter() - started,
         )
     return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
 
 
-def save_final_loras(run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
+def save_final_loras(model, run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
     """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
     dtype = SAVE_DTYPES[save_config.dtype]
     metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
     written = {
-        "final": save_lora(
+        "final": model.save_model(
             run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha,
-            rank=state.lora_rank, keys=state.lora_file_keys,
+            rank=state.lora_rank,
         )
     }
     if state.ema_state is not None:
-        written["final_ema"] = save_lora(
+        written["final_ema"] = model.save_model(
             run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
-            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank, keys=state.lora_file_keys,
+            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
         )
     return written
 
@@ -173,8 +173,7 @@ def refuse_nonfinite(state: TrainingState, run_folder: Path) -> None:
 
 def _fsync_folder(folder: Path) -> None:
     for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+        flush_to_disk(path)
 
 
 def prune(run_folder: Path, name: str, keep: int) -> list[str]:

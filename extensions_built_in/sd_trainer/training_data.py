@@ -246,10 +246,6 @@ class ExampleOrder:
         epoch = pool_position // len(pool)
         return pool[self._permutation(regularisation, epoch, len(pool))[pool_position % len(pool)]]
 
-    def epoch_of(self, position: int) -> int:
-        regularisation, pool_position = self._pool_position(position)
-        return pool_position // len(self.regularisation if regularisation else self.training)
-
     def _pool_position(self, position: int) -> tuple[bool, int]:
         if not self.regularisation:
             return False, position

@@ -29,13 +29,6 @@ class ConfigFault:
     torch_free: bool = True  # LoRA filters are checked on the meta-device transformer, which needs torch
 
 
-def _job_with(**process) -> Setup:
-    def setup(folder: Path) -> tuple[list[str], list[str]]:
-        return [str(write_yaml(folder / "job.yaml", training_job(folder, **process)))], []
-
-    return setup
-
-
 def expect(setup: Setup, *texts: str) -> Setup:
     """`setup`, with texts the message must contain ({folder} is the case's folder)."""
 

@@ -209,7 +209,7 @@ def test_saved_lora_and_state_json_name_the_version(tiny_models, tmp_path):
         lora_alpha=2.0, model_metadata=metadata,
     )
     save = type("Save", (), {"format": "diffusers", "dtype": "float32"})()
-    checkpoints.save_training_state(tmp_path, "v", state, save, "config: {}\n", keep=2)
+    checkpoints.save_training_state(model, tmp_path, "v", state, save, "config: {}\n", keep=2)
     with safe_open(str(tmp_path / checkpoints.lora_filename("v", 3)), framework="pt") as handle:
         header = handle.metadata()
     assert header["ltx2_version"] == "2.3" and json.loads(header["ltx2_variant"])["flags"]["gated_attn"] is True

@@ -103,5 +103,5 @@ def test_save_paths_refuse_nonfinite_tensors(tmp_path):
     optimizer_state = {"state": {0: {"exp_avg": torch.tensor([float("inf")])}}, "param_groups": []}
     state = checkpoints.TrainingState(1, finite, optimizer_state, {}, checkpoints.rng_state(), {}, 2.0)
     with pytest.raises(CheckpointError, match=r"not saving step 1 .*optimizer.state.0.exp_avg.*none \(nothing"):
-        checkpoints.save_training_state(tmp_path / "run", "x", state, None, "", 2)
+        checkpoints.save_training_state(None, tmp_path / "run", "x", state, None, "", 2)  # refused before the model is asked
     assert not (tmp_path / "run").exists()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -79,14 +79,36 @@ def test_unload_text_encoder_records_memory_before_and_after(trace):
     assert end["fields"]["memory_after"]["rss_mb"] > 0
 
 
-def test_save_model_records_files_bytes_and_seconds(trace):
-    spans = _spans(trace, "save_model")
+def test_save_checkpoint_records_files_bytes_and_seconds(trace):
+    spans = _spans(trace, "save_checkpoint")
     assert [begin["step"] for begin, _ in spans] == [6, 12]
     for _, end in spans:
         fields = end["fields"]
-        assert any(str(f).endswith(".safetensors") for f in fields["files"])
+        names = sorted(Path(f).name for f in fields["files"])
+        assert {"lora.safetensors", "state.json", "training_state.pt", "config.yaml"} <= set(names)
         assert fields["bytes"] > 1000
         assert fields["seconds"] > 0
+
+
+def test_every_lora_file_is_saved_through_the_model(trace):
+    """Seed 000's save point: LTX2Model.save_model writes (and traces) each LoRA file; the checkpoint holds them."""
+    spans = _spans(trace, "save_model")
+    written = [Path(end["fields"]["files"][0]) for _, end in spans]
+    run = written[0].parent
+    assert [path.relative_to(run).as_posix() for path in written] == [
+        f"{run.name}_000000006.safetensors", "checkpoints/.step_000000006.partial/lora.safetensors",
+        f"{run.name}_000000012.safetensors", "checkpoints/.step_000000012.partial/lora.safetensors",
+        f"{run.name}.safetensors",
+    ]  # the resume copy is written into the checkpoint's staging folder, which is renamed when complete
+    checkpoint_ids = _ids(trace, "save_checkpoint")
+    parents = [r["parent_id"] for r in trace if r["type"] == "span_begin" and r["name"] == "save_model"]
+    assert [parent in checkpoint_ids for parent in parents] == [True, True, True, True, False]  # the final LoRA
+    for (begin, end), path in zip(spans, written):
+        resume_copy = path.name == "lora.safetensors"
+        assert begin["format"] == "diffusers" and begin["step"] in (6, 12)
+        assert end["fields"]["strength_folded"] is not resume_copy
+        assert end["fields"]["bytes"] > 1000 and end["fields"]["seconds"] > 0
+    assert written[-1].stat().st_size == spans[-1][1]["fields"]["bytes"]
 
 
 def test_sample_spans_at_the_sampling_steps(trace):

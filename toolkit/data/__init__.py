@@ -1,6 +1,6 @@
-"""Media data layer: decode clips and images, bucket them, batch them, cache their encodings.
+"""Media data layer: decode clips and images, bucket them, cache their encodings.
 
-    from toolkit.data import MediaDataset, BucketBatchSampler, collate_media_items
+    from toolkit.data import MediaDataset, LatentCache
 
 The names below are imported on first use (PEP 562), so `toolkit.data.files`,
 which the pre-load checks use, does not pull in torch and PyAV.
@@ -13,14 +13,11 @@ from typing import Any
 
 _EXPORTS = {
     "AudioTrack": "toolkit.data.media",
-    "BucketBatchSampler": "toolkit.data.batching",
     "LatentCache": "toolkit.data.cache",
-    "MediaBatch": "toolkit.data.batching",
     "MediaDataset": "toolkit.data.dataset",
     "MediaItem": "toolkit.data.dataset",
     "TextEmbeddingCache": "toolkit.data.cache",
     "VideoClip": "toolkit.data.media",
-    "collate_media_items": "toolkit.data.batching",
     "make_demo_clips": "toolkit.data.demo_clips",
     "pick_bucket": "toolkit.data.buckets",
     "probe_media": "toolkit.data.media",

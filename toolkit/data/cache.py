@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
 from toolkit.trace import get_tracer
 
@@ -83,17 +82,14 @@ class _SafetensorsCache:
             return None
 
     def _store(self, entry: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-        temporary = entry.with_name(f".{entry.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         try:
-            save_file(tensors, str(temporary), metadata={"format": _FORMAT, **metadata})
-            os.replace(temporary, entry)
+            with atomic_write(entry) as temporary:
+                save_file(tensors, str(temporary), metadata={"format": _FORMAT, **metadata})
         except (OSError, SafetensorError) as error:
             raise DataError(
                 f"cannot write {self.kind} entry {entry} ({error}); "
                 f"check free disk space and permissions of {self.folder}"
             ) from error
-        finally:
-            temporary.unlink(missing_ok=True)
 
     def _trace(self, lookups: int, outcome: str, entry: Path, metadata: dict[str, str]) -> None:
         tracer = get_tracer()

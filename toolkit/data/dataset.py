@@ -1,10 +1,10 @@
 """The training dataset: a folder of clips and images with caption files.
 
-The folder is scanned once when the dataset is built: captions are read, each
-file's headers are probed (size, frame rate, length, audio), and its bucket is
-fixed, so configuration mistakes (no caption and no default, clips too short,
-missing audio) surface before any model is loaded, and the batch sampler knows
-every item's shape without decoding. Decoding happens per item in `__getitem__`.
+The folder is scanned once when the dataset is built (dataset_scan.py): captions
+are read, each file's headers are probed (size, frame rate, length, audio), and
+its bucket is fixed, so configuration mistakes (no caption and no default, clips
+too short, missing audio) surface before any model is loaded, and every item's
+shape is known without decoding. Decoding happens per item in `__getitem__`.
 """
 
 from __future__ import annotations
@@ -16,24 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, resample_audio, rms_dbfs
-from toolkit.data.buckets import check_resolutions, pick_bucket, resize_and_crop
+from toolkit.data.buckets import check_resolutions, resize_and_crop
 from toolkit.data.captions import shuffle_caption
-from toolkit.data.files import list_media_files, read_caption
-from toolkit.data.media import (
-    STILL_IMAGE_FPS,
-    AudioTrack,
-    MediaInfo,
-    count_frames,
-    probe_media,
-    read_video,
-    real_time_fps,
-    source_frame_indices,
-)
+from toolkit.data.media import AudioTrack, read_video
+from toolkit.data.dataset_scan import FolderScan, MediaEntry
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.trace import NullTracer, get_tracer
@@ -73,22 +63,6 @@ class MediaItem:
     @property
     def batch_key(self) -> tuple[int, int, int, float]:
         return (self.video.shape[1], *self.bucket, self.fps)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """What the scan learned about one usable file."""
-
-    path: Path
-    caption: str
-    bucket: tuple[int, int]
-    num_frames: int
-    fps: float
-    has_audio: bool
-
-    @property
-    def batch_key(self) -> tuple[int, int, int, float]:
-        return (self.num_frames, *self.bucket, self.fps)
 
 
 @dataclass(frozen=True)
@@ -167,9 +141,13 @@ class MediaDataset(Dataset[MediaItem]):
         self.epoch = 0
         self._loads = 0
         self._warned_silent: set[Path] = set()
-        self.skipped: list[tuple[Path, str]] = []
         self._check_settings()
-        self._entries = self._scan()
+        scan = FolderScan(
+            self.folder, self.caption_ext, default_caption, num_frames, fps, self.resolutions, on_corrupt,
+            missing_audio, audio_sample_rate, shrink_video_to_frames, auto_frame_count,
+        )
+        self._entries = scan.entries()
+        self.skipped: list[tuple[Path, str]] = scan.skipped
         self._variants = self._flipped_variants()
         get_tracer().event(
             "dataset_scan",
@@ -250,7 +228,7 @@ class MediaDataset(Dataset[MediaItem]):
         variant = self._variants[index % len(self._variants)]
         return self._caption_for(index, self._entries[variant.entry].caption)
 
-    def _load_span(self, entry: _Entry) -> Any:
+    def _load_span(self, entry: MediaEntry) -> Any:
         """A traced span for the first loads and every N-th after (loading runs every step)."""
         load_number = self._loads
         self._loads += 1
@@ -303,81 +281,6 @@ class MediaDataset(Dataset[MediaItem]):
         if self.num_repeats < 1:
             raise DataError(f"dataset num_repeats must be at least 1, got {self.num_repeats}")
 
-    def _scan(self) -> list[_Entry]:
-        media_files = list_media_files(self.folder)
-        entries = []
-        for path in media_files:
-            caption = self._read_caption(path)
-            try:
-                info = probe_media(path)
-                self._check_length(info)
-            except DataError as error:
-                if self.on_corrupt == "error":
-                    raise
-                self.skipped.append((path, str(error)))
-                get_tracer().event("dataset_skip", clip=str(path), reason=str(error))
-                continue
-            # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
-            self._check_audio(info)
-            entries.append(self._entry(info, caption))
-        if not entries:
-            found = f"{len(media_files)} media files, {len(self.skipped)} skipped" if media_files else "no media files"
-            raise DataError(
-                f"dataset folder {self.folder} has no usable clips or images ({found}); "
-                f"add .mp4/.mov/.webm/.mkv/.png/.jpg/.jpeg/.webp files or fix folder_path"
-            )
-        return entries
-
-    def _entry(self, info: MediaInfo, caption: str) -> _Entry:
-        num_frames = self._frames_of(info)
-        fps = self.fps if self.fps is not None else (info.fps or STILL_IMAGE_FPS)
-        if self.shrink_video_to_frames and self.fps is None and not info.is_image:
-            fps = real_time_fps(num_frames, self._frame_count(info), info.fps)
-        bucket = pick_bucket(info.height, info.width, self.resolutions)
-        return _Entry(info.path, caption, bucket, num_frames, float(fps), info.has_audio)
-
-    def _frames_of(self, info: MediaInfo) -> int:
-        """Frames the clip trains on: `num_frames`, or with `auto_frame_count` all the clip holds (8k+1)."""
-        if info.is_image:
-            return 1
-        if not self.auto_frame_count:
-            return self.num_frames
-        clip_fps = self.fps if self.fps is not None else info.fps
-        # Output frame i shows source frame floor(i * source_fps / clip_fps): count those inside the clip.
-        fitting = int(np.floor((self._frame_count(info) - 1) * clip_fps / info.fps + 1e-6)) + 1
-        return (fitting - 1) // 8 * 8 + 1
-
-    @staticmethod
-    def _frame_count(info: MediaInfo) -> int:
-        return info.frame_count if info.frame_count is not None else count_frames(info.path)
-
-    def _check_audio(self, info: MediaInfo) -> None:
-        if self.audio_sample_rate is None or info.has_audio or self.missing_audio == "silence":
-            return
-        kind = "image" if info.is_image else "clip"
-        raise DataError(
-            f"{info.path}: {kind} has no audio track; set missing_audio: silence in the dataset config to train "
-            f"it with silence, or remove it"
-        )
-
-    def _check_length(self, info: MediaInfo) -> None:
-        # Spread frames come from anywhere in the clip (a short clip repeats frames); auto counts always fit.
-        if info.is_image or info.frame_count is None or info.fps is None:
-            return
-        if self.shrink_video_to_frames or self.auto_frame_count:
-            return
-        clip_fps = self.fps if self.fps is not None else info.fps
-        needed = source_frame_indices(self.num_frames, info.fps, clip_fps)[-1] + 1
-        if info.frame_count < needed:
-            raise DataError(
-                f"{info.path}: clip too short: it has {info.frame_count} frames at {info.fps:g} fps, but "
-                f"num_frames={self.num_frames} at {clip_fps:g} fps needs {needed}; lower num_frames (or fps) "
-                f"in the dataset config, set shrink_video_to_frames: true, or remove the clip"
-            )
-
-    def _read_caption(self, media_path: Path) -> str:
-        return read_caption(media_path, self.caption_ext, self.default_caption)
-
     def _caption_for(self, index: int, caption: str) -> str:
         if self.shuffle_tokens:
             caption = shuffle_caption(caption, f"{self.seed}:{self.epoch}:{index}:shuffle")
@@ -399,7 +302,6 @@ class MediaDataset(Dataset[MediaItem]):
         waveform = resample_audio(audio.waveform, audio.sample_rate, self.audio_sample_rate)
         waveform = match_channels(waveform, self.audio_channels, str(path))
         return fit_length(waveform, num_samples).contiguous(), False
-
 
 
 def _flipped(frames: torch.Tensor, variant: _Variant) -> torch.Tensor:

@@ -16,13 +16,7 @@ import torch
 from PIL import Image, ImageOps
 
 from toolkit.data.audio import stretch_audio
-from toolkit.data.files import (  # noqa: F401 (the extension lists and is_media are re-exported)
-    IMAGE_EXTENSIONS,
-    MEDIA_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    is_image,
-    is_media,
-)
+from toolkit.data.files import is_image
 from toolkit.errors import DataError
 
 # A still image has no frame rate of its own; LTX-2 pipelines default to 24 fps,

@@ -24,7 +24,6 @@ training exactly. `load_lora_state` reads any of these (and kohya-style
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from toolkit.atomic_write import atomic_write
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
 from toolkit.models.base_model import LoraFileKeys
@@ -167,9 +167,8 @@ def save_lora(
     tensors = lora_file_tensors(peft_state, fmt, dtype, keys)
     _refuse_nonfinite(path, peft_state, tensors, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, str(temporary), metadata=header)
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        save_file(tensors, str(temporary), metadata=header)
     return path
 
 

@@ -14,17 +14,20 @@ from pathlib import Path
 
 import torch
 
-from toolkit.errors import DataError, ModelLoadError
+from toolkit.errors import ModelLoadError
 from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import get_tracer
 
-from . import audio_features, latent_layout, loading, placement
+from . import loading, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
 from .checkpoint_configs import check_saved_classes, read_variant
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
-from .model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
-from .timestep_conditioning import TIMESTEP_SCALE, TimestepConditioning  # noqa: F401 (TIMESTEP_SCALE: read from here too)
+from .model_inputs import PromptEmbeds
+from .phase_encode import EncodePhase
+from .phase_generate import GeneratePhase
+from .phase_predict import PredictPhase
+from .timestep_conditioning import TIMESTEP_SCALE  # noqa: F401 (read from here too)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -33,8 +36,13 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-class LTX2Model(BaseModel):
-    """Loads LTX-2's components and runs each phase of training and sampling on them."""
+class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
+    """Loads LTX-2's components and runs each phase of training and sampling on them.
+
+    The phases in the order they happen, and where each one is: load_model (here), encode_images and
+    encode_audio (phase_encode.py), get_prompt_embeds (here), get_noise_prediction (phase_predict.py),
+    generate_single_image (phase_generate.py), unload_text_encoder and save_model (here).
+    """
 
     arch = "ltx2"
 
@@ -189,80 +197,6 @@ class LTX2Model(BaseModel):
             "transformer", self.transformer, self.device, config.layer_offloading_transformer_percent
         )
 
-    # -- encode_images -----------------------------------------------------
-    @torch.no_grad()
-    @placement.uses("vae")
-    def encode_images(self, video: torch.Tensor, clip: str | None = None) -> VideoLatents:
-        """Frames (B, 3, T, H, W) in [-1, 1] to normalised video latents (B, C, F, H/s, W/s).
-
-        The encode goes through the latent monitor's chain: direct on the device (left out with
-        `vae_tiling`), tiled, then on the CPU, each only when the one before ran out of memory.
-        `clip` names the frames in its report and errors.
-        """
-        from toolkit.monitoring.latents import encode_with_fallback
-        from toolkit.monitoring.vae_strategies import vae_strategies
-
-        vae = self.vae
-        if video.ndim != 5 or video.shape[1] != 3:
-            raise DataError(f"encode_images expects frames shaped (batch, 3, frames, height, width), got {tuple(video.shape)}")
-        frames = video.shape[2]
-        if (frames - 1) % vae.temporal_compression_ratio != 0:
-            raise DataError(
-                f"encode_images: {frames} frames; LTX-2 needs {vae.temporal_compression_ratio}k+1 frames "
-                f"(e.g. {frames - (frames - 1) % vae.temporal_compression_ratio})"
-            )
-        with self.tracer.span("encode_images", frames=video, clip=clip) as span:
-            strategies = vae_strategies(vae, self.device, start_tiled=self.config.vae_tiling)
-            latents, report = encode_with_fallback(clip or f"frames {tuple(video.shape)}", video, strategies)
-            latents = latent_layout.normalize_video(latents.to(self.device), vae)
-            result = VideoLatents(
-                latents=latents,
-                pixel_shape=tuple(video.shape),
-                spatial_compression=vae.spatial_compression_ratio,
-                temporal_compression=vae.temporal_compression_ratio,
-                strategy=report.strategy,
-            )
-            span.set(
-                strategy=report.strategy,
-                failed_strategies=[name for name, _ in report.failures],
-                latents=latents,
-                spatial_compression=report.spatial_compression,
-                temporal_compression=report.temporal_compression,
-                elements_per_latent=video[0].numel() / latents[0].numel(),
-                seconds=report.seconds,
-            )
-        return result
-
-    # -- encode_audio ------------------------------------------------------
-    @torch.no_grad()
-    @placement.uses("audio_vae")
-    def encode_audio(
-        self, waveform: torch.Tensor, sample_rate: int, is_silence: list[bool] | None = None
-    ) -> AudioLatents:
-        """Waveform (B, channels, samples) to normalised audio latents (B, C, L, M) via log-mel and the audio VAE."""
-        audio_vae = self.audio_vae
-        vae_rate = audio_vae.config.sample_rate
-        with self.tracer.span(
-            "encode_audio", waveform=waveform, sample_rate=sample_rate, is_silence=is_silence
-        ) as span:
-            resampled = audio_features.resample(waveform, sample_rate, vae_rate)
-            mel = audio_features.log_mel(
-                audio_features.stereo(resampled).to(self.device),
-                vae_rate,
-                audio_vae.config.mel_bins,
-                audio_vae.config.mel_hop_length,
-            )
-            latents = audio_vae.encode(mel.to(audio_vae.dtype)).latent_dist.mode()
-            latents = latent_layout.normalize_audio(latents, audio_vae)
-            span.set(resampled_rate=vae_rate, mel=mel, latents=latents)
-        return AudioLatents(
-            latents=latents,
-            mel_shape=tuple(mel.shape),
-            waveform_shape=tuple(resampled.shape),
-            sample_rate=vae_rate,
-            is_silence=list(is_silence or [False] * waveform.shape[0]),
-        )
-
     # -- get_prompt_embeds -------------------------------------------------
     @torch.no_grad()
     @placement.uses("text_encoder", "connectors")
@@ -312,126 +246,6 @@ class LTX2Model(BaseModel):
         configured = getattr(self.config, "max_sequence_length", None)
         return int(configured or min(self.tokenizer.model_max_length, 1024))
 
-    # -- get_noise_prediction ----------------------------------------------
-    def get_noise_prediction(
-        self,
-        video_latents: torch.Tensor,
-        audio_latents: torch.Tensor,
-        sigmas: torch.Tensor,
-        prompt: PromptEmbeds,
-        fps: float,
-        video_sigmas: torch.Tensor | None = None,
-    ) -> NoisePrediction:
-        """The transformer's velocity for noisy video (B, C, F, H, W) and audio (B, C, L, M) latents.
-
-        `sigmas` (B,) is the noise level in [0, 1]; `video_sigmas` (B, tokens) overrides it per video
-        token (image-to-video keeps the first frame's tokens at 0). The transformer is called exactly
-        as LTX2Pipeline / LTX2ImageToVideoPipeline call it (see `timestep_conditioning`), so a LoRA
-        trains on the forward it is sampled with.
-        """
-        transformer = self.transformer
-        batch, _, frames, height, width = video_latents.shape
-        audio_length = audio_latents.shape[2]
-        conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
-        with self.tracer.span(
-            "get_noise_prediction",
-            video_latents=video_latents,
-            audio_latents=audio_latents,
-            sigmas=sigmas,
-            fps=fps,
-            **conditioning.trace_fields(),
-        ) as span:
-            video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
-            audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
-            if video_sigmas is not None:
-                # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
-                self.tracer.event(
-                    "i2v_conditioning",
-                    applied=True,
-                    tokens_fixed_per_clip=(video_sigmas == 0).sum(dim=1),
-                    tokens_per_clip=video_tokens.shape[1],
-                    tokens_per_frame=height * width,
-                )
-            video_pred, audio_pred = transformer(
-                hidden_states=video_tokens,
-                audio_hidden_states=audio_tokens,
-                encoder_hidden_states=prompt.video_embeds.to(self.dtype),
-                audio_encoder_hidden_states=prompt.audio_embeds.to(self.dtype),
-                **conditioning.transformer_kwargs(),
-                encoder_attention_mask=prompt.attention_mask,
-                audio_encoder_attention_mask=prompt.attention_mask,
-                num_frames=frames,
-                height=height,
-                width=width,
-                fps=fps,
-                audio_num_frames=audio_length,
-                return_dict=False,
-            )
-            prediction = NoisePrediction(
-                video=latent_layout.unpack_video(video_pred.float(), frames, height, width),
-                audio=latent_layout.unpack_audio(audio_pred.float(), audio_latents.shape[1]),
-            )
-            span.set(video_prediction=prediction.video, audio_prediction=prediction.audio)
-        return prediction
-
-    # -- generate_single_image ---------------------------------------------
-    @torch.no_grad()
-    @placement.uses("connectors", "vae", "audio_vae", "vocoder")
-    def generate_single_image(
-        self,
-        prompt: str,
-        output_path: str | Path,
-        settings: GenerationSettings,
-        prompt_embeds: PromptEmbeds | None = None,
-        negative_embeds: PromptEmbeds | None = None,
-    ) -> GeneratedClip:
-        """Sample one clip with audio and write it as an .mp4.
-
-        Text-only settings go through LTX2Pipeline; settings with a `control_image` go through
-        LTX2ImageToVideoPipeline, the image resized and center-cropped to the sample size. With
-        `low_vram` (or `vae_tiling`) the VAE decodes in tiles.
-        """
-        from .generation import choose_pipeline, load_control_image, run_pipeline, vae_decode_tiling, write_clip
-
-        output_path = Path(output_path)
-        choice = choose_pipeline(settings.control_image)
-        tiled_decode = self.config.low_vram or self.config.vae_tiling
-        with self.tracer.span(
-            "generate_single_image",
-            prompt=prompt,
-            pipeline=choice.name,
-            pipeline_reason=choice.reason,
-            vae_decode_tiling=tiled_decode,
-            settings=settings.__dict__,
-        ) as span:
-            started = time.perf_counter()
-            control_image = None
-            if settings.control_image:
-                control_image, size_before = load_control_image(settings.control_image, settings.width, settings.height)
-                self.tracer.event(
-                    "control_image",
-                    path=settings.control_image,
-                    size_before=list(size_before),
-                    size_after=list(control_image.size),
-                    resize="scale to cover, center crop",
-                )
-            if prompt_embeds is None:
-                prompt_embeds = self.get_prompt_embeds([prompt], keep_text_states=True)
-            if negative_embeds is None and settings.guidance_scale > 1.0:
-                negative_embeds = self.get_prompt_embeds([settings.negative_prompt], keep_text_states=True)
-            with vae_decode_tiling(self.vae, tiled_decode):
-                frames, audio, sample_rate = run_pipeline(self, prompt_embeds, negative_embeds, settings, control_image)
-            clip = write_clip(output_path, frames, audio, sample_rate, settings.fps)
-            span.set(
-                output_path=output_path,
-                frames=frames,
-                audio=audio,
-                sample_rate=sample_rate,
-                bytes=output_path.stat().st_size,
-                seconds=time.perf_counter() - started,
-            )
-        return clip
-
     # -- unload_text_encoder -----------------------------------------------
     def unload_text_encoder(self) -> None:
         """Free the text encoder once every prompt it is needed for has been encoded."""
@@ -451,22 +265,38 @@ class LTX2Model(BaseModel):
             span.set(memory_after=memory_snapshot())
 
     # -- save_model --------------------------------------------------------
-    def save_model(self, folder: str | Path) -> Path:
-        """Save every component in diffusers layout (the whole model, e.g. after merging a LoRA)."""
-        from diffusers import LTX2Pipeline
+    def save_model(
+        self,
+        output_path: str | Path,
+        lora_state: dict[str, torch.Tensor],
+        fmt: str,
+        dtype: torch.dtype,
+        metadata: dict,
+        alpha: float,
+        fold_strength: bool = True,
+        rank: int | None = None,
+    ) -> Path:
+        """Write a LoRA trained on this model as one .safetensors file, atomically (every LoRA file the trainer
+        writes goes through here). `fmt`, `fold_strength` and the refusal of non-finite weights are
+        `toolkit.network.formats.save_lora`'s; the header also names this model's LTX-2 version."""
+        from toolkit.network.formats import save_lora
 
-        folder = Path(folder)
-        with self.tracer.span("save_model", output=folder, format="diffusers") as span:
+        output_path = Path(output_path)
+        with self.tracer.span(
+            "save_model", output=output_path, format=fmt, dtype=dtype, step=metadata.get("step"), tensors=len(lora_state)
+        ) as span:
             started = time.perf_counter()
-            pipeline = LTX2Pipeline(**{name: self.components[name] for name in COMPONENT_ORDER})
-            pipeline.save_pretrained(folder, safe_serialization=True)
-            files = sorted(p for p in folder.rglob("*") if p.is_file())
+            save_lora(
+                output_path, lora_state, fmt, dtype, {**self.metadata(), **metadata}, alpha, fold_strength, rank,
+                keys=self.lora_file_keys(),
+            )
             span.set(
-                files=len(files),
-                bytes=sum(p.stat().st_size for p in files),
+                files=[output_path],
+                bytes=output_path.stat().st_size,
+                strength_folded=fold_strength,
                 seconds=time.perf_counter() - started,
             )
-        return folder
+        return output_path
 
 
 def _resolve_device(device: str) -> str:

@@ -32,19 +32,6 @@ def _mel_filters(sample_rate: int, mel_bins: int) -> torch.Tensor:
     return torch.from_numpy(filters).float()  # (freq_bins, mel_bins)
 
 
-def resample(waveform: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
-    """Resample (..., samples) by band-limited interpolation in the frequency domain."""
-    if from_rate == to_rate:
-        return waveform
-    samples = waveform.shape[-1]
-    target = max(1, round(samples * to_rate / from_rate))
-    spectrum = torch.fft.rfft(waveform.float(), dim=-1)
-    keep = min(spectrum.shape[-1], target // 2 + 1)
-    resized = torch.zeros(*spectrum.shape[:-1], target // 2 + 1, dtype=spectrum.dtype, device=spectrum.device)
-    resized[..., :keep] = spectrum[..., :keep]
-    return torch.fft.irfft(resized, n=target, dim=-1) * (target / samples)
-
-
 def stereo(waveform: torch.Tensor) -> torch.Tensor:
     """(B, channels, samples) to two channels: mono is duplicated, extra channels dropped."""
     if waveform.shape[1] == 1:

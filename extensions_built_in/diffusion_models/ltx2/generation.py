@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
 from toolkit.models.generation import GeneratedClip, GenerationSettings  # noqa: F401 (this module's API)
 
@@ -137,9 +137,8 @@ def write_clip(path: Path, frames: torch.Tensor, audio: torch.Tensor, sample_rat
     """Write an .mp4 (H.264 + AAC) atomically: a temp file renamed into place."""
     from toolkit.data import AudioTrack, write_video
 
-    temporary = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
-    os.replace(temporary, path)
+    with atomic_write(path) as temporary:
+        write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
     return GeneratedClip(
         path=path,
         num_frames=frames.shape[0],

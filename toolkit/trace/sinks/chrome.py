@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from toolkit.atomic_write import atomic_write
 from toolkit.trace.errors import TraceSinkWarning
 from toolkit.trace.records import TraceRecord, json_safe
 from toolkit.trace.sinks.base import TraceSink
@@ -40,7 +41,6 @@ class ChromeTraceSink(TraceSink):
     def __init__(self, path: Path, origin_ts: float, flush_interval_s: float = 2.0) -> None:
         self.path = path
         self.name = str(path)
-        self._temporary_path = path.with_name(path.name + ".tmp")
         self._flush_interval_s = flush_interval_s
         self._events: list[str] = []
         self._origin_ts = self._load_previous_run(origin_ts)
@@ -132,9 +132,8 @@ class ChromeTraceSink(TraceSink):
         ]
         body = ",\n".join(self._events + still_open)
         tail = f'\n],"displayTimeUnit":"ms","otherData":{self._other_data}}}\n'
-        with open(self._temporary_path, "w", encoding="utf-8") as file:
-            file.write('{"traceEvents":[\n' + body + tail)
-        os.replace(self._temporary_path, self.path)
+        with atomic_write(self.path, durable=False) as temporary:  # rewritten every few seconds; see atomic_write
+            temporary.write_text('{"traceEvents":[\n' + body + tail, encoding="utf-8")
         finished = time.monotonic()
         self._next_flush = finished + max(self._flush_interval_s, 20 * (finished - started))
         self._dirty = False

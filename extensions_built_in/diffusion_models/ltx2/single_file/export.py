@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from toolkit.atomic_write import atomic_write
 from toolkit.errors import CheckpointError
 from .config import to_ltx_config
 from .header import version_from_diffusers_configs
@@ -80,9 +81,8 @@ def save_single_file(folder_or_components: str | Path | Mapping, path: str | Pat
         source = str(folder_or_components)
     merged = {key: tensor.detach().contiguous() for key, tensor in to_original_state_dict(state_dicts).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file(merged, str(temporary), metadata=single_file_metadata(configs, source))
-    temporary.replace(path)
+    with atomic_write(path) as temporary:
+        save_file(merged, str(temporary), metadata=single_file_metadata(configs, source))
     return path
 
 

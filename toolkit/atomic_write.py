@@ -1,0 +1,49 @@
+"""Write a file so that readers see the old file or the whole new one, never half of it.
+
+    with atomic_write(path) as temporary:
+        save_file(tensors, str(temporary))
+
+The body writes `temporary` (a fresh name in `path`'s folder, with `path`'s suffix, since
+writers such as PyAV pick the container by it); when the body returns, the file is flushed
+to disk (fsync) and renamed over `path` (`os.replace`, atomic within one file system). When
+the body raises, the temporary file is deleted and `path` is left as it was. Each call gets
+its own temporary name, so two processes writing the same path do not write into one file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def temporary_name(path: Path) -> Path:
+    """A hidden name beside `path` that no other writer uses: `.<stem>.<pid>.<random>.tmp<suffix>`."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+@contextmanager
+def atomic_write(path: str | Path, durable: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; rename it over `path` when the body succeeds.
+
+    `durable` flushes the file's bytes to disk before the rename, so a power cut leaves the old
+    file or the new one (not an empty one). A file rewritten every few seconds and worth nothing
+    after a crash (the Chrome trace) passes False and saves the fsync.
+    """
+    path = Path(path)
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        if durable:
+            flush_to_disk(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def flush_to_disk(path: Path) -> None:
+    """fsync a file written by someone else's writer (safetensors, torch.save, PyAV)."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
