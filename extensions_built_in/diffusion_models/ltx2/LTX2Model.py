@@ -259,8 +259,10 @@ class LTX2Model:
                 text_mask=text_mask if keep_text_states else None,
             )
             span.set(
-                tokens_kept=text_mask.sum(dim=1).tolist(),
-                truncated=[len(ids) > max_length for ids in tokenizer(prompts, verbose=False).input_ids],
+                lambda: {
+                    "tokens_kept": text_mask.sum(dim=1).tolist(),
+                    "truncated": [len(ids) > max_length for ids in tokenizer(prompts, verbose=False).input_ids],
+                },
                 text_states=text_states,
                 video_embeds=video_embeds,
                 audio_embeds=audio_embeds,
@@ -296,11 +298,11 @@ class LTX2Model:
         conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
         with self.tracer.span(
             "get_noise_prediction",
+            conditioning.trace_fields,
             video_latents=video_latents,
             audio_latents=audio_latents,
             sigmas=sigmas,
             fps=fps,
-            **conditioning.trace_fields(),
         ) as span:
             video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
             audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
@@ -308,8 +310,8 @@ class LTX2Model:
                 # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
                 self.tracer.event(
                     "i2v_conditioning",
+                    lambda: {"tokens_fixed_per_clip": (video_sigmas == 0).sum(dim=1)},
                     applied=True,
-                    tokens_fixed_per_clip=(video_sigmas == 0).sum(dim=1),
                     tokens_per_clip=video_tokens.shape[1],
                     tokens_per_frame=height * width,
                 )
@@ -398,7 +400,9 @@ class LTX2Model:
         """Free the text encoder once every prompt it is needed for has been encoded."""
         from toolkit.trace import memory_snapshot
 
-        with self.tracer.span("unload_text_encoder", encoders=["text_encoder"], memory_before=memory_snapshot()) as span:
+        with self.tracer.span(
+            "unload_text_encoder", lambda: {"memory_before": memory_snapshot()}, encoders=["text_encoder"]
+        ) as span:
             encoder = self.components.get("text_encoder")
             if encoder is not None:
                 encoder.to("cpu")
@@ -409,7 +413,7 @@ class LTX2Model:
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            span.set(memory_after=memory_snapshot())
+            span.set(lambda: {"memory_after": memory_snapshot()})
 
     # -- save_model --------------------------------------------------------
     def save_model(self, folder: str | Path) -> Path:
