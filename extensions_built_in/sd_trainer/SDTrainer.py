@@ -171,7 +171,7 @@ class SDTrainer(BaseProcess):
         checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
-            self._restore_ema(state.ema_state, latest)
+            self._restore_ema(state.ema_state, state.step, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         if state.scaler_state and self.updates.scaler.is_enabled():
@@ -186,9 +186,9 @@ class SDTrainer(BaseProcess):
         for warning in saved_file_warnings(self.config.save, final, self.network.kind):
             self.logger.warning(warning)
 
-    def _restore_ema(self, ema_state, checkpoint: Path) -> None:
+    def _restore_ema(self, ema_state, step: int, checkpoint: Path) -> None:
         if ema_state is not None:
-            self.ema.load_state_dict(ema_state)
+            self.ema.load_state_dict(ema_state, updates=step)
             return
         self.ema.reset()
         self.logger.warning(
