@@ -12,6 +12,7 @@ import importlib
 
 import pytest
 
+from extensions_built_in.diffusion_models.ltx2 import placement
 from extensions_built_in.diffusion_models.ltx2.timestep_conditioning import TimestepConditioning
 from extensions_built_in.sd_trainer import SDTrainer as trainer_module
 from tests.trainer.conftest import set_up_trainer, train_steps, write_config
@@ -56,6 +57,7 @@ def counter(monkeypatch, trainer):
     counter.wrap(describe_module, "describe_tensor", "describe_tensor")
     counter.wrap(describe_module, "describe_module", "describe_module")
     counter.wrap(trainer_module, "memory_snapshot", "memory_snapshot")
+    counter.wrap(placement, "memory_snapshot", "component_memory_snapshot")
     counter.wrap(trainer_module, "_clip_fields", "clip_fields")
     counter.wrap(TimestepConditioning, "trace_fields", "timestep_trace_fields")
     return counter
