@@ -10,9 +10,9 @@
 - conditioning: how much the prompt (and, for image-to-video, the first frame) changes
   the prediction.
 
-Each block goes to the console (a tree with a timestamp), the trace and TensorBoard
-(16_Inspection/...); all four are also written to <run>/inspection/step_NNNNNN/inspection.json
-beside the decoded media. The computations live in toolkit.monitoring; this file knows
+Each block goes to the console once (a tree with a timestamp: printed by the trace when it
+prints, by the logger otherwise), the trace and TensorBoard (16_Inspection/...); all four
+are also written to <run>/inspection/step_NNNNNN/inspection.json beside the decoded media. The computations live in toolkit.monitoring; this file knows
 where LTX-2 and the trainer keep the tensors.
 """
 
@@ -78,8 +78,10 @@ class InspectionCallback(TrainingCallback):
 
     def _report(self, trainer, step: int, kind: str, data: dict, timestamp: str) -> None:
         text = format_block(f"Inspection: {kind}", step, data, timestamp)
-        trainer.logger.info("%s", text)
-        trainer.tracer.event(f"inspection_{kind}", step=step, **flat_fields(data))
+        # One printer: a trace with a console prints the block (the tree under its line); else the logger does.
+        trainer.tracer.event(f"inspection_{kind}", lambda: {**flat_fields(data), "block": text}, step=step)
+        if not _trace_prints(trainer.tracer):
+            trainer.logger.info("%s", text)
         if not self.tensorboard.enabled:
             return
         writer = self.tensorboard.writer
@@ -101,6 +103,11 @@ class InspectionCallback(TrainingCallback):
             rate = audio.getframerate()
         mono = torch.from_numpy(samples.mean(axis=1) / 32767.0).float()
         writer.add_audio(f"{TENSORBOARD_CATEGORY}/outputs/predicted_audio", mono.clamp(-1, 1), step, rate)
+
+
+def _trace_prints(tracer) -> bool:
+    """Whether the trace prints its records on the console (it is on, with its console sink)."""
+    return bool(tracer.enabled) and "console" in getattr(tracer, "sink_names", ())
 
 
 # -- inputs ----------------------------------------------------------------------

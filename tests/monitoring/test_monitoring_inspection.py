@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import re
@@ -71,13 +72,16 @@ def inspected_run(tiny_model_dir, tmp_path_factory):
     spy = DetailsSpy()
     trainer._build_callbacks = lambda: SDTrainer._build_callbacks(trainer) + [spy]
     reset_tracer()
+    stdout = io.StringIO()  # the trace's console: it prints the inspection blocks (model.verbose is on)
     try:
-        trainer.run()
+        with contextlib.redirect_stdout(stdout):
+            trainer.run()
     finally:
         reset_tracer()
         LogManager.get_instance().cleanup()
     run_folder = folder / "output" / "inspect_run"
-    return SimpleNamespace(trainer=trainer, spy=spy, folder=run_folder, log=(run_folder / "train.log").read_text())
+    log = (run_folder / "train.log").read_text()
+    return SimpleNamespace(trainer=trainer, spy=spy, folder=run_folder, log=log, stdout=stdout.getvalue())
 
 
 def blocks(run, step: int) -> dict:
@@ -87,13 +91,15 @@ def blocks(run, step: int) -> dict:
 def test_blocks_appear_at_steps_0_5_10_on_console_trace_and_disk(inspected_run):
     run = inspected_run
     for kind in KINDS:
-        steps = [int(s) for s in re.findall(rf"=== Inspection: {kind} - step (\d+) ===", run.log)]
+        # One printer: the trace's console prints each block (its tree under the event's line), the log has none.
+        steps = [int(s) for s in re.findall(rf"\[VERBOSE\]\s+=== Inspection: {kind} - step (\d+) ===", run.stdout)]
         assert steps == INSPECTED, kind
-    header = r"=== Inspection: inputs - step 5 ===\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n├── clip: "
-    assert re.search(header, run.log)
+        assert f"=== Inspection: {kind}" not in run.log
+    header = r"=== Inspection: inputs - step 5 ===\n\[VERBOSE\]\s+Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n\[VERBOSE\]\s+├── clip: "
+    assert re.search(header, run.stdout)
     assert sorted(p.name for p in (run.folder / "inspection").iterdir()) == ["step_000000", "step_000005", "step_000010"]
     assert sorted(run.spy.details) == INSPECTED  # the trainer kept the step's tensors only when inspecting
-    assert "Latent encoding: 4 clips in " in run.log and "(direct 4)" in run.log  # the caching report
+    assert "Latent encoding: 4 clips in " in run.log + run.stdout  # the caching report
     records = [json.loads(line) for line in (run.folder / "trace.jsonl").read_text().splitlines()]
     for kind in KINDS:
         assert [r["fields"]["step"] for r in records if r["name"] == f"inspection_{kind}"] == INSPECTED
@@ -309,3 +315,29 @@ def test_small_computations():
         "│   └── note: x",
         "└── fps: 24",
     ]
+
+
+@pytest.mark.parametrize("trace", ["off", "console", "files only"])
+def test_each_block_is_printed_once(trace, tmp_path, capsys):
+    from toolkit.trace import TraceConfig, get_tracer, init_tracer
+
+    if trace != "off":
+        init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=trace == "console", heartbeat_s=0))
+    logged = []
+    trainer = SimpleNamespace(tracer=get_tracer(), logger=SimpleNamespace(info=lambda fmt, text: logged.append(text)))
+    callback = InspectionCallback(5, tmp_path, SimpleNamespace(enabled=False))
+    try:
+        callback._report(trainer, 5, "outputs", {"video": {"mse": 0.25}}, "2026-01-01 00:00:00")
+    finally:
+        reset_tracer()
+    printed = capsys.readouterr().out
+    tree = "=== Inspection: outputs - step 5 ===\nTimestamp: 2026-01-01 00:00:00\n└── video: mse=0.25"
+    if trace == "console":
+        assert logged == [] and printed.count("=== Inspection: outputs - step 5 ===") == 1
+        assert "[VERBOSE] inspection_outputs step=5 video.mse=0.25\n[VERBOSE]   === Inspection" in printed
+    else:
+        assert logged == [tree] and printed == ""
+    if trace != "off":
+        records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+        (event,) = [r for r in records if r["name"] == "inspection_outputs"]
+        assert event["fields"] == {"step": 5, "video.mse": 0.25, "block": tree}

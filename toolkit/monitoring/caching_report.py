@@ -85,4 +85,4 @@ class CachingReport:
     def publish(self, logger, tracer) -> None:
         """Print the summary through `logger` and write the report to the trace."""
         logger.info("%s", self.summary())
-        tracer.event("latent_caching_report", self.fields)
+        tracer.event("latent_caching_report", **self.fields())

@@ -361,7 +361,7 @@ def _release_memory() -> None:
 
 
 def _publish(report: EncodeReport, tracer) -> None:
-    tracer.event("latent_encode", report.fields)
+    tracer.event("latent_encode", **report.fields())
     if tracer.enabled:
         _logger.info("%s", report.summary())
     for collector in _collectors:
