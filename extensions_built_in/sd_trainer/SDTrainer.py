@@ -176,7 +176,7 @@ class SDTrainer(BaseProcess):
         checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
-            self._restore_ema(state.ema_state, latest)
+            self._restore_ema(state.ema_state, state.step, latest)
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         if state.scaler_state and self.updates.scaler.is_enabled():
@@ -191,9 +191,9 @@ class SDTrainer(BaseProcess):
         for warning in saved_file_warnings(self.config.save, final, self.network.kind):
             self.logger.warning(warning)
 
-    def _restore_ema(self, ema_state, checkpoint: Path) -> None:
+    def _restore_ema(self, ema_state, step: int, checkpoint: Path) -> None:
         if ema_state is not None:
-            self.ema.load_state_dict(ema_state)
+            self.ema.load_state_dict(ema_state, updates=step)
             return
         self.ema.reset()
         self.logger.warning(
@@ -247,7 +247,6 @@ class SDTrainer(BaseProcess):
         A step whose loss or gradients are not finite updates nothing (see nonfinite.py).
         """
         train = self.config.train
-        traced = self.tracer.should_trace_step(step)
         keep_details = any(callback.wants_details(step) for callback in getattr(self, "callbacks", []))
         started = time.perf_counter()
         self.data_seconds = 0.0
@@ -290,8 +289,8 @@ class SDTrainer(BaseProcess):
                 step_seconds=result.seconds,
                 data_seconds=result.data_seconds,
                 skipped=result.skipped,
-                memory=memory_snapshot() if traced else None,
             )
+            span.set(lambda: {"memory": memory_snapshot()})
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
 
@@ -399,10 +398,8 @@ class SDTrainer(BaseProcess):
 
     def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
         """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
-        clips = [str(e.path) for _, e in members]
-        audio_trained = [e.train_audio for _, e in members]
         with self._autocast(), self.tracer.span(
-            "predict_noise", kind=kind, sigmas=sigmas, clips=clips, audio_trained=audio_trained, **fields
+            "predict_noise", lambda: _clip_fields(members), kind=kind, sigmas=sigmas, **fields
         ):
             return self.model.get_noise_prediction(
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
@@ -463,6 +460,11 @@ class SDTrainer(BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
+
+
+def _clip_fields(members) -> dict:
+    """The trace's view of a prediction's clips (built only when the trace is on)."""
+    return {"clips": [str(e.path) for _, e in members], "audio_trained": [e.train_audio for _, e in members]}
 
 
 def _check_datasets(datasets) -> None:

@@ -1,8 +1,10 @@
-"""EMA of the LoRA weights: ema = decay * ema + (1 - decay) * weights, after each optimizer step.
+"""EMA of the LoRA weights, kept by diffusers' `EMAModel` and updated after each optimizer step.
 
-The EMA is a training callback (updated through `on_optimizer_step`, inside
-the step's trace span), saved beside the LoRA under the LoRA's own key names,
-restored on resume, and swapped into the adapter while samples are made.
+`train.ema_config.ema_decay` is the decay of every update; as in diffusers, the first
+update takes the weights as they are (there is nothing to average yet). The EMA is a
+training callback (updated through `on_optimizer_step`, inside the step's trace span),
+saved beside the LoRA under the LoRA's own key names, restored on resume, and swapped
+into the adapter while samples are made.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from diffusers.training_utils import EMAModel
 
 from toolkit.trace import get_tracer
 
@@ -18,43 +21,44 @@ from .callbacks import TrainingCallback
 
 
 class LoraEMA(TrainingCallback):
-    """A float32 shadow copy of every trainable LoRA weight."""
+    """A float32 moving average of every trainable LoRA weight."""
 
     def __init__(self, network, decay: float):
         self.network = network
         self.decay = decay
         # The parameter objects are kept: the adapter's own list omits them while it is disabled.
         self.parameters = dict(network.named_parameters())
-        self.shadow = {name: p.detach().float().clone() for name, p in self.parameters.items()}
+        self.average = self._new_average()
 
-    @torch.no_grad()
+    def _new_average(self) -> EMAModel:
+        # min_decay = decay: a constant decay after the first update (no warm-up ramp).
+        average = EMAModel(list(self.parameters.values()), decay=self.decay, min_decay=self.decay)
+        average.to(dtype=torch.float32)
+        return average
+
     def reset(self) -> None:
         """Start over from the adapter's current weights (a resume from a save without EMA weights)."""
-        self.shadow = {name: p.detach().float().clone() for name, p in self.parameters.items()}
+        self.average = self._new_average()
 
     def on_optimizer_step(self, trainer, step: int) -> None:
         self.update(step)
 
-    @torch.no_grad()
     def update(self, step: int) -> None:
-        for name, parameter in self.parameters.items():
-            self.shadow[name].lerp_(parameter.detach().float(), 1.0 - self.decay)
-        get_tracer().event("ema_update", step=step, decay=self.decay, tensors=len(self.shadow))
-
-    @torch.no_grad()
-    def _swap(self) -> None:
-        for name, parameter in self.parameters.items():
-            live = parameter.detach().clone()
-            parameter.copy_(self.shadow[name].to(parameter.dtype))
-            self.shadow[name] = live.float()
+        self.average.step(list(self.parameters.values()))
+        get_tracer().event(
+            "ema_update", step=step, decay=self.average.cur_decay_value, tensors=len(self.average.shadow_params)
+        )
 
     @contextlib.contextmanager
     def _swapped(self) -> Iterator[None]:
-        self._swap()
+        """Inside, the adapter's parameters hold the EMA weights; the trained ones come back on exit."""
+        parameters = list(self.parameters.values())
+        self.average.store(parameters)
+        self.average.copy_to(parameters)
         try:
             yield
         finally:
-            self._swap()
+            self.average.restore(parameters)
 
     @contextlib.contextmanager
     def applied(self, reason: str) -> Iterator[None]:
@@ -68,7 +72,9 @@ class LoraEMA(TrainingCallback):
         with self._swapped():
             return {name: tensor.detach().clone() for name, tensor in self.network.state_dict().items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore EMA weights saved by `state_dict` (the trained weights stay as they are)."""
+    def load_state_dict(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        """Restore EMA weights saved by `state_dict` after `updates` optimizer steps (the trained weights stay)."""
         with self._swapped():
             self.network.load_state_dict(state)
+            restored = [parameter.detach().float().clone() for parameter in self.parameters.values()]
+        self.average.load_state_dict({"shadow_params": restored, "optimization_step": updates})

@@ -4,14 +4,15 @@
   masks, the clip's audio segment (length, level), timestep and sigma;
 - outputs: the first and last values of prediction and target per stream, MSE, cosine
   similarity, and the predicted clean latent decoded to a frame (.png) and audio (.wav);
-- attention: LTX-2's audio-to-video and video-to-audio cross-attention per block, read by
-  hooks during one extra no-grad forward with the step's inputs;
+- attention: LTX-2's cross-attention per block (text to video, text to audio, audio to video,
+  video to audio), read from the query and key the model computes by probing processors
+  during one extra no-grad forward with the step's inputs;
 - conditioning: how much the prompt (and, for image-to-video, the first frame) changes
   the prediction.
 
-Each block goes to the console (a tree with a timestamp), the trace and TensorBoard
-(16_Inspection/...); all four are also written to <run>/inspection/step_NNNNNN/inspection.json
-beside the decoded media. The computations live in toolkit.monitoring; this file knows
+Each block goes to the console once (a tree with a timestamp: printed by the trace when it
+prints, by the logger otherwise), the trace and TensorBoard (16_Inspection/...); all four
+are also written to <run>/inspection/step_NNNNNN/inspection.json beside the decoded media. The computations live in toolkit.monitoring; this file knows
 where LTX-2 and the trainer keep the tensors.
 """
 
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 
 from extensions_built_in.diffusion_models.ltx2 import latent_layout, placement
+from extensions_built_in.diffusion_models.ltx2.attention_probes import cross_attention_modules
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import TIMESTEP_SCALE
 from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
 from toolkit.data import read_video
-from toolkit.monitoring.attention_stats import CrossAttentionProbe
+from toolkit.monitoring.attention_stats import AttentionProbe
 from toolkit.monitoring.inspection import (
     audio_level,
     compare_stream,
@@ -45,7 +47,6 @@ from toolkit.monitoring.inspection import (
 from .callbacks import StepDetails, StepResult, TrainingCallback
 
 TENSORBOARD_CATEGORY = "16_Inspection"
-CROSS_ATTENTION = ("audio_to_video_attn", "video_to_audio_attn")
 
 
 class InspectionCallback(TrainingCallback):
@@ -77,8 +78,10 @@ class InspectionCallback(TrainingCallback):
 
     def _report(self, trainer, step: int, kind: str, data: dict, timestamp: str) -> None:
         text = format_block(f"Inspection: {kind}", step, data, timestamp)
-        trainer.logger.info("%s", text)
-        trainer.tracer.event(f"inspection_{kind}", step=step, **flat_fields(data))
+        # One printer: a trace with a console prints the block (the tree under its line); else the logger does.
+        trainer.tracer.event(f"inspection_{kind}", lambda: {**flat_fields(data), "block": text}, step=step)
+        if not _trace_prints(trainer.tracer):
+            trainer.logger.info("%s", text)
         if not self.tensorboard.enabled:
             return
         writer = self.tensorboard.writer
@@ -100,6 +103,11 @@ class InspectionCallback(TrainingCallback):
             rate = audio.getframerate()
         mono = torch.from_numpy(samples.mean(axis=1) / 32767.0).float()
         writer.add_audio(f"{TENSORBOARD_CATEGORY}/outputs/predicted_audio", mono.clamp(-1, 1), step, rate)
+
+
+def _trace_prints(tracer) -> bool:
+    """Whether the trace prints its records on the console (it is on, with its console sink)."""
+    return bool(tracer.enabled) and "console" in getattr(tracer, "sink_names", ())
 
 
 # -- inputs ----------------------------------------------------------------------
@@ -208,7 +216,6 @@ def rerun_blocks(trainer, details: StepDetails) -> dict:
     model = trainer.model
     mask = details.video_loss_mask
     video_sigmas = None if mask is None else details.sigmas[:, None] * mask.flatten(1)
-    modules = {name: module for name, module in model.transformer.named_modules() if name.endswith(CROSS_ATTENTION)}
 
     def predict(prompt: PromptEmbeds, noisy_video: torch.Tensor, token_sigmas: torch.Tensor | None):
         with trainer._autocast():
@@ -216,7 +223,7 @@ def rerun_blocks(trainer, details: StepDetails) -> dict:
                 noisy_video, details.noisy_audio, details.sigmas, prompt, fps=details.fps, video_sigmas=token_sigmas
             )
 
-    with CrossAttentionProbe(modules) as probe:
+    with AttentionProbe(cross_attention_modules(model.transformer)) as probe:
         conditioned = predict(details.prompt, details.noisy_video, video_sigmas)
     empty = PromptEmbeds.cat([PromptEmbeds(**trainer.empty_prompt)] * details.sigmas.shape[0]).to(model.device)
     unconditioned = predict(empty, details.noisy_video, video_sigmas)
@@ -231,7 +238,7 @@ def rerun_blocks(trainer, details: StepDetails) -> dict:
     }
     if mask is not None:
         conditioning["first_frame_effect"] = {"video": first_frame_effect(details, predict, conditioned.video)}
-    attention = {name.removesuffix("_attn"): stats.as_dict() for name, stats in probe.results.items()}
+    attention = {name: stats.as_dict() for name, stats in probe.results.items()}
     return {"attention": attention, "conditioning": conditioning}
 
 

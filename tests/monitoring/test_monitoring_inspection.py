@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import re
@@ -21,7 +22,8 @@ from extensions_built_in.sd_trainer.i2v import FirstFrameCondition
 from extensions_built_in.sd_trainer.inspection_callback import InspectionCallback, outputs_block, rerun_blocks
 from extensions_built_in.sd_trainer.SDTrainer import SDTrainer
 from tests.trainer.conftest import build_trainer, write_config
-from toolkit.monitoring.attention_stats import CrossAttentionProbe, attention_weights
+from extensions_built_in.diffusion_models.ltx2.attention_probes import cross_attention_modules
+from toolkit.monitoring.attention_stats import AttentionProbe, ProbingProcessor
 from toolkit.monitoring.inspection import audio_level, format_block, predicted_clean, relative_change
 from toolkit.trace import reset_tracer
 
@@ -29,7 +31,7 @@ STEPS = 11
 EVERY = 5
 INSPECTED = [0, 5, 10]
 KINDS = ("inputs", "outputs", "attention", "conditioning")
-CROSS_ATTENTION = ("audio_to_video_attn", "video_to_audio_attn")
+STREAMS = ("audio_to_video", "text_to_audio", "text_to_video", "video_to_audio")
 
 
 class DetailsSpy(TrainingCallback):
@@ -70,13 +72,16 @@ def inspected_run(tiny_model_dir, tmp_path_factory):
     spy = DetailsSpy()
     trainer._build_callbacks = lambda: SDTrainer._build_callbacks(trainer) + [spy]
     reset_tracer()
+    stdout = io.StringIO()  # the trace's console: it prints the inspection blocks (model.verbose is on)
     try:
-        trainer.run()
+        with contextlib.redirect_stdout(stdout):
+            trainer.run()
     finally:
         reset_tracer()
         LogManager.get_instance().cleanup()
     run_folder = folder / "output" / "inspect_run"
-    return SimpleNamespace(trainer=trainer, spy=spy, folder=run_folder, log=(run_folder / "train.log").read_text())
+    log = (run_folder / "train.log").read_text()
+    return SimpleNamespace(trainer=trainer, spy=spy, folder=run_folder, log=log, stdout=stdout.getvalue())
 
 
 def blocks(run, step: int) -> dict:
@@ -86,13 +91,15 @@ def blocks(run, step: int) -> dict:
 def test_blocks_appear_at_steps_0_5_10_on_console_trace_and_disk(inspected_run):
     run = inspected_run
     for kind in KINDS:
-        steps = [int(s) for s in re.findall(rf"=== Inspection: {kind} - step (\d+) ===", run.log)]
+        # One printer: the trace's console prints each block (its tree under the event's line), the log has none.
+        steps = [int(s) for s in re.findall(rf"\[VERBOSE\]\s+=== Inspection: {kind} - step (\d+) ===", run.stdout)]
         assert steps == INSPECTED, kind
-    header = r"=== Inspection: inputs - step 5 ===\nTimestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n├── clip: "
-    assert re.search(header, run.log)
+        assert f"=== Inspection: {kind}" not in run.log
+    header = r"=== Inspection: inputs - step 5 ===\n\[VERBOSE\]\s+Timestamp: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\n\[VERBOSE\]\s+├── clip: "
+    assert re.search(header, run.stdout)
     assert sorted(p.name for p in (run.folder / "inspection").iterdir()) == ["step_000000", "step_000005", "step_000010"]
     assert sorted(run.spy.details) == INSPECTED  # the trainer kept the step's tensors only when inspecting
-    assert "Latent encoding: 4 clips in " in run.log and "(direct 4)" in run.log  # the caching report
+    assert "Latent encoding: 4 clips in " in run.log + run.stdout  # the caching report
     records = [json.loads(line) for line in (run.folder / "trace.jsonl").read_text().splitlines()]
     for kind in KINDS:
         assert [r["fields"]["step"] for r in records if r["name"] == f"inspection_{kind}"] == INSPECTED
@@ -128,9 +135,15 @@ def test_input_values_match_the_steps_tensors(inspected_run):
         details = inspected_run.spy.details[step]
         inputs = blocks(inspected_run, step)["inputs"]
         assert inputs["caption"] == details.captions[0] and inputs["clip"] == details.paths[0]
-        # The tiny tokenizer is byte-level: every character is kept, none truncated at max_length 128.
-        assert inputs["tokens"]["decoded"] == details.captions[0]
-        assert inputs["tokens"]["truncated"] is False
+        # The tiny tokenizer is byte-level: every character is kept, none truncated at max_length 128;
+        # the special tokens are shown, as the model gets them.
+        tokens = inputs["tokens"]
+        assert tokens["decoded"] == "<bos>" + details.captions[0] and tokens["special_tokens"] == ["<bos>"]
+        assert tokens["truncated"] is False and tokens["tokens_kept"] == len(details.captions[0].encode()) + 1
+        assert tokens["padding_tokens"] == 128 - tokens["tokens_kept"]
+        tokenizer = inspected_run.trainer.model.tokenizer
+        assert tokens["input_ids_first_20"] == tokenizer(details.captions[0]).input_ids[:20]
+        assert tokens["input_ids_first_20"][0] == tokenizer.bos_token_id
         assert inputs["latents"]["video"]["shape"] == list(details.video_latents.shape) == [1, 4, 2, 8, 8]
         assert inputs["latents"]["audio"]["mean"] == pytest.approx(details.audio_latents.mean().item(), abs=1e-6)
         assert inputs["prompt_embeds"]["video"]["shape"] == list(details.prompt.video_embeds.shape)
@@ -155,9 +168,11 @@ def test_decoded_frame_and_audio_are_saved(inspected_run):
 def test_attention_and_conditioning_blocks(inspected_run):
     data = blocks(inspected_run, 5)
     attention = data["attention"]
-    assert sorted(attention) == [f"transformer_blocks.{b}.{d}" for b in (0, 1) for d in ("audio_to_video", "video_to_audio")]
+    assert sorted(attention) == [f"transformer_blocks.{b}.{d}" for b in (0, 1) for d in STREAMS]
     audio_to_video = attention["transformer_blocks.0.audio_to_video"]
     assert (audio_to_video["queries"], audio_to_video["keys"]) == (128, 10)  # video tokens attend to audio tokens
+    text_to_audio = attention["transformer_blocks.0.text_to_audio"]
+    assert (text_to_audio["queries"], text_to_audio["keys"]) == (10, 128)  # audio tokens attend to the prompt
     for stats in attention.values():
         assert 0 < stats["entropy"] <= math.log(stats["keys"]) + 1e-5
         assert 1 / stats["keys"] - 1e-6 <= stats["max_weight"] <= stats["peak_weight"] <= 1
@@ -166,11 +181,11 @@ def test_attention_and_conditioning_blocks(inspected_run):
     assert effect["video"] > 0 and effect["audio"] > 0
 
 
-def test_no_hooks_are_left_on_the_transformer(inspected_run):
+def test_the_transformer_gets_its_own_processors_back(inspected_run):
     transformer = inspected_run.trainer.model.transformer
-    probed = [m for name, m in transformer.named_modules() if name.endswith(CROSS_ATTENTION)]
-    assert len(probed) == 4
+    assert len(cross_attention_modules(transformer)) == 8
     for module in transformer.modules():
+        assert not isinstance(getattr(module, "processor", None), ProbingProcessor)
         assert not module._forward_hooks and not module._forward_pre_hooks
 
 
@@ -182,53 +197,55 @@ def test_tensorboard_gets_the_inspection_category(inspected_run):
     assert [e.step for e in events.Scalars("16_Inspection/outputs/video/mse")] == INSPECTED
     assert [e.step for e in events.Scalars("16_Inspection/conditioning/prompt_effect/video")] == INSPECTED
     assert "16_Inspection/attention/transformer_blocks.1.video_to_audio/entropy" in tags["scalars"]
+    assert "16_Inspection/attention/transformer_blocks.0.text_to_video/entropy" in tags["scalars"]
     assert "16_Inspection/outputs/predicted_frame" in tags["images"]
     assert "16_Inspection/outputs/predicted_audio" in tags["audio"]
 
 
-def test_recomputed_attention_weights_reproduce_the_modules_output(tiny_model):
+def _tiny_inputs(tiny_model):
     generator = torch.Generator().manual_seed(0)
     video = tiny_model.encode_images(torch.rand(1, 3, 9, 64, 64, generator=generator) * 2 - 1).latents
     audio = tiny_model.encode_audio(torch.randn(1, 1, 6000, generator=generator) * 0.1, 16000).latents
-    prompt = tiny_model.get_prompt_embeds(["a red square"])
-    calls = {}
-    modules = {n: m for n, m in tiny_model.transformer.named_modules() if n.endswith(CROSS_ATTENTION)}
+    return video, audio, tiny_model.get_prompt_embeds(["a red square"])
+
+
+def test_the_weights_from_the_seen_query_and_key_rebuild_each_modules_output(tiny_model):
+    video, audio, prompt = _tiny_inputs(tiny_model)
+    modules = cross_attention_modules(tiny_model.transformer)
+    seen = {}
 
     def keep(name):
-        def hook(module, args, kwargs, output):
-            calls[name] = (kwargs, args, output)
+        return lambda call, hidden_states, output: seen.setdefault(name, (call, output))
 
-        return hook
-
-    handles = [m.register_forward_hook(keep(n), with_kwargs=True) for n, m in modules.items()]
-    try:
-        with torch.no_grad(), CrossAttentionProbe(modules) as probe:
-            tiny_model.get_noise_prediction(video, audio, torch.tensor([0.5]), prompt, fps=24.0)
-    finally:
-        for handle in handles:
-            handle.remove()
-    assert all(not m._forward_hooks for m in modules.values())
+    with torch.no_grad(), AttentionProbe(modules) as probe:
+        for name, module in modules.items():  # a second wrapper on top of the probe's, to see the same calls
+            module.set_processor(ProbingProcessor(module.processor, keep(name)))
+        tiny_model.get_noise_prediction(video, audio, torch.tensor([0.5]), prompt, fps=24.0)
+    assert sorted(seen) == sorted(modules) == sorted(probe.results)
     for name, module in modules.items():
-        kwargs, args, output = calls[name]
-        hidden_states = args[0]
-        weights = attention_weights(module, hidden_states, **kwargs)
-        values = module.to_v(kwargs["encoder_hidden_states"]).unflatten(2, (module.heads, -1)).transpose(1, 2)
-        rebuilt = module.to_out[0]((weights @ values).transpose(1, 2).flatten(2))
-        torch.testing.assert_close(rebuilt, output, rtol=1e-4, atol=1e-5)
-        entropy = -(weights * weights.log()).sum(-1).mean().item()
+        call, output = seen[name]
+        weights = call.weights()
+        rebuilt = module.to_out[0]((weights @ call.value.transpose(1, 2).float()).transpose(1, 2).flatten(2))
+        torch.testing.assert_close(rebuilt, output.float(), rtol=1e-4, atol=1e-5)
+        entropy = -(weights * weights.clamp(min=1e-12).log()).sum(-1).mean().item()
         stats = probe.results[name]
         assert stats.entropy == pytest.approx(entropy, rel=1e-4)
         assert stats.max_weight == pytest.approx(weights.max(-1).values.mean().item(), rel=1e-5)
         received = weights.sum(dim=(0, 1, 2))
         assert stats.share_on_top_key == pytest.approx((received.max() / received.sum()).item(), rel=1e-5)
+    text_call = seen["transformer_blocks.0.text_to_video"][0]
+    assert text_call.key.shape[1] == prompt.video_embeds.shape[1] and text_call.mask is not None
+    for module in modules.values():
+        assert not isinstance(module.processor, ProbingProcessor)
 
 
-def test_probe_removes_its_hooks_when_the_forward_fails(tiny_model):
+def test_probe_puts_the_processors_back_when_the_forward_fails(tiny_model):
     module = tiny_model.transformer.transformer_blocks[0].audio_to_video_attn
+    original = module.processor
     with pytest.raises(RuntimeError, match="mat1 and mat2"):
-        with CrossAttentionProbe({"a2v": module}):
+        with AttentionProbe({"a2v": module}):
             module(torch.zeros(1, 4, 3))
-    assert not module._forward_hooks
+    assert module.processor is original
 
 
 def test_inspection_is_a_callback_only_when_asked():
@@ -298,3 +315,29 @@ def test_small_computations():
         "│   └── note: x",
         "└── fps: 24",
     ]
+
+
+@pytest.mark.parametrize("trace", ["off", "console", "files only"])
+def test_each_block_is_printed_once(trace, tmp_path, capsys):
+    from toolkit.trace import TraceConfig, get_tracer, init_tracer
+
+    if trace != "off":
+        init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=trace == "console", heartbeat_s=0))
+    logged = []
+    trainer = SimpleNamespace(tracer=get_tracer(), logger=SimpleNamespace(info=lambda fmt, text: logged.append(text)))
+    callback = InspectionCallback(5, tmp_path, SimpleNamespace(enabled=False))
+    try:
+        callback._report(trainer, 5, "outputs", {"video": {"mse": 0.25}}, "2026-01-01 00:00:00")
+    finally:
+        reset_tracer()
+    printed = capsys.readouterr().out
+    tree = "=== Inspection: outputs - step 5 ===\nTimestamp: 2026-01-01 00:00:00\n└── video: mse=0.25"
+    if trace == "console":
+        assert logged == [] and printed.count("=== Inspection: outputs - step 5 ===") == 1
+        assert "[VERBOSE] inspection_outputs step=5 video.mse=0.25\n[VERBOSE]   === Inspection" in printed
+    else:
+        assert logged == [tree] and printed == ""
+    if trace != "off":
+        records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+        (event,) = [r for r in records if r["name"] == "inspection_outputs"]
+        assert event["fields"] == {"step": 5, "video.mse": 0.25, "block": tree}

@@ -81,3 +81,14 @@ def test_short_spans_get_no_heartbeat(capsys):
             time.sleep(0.05)
     reset_tracer()
     assert "still running" not in capsys.readouterr().out
+
+
+def test_multi_line_text_follows_its_line_indented(capsys):
+    from toolkit.trace.records import TraceRecord
+    from toolkit.trace.sinks.console import format_record
+
+    record = TraceRecord(type="event", name="inspection_inputs", ts=0.0, depth=1, pid=1, tid=1,
+                         fields={"step": 5, "block": "=== A ===\n└── b: 1", "clip": "x.mp4"})
+    assert format_record(record) == (
+        "[VERBOSE]   inspection_inputs step=5 clip=x.mp4\n[VERBOSE]     === A ===\n[VERBOSE]     └── b: 1"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 
@@ -134,3 +135,31 @@ def test_should_trace_step_first_steps_then_every_n(tmp_path):
     assert all(every_step.should_trace_step(step) for step in range(5))
     tracer.close()
     every_step.close()
+
+
+def test_lazy_fields_are_called_only_by_the_enabled_tracer(tmp_path):
+    calls = []
+
+    def costly() -> dict:
+        calls.append(1)
+        return {"tokens": torch.arange(4)}
+
+    null = get_tracer()
+    with null.span("encode", costly, clip="a") as span:
+        span.set(costly)
+        null.event("noise", costly)
+    assert calls == []
+    tracer = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
+    with tracer.span("encode", costly, clip="a") as span:
+        span.set(costly, kept=2)
+        tracer.event("noise", costly)
+    reset_tracer()
+    assert len(calls) == 3
+    records = [json.loads(line) for line in (tmp_path / "trace.jsonl").read_text().splitlines()]
+    begin, event, end = (
+        next(r for r in records if r["type"] == kind and r["name"] == name)
+        for kind, name in (("span_begin", "encode"), ("event", "noise"), ("span_end", "encode"))
+    )
+    assert begin["fields"]["clip"] == "a" and begin["fields"]["tokens"]["shape"] == [4]
+    assert event["fields"]["tokens"]["max"] == 3
+    assert end["fields"]["kept"] == 2 and end["fields"]["tokens"]["min"] == 0

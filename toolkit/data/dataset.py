@@ -151,6 +151,7 @@ class MediaDataset(Dataset[MediaItem]):
         self._variants = self._flipped_variants()
         get_tracer().event(
             "dataset_scan",
+            lambda: {"buckets": {str(key): count for key, count in Counter(self.batch_keys()).items()}},
             folder=str(self.folder),
             files=len(self._entries),
             items=len(self),
@@ -158,7 +159,6 @@ class MediaDataset(Dataset[MediaItem]):
             num_repeats=num_repeats,
             frame_selection="spread" if shrink_video_to_frames else "start",
             skipped=len(self.skipped),
-            buckets={str(key): count for key, count in Counter(self.batch_keys()).items()},
         )
 
     def __len__(self) -> int:

@@ -22,6 +22,7 @@ from toolkit.trace import describe_tensor
 from toolkit.trace.sinks.console import format_value
 
 EDGE_VALUES = 10
+FIRST_TOKEN_IDS = 20
 SILENCE_DB = -120.0  # what the level of digital silence is reported as (log of zero has no value)
 
 
@@ -81,15 +82,21 @@ def predicted_clean(noisy: torch.Tensor, velocity: torch.Tensor, sigmas: torch.T
 
 
 def token_summary(tokenizer, text: str, max_length: int) -> dict[str, Any]:
-    """What the tokenizer keeps of `text` at `max_length`: the count, whether it cut, and the kept text decoded."""
+    """What the tokenizer makes of `text` at `max_length`, special tokens shown: the count kept, whether it
+    cut, the padding the model sees (`max_length` minus the kept tokens), the kept sequence decoded with its
+    special tokens, which special tokens it holds, and its first token ids."""
     kept = tokenizer(text.strip(), truncation=True, max_length=max_length, add_special_tokens=True).input_ids
     whole = tokenizer(text.strip(), add_special_tokens=True, verbose=False).input_ids
+    special_ids = set(tokenizer.all_special_ids)
     return {
         "tokens_kept": len(kept),
         "tokens_in_caption": len(whole),
         "max_length": max_length,
+        "padding_tokens": max_length - len(kept),
         "truncated": len(whole) > len(kept),
-        "decoded": tokenizer.decode(kept, skip_special_tokens=True),
+        "decoded": tokenizer.decode(kept, skip_special_tokens=False),
+        "special_tokens": tokenizer.convert_ids_to_tokens([i for i in kept if i in special_ids]),
+        f"input_ids_first_{FIRST_TOKEN_IDS}": kept[:FIRST_TOKEN_IDS],
     }
 
 

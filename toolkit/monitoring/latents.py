@@ -10,7 +10,8 @@ propagates as it is, and when every strategy runs out of memory the run stops wi
 no made-up latents to fall back on, they would silently train the LoRA on noise.
 
 Each encode yields an `EncodeReport` (strategy and failures, shapes, compression ratios,
-dtype and device, size, memory before/after/peak with timestamps, speed, efficiency),
+dtype and device, size, memory before/after/peak with timestamps, speed, efficiency; peaks
+from the allocator's and the kernel's own counters, no polling thread: `encode_peaks`),
 written to the trace and, with `model.verbose`, printed as one line per clip. A
 `CachingReport` (`collect_encode_reports`) sums up a whole caching pass.
 
@@ -22,15 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import psutil
 import torch
 
+from toolkit import memory_readings
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.monitoring.caching_report import CachingReport
@@ -39,7 +39,6 @@ from toolkit.trace import get_tracer
 
 MB = 1024 * 1024
 EncodeStrategy = tuple[str, Callable[[torch.Tensor], torch.Tensor]]
-PEAK_SAMPLE_INTERVAL_S = 0.005
 
 _logger = get_logger("toolkit.monitoring.latents")
 _simulated_out_of_memory: set[str] = set()
@@ -89,75 +88,68 @@ def collect_encode_reports() -> Iterator[CachingReport]:
 
 @dataclass(frozen=True)
 class MemoryReading:
-    """Host and device memory at one moment, `at_s` seconds after the encode began."""
+    """Host and device memory at one moment, `at_s` seconds after the encode began, in MB.
+
+    Read by `toolkit.memory_readings` (the project's one memory reader). `rss_peak_mb` is the
+    process's highest RSS so far; `cuda_peak_*_mb` the allocator's peaks since the encode began.
+    """
 
     at_s: float
     rss_mb: float
     ram_used_mb: float
     ram_available_mb: float
     ram_total_mb: float
+    rss_peak_mb: float | None = None
     cuda_allocated_mb: float | None = None
     cuda_reserved_mb: float | None = None
     cuda_total_mb: float | None = None
+    cuda_peak_allocated_mb: float | None = None
+    cuda_peak_reserved_mb: float | None = None
 
     @classmethod
     def read(cls, origin: float) -> "MemoryReading":
-        ram = psutil.virtual_memory()
-        cuda = {}
-        # Asking before this process initialised CUDA would create a context just to report zeros.
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            cuda = {
-                "cuda_allocated_mb": torch.cuda.memory_allocated() / MB,
-                "cuda_reserved_mb": torch.cuda.memory_reserved() / MB,
-                "cuda_total_mb": torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / MB,
-            }
+        reading = memory_readings.read_memory()
         return cls(
             at_s=time.perf_counter() - origin,
-            rss_mb=psutil.Process().memory_info().rss / MB,
-            ram_used_mb=ram.used / MB,
-            ram_available_mb=ram.available / MB,
-            ram_total_mb=ram.total / MB,
-            **cuda,
+            rss_mb=reading.rss / MB,
+            ram_used_mb=reading.ram_used / MB,
+            ram_available_mb=reading.ram_available / MB,
+            ram_total_mb=reading.ram_total / MB,
+            rss_peak_mb=_mb(reading.rss_peak),
+            cuda_allocated_mb=_mb(reading.cuda_allocated),
+            cuda_reserved_mb=_mb(reading.cuda_reserved),
+            cuda_total_mb=_mb(reading.cuda_total),
+            cuda_peak_allocated_mb=_mb(reading.cuda_peak),
+            cuda_peak_reserved_mb=_mb(reading.cuda_peak_reserved),
         )
 
     def as_dict(self) -> dict[str, float | None]:
         return dict(self.__dict__)
 
 
-PEAK_FIGURES = ("rss_mb", "ram_used_mb", "cuda_allocated_mb", "cuda_reserved_mb")
+def _mb(value: int | None) -> float | None:
+    return None if value is None else value / MB
 
 
-class PeakTracker:
-    """Samples memory from a daemon thread while an encode runs; keeps each figure's peak and when it happened."""
+def encode_peaks(readings: list[MemoryReading]) -> dict[str, tuple[float, float | None]]:
+    """Each figure's peak over an encode: figure -> (MB, seconds after the start, None when not known).
 
-    def __init__(self, origin: float, interval_s: float = PEAK_SAMPLE_INTERVAL_S):
-        self.origin = origin
-        self.interval_s = interval_s
-        self.peaks: dict[str, tuple[float, float]] = {}  # figure -> (MB, seconds after the start)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample_until_stopped, name="latent-peak-memory", daemon=True)
-
-    def __enter__(self) -> "PeakTracker":
-        self.add(MemoryReading.read(self.origin))
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.add(MemoryReading.read(self.origin))
-
-    def add(self, reading: MemoryReading) -> None:
-        with self._lock:
-            for figure in PEAK_FIGURES:
-                value = getattr(reading, figure)
-                if value is not None and (figure not in self.peaks or value > self.peaks[figure][0]):
-                    self.peaks[figure] = (value, reading.at_s)
-
-    def _sample_until_stopped(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.add(MemoryReading.read(self.origin))
+    Host figures: the highest of the readings taken at each attempt's start and end, or the
+    kernel's peak RSS when the encode raised it (between two readings, so with no time).
+    CUDA: the allocator's own peaks since the encode began (torch.cuda.max_memory_allocated /
+    max_memory_reserved after reset_peak_memory_stats), exact and without polling.
+    """
+    peaks: dict[str, tuple[float, float | None]] = {}
+    for figure in ("rss_mb", "ram_used_mb"):
+        value, at_s = max((getattr(r, figure), r.at_s) for r in readings)
+        peaks[figure] = (value, at_s)
+    first, last = readings[0], readings[-1]
+    if last.rss_peak_mb is not None and first.rss_peak_mb is not None and last.rss_peak_mb > first.rss_peak_mb:
+        peaks["rss_mb"] = max(peaks["rss_mb"], (last.rss_peak_mb, None), key=lambda peak: peak[0])
+    for figure, allocator_peak in (("cuda_allocated_mb", "cuda_peak_allocated_mb"), ("cuda_reserved_mb", "cuda_peak_reserved_mb")):
+        if getattr(last, allocator_peak) is not None:
+            peaks[figure] = (getattr(last, allocator_peak), None)
+    return peaks
 
 
 # -- the report of one encode ----------------------------------------------------
@@ -186,7 +178,7 @@ class EncodeReport:
     started_at: str
     memory_before: MemoryReading
     memory_after: MemoryReading
-    peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    peaks: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # see encode_peaks
 
     @property
     def spatial_area_compression(self) -> float:
@@ -293,23 +285,22 @@ def encode_with_fallback(
     started_at = datetime.now().isoformat(timespec="milliseconds")
     input_mb = pixels.numel() * pixels.element_size() / MB
     failures: list[tuple[str, str]] = []
-    with PeakTracker(origin) as tracker:
-        before = MemoryReading.read(origin)
-        tracker.add(before)
-        for name, encode in strategies:
-            attempt_started = time.perf_counter()
-            latents, failure = _attempt(name, encode, pixels)
-            if failure is None:
-                seconds = time.perf_counter() - attempt_started
-                break
-            failures.append((name, failure))
-            tracer.event("latent_encode_fallback", clip=clip, strategy=name, error=failure)
-            _release_memory()
-        else:
-            raise LatentEncodingError(clip, tuple(pixels.shape), input_mb, failures)
-        after = MemoryReading.read(origin)
-        # The reported readings count towards the peaks, so a peak is never below them.
-        tracker.add(after)
+    memory_readings.reset_cuda_peak()
+    readings = [MemoryReading.read(origin)]
+    for name, encode in strategies:
+        attempt_started = time.perf_counter()
+        latents, failure = _attempt(name, encode, pixels)
+        if failure is None:
+            seconds = time.perf_counter() - attempt_started
+            break
+        failures.append((name, failure))
+        tracer.event("latent_encode_fallback", clip=clip, strategy=name, error=failure)
+        _release_memory()
+        readings.append(MemoryReading.read(origin))
+    else:
+        raise LatentEncodingError(clip, tuple(pixels.shape), input_mb, failures)
+    readings.append(MemoryReading.read(origin))
+    before, after = readings[0], readings[-1]
     report = EncodeReport(
         clip=clip,
         strategy=name,
@@ -330,7 +321,7 @@ def encode_with_fallback(
         started_at=started_at,
         memory_before=before,
         memory_after=after,
-        peaks=dict(tracker.peaks),
+        peaks=encode_peaks(readings),
     )
     _publish(report, tracer)
     return latents, report

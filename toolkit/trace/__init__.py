@@ -6,6 +6,7 @@
         ...
         span.set(mel=mel, latents=latents)
     tracer.event("quantization", module="blocks.0.attn1.to_q", qtype="qint8")
+    span.set(lambda: {"truncated": count_truncated(prompts)})  # costly fields: a callable, run only when on
 
 Off by default: ``get_tracer()`` is a ``NullTracer`` whose calls do nothing.
 ``init_tracer(TraceConfig(enabled=True, output_dir=...))`` turns it on for the

@@ -8,7 +8,7 @@ tracer calls these: they read tensor values, which costs a device sync on GPU.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any
 
@@ -19,6 +19,17 @@ from torch import nn
 MAX_ITEMS = 8
 MAX_REPR_CHARS = 200
 _PLAIN_TYPES = (str, int, float, bool, type(None))
+
+LazyFields = Callable[[], Mapping[str, Any]]
+"""A trace call's costly fields, as a callable the enabled tracer calls: ``lambda: {"tokens": tokenizer(text)}``."""
+
+
+def describe_fields(fields: Mapping[str, Any], lazy_fields: tuple[LazyFields, ...] = ()) -> dict[str, Any]:
+    """``fields`` and what each of ``lazy_fields`` returns (called now, in order), each value described."""
+    gathered = dict(fields)
+    for lazy in lazy_fields:
+        gathered.update(lazy())
+    return {key: describe(value) for key, value in gathered.items()}
 
 
 def describe(value: Any) -> Any:

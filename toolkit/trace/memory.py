@@ -1,27 +1,27 @@
-"""memory_snapshot: how much host and device memory this process holds right now."""
+"""memory_snapshot: how much host and device memory this process holds right now, in MB, for the trace."""
 
 from __future__ import annotations
 
-import psutil
 import torch
 
+from toolkit.memory_readings import read_memory
+
 _MB = 1024 * 1024
-_this_process = psutil.Process()
 
 
 def memory_snapshot() -> dict[str, float]:
     """Process RSS in MB, plus CUDA allocated/reserved/peak MB when CUDA is there.
 
-    The CUDA figures are read only once this process has initialised CUDA: asking
-    earlier would create a CUDA context (hundreds of MB and seconds) just to
-    report zeros, so before that they are reported as 0.0.
+    Read by `toolkit.memory_readings` (the project's one memory reader). Before this
+    process initialised CUDA the CUDA figures are reported as 0.0: reading them would
+    create a CUDA context just to report zeros.
     """
-    snapshot = {"rss_mb": _this_process.memory_info().rss / _MB}
+    reading = read_memory()
+    snapshot = {"rss_mb": reading.rss / _MB}
     if torch.cuda.is_available():
-        initialised = torch.cuda.is_initialized()
-        snapshot["cuda_allocated_mb"] = torch.cuda.memory_allocated() / _MB if initialised else 0.0
-        snapshot["cuda_reserved_mb"] = torch.cuda.memory_reserved() / _MB if initialised else 0.0
-        snapshot["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / _MB if initialised else 0.0
+        snapshot["cuda_allocated_mb"] = (reading.cuda_allocated or 0) / _MB
+        snapshot["cuda_reserved_mb"] = (reading.cuda_reserved or 0) / _MB
+        snapshot["cuda_peak_mb"] = (reading.cuda_peak or 0) / _MB
     return snapshot
 
 

@@ -16,8 +16,8 @@ class NullSpan:
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         return None
 
-    def set(self, **fields: Any) -> None:
-        """Ignore the fields; the null tracer records nothing."""
+    def set(self, *lazy_fields: Any, **fields: Any) -> None:
+        """Ignore the fields and never call the lazy ones; the null tracer records nothing."""
 
 
 NULL_SPAN = NullSpan()
@@ -32,10 +32,10 @@ class NullTracer:
 
     enabled = False
 
-    def span(self, name: str, **fields: Any) -> NullSpan:
+    def span(self, name: str, *lazy_fields: Any, **fields: Any) -> NullSpan:
         return NULL_SPAN
 
-    def event(self, name: str, **fields: Any) -> None:
+    def event(self, name: str, *lazy_fields: Any, **fields: Any) -> None:
         return None
 
     def should_trace_step(self, step: int) -> bool:

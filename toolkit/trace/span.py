@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from toolkit.trace.describe import describe
+from toolkit.trace.describe import LazyFields, describe_fields
 
 if TYPE_CHECKING:
     from toolkit.trace.tracer import Tracer
@@ -22,6 +22,7 @@ class Span:
         "_tracer",
         "name",
         "fields",
+        "lazy_fields",
         "result_fields",
         "span_id",
         "parent_id",
@@ -32,10 +33,13 @@ class Span:
         "memory_before",
     )
 
-    def __init__(self, tracer: Tracer, name: str, fields: dict[str, Any]) -> None:
+    def __init__(
+        self, tracer: Tracer, name: str, fields: dict[str, Any], lazy_fields: tuple[LazyFields, ...] = ()
+    ) -> None:
         self._tracer = tracer
         self.name = name
         self.fields = fields
+        self.lazy_fields = lazy_fields
         self.result_fields: dict[str, Any] = {}
         self.span_id = 0
         self.parent_id: int | None = None
@@ -45,9 +49,12 @@ class Span:
         self.last_beat = 0.0
         self.memory_before: dict[str, float] = {}
 
-    def set(self, **fields: Any) -> None:
-        """Add fields known only inside the block (output shapes, counts); described right away."""
-        self.result_fields.update({key: describe(value) for key, value in fields.items()})
+    def set(self, *lazy_fields: LazyFields, **fields: Any) -> None:
+        """Add fields known only inside the block (output shapes, counts); described right away.
+
+        ``lazy_fields`` are callables returning more fields, called here (never by the null span).
+        """
+        self.result_fields.update(describe_fields(fields, lazy_fields))
 
     def __enter__(self) -> Span:
         self._tracer._begin_span(self)

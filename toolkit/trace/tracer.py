@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolkit.trace.config import TraceConfig
-from toolkit.trace.describe import describe
+from toolkit.trace.describe import LazyFields, describe_fields
 from toolkit.trace.errors import TraceSinkWarning
 from toolkit.trace.heartbeat import Heartbeat
 from toolkit.trace.memory import memory_change, memory_snapshot
@@ -66,17 +66,21 @@ class Tracer:
         with self._sinks_lock:
             return [sink.name for sink in self._sinks]
 
-    def span(self, name: str, **fields: Any) -> Span | NullSpan:
-        """A context manager that times a phase and records memory before and after it."""
+    def span(self, name: str, *lazy_fields: LazyFields, **fields: Any) -> Span | NullSpan:
+        """A context manager that times a phase and records memory before and after it.
+
+        ``lazy_fields`` are callables returning more fields; they run only here, in the enabled
+        tracer, so a field that costs work (a tokenizer call, a reduction) costs nothing when off.
+        """
         if getattr(self._thread_state, "muted", False):
             return NULL_SPAN
-        return Span(self, name, fields)
+        return Span(self, name, fields, lazy_fields)
 
-    def event(self, name: str, **fields: Any) -> None:
-        """Record a point in time with its fields, indented under the current span."""
+    def event(self, name: str, *lazy_fields: LazyFields, **fields: Any) -> None:
+        """Record a point in time with its fields (``lazy_fields`` as in ``span``), indented under the current span."""
         if getattr(self._thread_state, "muted", False):
             return
-        described = {key: describe(value) for key, value in fields.items()}
+        described = describe_fields(fields, lazy_fields)
         stack = self._span_stack()
         self._emit(
             TraceRecord(
@@ -132,7 +136,7 @@ class Tracer:
         span.parent_id = stack[-1].span_id if stack else None
         span.depth = len(stack)
         span.tid = threading.get_native_id()
-        described = {key: describe(value) for key, value in span.fields.items()}
+        described = describe_fields(span.fields, span.lazy_fields)
         span.memory_before = memory_snapshot()
         span.started = span.last_beat = time.perf_counter()
         stack.append(span)

@@ -232,8 +232,10 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
                 text_mask=text_mask if keep_text_states else None,
             )
             span.set(
-                tokens_kept=text_mask.sum(dim=1).tolist(),
-                truncated=[len(ids) > max_length for ids in tokenizer(prompts, verbose=False).input_ids],
+                lambda: {
+                    "tokens_kept": text_mask.sum(dim=1).tolist(),
+                    "truncated": [len(ids) > max_length for ids in tokenizer(prompts, verbose=False).input_ids],
+                },
                 text_states=text_states,
                 video_embeds=video_embeds,
                 audio_embeds=audio_embeds,
@@ -251,7 +253,9 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
         """Free the text encoder once every prompt it is needed for has been encoded."""
         from toolkit.trace import memory_snapshot
 
-        with self.tracer.span("unload_text_encoder", encoders=["text_encoder"], memory_before=memory_snapshot()) as span:
+        with self.tracer.span(
+            "unload_text_encoder", lambda: {"memory_before": memory_snapshot()}, encoders=["text_encoder"]
+        ) as span:
             encoder = self.components.get("text_encoder")
             if encoder is not None:
                 encoder.to("cpu")
@@ -262,7 +266,7 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            span.set(memory_after=memory_snapshot())
+            span.set(lambda: {"memory_after": memory_snapshot()})
 
     # -- save_model --------------------------------------------------------
     def save_model(

@@ -35,11 +35,11 @@ class PredictPhase:
         conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
         with self.tracer.span(
             "get_noise_prediction",
+            conditioning.trace_fields,
             video_latents=video_latents,
             audio_latents=audio_latents,
             sigmas=sigmas,
             fps=fps,
-            **conditioning.trace_fields(),
         ) as span:
             video_tokens = latent_layout.pack_video(video_latents).to(self.dtype)
             audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
@@ -47,8 +47,8 @@ class PredictPhase:
                 # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
                 self.tracer.event(
                     "i2v_conditioning",
+                    lambda: {"tokens_fixed_per_clip": (video_sigmas == 0).sum(dim=1)},
                     applied=True,
-                    tokens_fixed_per_clip=(video_sigmas == 0).sum(dim=1),
                     tokens_per_clip=video_tokens.shape[1],
                     tokens_per_frame=height * width,
                 )

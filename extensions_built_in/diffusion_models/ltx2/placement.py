@@ -55,9 +55,11 @@ def move_component(name: str, module: torch.nn.Module, device: torch.device) -> 
     current = _device_of(module)
     if current is None or current == device:
         return False
-    with get_tracer().span("move_component", component=name, source=current, target=device, memory_before=memory_snapshot()) as span:
+    with get_tracer().span(
+        "move_component", lambda: {"memory_before": memory_snapshot()}, component=name, source=current, target=device
+    ) as span:
         module.to(device)
-        span.set(memory_after=memory_snapshot())
+        span.set(lambda: {"memory_after": memory_snapshot()})
     return True
 
 

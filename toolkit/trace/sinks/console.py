@@ -43,10 +43,14 @@ def format_record(record: TraceRecord) -> str:
         return f"{PREFIX}{INDENT * record.depth}{record.name} still running (elapsed {elapsed:.1f}s, {memory})"
     else:
         parts = [record.name]
-    parts.extend(f"{key}={format_value(value)}" for key, value in record.fields.items())
+    blocks = {key: value for key, value in record.fields.items() if isinstance(value, str) and "\n" in value}
+    parts.extend(f"{key}={format_value(value)}" for key, value in record.fields.items() if key not in blocks)
     if record.memory:
         parts.append(format_memory(record.memory, record.memory_change))
-    return PREFIX + INDENT * record.depth + " ".join(parts)
+    line = PREFIX + INDENT * record.depth + " ".join(parts)
+    # Multi-line text (an inspection block's tree) follows the line, indented one level deeper.
+    indent = "\n" + PREFIX + INDENT * (record.depth + 1)
+    return line + "".join(indent + indent.join(text.splitlines()) for text in blocks.values())
 
 
 def format_memory(
