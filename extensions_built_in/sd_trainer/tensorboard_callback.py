@@ -36,15 +36,8 @@ class TensorBoardCallback(TrainingCallback):
 
     def on_step_end(self, trainer, step: int, result: StepResult, details: StepDetails | None) -> None:
         monitor = self.monitor
-        monitor.log_training(step, result.loss, result.video_loss, result.audio_loss)
-        components = {
-            "Video": result.video_loss,
-            "Audio": result.audio_loss,
-            "Video_Weighted": trainer.config.train.video_loss_weight * result.video_loss,
-            "Audio_Weighted": trainer.config.train.audio_loss_weight * result.audio_loss,
-            **result.aux_losses,
-        }
-        monitor.log_loss_components(step, components)
+        monitor.log_training(step, result.loss)
+        monitor.log_loss_components(step, loss_components(trainer.config.train, result))
         monitor.log_learning_rate(step, result.lr, trainer.scheduler.state_dict())
         monitor.log_performance(step, result.seconds, result.data_seconds)
         named = list(trainer.network.named_parameters())
@@ -84,3 +77,14 @@ def learning_rate_schedule(scheduler, steps: int, every: int) -> list[tuple[int,
     base_lr, lr_lambda = scheduler.base_lrs[0], scheduler.lr_lambdas[0]
     points = sorted(set(range(0, steps, every)) | {steps - 1})
     return [(step, base_lr * lr_lambda(step)) for step in points]
+
+
+def loss_components(train, result: StepResult) -> dict[str, float]:
+    """The terms of the loss: video, audio, their weighted shares when a weight is not 1 (with
+    weight 1 the share is the same number), and the auxiliary losses."""
+    components = {"Video": result.video_loss, "Audio": result.audio_loss}
+    if train.video_loss_weight != 1:
+        components["Video_Weighted"] = train.video_loss_weight * result.video_loss
+    if train.audio_loss_weight != 1:
+        components["Audio_Weighted"] = train.audio_loss_weight * result.audio_loss
+    return {**components, **result.aux_losses}
