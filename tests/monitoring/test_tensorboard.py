@@ -144,7 +144,7 @@ def test_every_category_writes_under_its_prefix(full_run):
         ("04_Learning_Rate/Schedule", [0, 5, 11]),
         ("05_Performance/Step_Time_s", LOG_STEPS),
         ("11_Gradient_Stats/Total_Gradient_Norm", LOG_STEPS),
-        ("14_System/rss_gb", LOG_STEPS),
+        ("14_System/rss_mb", LOG_STEPS),
         ("06_Diffusion/Noise_Prediction_MSE", DIAGNOSTIC_STEPS),
         ("07_Noise_Analysis/Correlation", DIAGNOSTIC_STEPS),
         ("09_Parameter_Stats/Norm/0.weight", DIAGNOSTIC_STEPS),

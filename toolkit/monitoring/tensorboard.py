@@ -26,7 +26,7 @@ from torch import nn
 from toolkit.config.logging_config import LoggingConfig
 from toolkit.logging import UnifiedLogger
 from toolkit.monitoring import tensorboard_values as values_of
-from toolkit.monitoring.system_stats import system_load
+from toolkit.monitoring.system_stats import machine_load
 from toolkit.monitoring.tensorboard_values import NamedParameters, TensorBoardError, block_of_parameter
 
 __all__ = ["Category", "TensorBoardError", "TensorBoardFlags", "TensorBoardMonitor", "block_of_parameter"]
@@ -363,9 +363,11 @@ class TensorBoardMonitor:
     # 14-15: the machine and the run's settings
 
     def log_system(self, step: int) -> None:
-        """CPU load, RAM, this process's memory and, with CUDA, device memory."""
+        """Machine-wide CPU and RAM, and this process's memory (``logger.log_memory``: RSS and, with
+        CUDA, allocated, reserved and peak device memory, in MB)."""
         if self.should_log(step, Category.SYSTEM):
-            self._scalars(Category.SYSTEM, step, system_load())
+            self._scalars(Category.SYSTEM, step, machine_load())
+            self.logger.log_memory(step)
 
     def log_configuration(self, config: Mapping[str, Any]) -> None:
         """The run's config as a YAML code block, a key/value table and HParams entries (flat scalars)."""
