@@ -4,8 +4,10 @@ An event both recorded in the trace and worth a console line (a clip's latent
 encode, the caching report) goes through ``publish_event``: with the trace on,
 the event (its summary line among its fields) goes to the trace, whose console
 sink prints it as a ``[VERBOSE]`` line; the logger prints the summary only when
-no trace console prints it (trace off, or a trace written to files only). So
-each event reaches the screen once.
+no trace console prints it (trace off, or a trace written to files only), and
+otherwise records it at DEBUG, which reaches ``train.log`` (file level DEBUG)
+but not the console (INFO unless ``logging.verbose``). So each event reaches
+the screen once and the log file keeps it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def publish_event(
     if tracer.enabled:
         text = summary()
         tracer.event(name, summary=text, **fields())
-        if not trace_prints(tracer):
-            logger.info("%s", text)
+        # Printed by the trace: the logger keeps it for the log file only (DEBUG: below the console's INFO).
+        record = logger.debug if trace_prints(tracer) else logger.info
+        record("%s", text)
     elif log_when_untraced:
         logger.info("%s", summary())
