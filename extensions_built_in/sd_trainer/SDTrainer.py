@@ -17,7 +17,6 @@ import yaml
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
-from toolkit.monitoring.tensorboard import TensorBoardFlags, TensorBoardMonitor
 from toolkit.network.lora import attach_network
 from toolkit.trace import get_tracer, memory_snapshot
 
@@ -103,9 +102,8 @@ class SDTrainer(BaseProcess):
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
-        """Observers of the run, each opt-in from the config."""
-        callbacks: list[TrainingCallback] = []
-        callbacks.append(TensorBoardCallback(TensorBoardMonitor(self.logger, TensorBoardFlags.from_logging_config(self.config.logging))))
+        """Observers of the run: the metrics (always: metrics.jsonl, TensorBoard), the rest opt-in from the config."""
+        callbacks: list[TrainingCallback] = [TensorBoardCallback.for_run(self.logger, self.config.logging)]
         if self.ema is not None:
             callbacks.append(self.ema)
         if self.config.logging.inspect:

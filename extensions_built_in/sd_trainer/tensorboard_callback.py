@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.data import read_video
-from toolkit.monitoring.tensorboard import Category, TensorBoardMonitor
+from toolkit.monitoring.tensorboard import Category, TensorBoardFlags, TensorBoardMonitor
 
 from .callbacks import StepDetails, StepResult, TrainingCallback
 
@@ -23,6 +23,11 @@ class TensorBoardCallback(TrainingCallback):
     def __init__(self, monitor: TensorBoardMonitor):
         self.monitor = monitor
         self._epoch_losses: list[float] = []
+
+    @classmethod
+    def for_run(cls, logger, logging_config) -> TensorBoardCallback:
+        """The callback of a run: its logger's stream, at the frequencies of the `logging:` block."""
+        return cls(TensorBoardMonitor(logger, TensorBoardFlags.from_logging_config(logging_config)))
 
     def wants_details(self, step: int) -> bool:
         return any(self.monitor.should_log(step, category) for category in DIAGNOSTIC_CATEGORIES)
