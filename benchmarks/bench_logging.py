@@ -2,10 +2,10 @@
 
     python benchmarks/bench_logging.py [--steps 500] [--width 64] [--repeats 3]
 
-The logged loop calls, on every step, ``log_metrics`` (metrics.jsonl and
-TensorBoard), ``update_progress`` and every per-step TensorBoardMonitor
+The logged loop calls, on every step, ``update_progress`` (its throughput
+goes to metrics.jsonl and TensorBoard) and every per-step TensorBoardMonitor
 method at the default flags (scalars every 10 steps, diagnostics every 50),
-as a trainer does. Each mode runs ``--repeats`` times; the fastest run counts,
+which feed the same metrics stream, as the trainer does. Each mode runs ``--repeats`` times; the fastest run counts,
 so other work on the machine inflates neither side. Not part of the tests.
 """
 
@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from toolkit.logging import LogConfig, LogManager, setup_logging  # noqa: E402
+from toolkit.monitoring.tensorboard import TensorBoardMonitor  # noqa: E402
 
 
 def make_loop(width: int) -> tuple[nn.Module, torch.optim.Optimizer]:
@@ -36,8 +37,9 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch
     pred = model(inputs)
     loss = nn.functional.mse_loss(pred, target)
     loss.backward()
+    grad_norm = float(nn.utils.clip_grad_norm_(model.parameters(), float("inf")))  # as the trainer does, both modes
     optimizer.step()
-    return loss.detach(), pred.detach()
+    return loss.detach(), pred.detach(), grad_norm
 
 
 def run_bare(steps: int, width: int) -> float:
@@ -54,7 +56,7 @@ def run_logged(steps: int, width: int, log_dir: Path) -> float:
     model, optimizer = make_loop(width)
     batches = [(torch.randn(16, width), torch.randn(16, width)) for _ in range(8)]
     logger = setup_logging(LogConfig(name="bench", log_dir=log_dir, enable_tensorboard=True, progress_leave=False))
-    monitor = logger.tensorboard
+    monitor = TensorBoardMonitor(logger)
     monitor.log_model_architecture(0, {"model": model})
     timesteps = torch.linspace(0.05, 0.95, 16)
     logger.start_progress(total=steps, desc="bench")
@@ -62,14 +64,13 @@ def run_logged(steps: int, width: int, log_dir: Path) -> float:
     for step in range(steps):
         step_start = time.perf_counter()
         inputs, target = batches[step % len(batches)]
-        loss, pred = train_step(model, optimizer, inputs, target)
+        loss, pred, grad_norm = train_step(model, optimizer, inputs, target)
         step_time = time.perf_counter() - step_start
-        logger.log_metrics({"loss": loss, "lr": optimizer.param_groups[0]["lr"]}, step=step)
-        logger.update_progress(1, batch_size=16, loss=loss)
         monitor.log_training(step, loss)
         monitor.log_learning_rate(step, [group["lr"] for group in optimizer.param_groups])
-        monitor.log_performance(step, step_time, 16 / max(step_time, 1e-9))
-        monitor.log_gradients(step, model.named_parameters())
+        monitor.log_performance(step, step_time)
+        monitor.log_gradients(step, model.named_parameters(), grad_norm)
+        logger.update_progress(1, batch_size=16, loss=loss)
         monitor.log_histograms(step, model.named_parameters())
         monitor.log_parameter_stats(step, model.named_parameters())
         monitor.log_system(step)

@@ -104,10 +104,8 @@ class SDTrainer(BaseProcess):
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
-        """Observers of the run, each opt-in from the config."""
-        callbacks: list[TrainingCallback] = []
-        if self.config.logging.use_tensorboard:
-            callbacks.append(TensorBoardCallback(self.logger.tensorboard))
+        """Observers of the run: the metrics (always: metrics.jsonl, TensorBoard), the rest opt-in from the config."""
+        callbacks: list[TrainingCallback] = [TensorBoardCallback.for_run(self.logger, self.config.logging)]
         if self.ema is not None:
             callbacks.append(self.ema)
         if self.config.logging.inspect:
@@ -214,13 +212,6 @@ class SDTrainer(BaseProcess):
                 result = self.hook_train_loop(self.step)
                 self.step += 1
                 self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
-                self.logger.log_metrics(
-                    {"loss/train": result.loss, "loss/video": result.video_loss, "loss/audio": result.audio_loss,
-                     **{f"loss/{name}": value for name, value in result.aux_losses.items()},
-                     "grad_norm": result.grad_norm, "learning_rate": result.lr, "time/step_s": result.seconds,
-                     "time/data_s": result.data_seconds},
-                    step=self.step - 1,
-                )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):

@@ -1,8 +1,10 @@
-"""The trainer's TensorBoard categories (01_Training ... 15_Configuration), written from callbacks.
+"""The trainer's metrics in seed 004's categories (01_Training ... 15_Configuration), written from callbacks.
 
 Every TensorBoardMonitor method decides by itself whether this step is one
-it writes (log_every, diagnostic_every, the on/off flags), so this class only
-says what each category is made of for LTX-2.
+it writes (log_every, diagnostic_every, the on/off flags, whether TensorBoard
+is on), so this class only says what each category is made of for LTX-2. The
+numbers go into the logger's one metrics stream (metrics.jsonl, TensorBoard,
+W&B); samples/s comes from the progress bar (`logger.update_progress`).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.data import read_video
-from toolkit.monitoring.tensorboard import Category
+from toolkit.monitoring.tensorboard import Category, TensorBoardFlags, TensorBoardMonitor
 
 from .callbacks import StepDetails, StepResult, TrainingCallback
 
@@ -18,9 +20,14 @@ DIAGNOSTIC_CATEGORIES = (Category.DIFFUSION, Category.NOISE_ANALYSIS, Category.N
 
 
 class TensorBoardCallback(TrainingCallback):
-    def __init__(self, monitor):
+    def __init__(self, monitor: TensorBoardMonitor):
         self.monitor = monitor
         self._epoch_losses: list[float] = []
+
+    @classmethod
+    def for_run(cls, logger, logging_config) -> TensorBoardCallback:
+        """The callback of a run: its logger's stream, at the frequencies of the `logging:` block."""
+        return cls(TensorBoardMonitor(logger, TensorBoardFlags.from_logging_config(logging_config)))
 
     def wants_details(self, step: int) -> bool:
         return any(self.monitor.should_log(step, category) for category in DIAGNOSTIC_CATEGORIES)
@@ -30,22 +37,16 @@ class TensorBoardCallback(TrainingCallback):
         monitor.log_configuration(trainer.job.config.model_dump(mode="json"))
         components = {name: module for name, module in trainer.model.components.items() if hasattr(module, "parameters")}
         monitor.log_model_architecture(trainer.step, components)
+        monitor.log_learning_rate_schedule(learning_rate_schedule(trainer.scheduler, trainer.config.train.steps, monitor.flags.log_every))
 
     def on_step_end(self, trainer, step: int, result: StepResult, details: StepDetails | None) -> None:
         monitor = self.monitor
-        monitor.log_training(step, result.loss, result.video_loss, result.audio_loss)
-        components = {
-            "video": result.video_loss,
-            "audio": result.audio_loss,
-            "video_weighted": trainer.config.train.video_loss_weight * result.video_loss,
-            "audio_weighted": trainer.config.train.audio_loss_weight * result.audio_loss,
-            **result.aux_losses,
-        }
-        monitor.log_loss_components(step, components)
+        monitor.log_training(step, result.loss)
+        monitor.log_loss_components(step, loss_components(trainer.config.train, result))
         monitor.log_learning_rate(step, result.lr, trainer.scheduler.state_dict())
-        monitor.log_performance(step, result.seconds, result.samples / max(result.seconds, 1e-9), result.data_seconds)
-        named = trainer.network.named_parameters()
-        monitor.log_gradients(step, named)
+        monitor.log_performance(step, result.seconds, result.data_seconds)
+        named = list(trainer.network.named_parameters())
+        monitor.log_gradients(step, named, result.grad_norm)
         monitor.log_parameter_stats(step, named)
         monitor.log_histograms(step, named)
         monitor.log_system(step)
@@ -58,7 +59,8 @@ class TensorBoardCallback(TrainingCallback):
         epoch_size = trainer.order.count
         if (step + 1) * per_step // epoch_size > step * per_step // epoch_size:
             epoch = (step + 1) * per_step // epoch_size - 1
-            monitor.log_epoch_summary(epoch, {"loss": sum(self._epoch_losses) / len(self._epoch_losses), "steps": len(self._epoch_losses)})
+            summary = {"Loss": sum(self._epoch_losses) / len(self._epoch_losses), "Steps": len(self._epoch_losses)}
+            monitor.log_epoch_summary(step, epoch, summary)
             self._epoch_losses = []
 
     def on_sample(self, trainer, step: int, paths: list[Path]) -> None:
@@ -71,4 +73,23 @@ class TensorBoardCallback(TrainingCallback):
             self.monitor.log_sample(step, f"prompt_{index}", clip.frames, clip.fps, audio, rate, prompt=prompt)
 
     def on_train_end(self, trainer) -> None:
-        self.monitor.flush()
+        self.monitor.tensorboard.flush()
+
+
+def learning_rate_schedule(scheduler, steps: int, every: int) -> list[tuple[int, float]]:
+    """The first param group's learning rate at every ``every``-th step of the run (and the last),
+    read from the scheduler's lambda without stepping it (diffusers' schedules are LambdaLR)."""
+    base_lr, lr_lambda = scheduler.base_lrs[0], scheduler.lr_lambdas[0]
+    points = sorted(set(range(0, steps, every)) | {steps - 1})
+    return [(step, base_lr * lr_lambda(step)) for step in points]
+
+
+def loss_components(train, result: StepResult) -> dict[str, float]:
+    """The terms of the loss: video, audio, their weighted shares when a weight is not 1 (with
+    weight 1 the share is the same number), and the auxiliary losses."""
+    components = {"Video": result.video_loss, "Audio": result.audio_loss}
+    if train.video_loss_weight != 1:
+        components["Video_Weighted"] = train.video_loss_weight * result.video_loss
+    if train.audio_loss_weight != 1:
+        components["Audio_Weighted"] = train.audio_loss_weight * result.audio_loss
+    return {**components, **result.aux_losses}

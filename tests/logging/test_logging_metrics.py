@@ -61,19 +61,19 @@ def test_throughput_is_smoothed_and_eta_uses_the_window():
     progress = ProgressTracker(total=10, smoothing=0.3, window=2, show_bar=False, clock=clock)
     first = progress.update(1, batch_size=4)
     assert first == {
-        "throughput/samples_per_sec": 4.0,
-        "throughput/batch_time_ms": 1000.0,
-        "throughput/accumulated_samples": 4.0,
-        "throughput/eta_sec": 9.0,
+        "05_Performance/Samples_Per_Second": 4.0,
+        "05_Performance/Batch_Time_ms": 1000.0,
+        "05_Performance/Accumulated_Samples": 4.0,
+        "05_Performance/ETA_s": 9.0,
     }
     second = progress.update(1, batch_size=4)
-    assert second["throughput/samples_per_sec"] == pytest.approx(0.3 * 2.0 + 0.7 * 4.0)
-    assert second["throughput/batch_time_ms"] == 2000.0
-    assert second["throughput/eta_sec"] == pytest.approx(8 * 1.5)
+    assert second["05_Performance/Samples_Per_Second"] == pytest.approx(0.3 * 2.0 + 0.7 * 4.0)
+    assert second["05_Performance/Batch_Time_ms"] == 2000.0
+    assert second["05_Performance/ETA_s"] == pytest.approx(8 * 1.5)
     third = progress.update(2, batch_size=4)  # two steps in 0.5 s: 0.25 s each
-    assert third["throughput/batch_time_ms"] == 250.0
-    assert third["throughput/accumulated_samples"] == 16.0
-    assert third["throughput/eta_sec"] == pytest.approx(6 * (2.0 + 0.25) / 2)
+    assert third["05_Performance/Batch_Time_ms"] == 250.0
+    assert third["05_Performance/Accumulated_Samples"] == 16.0
+    assert third["05_Performance/ETA_s"] == pytest.approx(6 * (2.0 + 0.25) / 2)
 
 
 def test_progress_and_memory_metrics_reach_metrics_jsonl(tmp_path):
@@ -88,12 +88,13 @@ def test_progress_and_memory_metrics_reach_metrics_jsonl(tmp_path):
 
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [record["metrics"]["loss"] for record in records if "loss" in record["metrics"]] == [1.0, 0.5, 1 / 3]
-    progress_records = [record for record in records if "throughput/samples_per_sec" in record["metrics"]]
-    assert [record["step"] for record in progress_records] == [1, 2, 3]
-    assert [record["metrics"]["throughput/accumulated_samples"] for record in progress_records] == [2.0, 4.0, 6.0]
-    assert all(record["metrics"]["throughput/batch_time_ms"] > 0 for record in progress_records)
+    progress_records = [record for record in records if "05_Performance/Samples_Per_Second" in record["metrics"]]
+    # throughput of step N is logged at N, the step its loss is logged at
+    assert [record["step"] for record in progress_records] == [0, 1, 2]
+    assert [record["metrics"]["05_Performance/Accumulated_Samples"] for record in progress_records] == [2.0, 4.0, 6.0]
+    assert all(record["metrics"]["05_Performance/Batch_Time_ms"] > 0 for record in progress_records)
     assert records[-1] == {"step": 3, "time": records[-1]["time"], "metrics": memory}
-    assert 0.01 < memory["memory/rss_gb"] < 1024
+    assert 10 < memory["14_System/rss_mb"] < 1024 * 1024
 
 
 def test_update_progress_without_start_says_what_to_call():
@@ -176,26 +177,25 @@ def test_installed_wandb_runs_offline_without_network(tmp_path, monkeypatch):
     assert calls["finish"] == [True]
 
 
-def test_tensorboard_enabled_in_config_receives_logger_metrics(tmp_path):
+def test_tensorboard_enabled_in_config_gets_the_same_stream_as_metrics_jsonl(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from toolkit.monitoring.tensorboard import TensorBoardFlags
-
-    flags = TensorBoardFlags(log_every=2)
-    logger = setup_logging(LogConfig(name="tb", log_dir=tmp_path, enable_tensorboard=True, tensorboard_flags=flags))
+    logger = setup_logging(LogConfig(name="tb", log_dir=tmp_path, enable_tensorboard=True))
     assert logger.tensorboard.enabled
     logger.start_progress(total=4)
-    for step in range(1, 5):
+    for step in range(4):
+        logger.log_metrics({"01_Training/Loss": (step + 1) / 4}, step=step)
         logger.update_progress(1, batch_size=3)
-        logger.log_metrics({"loss": step / 4}, step=step)
     logger.log_memory(step=6)
     logger.finish()
     assert not logger.tensorboard.enabled
 
     events = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"scalars": 0})
     events.Reload()
-    # TensorBoard gets the steps of its log_every; metrics.jsonl gets them all.
-    assert [(event.step, event.value) for event in events.Scalars("01_Training/loss")] == [(2, 0.5), (4, 1.0)]
-    assert [event.step for event in events.Scalars("05_Performance/throughput/samples_per_sec")] == [2, 4]
-    assert [event.step for event in events.Scalars("14_System/memory/rss_gb")] == [6]
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 9
+    # one name per number: the metric's name is its TensorBoard tag, at the step it was logged with
+    assert [(event.step, event.value) for event in events.Scalars("01_Training/Loss")] == [(0, 0.25), (1, 0.5), (2, 0.75), (3, 1.0)]
+    assert [event.step for event in events.Scalars("05_Performance/Samples_Per_Second")] == [0, 1, 2, 3]
+    assert [event.step for event in events.Scalars("14_System/rss_mb")] == [6]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    logged = {(name, record["step"]) for record in records for name in record["metrics"]}
+    assert logged == {(tag, event.step) for tag in events.Tags()["scalars"] for event in events.Scalars(tag)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 
@@ -117,15 +116,22 @@ def test_unwritable_log_dir_is_an_actionable_error(tmp_path):
         setup_logging(LogConfig(name="bad", log_dir=blocker / "logs"))
 
 
-def test_yaml_logging_block_sets_levels_and_tensorboard_flags(tmp_path):
-    block = SimpleNamespace(verbose=True, log_every=5, use_tensorboard=False, histograms=False)
+def test_yaml_logging_block_is_the_source_of_the_runtime_config(tmp_path):
+    from toolkit.config import GenerateLoggingConfig, LoggingConfig
+
+    block = LoggingConfig(verbose=True, flush_every=7, use_tensorboard=False, metrics_window=20, backup_count=5)
     config = LogConfig.from_yaml_logging(block, tmp_path, "my_lora")
     assert config.name == "my_lora"
     assert config.console_level == "DEBUG"
     assert config.enable_tensorboard is False
-    assert config.tensorboard_flags.log_every == 5
-    assert config.tensorboard_flags.histograms is False
-    assert config.tensorboard_flags.diagnostic_every == 50
+    assert (config.tensorboard_flush_every, config.metrics_window, config.backup_count) == (7, 20, 5)
+    # a generate block has no metrics fields: they come from the training block's schema defaults
+    generate = LogConfig.from_yaml_logging(GenerateLoggingConfig(), tmp_path, "gen")
+    assert generate.filename == "generate.log" and generate.enable_tensorboard is False
+    assert generate.metrics_window == LoggingConfig.model_fields["metrics_window"].default
+    # LogConfig's own defaults are the schema's, not a second table
+    assert LogConfig().max_file_bytes == LoggingConfig().max_file_bytes
+    assert LogConfig().filename == LoggingConfig().log_file
     quiet = LogConfig.from_yaml_logging(None, tmp_path, "my_lora")
     assert quiet.console_level == "INFO"
     assert quiet.enable_tensorboard is True

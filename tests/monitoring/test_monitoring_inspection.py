@@ -21,8 +21,10 @@ from extensions_built_in.sd_trainer.flow_matching import add_noise, masked_mse, 
 from extensions_built_in.sd_trainer.i2v import FirstFrameCondition
 from extensions_built_in.sd_trainer.inspection_callback import InspectionCallback, outputs_block, rerun_blocks
 from extensions_built_in.sd_trainer.SDTrainer import SDTrainer
+from extensions_built_in.sd_trainer.tensorboard_callback import TensorBoardCallback
 from tests.trainer.conftest import build_trainer, write_config
 from extensions_built_in.diffusion_models.ltx2.attention_probes import cross_attention_modules
+from toolkit.config import LoggingConfig
 from toolkit.monitoring.attention_stats import AttentionProbe, ProbingProcessor
 from toolkit.monitoring.inspection import audio_level, format_block, predicted_clean, relative_change
 from toolkit.trace import reset_tracer
@@ -250,12 +252,14 @@ def test_probe_puts_the_processors_back_when_the_forward_fails(tiny_model):
 
 def test_inspection_is_a_callback_only_when_asked():
     def trainer(inspect: bool):
-        logging = SimpleNamespace(use_tensorboard=False, inspect=inspect, inspect_every=7)
+        logging = LoggingConfig(use_tensorboard=False, inspect=inspect, inspect_every=7)
         config = SimpleNamespace(logging=logging)
         return SimpleNamespace(config=config, ema=None, run_folder=Path("run"), logger=SimpleNamespace(tensorboard=None))
 
-    assert SDTrainer._build_callbacks(trainer(False)) == []
-    (callback,) = SDTrainer._build_callbacks(trainer(True))
+    # the metrics callback is always there: it feeds metrics.jsonl with or without TensorBoard
+    assert [type(callback) for callback in SDTrainer._build_callbacks(trainer(False))] == [TensorBoardCallback]
+    metrics, callback = SDTrainer._build_callbacks(trainer(True))
+    assert isinstance(metrics, TensorBoardCallback)
     assert isinstance(callback, InspectionCallback)
     assert [step for step in range(22) if callback.wants_details(step)] == [0, 7, 14, 21]
 

@@ -18,7 +18,7 @@ from toolkit.monitoring.latents import (
     is_out_of_memory,
     simulate_out_of_memory,
 )
-from toolkit.trace import TraceConfig, init_tracer, reset_tracer
+from toolkit.trace import TraceConfig, get_tracer, init_tracer, reset_tracer
 
 
 def frames(seed: int = 0, count: int = 9, size: int = 64) -> torch.Tensor:
@@ -228,3 +228,37 @@ def test_quiet_by_default(caplog):
     with caplog.at_level(logging.INFO):
         encode_with_fallback("clip_d.mp4", frames(9), [("direct", pooled(8))])
     assert not [r for r in caplog.records if r.getMessage().startswith("latents ")]
+
+
+def _encode_two_clips_and_publish(caplog) -> None:
+    project_root = logging.getLogger("ltx2_trace")
+    project_root.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="ltx2_trace"), collect_encode_reports() as caching:
+            encode_with_fallback("clip_e.mp4", frames(10), [("direct", pooled(8))])
+            encode_with_fallback("clip_f.mp4", frames(11), [("direct", pooled(8))])
+            caching.publish(logging.getLogger("ltx2_trace.test_latents"), get_tracer())
+    finally:
+        project_root.removeHandler(caplog.handler)
+
+
+@pytest.mark.parametrize("trace", ["off", "console", "files only"])
+def test_each_encode_and_the_caching_report_are_printed_once(tmp_path, caplog, capsys, trace):
+    """The rule: a traced event is printed by the trace's console; the logger prints it otherwise."""
+    reset_tracer()
+    if trace != "off":
+        init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=trace == "console", heartbeat_s=0))
+    try:
+        _encode_two_clips_and_publish(caplog)
+    finally:
+        reset_tracer()
+    stdout = capsys.readouterr().out
+    logged = [record.getMessage() for record in caplog.records]
+    for clip in ("clip_e.mp4", "clip_f.mp4"):
+        on_stdout = sum(f"latents {clip}" in line for line in stdout.splitlines())
+        by_logger = len({message for message in logged if message.startswith(f"latents {clip}")})
+        # per clip: only while tracing, once
+        assert (on_stdout, by_logger) == {"off": (0, 0), "console": (1, 0), "files only": (0, 1)}[trace]
+    report_on_stdout = sum("latent_caching_report" in line for line in stdout.splitlines())
+    report_by_logger = len({message for message in logged if message.startswith("Latent encoding: 2 clips")})
+    assert (report_on_stdout, report_by_logger) == {"off": (0, 1), "console": (1, 0), "files only": (0, 1)}[trace]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image, ImageSequence
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from toolkit.config import load_config
@@ -17,15 +20,15 @@ TINY_EXAMPLE = REPO_ROOT / "config" / "examples" / "train_lora_ltx2_tiny.yaml"
 STEPS = 12
 ALL_CATEGORIES = {
     "01_Training", "02_Loss_Components", "03_Epoch_Summary", "04_Learning_Rate", "05_Performance",
-    "06_Diffusion", "07_Noise_Analysis", "08_Model_Architecture", "09_Parameter_Stats", "10_Histograms",
-    "11_Gradients", "12_Samples", "13_Noise_Visualization", "14_System", "15_Configuration",
+    "06_Diffusion", "07_Noise_Analysis", "08_Model_Architecture", "09_Parameter_Stats", "10_Parameter_Histograms",
+    "11_Gradient_Stats", "12_Generated_Samples", "13_Noise_Visualization", "14_System", "15_Configuration",
 }
 EXPENSIVE = {
-    "histograms": {"10_Histograms"},
+    "histograms": {"10_Parameter_Histograms"},
     "parameter_tracking": {"09_Parameter_Stats"},
-    "video_logging": {"12_Samples"},
+    "video_logging": {"12_Generated_Samples"},
     "noise_visualization": {"13_Noise_Visualization"},
-    "profiling": {"05_Performance", "14_System"},
+    "profiling": {"14_System"},  # 05_Performance keeps the progress bar's samples/s
 }
 
 
@@ -75,25 +78,48 @@ def test_every_category_is_written(full_run):
 
 
 def test_scalars_are_written_at_their_steps(full_run):
-    assert [event.step for event in full_run.Scalars("01_Training/loss")] == list(range(0, STEPS, 2))
-    assert [event.step for event in full_run.Scalars("06_Diffusion/noise_prediction_mse")] == [0, 5, 10]
-    losses = [event.value for event in full_run.Scalars("01_Training/loss")]
+    assert [event.step for event in full_run.Scalars("01_Training/Loss")] == list(range(0, STEPS, 2))
+    assert [event.step for event in full_run.Scalars("06_Diffusion/Noise_Prediction_MSE")] == [0, 5, 10]
+    assert [event.step for event in full_run.Scalars("05_Performance/Samples_Per_Second")] == list(range(STEPS))
+    losses = [event.value for event in full_run.Scalars("01_Training/Loss")]
     assert all(value > 0 for value in losses)
-    lrs = [event.value for event in full_run.Scalars("04_Learning_Rate/lr")]
+    lrs = [event.value for event in full_run.Scalars("04_Learning_Rate/Learning_Rate")]
     assert lrs and all(value == pytest.approx(1e-3) for value in lrs)
+    schedule = full_run.Scalars("04_Learning_Rate/Schedule")
+    assert schedule[-1].step == STEPS - 1 and all(event.value == pytest.approx(1e-3) for event in schedule)
 
 
-def test_samples_have_frames_and_audio(full_run):
+def test_seed_004_categories_by_name_and_no_number_under_two_tags(full_run, traced_tiny_run):
+    for tag in ("01_Training/Loss", "01_Training/Loss_Smoothed", "11_Gradient_Stats/Total_Gradient_Norm",
+                "05_Performance/Samples_Per_Second", "14_System/ram_used_gb", "03_Epoch_Summary/Loss"):  # fmt: skip
+        assert full_run.Scalars(tag), tag
+    assert "10_Parameter_Histograms" in {tag.split("/")[0] for tag in full_run.Tags()["histograms"]}
+    series: dict[tuple, str] = {}
+    headline = [tag for tag in full_run.Tags()["scalars"] if tag.count("/") == 1]  # not per-parameter breakdowns
+    for tag in headline:
+        points = tuple((event.step, round(event.value, 9)) for event in full_run.Scalars(tag))
+        if len(points) > 1 and len({value for _, value in points}) > 1:  # constants (lr, counts) may repeat honestly
+            assert points not in series, f"{tag} repeats {series.get(points)}"
+            series[points] = tag
+    records = [json.loads(line) for line in (traced_tiny_run / "metrics.jsonl").read_text().splitlines()]
+    steps = [record["step"] for record in records]
+    assert steps == sorted(steps) and steps[-1] == STEPS - 1
+    logged = {(name, record["step"]) for record in records for name in record["metrics"]}
+    scalars = {(tag, event.step) for tag in full_run.Tags()["scalars"] for event in full_run.Scalars(tag)}
+    assert {entry for entry in scalars if entry[0] != "04_Learning_Rate/Schedule"} == logged
+
+
+def test_samples_have_videos_and_audio(full_run):
     tags = full_run.Tags()
-    assert "12_Samples/prompt_0/frames" in tags["images"]
-    assert "12_Samples/prompt_0/audio" in tags["audio"]
-    sample_steps = sorted({event.step for event in full_run.Images("12_Samples/prompt_0/frames")})
-    assert sample_steps == [0, 6, 12]
-    audio = full_run.Audio("12_Samples/prompt_0/audio")[0]
+    assert "12_Generated_Samples/prompt_0/Video" in tags["images"]
+    assert "12_Generated_Samples/prompt_0/Audio" in tags["audio"]
+    videos = full_run.Images("12_Generated_Samples/prompt_0/Video")
+    assert sorted({event.step for event in videos}) == [0, 6, 12]
+    assert len(list(ImageSequence.Iterator(Image.open(BytesIO(videos[0].encoded_image_string))))) > 1
+    audio = full_run.Audio("12_Generated_Samples/prompt_0/Audio")[0]
     assert audio.sample_rate == 16000 and audio.length_frames > 0
-    assert {"13_Noise_Visualization/noisy", "13_Noise_Visualization/predicted", "13_Noise_Visualization/target"} <= set(
-        tags["images"]
-    )
+    noise = full_run.Images("13_Noise_Visualization/Noisy_Predicted_Target_Error")
+    assert [event.step for event in noise] == [0, 5, 10]
 
 
 def test_switched_off_categories_write_nothing(tmp_path, tiny_cache_dir):

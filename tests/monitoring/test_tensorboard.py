@@ -1,15 +1,19 @@
-"""TensorBoardMonitor: a 12-step fake training run, read back from the event files."""
+"""TensorBoardMonitor: a 12-step fake training run through the logger, read back from the event files and metrics.jsonl."""
 
 from __future__ import annotations
 
+import json
 import math
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from PIL import Image, ImageSequence
 from torch import nn
 
+from toolkit.logging import LogConfig, LogManager, setup_logging
 from toolkit.monitoring.tensorboard import (
     Category,
     TensorBoardError,
@@ -22,9 +26,22 @@ STEPS = 12
 LOG_STEPS = [0, 2, 4, 6, 8, 10]
 DIAGNOSTIC_STEPS = [0, 4, 8]
 SAMPLE_STEP = 6
-FLAGS_ON = dict(log_every=2, diagnostic_every=4, flush_every=5)
+FLAGS_ON = dict(log_every=2, diagnostic_every=4)
 EXPENSIVE_OFF = dict(histograms=False, parameter_tracking=False, video_logging=False,
                      noise_visualization=False, profiling=False)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fresh_manager():
+    yield
+    LogManager.get_instance().cleanup()
+    LogManager._instance = None
+
+
+def open_monitor(log_dir: Path, flags: TensorBoardFlags, tensorboard: bool = True) -> TensorBoardMonitor:
+    """A monitor on a logger writing metrics.jsonl to `log_dir` and, with `tensorboard`, events to `log_dir`/tensorboard."""
+    config = LogConfig(name="tb_test", log_dir=log_dir, enable_tensorboard=tensorboard, tensorboard_flush_every=5)
+    return TensorBoardMonitor(setup_logging(config), flags)
 
 
 def fake_training(log_dir: Path, flags: TensorBoardFlags) -> dict:
@@ -34,7 +51,8 @@ def fake_training(log_dir: Path, flags: TensorBoardFlags) -> dict:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.5)
     seen = {"loss": {}, "grad_norm": {}, "block_0": {}}
-    with TensorBoardMonitor(log_dir, flags) as monitor:
+    monitor = open_monitor(log_dir, flags)
+    try:
         monitor.log_configuration({"train": {"lr": 0.1, "steps": STEPS}, "model": {"name": "tiny"}, "folder": log_dir})
         monitor.log_model_architecture(0, {"model": model, "head": model[2]})
         for step in range(STEPS):
@@ -50,8 +68,8 @@ def fake_training(log_dir: Path, flags: TensorBoardFlags) -> dict:
             monitor.log_training(step, loss, video_loss=loss * 0.75, audio_loss=loss * 0.25)
             monitor.log_loss_components(step, {"video_mse": loss * 0.75, "audio_mse": 0.25 * loss.item()})
             monitor.log_learning_rate(step, scheduler.get_last_lr(), scheduler.state_dict())
-            monitor.log_performance(step, step_time_s=0.5, samples_per_sec=8.0, data_time_s=0.125)
-            monitor.log_gradients(step, model.named_parameters())
+            monitor.log_performance(step, step_time_s=0.5, data_time_s=0.125)
+            monitor.log_gradients(step, model.named_parameters(), seen["grad_norm"][step])
             monitor.log_histograms(step, model.named_parameters())
             monitor.log_parameter_stats(step, model.named_parameters())
             monitor.log_system(step)
@@ -67,13 +85,16 @@ def fake_training(log_dir: Path, flags: TensorBoardFlags) -> dict:
                 monitor.log_sample(step, "cat", frames, fps=8, audio=audio, sample_rate=8000, prompt="a cat")
             optimizer.step()
             scheduler.step()
-        monitor.log_epoch_summary(0, {"loss": sum(seen["loss"].values()) / STEPS})
+        monitor.log_epoch_summary(STEPS - 1, 0, {"Loss": sum(seen["loss"].values()) / STEPS})
+        monitor.log_learning_rate_schedule([(0, 0.1), (5, 0.05), (11, 0.025)])
+    finally:
+        monitor.logger.finish()
     return seen
 
 
 def read_events(log_dir: Path) -> EventAccumulator:
     kinds = ("scalars", "images", "audio", "histograms", "tensors", "compressedHistograms")
-    events = EventAccumulator(str(log_dir), size_guidance={kind: 0 for kind in kinds})
+    events = EventAccumulator(str(log_dir / "tensorboard"), size_guidance={kind: 0 for kind in kinds})
     events.Reload()
     return events
 
@@ -114,19 +135,21 @@ def test_every_category_writes_under_its_prefix(full_run):
 @pytest.mark.parametrize(
     ("tag", "steps"),
     [
-        ("01_Training/loss", LOG_STEPS),
-        ("01_Training/audio_loss", LOG_STEPS),
+        ("01_Training/Loss", LOG_STEPS),
+        ("01_Training/Loss_Smoothed", LOG_STEPS),
+        ("01_Training/Audio_Loss", LOG_STEPS),
         ("02_Loss_Components/video_mse", LOG_STEPS),
-        ("04_Learning_Rate/lr", LOG_STEPS),
-        ("04_Learning_Rate/scheduler/last_epoch", LOG_STEPS),
-        ("05_Performance/steps_per_sec", LOG_STEPS),
-        ("11_Gradients/global_norm", LOG_STEPS),
-        ("14_System/rss_gb", LOG_STEPS),
-        ("06_Diffusion/noise_prediction_mse", DIAGNOSTIC_STEPS),
-        ("07_Noise_Analysis/correlation", DIAGNOSTIC_STEPS),
-        ("09_Parameter_Stats/norm/0.weight", DIAGNOSTIC_STEPS),
-        ("03_Epoch_Summary/loss", [0]),
-        ("08_Model_Architecture/total/params", [0]),
+        ("04_Learning_Rate/Learning_Rate", LOG_STEPS),
+        ("04_Learning_Rate/Scheduler/last_epoch", LOG_STEPS),
+        ("04_Learning_Rate/Schedule", [0, 5, 11]),
+        ("05_Performance/Step_Time_s", LOG_STEPS),
+        ("11_Gradient_Stats/Total_Gradient_Norm", LOG_STEPS),
+        ("14_System/rss_mb", LOG_STEPS),
+        ("06_Diffusion/Noise_Prediction_MSE", DIAGNOSTIC_STEPS),
+        ("07_Noise_Analysis/Correlation", DIAGNOSTIC_STEPS),
+        ("09_Parameter_Stats/Norm/0.weight", DIAGNOSTIC_STEPS),
+        ("03_Epoch_Summary/Loss", [STEPS - 1]),
+        ("08_Model_Architecture/Total/Params", [0]),
     ],
 )
 def test_scalars_are_written_at_their_steps(full_run, tag, steps):
@@ -137,74 +160,105 @@ def test_scalars_are_written_at_their_steps(full_run, tag, steps):
 def test_scalar_values_match_the_training_run(full_run):
     events, seen = full_run
     for step in LOG_STEPS:
-        assert value_at(events, "01_Training/loss", step) == pytest.approx(seen["loss"][step], rel=1e-6)
-        assert value_at(events, "01_Training/video_loss", step) == pytest.approx(0.75 * seen["loss"][step], rel=1e-6)
-        assert value_at(events, "11_Gradients/global_norm", step) == pytest.approx(seen["grad_norm"][step], rel=1e-5)
-        assert value_at(events, "11_Gradients/block/0", step) == pytest.approx(seen["block_0"][step], rel=1e-5)
-        assert value_at(events, "11_Gradients/params_without_grad", step) == 0
-    assert [value_at(events, "04_Learning_Rate/lr", step) for step in LOG_STEPS] == pytest.approx(
+        assert value_at(events, "01_Training/Loss", step) == pytest.approx(seen["loss"][step], rel=1e-6)
+        smoothed = sum(seen["loss"][s] for s in range(step + 1)) / (step + 1)  # window 100 > steps: every loss so far
+        assert value_at(events, "01_Training/Loss_Smoothed", step) == pytest.approx(smoothed, rel=1e-6)
+        assert value_at(events, "01_Training/Video_Loss", step) == pytest.approx(0.75 * seen["loss"][step], rel=1e-6)
+        assert value_at(events, "11_Gradient_Stats/Total_Gradient_Norm", step) == pytest.approx(seen["grad_norm"][step], rel=1e-5)
+        assert value_at(events, "11_Gradient_Stats/Block_Gradient_Norm/0", step) == pytest.approx(seen["block_0"][step], rel=1e-5)
+        assert value_at(events, "11_Gradient_Stats/Params_Without_Grad", step) == 0
+    assert [value_at(events, "04_Learning_Rate/Learning_Rate", step) for step in LOG_STEPS] == pytest.approx(
         [0.1, 0.1, 0.1, 0.05, 0.05, 0.025]
     )
-    assert value_at(events, "05_Performance/steps_per_sec", 0) == 2.0
-    assert value_at(events, "05_Performance/data_time_share", 0) == 0.25
-    assert value_at(events, "08_Model_Architecture/total/params", 0) == 8 * 16 + 16 + 16 * 4 + 4  # head counted once
-    assert value_at(events, "08_Model_Architecture/head/params", 0) == 16 * 4 + 4
-    assert value_at(events, "08_Model_Architecture/head/trainable_percent", 0) == 100.0
+    assert value_at(events, "05_Performance/Step_Time_s", 0) == 0.5
+    assert value_at(events, "05_Performance/Data_Time_Share", 0) == 0.25
+    assert value_at(events, "08_Model_Architecture/Total/Params", 0) == 8 * 16 + 16 + 16 * 4 + 4  # head counted once
+    assert value_at(events, "08_Model_Architecture/head/Params", 0) == 16 * 4 + 4
+    assert value_at(events, "08_Model_Architecture/head/Trainable_Percent", 0) == 100.0
+    assert value_at(events, "03_Epoch_Summary/Epoch", STEPS - 1) == 0
 
 
 def test_diffusion_buckets_hold_mse_and_prediction_snr(full_run):
     events, _ = full_run
     # sample i has timestep (0.1, 0.4, 0.6, 0.9)[i] and error (0.1, 0.2, 0.3, 0.4)[i] against a target of ones
     for span, error in [("t0.00-0.25", 0.1), ("t0.25-0.50", 0.2), ("t0.50-0.75", 0.3), ("t0.75-1.00", 0.4)]:
-        assert value_at(events, f"06_Diffusion/mse/{span}", 4) == pytest.approx(error**2, rel=1e-5)
-        snr = value_at(events, f"06_Diffusion/prediction_snr_db/{span}", 4)
+        assert value_at(events, f"06_Diffusion/MSE/{span}", 4) == pytest.approx(error**2, rel=1e-5)
+        snr = value_at(events, f"06_Diffusion/Signal_to_Noise_Ratio/{span}", 4)
         assert snr == pytest.approx(10 * math.log10(1 / error**2), rel=1e-5)
-    assert value_at(events, "06_Diffusion/noise_prediction_mse", 0) == pytest.approx(0.3 / 4 * 1.0, rel=1e-5)
-    assert value_at(events, "07_Noise_Analysis/correlation", 0) == pytest.approx(1.0, abs=1e-5)
-    assert value_at(events, "07_Noise_Analysis/std_ratio", 0) == pytest.approx(2.0, rel=1e-5)
+    assert value_at(events, "06_Diffusion/Noise_Prediction_MSE", 0) == pytest.approx(0.3 / 4 * 1.0, rel=1e-5)
+    assert value_at(events, "07_Noise_Analysis/Correlation", 0) == pytest.approx(1.0, abs=1e-5)
+    assert value_at(events, "07_Noise_Analysis/Std_Ratio", 0) == pytest.approx(2.0, rel=1e-5)
 
 
-def test_images_audio_histograms_and_text_are_present(full_run):
+def gif_frames(image) -> list[Image.Image]:
+    """The decoded frames of a video summary (torch's add_video stores an animated GIF)."""
+    return [frame.convert("RGB") for frame in ImageSequence.Iterator(Image.open(BytesIO(image.encoded_image_string)))]
+
+
+def test_videos_audio_histograms_and_text_are_present(full_run):
     events, _ = full_run
     tags = events.Tags()
-    sample = events.Images("12_Samples/cat/frames")
-    assert [(image.step, image.width, image.height) for image in sample] == [(SAMPLE_STEP, 5 * 16, 16)]
-    assert [(clip.step, clip.sample_rate, clip.length_frames) for clip in events.Audio("12_Samples/cat/audio")] == [
+    (sample,) = events.Images("12_Generated_Samples/cat/Video")
+    assert (sample.step, sample.width, sample.height) == (SAMPLE_STEP, 16, 16)
+    assert len(gif_frames(sample)) == 5
+    assert [(clip.step, clip.sample_rate, clip.length_frames) for clip in events.Audio("12_Generated_Samples/cat/Audio")] == [
         (SAMPLE_STEP, 8000, 1600)
     ]
-    for label in ("noisy", "predicted", "target", "error"):
-        images = events.Images(f"13_Noise_Visualization/{label}")
-        assert [(image.step, image.width, image.height) for image in images] == [(s, 64, 64) for s in DIAGNOSTIC_STEPS]
-    assert {"10_Histograms/weights/0.weight", "10_Histograms/grads/2.bias"} <= set(tags["histograms"])
-    assert [event.step for event in events.Histograms("10_Histograms/grads/0.weight")] == DIAGNOSTIC_STEPS
-    config_text = events.Tensors("15_Configuration/config/text_summary")[0].tensor_proto.string_val[0].decode()
+    videos = events.Images("13_Noise_Visualization/Noisy_Predicted_Target_Error")
+    assert [(video.step, video.width, video.height) for video in videos] == [(s, 4 * 64, 64) for s in DIAGNOSTIC_STEPS]
+    frames = gif_frames(videos[0])
+    assert len(frames) == 3  # the latents' F frames
+    left, right = frames[0].getpixel((10, 10)), frames[0].getpixel((64 + 10, 10))
+    assert left[0] == left[1] == left[2] and right[0] == right[1] == right[2]  # grey panels
+    assert {"10_Parameter_Histograms/Weights/0.weight", "10_Parameter_Histograms/Gradients/2.bias"} <= set(tags["histograms"])
+    assert [event.step for event in events.Histograms("10_Parameter_Histograms/Gradients/0.weight")] == DIAGNOSTIC_STEPS
+    config_text = events.Tensors("15_Configuration/Config/text_summary")[0].tensor_proto.string_val[0].decode()
     assert config_text.startswith("```yaml\ntrain:\n  lr: 0.1\n  steps: 12\n")
-    hparams_text = events.Tensors("15_Configuration/hparams/text_summary")[0].tensor_proto.string_val[0].decode()
+    hparams_text = events.Tensors("15_Configuration/Hparams/text_summary")[0].tensor_proto.string_val[0].decode()
     assert "| train.lr | 0.1 |" in hparams_text
     assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
-    assert "12_Samples/cat/prompt/text_summary" in tags["tensors"]
+    assert "12_Generated_Samples/cat/Prompt/text_summary" in tags["tensors"]
+
+
+def test_metrics_jsonl_holds_every_scalar_at_its_step_in_step_order(full_run, tmp_path_factory):
+    events, _ = full_run
+    log_dir = Path(events.path).parent
+    records = [json.loads(line) for line in (log_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [record["step"] for record in records]
+    assert steps == sorted(steps)
+    logged = {(name, record["step"]) for record in records for name in record["metrics"]}
+    scalars = {(tag, event.step) for tag in events.Tags()["scalars"] for event in events.Scalars(tag)}
+    forecast = {(tag, step) for tag, step in scalars if tag == "04_Learning_Rate/Schedule"}
+    assert scalars - forecast == logged  # TensorBoard's scalars are the stream; the schedule is a forecast
+    assert ("04_Learning_Rate/Schedule", 11) in forecast
 
 
 def test_turning_expensive_flags_off_removes_their_tags(full_run, lean_run):
     full_prefixes = {tag.split("/", 1)[0] for tag in all_tags(full_run[0])}
     lean_prefixes = {tag.split("/", 1)[0] for tag in all_tags(lean_run)}
-    switched_off = {"05_Performance", "09_Parameter_Stats", "10_Histograms", "12_Samples", "13_Noise_Visualization",
-                    "14_System"}  # fmt: skip
+    switched_off = {"05_Performance", "09_Parameter_Stats", "10_Parameter_Histograms", "12_Generated_Samples",
+                    "13_Noise_Visualization", "14_System"}  # fmt: skip
     assert lean_prefixes == full_prefixes - switched_off
-    assert steps_of(lean_run, "01_Training/loss") == LOG_STEPS
+    assert steps_of(lean_run, "01_Training/Loss") == LOG_STEPS
 
 
-def test_should_log_follows_flags_and_a_disabled_monitor_writes_nothing(tmp_path):
+def test_should_log_follows_flags_and_without_tensorboard_only_the_cheap_numbers_are_made(tmp_path):
     flags = TensorBoardFlags(log_every=3, diagnostic_every=5, histograms=False)
-    monitor = TensorBoardMonitor.disabled(flags)
-    assert not monitor.should_log(0, Category.TRAINING)
-    monitor.log_training(0, 1.0)
-    monitor.close()
-    with TensorBoardMonitor(tmp_path, flags) as live:
-        assert [step for step in range(10) if live.should_log(step, Category.TRAINING)] == [0, 3, 6, 9]
-        assert [step for step in range(10) if live.should_log(step, Category.DIFFUSION)] == [0, 5]
-        assert not live.should_log(0, Category.HISTOGRAMS)
-        assert live.should_log(7, Category.SAMPLES)
+    quiet = open_monitor(tmp_path / "quiet", flags, tensorboard=False)
+    assert quiet.should_log(0, Category.TRAINING) and not quiet.should_log(0, Category.DIFFUSION)
+    assert not quiet.should_log(0, Category.SAMPLES) and not quiet.should_log(0, Category.CONFIGURATION)
+    quiet.log_training(0, 1.0)
+    quiet.log_noise_visualization(0, torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4))
+    quiet.logger.finish()
+    (record,) = [json.loads(line) for line in (tmp_path / "quiet" / "metrics.jsonl").read_text().splitlines()]
+    assert record["metrics"] == {"01_Training/Loss": 1.0, "01_Training/Loss_Smoothed": 1.0}
+    assert not (tmp_path / "quiet" / "tensorboard").exists()
+    live = open_monitor(tmp_path / "live", flags)
+    assert [step for step in range(10) if live.should_log(step, Category.TRAINING)] == [0, 3, 6, 9]
+    assert [step for step in range(10) if live.should_log(step, Category.DIFFUSION)] == [0, 5]
+    assert not live.should_log(0, Category.HISTOGRAMS)
+    assert live.should_log(7, Category.SAMPLES)
+    live.logger.finish()
 
 
 def test_block_of_parameter_cuts_after_the_block_index():
@@ -216,7 +270,8 @@ def test_block_of_parameter_cuts_after_the_block_index():
 
 def test_bad_inputs_raise_errors_that_say_how_to_fix_them(tmp_path):
     flags = TensorBoardFlags(log_every=1, diagnostic_every=1)
-    with TensorBoardMonitor(tmp_path, flags) as monitor:
+    monitor = open_monitor(tmp_path, flags)
+    try:
         latents = torch.zeros(2, 4)
         with pytest.raises(TensorBoardError, match="sigmas in \\[0, 1\\].*num_train_timesteps"):
             monitor.log_diffusion(0, torch.tensor([10.0, 999.0]), latents, latents)
@@ -226,6 +281,8 @@ def test_bad_inputs_raise_errors_that_say_how_to_fix_them(tmp_path):
             monitor.log_sample(0, "stereo", torch.zeros(3, 8, 8, 3, dtype=torch.uint8), 8, torch.zeros(2, 100), 8000)
         with pytest.raises(TensorBoardError, match="one shape"):
             monitor.log_noise_analysis(0, torch.zeros(2, 3), torch.zeros(3, 2))
+    finally:
+        monitor.logger.finish()
     with pytest.raises(TensorBoardError, match="log_every is 0"):
         TensorBoardFlags(log_every=0)
 
@@ -233,9 +290,9 @@ def test_bad_inputs_raise_errors_that_say_how_to_fix_them(tmp_path):
 @pytest.mark.parametrize(
     ("flag", "removed"),
     [
-        ("histograms", {"10_Histograms"}),
+        ("histograms", {"10_Parameter_Histograms"}),
         ("parameter_tracking", {"09_Parameter_Stats"}),
-        ("video_logging", {"12_Samples"}),
+        ("video_logging", {"12_Generated_Samples"}),
         ("noise_visualization", {"13_Noise_Visualization"}),
         ("profiling", {"05_Performance", "14_System"}),
     ],

@@ -14,26 +14,32 @@ class LoggingConfig(ConfigModel):
     """How a process reports progress; `model.verbose` (the trace) is separate."""
 
     verbose: bool = Field(default=False, description="Set the ordinary logger to DEBUG level.")
-    log_every: int = Field(default=10, ge=1, description="Write loss, lr and speed to TensorBoard every N steps.")
+    log_every: int = Field(
+        default=10, ge=1, description="Log loss, lr, step times, gradient norms and system load (01, 02, 04, 05, 11, 14) every N steps."
+    )
     diagnostic_every: int = Field(
         default=50, ge=1, description="Write the diagnostic TensorBoard categories (06, 07, 09, 10, 13) every N steps."
     )
     flush_every: int = Field(default=100, ge=1, description="Flush TensorBoard's event files every N steps.")
     use_tensorboard: bool = Field(default=True, description="Write TensorBoard events under <run>/tensorboard.")
-    histograms: bool = Field(default=True, description="TensorBoard 10_Histograms: LoRA weights and gradients.")
+    histograms: bool = Field(default=True, description="TensorBoard 10_Parameter_Histograms: LoRA weights and gradients.")
     parameter_tracking: bool = Field(default=True, description="TensorBoard 09_Parameter_Stats: LoRA weight norms.")
-    video_logging: bool = Field(default=True, description="TensorBoard 12_Samples: sample frames and audio.")
+    video_logging: bool = Field(default=True, description="TensorBoard 12_Generated_Samples: sample videos and audio.")
     noise_visualization: bool = Field(
-        default=True, description="TensorBoard 13_Noise_Visualization: noisy, predicted and target latents as images."
+        default=True, description="TensorBoard 13_Noise_Visualization: noisy, predicted and target latents and the error as a video."
     )
-    profiling: bool = Field(default=True, description="TensorBoard 05_Performance and 14_System.")
+    profiling: bool = Field(
+        default=True, description="14_System and 05_Performance's step times (samples/s from the progress bar stays)."
+    )
     use_wandb: bool = Field(default=False, description="Also log metrics to Weights & Biases (offline without network).")
     wandb_project: str | None = Field(default=None, description="W&B project; defaults to the run name.")
     wandb_name: str | None = Field(default=None, description="W&B run name.")
     wandb_tags: list[str] = Field(default_factory=list, description="W&B tags.")
     log_file: str = Field(default="train.log", description="Log file name under <run>/logs.")
     progress_bar: bool = Field(default=True, description="Show a progress bar with loss and speed.")
-    metrics_window: int = Field(default=100, ge=1, description="Steps averaged for the windowed metrics.")
+    metrics_window: int = Field(
+        default=100, ge=1, description="Steps averaged for the windowed metrics and 01_Training/Loss_Smoothed."
+    )
     max_file_bytes: int = Field(default=10_485_760, ge=0, description="Rotate the log file at this size (0: never).")
     backup_count: int = Field(default=3, ge=0, description="Rotated log files kept.")
     inspect: bool = Field(

@@ -14,7 +14,7 @@ and tensors when ``model.verbose`` is on.
 
 from __future__ import annotations
 
-from toolkit.logging.config import YAML_LOGGING_DEFAULTS, LogConfig
+from toolkit.logging.config import LogConfig
 from toolkit.logging.core import UnifiedLogger
 from toolkit.logging.errors import LoggingError
 from toolkit.logging.manager import LogManager, get_logger, setup_logging
@@ -25,7 +25,6 @@ __all__ = [
     "BATCH_TIME_MS",
     "ETA_SEC",
     "SAMPLES_PER_SEC",
-    "YAML_LOGGING_DEFAULTS",
     "LogConfig",
     "LogManager",
     "LoggingError",

@@ -1,16 +1,26 @@
-"""LogConfig: every setting of the unified logger, validated once."""
+"""LogConfig: every setting of the unified logger, validated once.
+
+The YAML's ``logging:`` block (``toolkit.config.LoggingConfig``, pydantic) is
+the one source of the settings a user writes: ``LogConfig.from_yaml_logging``
+derives the runtime config from it, and the defaults LogConfig shares with it
+are read from that schema, so no default is written twice.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from toolkit.config.logging_config import LoggingConfig
 from toolkit.logging.errors import LoggingError
 
-if TYPE_CHECKING:
-    from toolkit.monitoring.tensorboard import TensorBoardFlags
+
+def _schema_default(name: str) -> Any:
+    """The default of the `logging:` block's field ``name``."""
+    return LoggingConfig.model_fields[name].get_default(call_default_factory=True)
+
 
 LEVEL_NAMES = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -31,13 +41,13 @@ class LogConfig:
     log_dir: str | Path | None = None
     console_level: str = "INFO"
     file_level: str = "DEBUG"
-    filename: str = "train.log"
+    filename: str = _schema_default("log_file")
 
     enable_console: bool = True
     enable_file: bool = True
-    enable_wandb: bool = False
-    enable_tensorboard: bool = False
-    enable_progress: bool = True
+    enable_wandb: bool = _schema_default("use_wandb")
+    enable_tensorboard: bool = False  # the YAML block turns it on (use_tensorboard); a bare setup_logging() writes no events
+    enable_progress: bool = _schema_default("progress_bar")
     enable_metrics: bool = True
     enable_memory: bool = True
     capture_warnings: bool = True
@@ -48,20 +58,20 @@ class LogConfig:
     wandb_tags: list[str] = field(default_factory=list)
 
     tensorboard_dir: str | Path | None = None
-    tensorboard_flags: TensorBoardFlags | None = None
+    tensorboard_flush_every: int = _schema_default("flush_every")
 
     progress_window: int = 100
     progress_smoothing: float = 0.3
     progress_position: int = 0
     progress_leave: bool = True
 
-    metrics_window: int = 100
+    metrics_window: int = _schema_default("metrics_window")
     metrics_history: bool = True
     metrics_history_max: int = 10_000
     metrics_prefix: str = ""
 
-    max_file_bytes: int = 10 * 1024 * 1024
-    backup_count: int = 3
+    max_file_bytes: int = _schema_default("max_file_bytes")
+    backup_count: int = _schema_default("backup_count")
     is_main_process: bool | None = None
 
     def __post_init__(self) -> None:
@@ -78,6 +88,9 @@ class LogConfig:
             "progress_smoothing",
             self.progress_smoothing,
             "a number in (0, 1]: the weight of the newest step in the samples/sec average",
+        )
+        _require(
+            self.tensorboard_flush_every >= 1, "tensorboard_flush_every", self.tensorboard_flush_every, "an integer >= 1"
         )
         _require(self.metrics_window >= 1, "metrics_window", self.metrics_window, "an integer >= 1")
         _require(
@@ -111,35 +124,26 @@ class LogConfig:
 
     @classmethod
     def from_yaml_logging(cls, logging_block: Any, log_dir: str | Path, name: str) -> LogConfig:
-        """Build the config from the YAML's ``logging`` block (a validated schema object).
+        """Derive the runtime config from the YAML's ``logging`` block (a validated schema object).
 
         ``verbose: true`` lowers the console to DEBUG; it is the ordinary
         logger's level and has nothing to do with the [VERBOSE] tracer
-        (``model.verbose``). A block without a field uses the default listed in
-        ``YAML_LOGGING_DEFAULTS``; ``None`` means every default.
+        (``model.verbose``). A block that lacks a field (a generate process's
+        block has no metrics) gets the training block's default; ``None``
+        means every default.
         """
-        from toolkit.monitoring.tensorboard import TensorBoardFlags
+        block = logging_block if logging_block is not None else LoggingConfig()
 
         def read(field_name: str) -> Any:
-            return getattr(logging_block, field_name, YAML_LOGGING_DEFAULTS[field_name])
+            return getattr(block, field_name, _schema_default(field_name))
 
-        flags = TensorBoardFlags(
-            log_every=read("log_every"),
-            diagnostic_every=read("diagnostic_every"),
-            flush_every=read("flush_every"),
-            histograms=read("histograms"),
-            parameter_tracking=read("parameter_tracking"),
-            video_logging=read("video_logging"),
-            noise_visualization=read("noise_visualization"),
-            profiling=read("profiling"),
-        )
         return cls(
             name=name,
             log_dir=log_dir,
             console_level="DEBUG" if read("verbose") else "INFO",
             filename=read("log_file"),
             enable_tensorboard=read("use_tensorboard"),
-            tensorboard_flags=flags,
+            tensorboard_flush_every=read("flush_every"),
             enable_wandb=read("use_wandb"),
             wandb_project=read("wandb_project"),
             wandb_name=read("wandb_name"),
@@ -149,31 +153,6 @@ class LogConfig:
             max_file_bytes=read("max_file_bytes"),
             backup_count=read("backup_count"),
         )
-
-
-# The YAML `logging` block: field name -> default. The pydantic schema lists the
-# same fields; this table is what a block that lacks one falls back to.
-YAML_LOGGING_DEFAULTS: dict[str, Any] = {
-    "verbose": False,
-    "log_every": 10,
-    "diagnostic_every": 50,
-    "flush_every": 100,
-    "use_tensorboard": True,
-    "histograms": True,
-    "parameter_tracking": True,
-    "video_logging": True,
-    "noise_visualization": True,
-    "profiling": True,
-    "use_wandb": False,
-    "wandb_project": None,
-    "wandb_name": None,
-    "wandb_tags": (),
-    "log_file": "train.log",
-    "progress_bar": True,
-    "metrics_window": 100,
-    "max_file_bytes": 10 * 1024 * 1024,
-    "backup_count": 3,
-}
 
 
 def level_number(level_name: str) -> int:

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from toolkit.logging.errors import LoggingError
 from toolkit.logging.progress import ProgressTracker
-from toolkit.monitoring.system_stats import process_memory
 
 if TYPE_CHECKING:
     from toolkit.logging.config import LogConfig
     from toolkit.logging.manager import LogManager
-    from toolkit.monitoring.tensorboard import TensorBoardMonitor
+    from toolkit.logging.sinks import TensorBoardSink
+
+SYSTEM_CATEGORY = "14_System"
 
 
 class UnifiedLogger:
@@ -48,8 +49,8 @@ class UnifiedLogger:
         return self._manager.is_main_process
 
     @property
-    def tensorboard(self) -> TensorBoardMonitor:
-        """The process's TensorBoard monitor; a disabled one (writes nothing) when TensorBoard is off."""
+    def tensorboard(self) -> TensorBoardSink:
+        """The process's one TensorBoard writer; a disabled one (writes nothing) when TensorBoard is off."""
         return self._manager.tensorboard
 
     # text
@@ -98,10 +99,12 @@ class UnifiedLogger:
     def update_progress(self, n: int = 1, batch_size: int | None = None, **postfix: Any) -> dict[str, float]:
         """Advance the bar by ``n`` steps of ``batch_size`` samples and log the throughput metrics.
 
-        Logs ``throughput/samples_per_sec`` (moving average),
-        ``throughput/batch_time_ms``, ``throughput/accumulated_samples`` and,
-        with a total, ``throughput/eta_sec`` at the bar's step count; returns
-        them. ``postfix`` values are shown after the bar.
+        Logs ``05_Performance/Samples_Per_Second`` (moving average),
+        ``05_Performance/Batch_Time_ms``, ``05_Performance/Accumulated_Samples``
+        and, with a total, ``05_Performance/ETA_s`` at the step they belong to:
+        the index of the last step counted (0 after the first step of a fresh
+        bar), the step its loss is logged at. Returns them. ``postfix`` values
+        are shown after the bar.
         """
         if self._progress is None:
             raise LoggingError(
@@ -109,7 +112,7 @@ class UnifiedLogger:
                 "call logger.start_progress(total, desc) before the loop."
             )
         throughput = self._progress.update(n, batch_size, **postfix)
-        self.log_metrics(throughput, step=self._progress.done)
+        self.log_metrics(throughput, step=self._progress.done - 1)
         return throughput
 
     def close_progress(self) -> None:
@@ -136,16 +139,14 @@ class UnifiedLogger:
         return self._manager.metrics.get_history(name)
 
     def log_memory(self, step: int | None = None) -> dict[str, float]:
-        """Log ``memory/rss_gb`` and, with CUDA, ``memory/gpu_allocated_gb``,
-        ``memory/gpu_reserved_gb`` and ``memory/gpu_peak_gb``; returns them."""
+        """Log the trace's memory snapshot under 14_System: ``14_System/rss_mb`` and, with CUDA,
+        ``cuda_allocated_mb``, ``cuda_reserved_mb`` and ``cuda_peak_mb``; returns them."""
         if not self._manager.config.enable_memory:
             return {}
-        readings = {f"memory/{name}": value for name, value in process_memory().items()}
-        return self.log_metrics(readings, step)
+        from toolkit.trace.memory import memory_snapshot  # imports torch: only when memory is asked for
 
-    def attach_tensorboard(self, monitor: TensorBoardMonitor) -> None:
-        """Send this process's metrics to ``monitor`` too; the logger closes it on cleanup."""
-        self._manager.attach_tensorboard(monitor)
+        readings = {f"{SYSTEM_CATEGORY}/{name}": value for name, value in memory_snapshot().items()}
+        return self.log_metrics(readings, step)
 
     # lifetime
 

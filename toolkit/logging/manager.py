@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolkit.logging.config import LogConfig, level_number
 from toolkit.logging.core import UnifiedLogger
@@ -23,9 +23,6 @@ from toolkit.logging.sinks import (
     TensorBoardSink,
     open_wandb_sink,
 )
-
-if TYPE_CHECKING:
-    from toolkit.monitoring.tensorboard import TensorBoardMonitor
 
 WARNINGS_LOGGER_NAME = "py.warnings"
 
@@ -52,7 +49,7 @@ class LogManager:
         self._loggers: dict[str, UnifiedLogger] = {}
         self._sinks = SinkSet(warnings_to=logging.getLogger(f"{ROOT_LOGGER_NAME}.logging"))
         self._metrics = MetricsTracker(self._config.metrics_window)
-        self._tensorboard: TensorBoardMonitor | None = None
+        self._tensorboard = TensorBoardSink.disabled()
         self._last_step = -1
 
     @classmethod
@@ -83,14 +80,9 @@ class LogManager:
         return self._sinks.names
 
     @property
-    def tensorboard(self) -> TensorBoardMonitor:
-        """The TensorBoard monitor in use, or a disabled one when there is none."""
-        with self._lock:
-            if self._tensorboard is None:
-                from toolkit.monitoring.tensorboard import TensorBoardMonitor
-
-                self._tensorboard = TensorBoardMonitor.disabled(self._config.tensorboard_flags)
-            return self._tensorboard
+    def tensorboard(self) -> TensorBoardSink:
+        """The process's TensorBoard writer; a disabled one (writes nothing) when there is none."""
+        return self._tensorboard
 
     def configure_from_config(self, config: LogConfig) -> UnifiedLogger:
         """Install handlers and sinks for ``config`` and return the logger named ``config.name``.
@@ -109,12 +101,10 @@ class LogManager:
             self._last_step = -1
             self._install_handlers(config)
             self._configured = True
+            if self._is_main and config.tensorboard_path is not None:
+                self._tensorboard = TensorBoardSink(config.tensorboard_path, config.tensorboard_flush_every)
             if self._is_main and config.enable_metrics:
                 self._open_sinks(config)
-            if self._is_main and not self.tensorboard.enabled and config.tensorboard_path is not None:
-                from toolkit.monitoring.tensorboard import TensorBoardMonitor
-
-                self.attach_tensorboard(TensorBoardMonitor(config.tensorboard_path, config.tensorboard_flags))
             return self._process_logger(config.name)
 
     def ensure_configured(self, name: str) -> UnifiedLogger:
@@ -138,15 +128,6 @@ class LogManager:
         """Send metrics to ``sink`` as well (main process only); it is closed on cleanup."""
         if self._is_main:
             self._sinks.add(sink)
-
-    def attach_tensorboard(self, monitor: TensorBoardMonitor) -> None:
-        """Use ``monitor`` as the process's TensorBoard monitor and send metrics to it (main process only)."""
-        with self._lock:
-            if not (self._is_main and monitor.enabled):
-                return
-            self._tensorboard = monitor
-            if self._config.enable_metrics:
-                self._sinks.add(TensorBoardSink(monitor))
 
     def record_metrics(self, metrics: Mapping[str, Any], step: int | None) -> dict[str, float]:
         if not self._config.enable_metrics:
@@ -172,9 +153,8 @@ class LogManager:
             for unified in self._loggers.values():
                 unified.close_progress()
             self._sinks.close()
-            if self._tensorboard is not None:
-                self._tensorboard.close()
-                self._tensorboard = None
+            self._tensorboard.close()
+            self._tensorboard = TensorBoardSink.disabled()
             for std_logger, handler in self._installed:
                 std_logger.removeHandler(handler)
                 handler.close()
@@ -227,6 +207,8 @@ class LogManager:
     def _open_sinks(self, config: LogConfig) -> None:
         if config.log_dir is not None:
             self._sinks.add(JsonlMetricsSink(config.log_dir / METRICS_FILENAME))
+        if self._tensorboard.enabled:
+            self._sinks.add(self._tensorboard)
         if config.enable_wandb:
             sink = open_wandb_sink(
                 project=config.wandb_project or config.name,

@@ -12,10 +12,11 @@ from tqdm import tqdm
 
 from toolkit.logging.metrics import metric_value
 
-SAMPLES_PER_SEC = "throughput/samples_per_sec"
-BATCH_TIME_MS = "throughput/batch_time_ms"
-ACCUMULATED_SAMPLES = "throughput/accumulated_samples"
-ETA_SEC = "throughput/eta_sec"
+# The names are TensorBoard tags in seed 004's 05_Performance category; metrics.jsonl and W&B use the same.
+SAMPLES_PER_SEC = "05_Performance/Samples_Per_Second"
+BATCH_TIME_MS = "05_Performance/Batch_Time_ms"
+ACCUMULATED_SAMPLES = "05_Performance/Accumulated_Samples"
+ETA_SEC = "05_Performance/ETA_s"
 
 
 class ProgressTracker:

@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from toolkit.logging.events import publish_event
+
 if TYPE_CHECKING:
     from toolkit.monitoring.latents import EncodeReport
 
@@ -83,6 +85,6 @@ class CachingReport:
         return "\n".join(lines)
 
     def publish(self, logger, tracer) -> None:
-        """Print the summary through `logger` and write the report to the trace."""
-        logger.info("%s", self.summary())
-        tracer.event("latent_caching_report", **self.fields())
+        """Write the report to the trace and print its summary once: by the trace's console when
+        it prints, otherwise through `logger`."""
+        publish_event(tracer, logger, "latent_caching_report", self.summary, self.fields)

@@ -12,7 +12,8 @@ no made-up latents to fall back on, they would silently train the LoRA on noise.
 Each encode yields an `EncodeReport` (strategy and failures, shapes, compression ratios,
 dtype and device, size, memory before/after/peak with timestamps, speed, efficiency; peaks
 from the allocator's and the kernel's own counters, no polling thread: `encode_peaks`),
-written to the trace and, with `model.verbose`, printed as one line per clip. A
+written to the trace and, with `model.verbose`, printed once per clip (by the trace's console, or
+by the logger when the trace goes to files only: `toolkit.logging.events`). A
 `CachingReport` (`collect_encode_reports`) sums up a whole caching pass.
 
 This module knows nothing of LTX-2: a strategy is a name and a callable from pixels to
@@ -33,6 +34,7 @@ import torch
 from toolkit import memory_readings
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
+from toolkit.logging.events import publish_event
 from toolkit.monitoring.caching_report import CachingReport
 from toolkit.out_of_memory import is_out_of_memory
 from toolkit.trace import get_tracer
@@ -361,8 +363,6 @@ def _release_memory() -> None:
 
 
 def _publish(report: EncodeReport, tracer) -> None:
-    tracer.event("latent_encode", **report.fields())
-    if tracer.enabled:
-        _logger.info("%s", report.summary())
+    publish_event(tracer, _logger, "latent_encode", report.summary, report.fields, log_when_untraced=False)
     for collector in _collectors:
         collector.add(report)

@@ -1,39 +1,39 @@
-"""TensorBoard events in 15 fixed categories, from plain tensors and modules.
+"""Seed 004's 15 TensorBoard categories, computed from what a trainer already has.
 
-Every method takes what a trainer already has (losses, timesteps, predictions,
-``named_parameters()``, decoded frames) and decides itself whether this step is
-written: the cheap categories every ``log_every`` steps, the diagnostic ones
-every ``diagnostic_every`` steps, a category whose flag is off never. So a
-training loop calls each method on every step without an ``if``, and uses
-``should_log(step, category)`` only to skip preparing an expensive input.
-Nothing here knows the trainer or LTX-2.
+Every number goes into the logger's one metrics stream (``logger.log_metrics``)
+under its TensorBoard tag (``01_Training/Loss``), so metrics.jsonl, TensorBoard
+and W&B get it once, under one name, at the step it belongs to. What is not a
+number (histograms, videos, audio, text) goes to the same TensorBoard writer
+(``logger.tensorboard``). Each method decides itself whether this step is
+written: the per-step categories every ``log_every`` steps, the diagnostic
+ones every ``diagnostic_every``, a category whose flag is off never, and the
+ones that only make sense in TensorBoard only when it is on. So a loop calls
+every method on every step without an ``if``. Nothing here knows the trainer
+or LTX-2.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import math
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from torch import nn
 
-from toolkit.monitoring.system_stats import system_load
+from toolkit.config.logging_config import LoggingConfig
+from toolkit.logging import UnifiedLogger
+from toolkit.monitoring import tensorboard_values as values_of
+from toolkit.monitoring.system_stats import machine_load
+from toolkit.monitoring.tensorboard_values import NamedParameters, TensorBoardError, block_of_parameter
 
-NamedParameters = Iterable[tuple[str, torch.Tensor]]
-
-
-class TensorBoardError(ValueError):
-    """An input the monitor cannot turn into an event; the message says which and how to fix it."""
+__all__ = ["Category", "TensorBoardError", "TensorBoardFlags", "TensorBoardMonitor", "block_of_parameter"]
 
 
 class Category:
-    """Tag prefixes; TensorBoard sorts its sections by them."""
+    """Seed 004's tag prefixes; TensorBoard sorts its sections by them."""
 
     TRAINING = "01_Training"
     LOSS_COMPONENTS = "02_Loss_Components"
@@ -44,9 +44,9 @@ class Category:
     NOISE_ANALYSIS = "07_Noise_Analysis"
     MODEL_ARCHITECTURE = "08_Model_Architecture"
     PARAMETER_STATS = "09_Parameter_Stats"
-    HISTOGRAMS = "10_Histograms"
-    GRADIENTS = "11_Gradients"
-    SAMPLES = "12_Samples"
+    HISTOGRAMS = "10_Parameter_Histograms"
+    GRADIENTS = "11_Gradient_Stats"
+    SAMPLES = "12_Generated_Samples"
     NOISE_VISUALIZATION = "13_Noise_Visualization"
     SYSTEM = "14_System"
     CONFIGURATION = "15_Configuration"
@@ -58,6 +58,11 @@ class Category:
     )  # fmt: skip
     EVERY_LOG_STEP = (TRAINING, LOSS_COMPONENTS, LEARNING_RATE, PERFORMANCE, GRADIENTS, SYSTEM)
     EVERY_DIAGNOSTIC_STEP = (DIFFUSION, NOISE_ANALYSIS, PARAMETER_STATS, HISTOGRAMS, NOISE_VISUALIZATION)
+    # Pictures, text or costly diagnostics: only worth making when TensorBoard shows them.
+    TENSORBOARD_ONLY = (
+        DIFFUSION, NOISE_ANALYSIS, MODEL_ARCHITECTURE, PARAMETER_STATS, HISTOGRAMS, SAMPLES, NOISE_VISUALIZATION,
+        CONFIGURATION,
+    )  # fmt: skip
 
 
 @dataclass
@@ -66,22 +71,38 @@ class TensorBoardFlags:
 
     Epoch summaries, samples, the architecture and the configuration are
     written whenever they are called: the caller already chose when.
+    ``smoothing_window`` is how many steps ``01_Training/Loss_Smoothed`` averages.
     """
 
     log_every: int = 10
     diagnostic_every: int = 50
-    flush_every: int = 100
-    histograms: bool = True  # 10_Histograms
+    histograms: bool = True  # 10_Parameter_Histograms
     parameter_tracking: bool = True  # 09_Parameter_Stats
-    video_logging: bool = True  # 12_Samples
+    video_logging: bool = True  # 12_Generated_Samples
     noise_visualization: bool = True  # 13_Noise_Visualization
-    profiling: bool = True  # 05_Performance and 14_System
+    profiling: bool = True  # 05_Performance's step times and 14_System
+    smoothing_window: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("log_every", "diagnostic_every", "flush_every"):
+        for name in ("log_every", "diagnostic_every", "smoothing_window"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise TensorBoardError(f"TensorBoardFlags.{name} is {value!r}; it must be an integer >= 1 (steps).")
+
+    @classmethod
+    def from_logging_config(cls, block: LoggingConfig | None) -> TensorBoardFlags:
+        """The flags of the YAML's `logging:` block (its defaults when None)."""
+        block = block if block is not None else LoggingConfig()
+        return cls(
+            log_every=block.log_every,
+            diagnostic_every=block.diagnostic_every,
+            histograms=block.histograms,
+            parameter_tracking=block.parameter_tracking,
+            video_logging=block.video_logging,
+            noise_visualization=block.noise_visualization,
+            profiling=block.profiling,
+            smoothing_window=block.metrics_window,
+        )
 
     def category_on(self, category: str) -> bool:
         switches = {
@@ -104,49 +125,29 @@ class TensorBoardFlags:
 
 
 class TensorBoardMonitor:
-    """A SummaryWriter that files events under the 15 categories.
+    """Files a run's numbers and media under the 15 categories, through ``logger``.
 
-    ``TensorBoardMonitor.disabled()`` writes nothing and creates no file: what
-    non-main processes and runs without TensorBoard get, so callers never
-    check.
+    Numbers reach every metrics sink of the logger (metrics.jsonl, TensorBoard,
+    W&B); media reach its TensorBoard writer. Without TensorBoard (and on
+    other ranks) the ``Category.TENSORBOARD_ONLY`` categories are not even
+    computed.
     """
 
-    def __init__(self, log_dir: str | Path, flags: TensorBoardFlags | None = None) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.log_dir = Path(log_dir)
+    def __init__(self, logger: UnifiedLogger, flags: TensorBoardFlags | None = None) -> None:
+        self.logger = logger
         self.flags = flags if flags is not None else TensorBoardFlags()
-        self._last_flush_step = 0
-        try:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._writer: Any = SummaryWriter(log_dir=str(self.log_dir))
-        except OSError as error:
-            raise TensorBoardError(
-                f"Cannot write TensorBoard events to {self.log_dir}: {error.strerror or error}. "
-                "Point the log folder somewhere writable or set logging.use_tensorboard: false."
-            ) from error
-
-    @classmethod
-    def disabled(cls, flags: TensorBoardFlags | None = None) -> TensorBoardMonitor:
-        monitor = cls.__new__(cls)
-        monitor.log_dir = None
-        monitor.flags = flags if flags is not None else TensorBoardFlags()
-        monitor._last_flush_step = 0
-        monitor._writer = None
-        return monitor
+        self._recent_losses: deque[float] = deque(maxlen=self.flags.smoothing_window)
 
     @property
-    def enabled(self) -> bool:
-        return self._writer is not None
-
-    @property
-    def writer(self) -> Any:
-        """The underlying SummaryWriter (None when disabled or closed), for events outside the categories."""
-        return self._writer
+    def tensorboard(self) -> Any:
+        """The logger's TensorBoard writer (a disabled one without TensorBoard)."""
+        return self.logger.tensorboard
 
     def should_log(self, step: int, category: str) -> bool:
-        """Whether ``category`` is written at ``step`` (always False when off or disabled)."""
-        if self._writer is None or not self.flags.category_on(category):
+        """Whether ``category`` is written at ``step``."""
+        if not self.logger.is_main_process or not self.flags.category_on(category):
+            return False
+        if category in Category.TENSORBOARD_ONLY and not self.tensorboard.enabled:
             return False
         every = self.flags.every(category)
         return every is None or step % every == 0
@@ -154,42 +155,56 @@ class TensorBoardMonitor:
     # 01-05: scalars the loop already has
 
     def log_training(self, step: int, loss: Any, video_loss: Any = None, audio_loss: Any = None) -> None:
+        """Loss, its video and audio parts, and ``Loss_Smoothed``: the mean of the last
+        ``smoothing_window`` losses (call on every step so the mean sees each one)."""
+        self._recent_losses.append(values_of.scalar("loss", loss))
         if self.should_log(step, Category.TRAINING):
-            self._scalars(Category.TRAINING, step, {"loss": loss, "video_loss": video_loss, "audio_loss": audio_loss})
+            smoothed = sum(self._recent_losses) / len(self._recent_losses)
+            values = {"Loss": loss, "Loss_Smoothed": smoothed, "Video_Loss": video_loss, "Audio_Loss": audio_loss}
+            self._scalars(Category.TRAINING, step, values)
 
     def log_loss_components(self, step: int, components: Mapping[str, Any]) -> None:
         if self.should_log(step, Category.LOSS_COMPONENTS):
             self._scalars(Category.LOSS_COMPONENTS, step, components)
 
-    def log_epoch_summary(self, epoch: int, summary: Mapping[str, Any]) -> None:
-        """Per-epoch averages, with the epoch number as the x axis."""
-        if self.should_log(epoch, Category.EPOCH_SUMMARY):
-            self._scalars(Category.EPOCH_SUMMARY, epoch, summary)
+    def log_epoch_summary(self, step: int, epoch: int, summary: Mapping[str, Any]) -> None:
+        """Per-epoch averages, at the training step that ended the epoch (``Epoch`` says which)."""
+        if self.should_log(step, Category.EPOCH_SUMMARY):
+            self._scalars(Category.EPOCH_SUMMARY, step, {"Epoch": epoch, **summary})
 
     def log_learning_rate(self, step: int, lr: float | Iterable[float], scheduler_state: dict | None = None) -> None:
-        """``lr`` of each param group (``lr`` alone for one group) and the numeric scheduler state."""
+        """``Learning_Rate`` (``Learning_Rate/Group_i`` for several param groups) and the numeric scheduler state."""
         if not self.should_log(step, Category.LEARNING_RATE):
             return
         rates = [lr] if isinstance(lr, (int, float)) else list(lr)
-        values = {"lr": rates[0]} if len(rates) == 1 else {f"lr/group_{i}": rate for i, rate in enumerate(rates)}
-        for key, value in _flatten(scheduler_state or {}).items():
+        values = {"Learning_Rate": rates[0]} if len(rates) == 1 else {f"Learning_Rate/Group_{i}": r for i, r in enumerate(rates)}
+        for key, value in values_of.flatten(scheduler_state or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                values[f"scheduler/{key}"] = value
+                values[f"Scheduler/{key}"] = value
         self._scalars(Category.LEARNING_RATE, step, values)
 
-    def log_performance(
-        self, step: int, step_time_s: float, samples_per_sec: float, data_time_s: float | None = None
-    ) -> None:
+    def log_learning_rate_schedule(self, schedule: Sequence[tuple[int, float]]) -> None:
+        """The learning rate the scheduler will give at each future step, as ``04_Learning_Rate/Schedule``.
+
+        A forecast, not a measurement: written to TensorBoard only, once, so
+        metrics.jsonl keeps what happened, in step order.
+        """
+        writer = self.tensorboard.writer
+        if writer is None or not self.logger.is_main_process:
+            return
+        for step, rate in schedule:
+            writer.add_scalar(f"{Category.LEARNING_RATE}/Schedule", rate, step)
+        writer.flush()
+
+    def log_performance(self, step: int, step_time_s: float, data_time_s: float | None = None) -> None:
+        """The optimizer step's own time and the part spent assembling the batch (samples/s and
+        the time between steps come from the progress bar: ``logger.update_progress``)."""
         if not self.should_log(step, Category.PERFORMANCE):
             return
-        values = {
-            "step_time_s": step_time_s,
-            "steps_per_sec": 1.0 / max(step_time_s, 1e-9),
-            "samples_per_sec": samples_per_sec,
-        }
+        values = {"Step_Time_s": step_time_s}
         if data_time_s is not None:
-            values["data_time_s"] = data_time_s
-            values["data_time_share"] = data_time_s / max(step_time_s, 1e-9)
+            values["Data_Time_s"] = data_time_s
+            values["Data_Time_Share"] = data_time_s / max(step_time_s, 1e-9)
         self._scalars(Category.PERFORMANCE, step, values)
 
     # 06-07: how well the model predicts its target
@@ -197,14 +212,15 @@ class TensorBoardMonitor:
     def log_diffusion(
         self, step: int, timesteps: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, buckets: int = 4
     ) -> None:
-        """Prediction MSE and prediction SNR (dB, target power over error power) per timestep bucket.
+        """``Noise_Prediction_MSE`` and ``Signal_to_Noise_Ratio`` (dB of the prediction: target power over
+        error power), overall and per timestep bucket.
 
         ``timesteps`` are per-sample sigmas in [0, 1], shape (B,); buckets
         split [0, 1] evenly and a bucket without a sample this step gets no point.
         """
         if not self.should_log(step, Category.DIFFUSION):
             return
-        _same_shape(pred, target, "log_diffusion")
+        values_of.same_shape(pred, target, "log_diffusion")
         sigmas = timesteps.detach().float().flatten().cpu()
         if sigmas.numel() != pred.shape[0]:
             raise TensorBoardError(
@@ -215,41 +231,13 @@ class TensorBoardMonitor:
                 f"log_diffusion expects timesteps as sigmas in [0, 1], got {sigmas.min():.4g}..{sigmas.max():.4g}; "
                 "divide by the scheduler's num_train_timesteps first."
             )
-        error_power = (pred.detach().float() - target.detach().float()).pow(2).flatten(1).mean(1).cpu()
-        target_power = target.detach().float().pow(2).flatten(1).mean(1).cpu()
-        values: dict[str, float] = {
-            "noise_prediction_mse": error_power.mean().item(),
-            "prediction_snr_db": _snr_db(target_power.mean().item(), error_power.mean().item()),
-            "timestep_mean": sigmas.mean().item(),
-        }
-        bucket_of = (sigmas * buckets).long().clamp(max=buckets - 1)
-        for bucket in range(buckets):
-            members = bucket_of == bucket
-            if members.any():
-                span = f"t{bucket / buckets:.2f}-{(bucket + 1) / buckets:.2f}"
-                values[f"mse/{span}"] = error_power[members].mean().item()
-                values[f"prediction_snr_db/{span}"] = _snr_db(
-                    target_power[members].mean().item(), error_power[members].mean().item()
-                )
-        self._scalars(Category.DIFFUSION, step, values)
+        self._scalars(Category.DIFFUSION, step, values_of.diffusion_values(sigmas, pred, target, buckets))
 
     def log_noise_analysis(self, step: int, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Mean and std of prediction and target, and their Pearson correlation (NaN if one is constant)."""
-        if not self.should_log(step, Category.NOISE_ANALYSIS):
-            return
-        _same_shape(pred, target, "log_noise_analysis")
-        pred_values, target_values = pred.detach().float().flatten(), target.detach().float().flatten()
-        pred_centered, target_centered = pred_values - pred_values.mean(), target_values - target_values.mean()
-        covariance = (pred_centered * target_centered).sum()
-        spread = (pred_centered.pow(2).sum() * target_centered.pow(2).sum()).sqrt()
-        stats = torch.stack(
-            [pred_values.mean(), pred_values.std(), target_values.mean(), target_values.std(), covariance, spread]
-        ).tolist()
-        values = dict(zip(("pred_mean", "pred_std", "target_mean", "target_std"), stats[:4]))
-        covariance_sum, spread_sum = stats[4:]
-        values["correlation"] = covariance_sum / spread_sum if spread_sum > 0 else math.nan
-        values["std_ratio"] = values["pred_std"] / values["target_std"] if values["target_std"] > 0 else math.nan
-        self._scalars(Category.NOISE_ANALYSIS, step, values)
+        """Mean and std of prediction and target, their correlation and std ratio."""
+        if self.should_log(step, Category.NOISE_ANALYSIS):
+            values_of.same_shape(pred, target, "log_noise_analysis")
+            self._scalars(Category.NOISE_ANALYSIS, step, values_of.noise_analysis_values(pred, target))
 
     # 08-11: the model's parameters and gradients
 
@@ -260,51 +248,43 @@ class TensorBoardMonitor:
         """
         if not self.should_log(step, Category.MODEL_ARCHITECTURE):
             return
-        values: dict[str, float] = {}
-        rows = ["| component | class | parameters | trainable | trainable % |", "|---|---|---:|---:|---:|"]
-        every_param: dict[int, torch.Tensor] = {}
-        for name, module in components.items():
-            params = list(module.parameters())
-            count = sum(p.numel() for p in params)
-            trainable = sum(p.numel() for p in params if p.requires_grad)
-            every_param.update((id(p), p) for p in params)
-            share = 100.0 * trainable / count if count else 0.0
-            values.update({f"{name}/params": count, f"{name}/trainable_params": trainable})
-            values[f"{name}/trainable_percent"] = share
-            rows.append(f"| {name} | {type(module).__name__} | {count:,} | {trainable:,} | {share:.3f} |")
-        total = sum(p.numel() for p in every_param.values())
-        total_trainable = sum(p.numel() for p in every_param.values() if p.requires_grad)
-        values.update({"total/params": total, "total/trainable_params": total_trainable})
-        values["total/trainable_percent"] = 100.0 * total_trainable / total if total else 0.0
+        values, table = values_of.architecture_values(components)
         self._scalars(Category.MODEL_ARCHITECTURE, step, values)
-        self._writer.add_text(f"{Category.MODEL_ARCHITECTURE}/summary", "\n".join(rows), step)
+        self.tensorboard.writer.add_text(f"{Category.MODEL_ARCHITECTURE}/Summary", table, step)
 
     def log_parameter_stats(self, step: int, named_params: NamedParameters) -> None:
         """Norm of each trainable parameter (the LoRA weights), and their total, mean and max."""
         if not self.should_log(step, Category.PARAMETER_STATS):
             return
-        names, tensors = _trainable(named_params)
-        norms = _norms(tensors)
-        values = {f"norm/{name}": norm for name, norm in zip(names, norms)}
-        values["norm_total"] = math.sqrt(sum(norm * norm for norm in norms))
-        values["norm_mean"] = sum(norms) / len(norms) if norms else 0.0
-        values["norm_max"] = max(norms, default=0.0)
+        names, tensors = values_of.trainable(named_params)
+        norms = values_of.norms(tensors)
+        values = {f"Norm/{name}": norm for name, norm in zip(names, norms)}
+        values["Norm_Total"] = sum(norm * norm for norm in norms) ** 0.5
+        values["Norm_Mean"] = sum(norms) / len(norms) if norms else 0.0
+        values["Norm_Max"] = max(norms, default=0.0)
         self._scalars(Category.PARAMETER_STATS, step, values)
 
     def log_histograms(self, step: int, named_params: NamedParameters) -> None:
         """Weight and gradient histograms of the trainable parameters (frozen base weights are skipped)."""
         if not self.should_log(step, Category.HISTOGRAMS):
             return
-        for name, param in zip(*_trainable(named_params)):
-            self._writer.add_histogram(f"{Category.HISTOGRAMS}/weights/{name}", param.detach().float().cpu(), step)
+        writer = self.tensorboard.writer
+        for name, param in zip(*values_of.trainable(named_params)):
+            writer.add_histogram(f"{Category.HISTOGRAMS}/Weights/{name}", param.detach().float().cpu(), step)
             if param.grad is not None:
-                self._writer.add_histogram(f"{Category.HISTOGRAMS}/grads/{name}", param.grad.detach().float().cpu(), step)
-        self._flush_if_due(step)
+                writer.add_histogram(f"{Category.HISTOGRAMS}/Gradients/{name}", param.grad.detach().float().cpu(), step)
+        self.tensorboard.flush_if_due(step)
 
     def log_gradients(
-        self, step: int, named_params: NamedParameters, block_of: Callable[[str], str] | None = None
+        self,
+        step: int,
+        named_params: NamedParameters,
+        total_norm: float,
+        block_of: Callable[[str], str] | None = None,
     ) -> None:
-        """Global gradient norm, norm per block, and how many trainable parameters got no gradient.
+        """``Total_Gradient_Norm``: the norm before clipping (what ``clip_grad_norm_`` returns);
+        ``Block_Gradient_Norm/<block>``: per block, of the gradients as applied (after clipping);
+        ``Params_Without_Grad``: trainable parameters that got no gradient.
 
         ``block_of`` maps a parameter name to its block; the default cuts the
         name after its first numeric index (``transformer_blocks.3``).
@@ -312,19 +292,17 @@ class TensorBoardMonitor:
         if not self.should_log(step, Category.GRADIENTS):
             return
         block_of = block_of or block_of_parameter
-        names, params = _trainable(named_params)
+        names, params = values_of.trainable(named_params)
         with_grad = [(name, param.grad) for name, param in zip(names, params) if param.grad is not None]
-        norms = _norms([grad for _, grad in with_grad])
         block_squares: dict[str, float] = {}
-        for (name, _), norm in zip(with_grad, norms):
-            block = block_of(name)
-            block_squares[block] = block_squares.get(block, 0.0) + norm * norm
-        values = {f"block/{block}": math.sqrt(square) for block, square in block_squares.items()}
-        values["global_norm"] = math.sqrt(sum(block_squares.values()))
-        values["params_without_grad"] = len(names) - len(with_grad)
+        for (name, _), norm in zip(with_grad, values_of.norms([grad for _, grad in with_grad])):
+            block_squares[block_of(name)] = block_squares.get(block_of(name), 0.0) + norm * norm
+        values: dict[str, float] = {f"Block_Gradient_Norm/{block}": square**0.5 for block, square in block_squares.items()}
+        values["Total_Gradient_Norm"] = total_norm
+        values["Params_Without_Grad"] = len(names) - len(with_grad)
         self._scalars(Category.GRADIENTS, step, values)
 
-    # 12-13: pictures and sound
+    # 12-13: videos and sound
 
     def log_sample(
         self,
@@ -336,9 +314,8 @@ class TensorBoardMonitor:
         sample_rate: int | None = None,
         prompt: str | None = None,
     ) -> None:
-        """A generated clip: uint8 frames (T, H, W, 3) as a video when moviepy can encode it,
-        otherwise a strip of up to 8 frames; mono audio (samples,) in [-1, 1]; the prompt as text.
-        """
+        """A generated clip: uint8 frames (T, H, W, 3) as a video (``add_video``, encoded by moviepy),
+        mono audio (samples,) in [-1, 1], and the prompt as text."""
         if not self.should_log(step, Category.SAMPLES):
             return
         if frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
@@ -346,52 +323,51 @@ class TensorBoardMonitor:
                 f"log_sample({name!r}) needs uint8 frames shaped (T, H, W, 3), got {frames.dtype} "
                 f"{tuple(frames.shape)}; convert with (video.clamp(0, 1) * 255).to(torch.uint8) in THWC order."
             )
-        tag = f"{Category.SAMPLES}/{name}"
-        frames = frames.detach().cpu()
-        if _video_encoder_available():
-            self._writer.add_video(f"{tag}/video", frames.permute(0, 3, 1, 2).unsqueeze(0), step, fps=fps)
-        else:
-            picks = torch.linspace(0, frames.shape[0] - 1, min(8, frames.shape[0])).round().long()
-            self._writer.add_image(f"{tag}/frames", torch.cat(list(frames[picks]), dim=1), step, dataformats="HWC")
+        tag, writer = f"{Category.SAMPLES}/{name}", self.tensorboard.writer
+        writer.add_video(f"{tag}/Video", frames.detach().cpu().permute(0, 3, 1, 2).unsqueeze(0), step, fps=fps)
         if audio is not None:
             if audio.ndim != 1 or sample_rate is None:
                 raise TensorBoardError(
                     f"log_sample({name!r}) needs mono audio shaped (samples,) and its sample_rate, got "
                     f"{tuple(audio.shape)} at {sample_rate}; mix channels down with audio.mean(0)."
                 )
-            self._writer.add_audio(f"{tag}/audio", audio.detach().float().cpu().clamp(-1, 1), step, sample_rate)
+            writer.add_audio(f"{tag}/Audio", audio.detach().float().cpu().clamp(-1, 1), step, sample_rate)
         if prompt is not None:
-            self._writer.add_text(f"{tag}/prompt", prompt, step)
-        self._flush_if_due(step)
+            writer.add_text(f"{tag}/Prompt", prompt, step)
+        self.tensorboard.flush_if_due(step)
 
     def log_noise_visualization(
-        self, step: int, noisy: torch.Tensor, pred: torch.Tensor, target: torch.Tensor
+        self, step: int, noisy: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, fps: float = 4.0
     ) -> None:
-        """Grey images of the first channel of the first frame of the first sample: the noisy
-        latent, the prediction, the target and the absolute error, each scaled to [0, 1].
+        """A grey video of the first sample's first channel, frame by frame: the noisy latent, the
+        prediction, the target and the absolute error side by side (``Noisy_Predicted_Target_Error``).
 
-        Latents are (B, C, F, H, W) for video or (B, C, H, W) for images.
+        Latents are (B, C, F, H, W) for video or (B, C, H, W) for images (one frame).
         """
         if not self.should_log(step, Category.NOISE_VISUALIZATION):
             return
-        _same_shape(pred, target, "log_noise_visualization")
-        images = {"noisy": noisy, "predicted": pred, "target": target, "error": (pred - target).abs()}
-        for label, latents in images.items():
+        values_of.same_shape(pred, target, "log_noise_visualization")
+        panels = {"noisy": noisy, "predicted": pred, "target": target, "error": (pred - target).abs()}
+        planes = {}
+        for label, latents in panels.items():
             if latents.ndim not in (4, 5):
                 raise TensorBoardError(
                     f"log_noise_visualization needs latents shaped (B, C, F, H, W) or (B, C, H, W); {label} is "
                     f"{tuple(latents.shape)}. Unpack packed transformer tokens to their grid first."
                 )
-            plane = latents[0, 0, 0] if latents.ndim == 5 else latents[0, 0]
-            self._writer.add_image(f"{Category.NOISE_VISUALIZATION}/{label}", _grey_image(plane), step, dataformats="HW")
-        self._flush_if_due(step)
+            planes[label] = latents[0, 0] if latents.ndim == 5 else latents[0, 0].unsqueeze(0)
+        video = values_of.side_by_side_video(planes)
+        self.tensorboard.writer.add_video(f"{Category.NOISE_VISUALIZATION}/Noisy_Predicted_Target_Error", video, step, fps=fps)
+        self.tensorboard.flush_if_due(step)
 
     # 14-15: the machine and the run's settings
 
     def log_system(self, step: int) -> None:
-        """CPU load, RAM, this process's memory and, with CUDA, device memory."""
+        """Machine-wide CPU and RAM, and this process's memory (``logger.log_memory``: RSS and, with
+        CUDA, allocated, reserved and peak device memory, in MB)."""
         if self.should_log(step, Category.SYSTEM):
-            self._scalars(Category.SYSTEM, step, system_load())
+            self._scalars(Category.SYSTEM, step, machine_load())
+            self.logger.log_memory(step)
 
     def log_configuration(self, config: Mapping[str, Any]) -> None:
         """The run's config as a YAML code block, a key/value table and HParams entries (flat scalars)."""
@@ -399,151 +375,16 @@ class TensorBoardMonitor:
             return
         from torch.utils.tensorboard.summary import hparams
 
-        plain = _plain(config)
-        text = yaml.safe_dump(plain, sort_keys=False)
-        self._writer.add_text(f"{Category.CONFIGURATION}/config", f"```yaml\n{text}```", 0)
-        flat = {key: _hparam_value(value) for key, value in _flatten(plain).items()}
+        writer, plain = self.tensorboard.writer, values_of.plain(config)
+        writer.add_text(f"{Category.CONFIGURATION}/Config", f"```yaml\n{yaml.safe_dump(plain, sort_keys=False)}```", 0)
+        flat = {key: values_of.hparam_value(value) for key, value in values_of.flatten(plain).items()}
         table = ["| key | value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in flat.items()]
-        self._writer.add_text(f"{Category.CONFIGURATION}/hparams", "\n".join(table), 0)
+        writer.add_text(f"{Category.CONFIGURATION}/Hparams", "\n".join(table), 0)
         for summary in hparams(flat, {}):
-            self._writer.file_writer.add_summary(summary, 0)
-        self._writer.flush()
-
-    # metrics of the unified logger (toolkit.logging's TensorBoardSink)
-
-    def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Logger metrics under a category by prefix: ``throughput/*`` in 05_Performance,
-        ``memory/*`` in 14_System, the rest in 01_Training, written at the steps
-        those categories are (every ``log_every``); metrics.jsonl keeps every step."""
-        written = False
-        for name, value in metrics.items():
-            category = _METRIC_CATEGORIES.get(name.split("/", 1)[0], Category.TRAINING)
-            if self.should_log(step, category):
-                self._writer.add_scalar(f"{category}/{name}", value, step)
-                written = True
-        if written:
-            self._flush_if_due(step)
-
-    def flush(self) -> None:
-        if self._writer is not None:
-            self._writer.flush()
-
-    def close(self) -> None:
-        """Flush and close the event file; later calls write nothing."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def __enter__(self) -> TensorBoardMonitor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+            writer.file_writer.add_summary(summary, 0)
+        writer.flush()
 
     def _scalars(self, category: str, step: int, values: Mapping[str, Any]) -> None:
-        for name, value in values.items():
-            if value is not None:
-                self._writer.add_scalar(f"{category}/{name}", _scalar(name, value), step)
-        self._flush_if_due(step)
-
-    def _flush_if_due(self, step: int) -> None:
-        if step >= self._last_flush_step + self.flags.flush_every:
-            self._writer.flush()
-            self._last_flush_step = step
-
-
-_METRIC_CATEGORIES = {"throughput": Category.PERFORMANCE, "memory": Category.SYSTEM}
-_BLOCK_NAME = re.compile(r"^(.*?\.\d+)(?:\.|$)")
-
-
-def block_of_parameter(name: str) -> str:
-    """``transformer_blocks.3.attn1.to_q.lora_A.weight`` -> ``transformer_blocks.3``;
-    a name without a numeric index -> its first part."""
-    match = _BLOCK_NAME.match(name)
-    return match.group(1) if match else name.split(".", 1)[0]
-
-
-def _trainable(named_params: NamedParameters) -> tuple[list[str], list[torch.Tensor]]:
-    pairs = [(name, param) for name, param in named_params if param.requires_grad]
-    return [name for name, _ in pairs], [param for _, param in pairs]
-
-
-def _norms(tensors: list[torch.Tensor]) -> list[float]:
-    """L2 norms, read back with one device sync per device rather than one per tensor."""
-    norms = [0.0] * len(tensors)
-    by_device: dict[torch.device, list[int]] = {}
-    for index, tensor in enumerate(tensors):
-        by_device.setdefault(tensor.device, []).append(index)
-    for indices in by_device.values():
-        stacked = torch.stack([torch.linalg.vector_norm(tensors[i].detach(), dtype=torch.float32) for i in indices])
-        for index, norm in zip(indices, stacked.tolist()):
-            norms[index] = norm
-    return norms
-
-
-def _snr_db(signal_power: float, error_power: float) -> float:
-    if error_power <= 0:
-        return math.inf
-    if signal_power <= 0:
-        return -math.inf
-    return 10.0 * math.log10(signal_power / error_power)
-
-
-def _grey_image(plane: torch.Tensor, min_side: int = 64) -> torch.Tensor:
-    """A 2-D tensor scaled to [0, 1] (a constant plane is all zeros), enlarged to ``min_side`` pixels."""
-    plane = plane.detach().float().cpu()
-    low, high = plane.min(), plane.max()
-    scaled = (plane - low) / (high - low) if high > low else torch.zeros_like(plane)
-    factor = max(1, math.ceil(min_side / max(1, min(plane.shape))))
-    return scaled.repeat_interleave(factor, 0).repeat_interleave(factor, 1)
-
-
-def _same_shape(pred: torch.Tensor, target: torch.Tensor, method: str) -> None:
-    if pred.shape != target.shape:
-        raise TensorBoardError(
-            f"{method} needs pred and target of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}."
-        )
-
-
-def _scalar(name: str, value: Any) -> float:
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise TensorBoardError(f"{name} is a tensor of shape {tuple(value.shape)}; log one value (e.g. .mean()).")
-        return float(value.detach().item())
-    return float(value)
-
-
-def _video_encoder_available() -> bool:
-    """torch's add_video encodes through moviepy.editor (moviepy < 2)."""
-    return importlib.util.find_spec("moviepy") is not None and importlib.util.find_spec("moviepy.editor") is not None
-
-
-def _plain(value: Any) -> Any:
-    """Mappings, lists and scalars as YAML-safe builtins; anything else (paths, enums) as its str."""
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, item in value.items():
-        path = f"{prefix}{key}"
-        if isinstance(item, Mapping):
-            flat.update(_flatten(item, f"{path}."))
-        elif isinstance(item, (list, tuple)) and all(isinstance(entry, Mapping) for entry in item) and item:
-            for index, entry in enumerate(item):
-                flat.update(_flatten(entry, f"{path}.{index}."))
-        else:
-            flat[path] = item
-    return flat
-
-
-def _hparam_value(value: Any) -> bool | int | float | str:
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+        """Into the logger's metrics stream, each under ``<category>/<name>``."""
+        found = {f"{category}/{name}": values_of.scalar(name, value) for name, value in values.items() if value is not None}
+        self.logger.log_metrics(found, step=step)
