@@ -88,8 +88,9 @@ def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two
 
 def test_main_process_alone_writes_and_traces(two_processes):
     run_folder, output = two_processes["run_folder"], two_processes["output"]
-    assert sorted(p.name for p in run_folder.glob("*.safetensors")) == [f"{NAME}.safetensors", f"{NAME}_000000003.safetensors"]
-    assert [p.name for p in (run_folder / "checkpoints").iterdir()] == ["step_000000003"]
+    loras = [f"{NAME}.safetensors", f"{NAME}_000000002.safetensors", f"{NAME}_000000003.safetensors"]
+    assert sorted(p.name for p in run_folder.glob("*.safetensors")) == loras
+    assert sorted(p.name for p in (run_folder / "checkpoints").iterdir()) == ["step_000000002", "step_000000003"]
     verbose = [line for line in output.splitlines() if "[VERBOSE]" in line]
     starts = [line for line in verbose if "trace_start " in line]
     assert len(starts) == 1 and "rank=0 world_size=2" in starts[0]
