@@ -5,12 +5,15 @@
 With DATA_PARALLEL_PROBE_DIR set, each process writes there, after training,
 the LoRA weights it holds (`rank<R>.safetensors`: only the main process saves
 files, so this is how a test sees the other ranks' LoRA), and, when its first
-step starts, its pid (`rank<R>.pid`, for a test that kills one rank).
+step starts, its pid (`rank<R>.pid`, for a test that kills one rank). With
+DATA_PARALLEL_PROBE_SIGTERM=R:S process R sends itself SIGTERM as step S starts:
+a stop request that reaches one process only.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import run  # noqa: E402
 from extensions_built_in.sd_trainer.SDTrainer import SDTrainer  # noqa: E402
 
 
-def _probe(folder: Path) -> None:
+def _probe(folder: Path, sigterm: str) -> None:
     train, step = SDTrainer._train, SDTrainer.hook_train_loop
 
     def probed_train(self) -> None:
@@ -34,6 +37,8 @@ def _probe(folder: Path) -> None:
         pid_file = folder / f"rank{self.parallel.rank}.pid"
         if not pid_file.exists():
             pid_file.write_text(str(os.getpid()))
+        if sigterm == f"{self.parallel.rank}:{index}":
+            os.kill(os.getpid(), signal.SIGTERM)
         return step(self, index)
 
     SDTrainer._train = probed_train  # type: ignore[method-assign]
@@ -42,6 +47,6 @@ def _probe(folder: Path) -> None:
 
 if __name__ == "__main__":
     if os.environ.get("DATA_PARALLEL_PROBE_DIR"):
-        _probe(Path(os.environ["DATA_PARALLEL_PROBE_DIR"]))
+        _probe(Path(os.environ["DATA_PARALLEL_PROBE_DIR"]), os.environ.get("DATA_PARALLEL_PROBE_SIGTERM", ""))
     sys.argv[0] = "run.py"
     sys.exit(run.main(sys.argv[1:]))

@@ -1,5 +1,7 @@
 """Two CPU processes (gloo) under `accelerate launch` train one LoRA: the one a single process trains
-with the doubled batch on the same data order, written once, traced once; a killed rank ends the run."""
+with the doubled batch on the same data order, written once, traced once; a SIGTERM that reaches one
+process stops both at the same step with one checkpoint, and the same command resumes; a killed rank
+ends the run."""
 
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ SETTINGS = {
 }
 
 
-def _launch(config: Path, probe_dir: Path, log: Path) -> subprocess.Popen:
-    env = {**child_env(), "DATA_PARALLEL_PROBE_DIR": str(probe_dir)}
+def _launch(config: Path, probe_dir: Path, log: Path, sigterm: str = "") -> subprocess.Popen:
+    env = {**child_env(), "DATA_PARALLEL_PROBE_DIR": str(probe_dir), "DATA_PARALLEL_PROBE_SIGTERM": sigterm}
     with open(log, "w") as handle:
         return subprocess.Popen(
             [*LAUNCH, str(PROBE), str(config)], cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
@@ -51,18 +53,31 @@ def _files(run_folder: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory, tiny_ready):
-    """One 2-process run (batch 1 x 2 processes x accumulation 2) on four clips, shared by the tests below."""
+    """A 2-process run (batch 1 x 2 processes x accumulation 2, four clips) that rank 1's SIGTERM stops
+    after step 2 of 3, then the same command again, which resumes and finishes; shared by the tests below."""
     folder = tmp_path_factory.mktemp("data_parallel")
     clips = copy_clips(folder / "clips", 4)
     config = write_config(folder / "two", {**SETTINGS, "datasets.0.folder_path": str(clips)}, name=NAME)
-    probe_dir = folder / "probe"
-    probe_dir.mkdir()
-    log = folder / "two.log"
-    process = _launch(config, probe_dir, log)
-    process.wait(timeout=1800)
-    output = log.read_text()
-    assert process.returncode == 0, output
-    return {"run_folder": folder / "two" / "output" / NAME, "probe": probe_dir, "output": output, "clips": clips}
+    outputs, codes = [], []
+    for launch, sigterm in (("stopped", "1:1"), ("resumed", "")):
+        probe_dir = folder / launch
+        probe_dir.mkdir()
+        process = _launch(config, probe_dir, folder / f"{launch}.log", sigterm)
+        process.wait(timeout=1800)
+        outputs.append((folder / f"{launch}.log").read_text())
+        codes.append(process.returncode)
+    assert codes[1] == 0, outputs
+    return {"run_folder": folder / "two" / "output" / NAME, "probe": folder / "resumed", "outputs": outputs,
+            "codes": codes, "clips": clips}
+
+
+def test_a_stop_reaching_one_rank_stops_both_at_one_step_and_the_run_resumes(two_processes):
+    stopped, resumed = two_processes["outputs"]
+    assert two_processes["codes"][0] != 0  # each process exits 130 (interrupted); the launcher reports it
+    assert "[rank 1] WARNING data_parallel: Stopped by SIGTERM at step 2; saved." in stopped
+    assert "Stopped by another process at step 2; saved." in stopped  # rank 0, which got no signal
+    assert "Resuming data_parallel from step 2" in resumed
+    assert "hook_train_loop step=2 " in resumed and "hook_train_loop step=1 " not in resumed
 
 
 def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two_processes, tmp_path):
@@ -87,18 +102,20 @@ def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two
 
 
 def test_main_process_alone_writes_and_traces(two_processes):
-    run_folder, output = two_processes["run_folder"], two_processes["output"]
+    run_folder, outputs = two_processes["run_folder"], two_processes["outputs"]
     loras = [f"{NAME}.safetensors", f"{NAME}_000000002.safetensors", f"{NAME}_000000003.safetensors"]
     assert sorted(p.name for p in run_folder.glob("*.safetensors")) == loras
     assert sorted(p.name for p in (run_folder / "checkpoints").iterdir()) == ["step_000000002", "step_000000003"]
-    verbose = [line for line in output.splitlines() if "[VERBOSE]" in line]
-    starts = [line for line in verbose if "trace_start " in line]
-    assert len(starts) == 1 and "rank=0 world_size=2" in starts[0]
+    for output in outputs:
+        starts = [line for line in output.splitlines() if line.startswith("[VERBOSE] trace_start ")]
+        assert len(starts) == 1 and "rank=0 world_size=2" in starts[0]
+        assert "effective_batch=4" in output
+    verbose = [line for output in outputs for line in output.splitlines() if "[VERBOSE]" in line]
     for step in range(3):
         assert sum(f"hook_train_loop step={step} " in line for line in verbose) == 1
-    assert "effective_batch=4" in output
     records = [json.loads(line) for line in (run_folder / "trace.jsonl").read_text().splitlines()]
-    assert [r["fields"]["world_size"] for r in records if r["name"] == "trace_start"] == [2]
+    starts = [r["fields"] for r in records if r["name"] == "trace_start"]
+    assert [(f["world_size"], f["resume_from_step"]) for f in starts] == [(2, 0), (2, 2)]
     metrics_steps = [json.loads(line)["step"] for line in (run_folder / "metrics.jsonl").read_text().splitlines()
                      if "loss/train" in json.loads(line)["metrics"]]
     assert metrics_steps == [0, 1, 2]
