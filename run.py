@@ -161,9 +161,13 @@ def launch_tensorboard(log_dir: Path) -> int:
 
 
 def _report(error: LTX2TraceError, debug: bool) -> None:
+    from toolkit.distributed import rank_tag, world_size
+
     if debug:
         traceback.print_exception(error)
-    print(f"error: {error}", file=sys.stderr)
+    # Under accelerate launch / torchrun every process reports its own error: say which one it was.
+    prefix = f"{rank_tag()} " if world_size() > 1 else ""
+    print(f"{prefix}error: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ import torch
 from toolkit import distributed
 from toolkit.errors import ConfigError, TrainingError
 
-# Kinds of accelerate launches this trainer supports: plain data parallel on GPUs or CPUs.
-_DATA_PARALLEL = {"MULTI_GPU", "MULTI_CPU", "MULTI_XPU", "MULTI_NPU", "MULTI_MLU", "MULTI_MUSA", "MULTI_HPU"}
+# accelerate launches that shard the model (set as ACCELERATE_USE_<NAME> by `accelerate launch`): not supported.
+_SHARDED_LAUNCHES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
 
 
 class DataParallel:
@@ -48,21 +48,21 @@ class DataParallel:
         if distributed.world_size() == 1:
             return cls()
         from accelerate import Accelerator
-        from accelerate.utils import InitProcessGroupKwargs
+        from accelerate.utils import InitProcessGroupKwargs, parse_flag_from_env
 
+        sharded = [name for name in _SHARDED_LAUNCHES if parse_flag_from_env(f"ACCELERATE_USE_{name}")]
+        if sharded:
+            raise ConfigError(
+                f"accelerate launch with {sharded[0]}: sd_trainer trains the LoRA data-parallel, every process "
+                "holding the whole transformer (quantized with optimum-quanto and layer-offloaded as the config "
+                "says; quanto's weights cannot be sharded). Launch with `accelerate launch --multi_gpu "
+                "--num_processes N` or config/accelerate/multi_gpu.yaml; for a transformer that does not fit "
+                "one GPU use model.quantize / model.layer_offloading (run.py --dry-run prints the plan per GPU)."
+            )
         accelerator = Accelerator(
             cpu=device == "cpu",
             kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=timeout_minutes))],
         )
-        kind = accelerator.distributed_type.name
-        if kind not in _DATA_PARALLEL:
-            accelerator.end_training()
-            raise ConfigError(
-                f"accelerate launch: distributed type {kind} is not supported by sd_trainer, which trains the "
-                "LoRA data-parallel (every process holds the whole transformer, quantized and offloaded as the "
-                "config says). Launch with `accelerate launch --multi_gpu --num_processes N` (or torchrun), "
-                "or use config/accelerate/multi_gpu.yaml; see the README's 'More than one GPU'."
-            )
         return cls(accelerator)
 
     @property
@@ -193,3 +193,21 @@ class DataParallel:
         if not self.active:
             return name
         return f"{name} [{self.effective_batch(train.batch_size, train.gradient_accumulation)} clips/step, {self.world_size} processes]"
+
+
+def data_parallel_plan_lines(lora_params: int, world_size: int | None = None) -> list[str]:
+    """What data parallelism adds to the memory plan of one process (the plan is per process, i.e. per GPU).
+
+    The gradient exchange holds the LoRA gradients twice more in float32 (the flat buffer sent and the
+    averaged one received); the base model is not replicated differently: every process holds the
+    whole plan above. Host memory is per process too, so a machine running N processes needs N times
+    the plan's host totals (loading: the main process loads first, then the other N - 1 together).
+    """
+    exchange = 2 * lora_params * 4
+    processes = f"{world_size} processes" if world_size and world_size > 1 else "N processes"
+    return [
+        f"Data parallel (accelerate launch / torchrun, {processes}): each GPU holds the device totals above "
+        f"plus {exchange / 1024**2:.1f} MiB for the LoRA gradient exchange (2 x {lora_params:,} float32 values).",
+        "  Host RAM is per process: a machine running N processes needs N x the host totals above "
+        "(loading: the main process first, then the other N - 1 at once).",
+    ]

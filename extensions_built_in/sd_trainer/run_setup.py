@@ -91,4 +91,8 @@ def memory_plan_report(model_config, network_config=None) -> str:
     if callable(version_of):
         settings = replace(settings, version=version_of(model_config))
     plan = build_memory_plan(settings, device_total_bytes=budget)
-    return format_plan(plan)
+    from toolkit.distributed import world_size
+
+    from .distributed_training import data_parallel_plan_lines
+
+    return "\n".join([format_plan(plan), *data_parallel_plan_lines(plan.lora.params, world_size())])

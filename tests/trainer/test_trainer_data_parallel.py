@@ -146,3 +146,30 @@ def test_a_killed_rank_ends_the_run_with_an_error(tmp_path, tiny_ready, two_proc
     assert process.returncode != 0
     assert "Signal 9 (SIGKILL)" in output or "SIGKILL" in output, output
     assert not list((tmp_path / "output" / NAME).glob("*.safetensors"))
+
+
+@pytest.mark.parametrize("launch", ["FSDP", "DEEPSPEED"])
+def test_a_sharded_launch_is_a_config_error_before_anything_loads(monkeypatch, launch):
+    from extensions_built_in.sd_trainer.distributed_training import DataParallel
+    from toolkit.errors import ConfigError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv(f"ACCELERATE_USE_{launch}", "true")
+    with pytest.raises(ConfigError, match=f"accelerate launch with {launch}: .*--multi_gpu"):
+        DataParallel.start("cuda", timeout_minutes=1)
+
+
+def test_one_process_has_no_accelerator_and_changes_nothing(monkeypatch):
+    from extensions_built_in.sd_trainer.distributed_training import DataParallel
+
+    for variable in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(variable, raising=False)
+    single = DataParallel.start("cpu", timeout_minutes=1)
+    assert not single.active and single.is_main and single.world_size == 1
+    assert single.share([4, 5, 6]) == [4, 5, 6] and single.effective_batch(2, 3) == 6
+    parameter = torch.nn.Parameter(torch.ones(3))
+    parameter.grad = torch.full((3,), 2.0)
+    totals, aux = single.average_step([parameter], torch.tensor([1.0, 2.0, 3.0]), {"preservation": 0.5})
+    assert torch.equal(parameter.grad, torch.full((3,), 2.0)) and totals.tolist() == [1.0, 2.0, 3.0]
+    assert aux == {"preservation": 0.5} and single.any_process(True) and not single.any_process(False)
