@@ -80,6 +80,7 @@ class SDTrainer(StepLoss, BaseProcess):
                 self.model.unload_text_encoder()
 
             self.network = self._attach_network()
+            self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(
@@ -95,7 +96,6 @@ class SDTrainer(StepLoss, BaseProcess):
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
             self.parallel.check_same(self.step, "step to resume from")
-            self.parallel.start_equal(self.network.parameters())
             self.callbacks = self._build_callbacks()
             self._warn_about_the_saved_files()
             self._train()
@@ -241,6 +241,7 @@ class SDTrainer(StepLoss, BaseProcess):
                 if sampling and sample_due(self.step, train, self.config.sample):
                     self._notify("on_sample", self.step, self._sample(self.step))
                 if stopping:
+                    self.parallel.wait_for_everyone()  # no process exits while the main one still saves
                     self.logger.close_progress()
                     self.logger.warning(
                         "Stopped by %s at step %d; saved. Run the same config again to resume.",

@@ -36,6 +36,11 @@ SETTINGS = {
     "save.save_every": 2,
     "model.verbose": True,
     "model.trace_every": 1,
+    "train.disable_sampling": False,  # sampled by the main process only, at step 2 and at the end
+    "train.skip_first_sample": True,
+    "sample.sample_every": 2,
+    "sample.sample_steps": 2,
+    "sample.prompts": ["a red square moving left to right, with a 440 Hz tone"],
 }
 
 
@@ -99,6 +104,7 @@ def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two
     assert len(saved) == len(expected)
     single_files = _files(tmp_path / "output" / NAME)
     assert _files(two_processes["run_folder"]) == single_files  # exactly one set of output files
+    assert len([name for name in single_files if name.startswith("samples/") and name.endswith(".mp4")]) == 2
 
 
 def test_main_process_alone_writes_and_traces(two_processes):
@@ -125,6 +131,7 @@ def test_main_process_alone_writes_and_traces(two_processes):
 def test_a_killed_rank_ends_the_run_with_an_error(tmp_path, tiny_ready, two_processes):
     config = write_config(
         tmp_path, {**SETTINGS, "train.steps": 100_000, "save.save_every": 100_000, "model.verbose": False,
+                   "train.disable_sampling": True,
                    "datasets.0.folder_path": str(two_processes["clips"])}, name=NAME,
     )
     probe_dir = tmp_path / "probe"
