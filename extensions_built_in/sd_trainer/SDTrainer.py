@@ -18,7 +18,7 @@ from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
-from toolkit.trace import get_tracer, memory_snapshot
+from toolkit.trace import memory_snapshot
 
 from . import checkpoints
 from .callbacks import StepResult, TrainingCallback
