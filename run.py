@@ -164,7 +164,17 @@ def launch_tensorboard(log_dir: Path) -> int:
 def _report(error: LTX2TraceError, debug: bool) -> None:
     if debug:
         traceback.print_exception(error)
-    print(f"error: {error}", file=sys.stderr)
+    print(f"{_rank_prefix()}error: {error}", file=sys.stderr)
+
+
+def _rank_prefix() -> str:
+    """Under accelerate launch / torchrun every process reports its own error: say which one it was."""
+    from toolkit.distributed import rank_tag, world_size
+
+    try:
+        return f"{rank_tag()} " if world_size() > 1 else ""
+    except ConfigError:  # the launcher's variables are the error being reported
+        return ""
 
 
 if __name__ == "__main__":

@@ -32,4 +32,7 @@ def memory_plan_report(model_config, network_config=None) -> str:
         settings = replace(settings, version=version_of(model_config))
     host = int(model_config.ram_gb * 1024**3) if model_config.ram_gb else None
     plan = build_memory_plan(settings, device_total_bytes=budget, host_total_bytes=host)
-    return format_plan(plan)
+    from toolkit.distributed import world_size
+    from toolkit.memory_management.plan_data_parallel import data_parallel_plan_lines
+
+    return "\n".join([format_plan(plan), *data_parallel_plan_lines(plan.lora.params, world_size())])

@@ -20,16 +20,15 @@ from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
 from toolkit.run_setup import open_run
-from toolkit.trace import get_tracer, memory_snapshot
+from toolkit.trace import memory_snapshot
 
 from . import checkpoints
-from .callbacks import StepDetails, StepResult, TrainingCallback
+from .callbacks import StepResult, TrainingCallback
+from .distributed_training import DataParallel
 from .ema import LoraEMA
-from .i2v import FirstFrameCondition, draw_conditioned
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
-from .flow_matching import add_noise, draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
 from .interrupts import StopRequest
 from .lora_export import push_final_lora, saved_file_warnings
 from .network_strength import adapter_strength
@@ -37,10 +36,11 @@ from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
 from .finished_run import report_finished
 from .sampling import TrainingSampler, first_sample_due, sample_due
-from .training_data import ExampleOrder, TrainingExample, audio_loss_mask, encode_datasets, open_datasets
+from .step_loss import StepLoss
+from .training_data import ExampleOrder, encode_datasets, open_datasets
 
 
-class SDTrainer(BaseProcess):
+class SDTrainer(StepLoss, BaseProcess):
     """LoRA training on LTX-2 (see the README's training section)."""
 
     def run(self) -> None:
@@ -48,11 +48,20 @@ class SDTrainer(BaseProcess):
         _check_dtype(config.train.dtype, config.device)
         _check_datasets(config.datasets)
         check_optimizer_settings(config.train)
+        self.parallel = DataParallel.start(config.device, config.train.distributed_timeout_minutes)
+        try:
+            self._run()
+        finally:
+            self.parallel.end()
+
+    def _run(self) -> None:
+        config = self.config
         latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
         saved_step = checkpoints.saved_step(latest) if latest is not None else 0
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
+        self.parallel.describe(self.tracer, self.logger, config.train)
         if saved_step >= config.train.steps:
             self.step, self.saved = saved_step, report_finished(run, self.job.name, config.train.steps, saved_step, latest)
             return
@@ -66,13 +75,14 @@ class SDTrainer(BaseProcess):
             self.sampler = TrainingSampler(
                 self.model, config.sample, self.run_folder, caption_transform=self.trigger.sample_prompt
             )
-            if not config.train.disable_sampling:
+            if not config.train.disable_sampling and self.parallel.is_main:
                 self.sampler.encode_prompts()
             self.empty_prompt = {n: t.cpu() for n, t in self.model.get_prompt_embeds([""]).as_tensors().items()}
             if config.train.unload_text_encoder:
                 self.model.unload_text_encoder()
 
             self.network = self._attach_network()
+            self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(
@@ -83,16 +93,18 @@ class SDTrainer(BaseProcess):
                 self.tracer,
                 self.logger,
             )
-            per_step = config.train.batch_size * config.train.gradient_accumulation
+            per_step = self.parallel.effective_batch(config.train.batch_size, config.train.gradient_accumulation)
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step = self._resume()
+            self.parallel.check_same(self.step, "step to resume from")
             self.callbacks = self._build_callbacks()
             self._warn_about_the_saved_files()
             self._train()
         self._summarise()
         try:
-            self._push_to_hub()
+            if self.parallel.is_main:
+                self._push_to_hub()
         finally:
             self.logger.finish()
 
@@ -121,13 +133,18 @@ class SDTrainer(BaseProcess):
         from toolkit.extensions import load_model_class
 
         model_class = load_model_class(self.config.model.arch)
-        model = model_class(self.config.model, self.config.device)
-        return model.load_model()
+        model = model_class(self.config.model, self.parallel.device(self.config.device))
+        with self.parallel.main_first():  # one process builds or reads first (the tiny model is built on first use)
+            return model.load_model()
 
     def _encode_data(self):
         config = self.config
         datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
-        return encode_datasets(self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption)
+        caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
+        with self.parallel.main_first(caching):  # the main process writes the caches, the others then read them
+            return encode_datasets(
+                self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption
+            )
 
     def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""
@@ -185,6 +202,8 @@ class SDTrainer(BaseProcess):
         return state.step
 
     def _warn_about_the_saved_files(self) -> None:
+        if not self.parallel.is_main:
+            return  # about files only the main process writes: said once
         final = self.run_folder / checkpoints.lora_filename(self.job.name, None)
         for warning in saved_file_warnings(self.config.save, final, self.network.kind):
             self.logger.warning(warning)
@@ -202,24 +221,27 @@ class SDTrainer(BaseProcess):
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
         train = self.config.train
-        sampling = not train.disable_sampling and self.sampler.prompts
+        sampling = not train.disable_sampling and self.sampler.prompts and self.parallel.is_main
         self._notify("on_train_start")
         if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
-        self.logger.start_progress(train.steps, desc=self.job.name, initial=self.step)
+        self.logger.start_progress(train.steps, desc=self.parallel.progress_label(self.job.name, train), initial=self.step)
         with StopRequest() as stop:
             while self.step < train.steps:
                 result = self.hook_train_loop(self.step)
                 self.step += 1
+                stopping = self.parallel.any_process(stop.requested)
                 self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
-                if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stop.requested:
+                if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stopping:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):
                     self._notify("on_sample", self.step, self._sample(self.step))
-                if stop.requested:
+                if stopping:
+                    self.parallel.wait_for_everyone()  # no process exits while the main one still saves
                     self.logger.close_progress()
                     self.logger.warning(
-                        "Stopped by %s at step %d; saved. Run the same config again to resume.", stop.signal_name, self.step
+                        "Stopped by %s at step %d; saved. Run the same config again to resume.",
+                        stop.signal_name or "another process", self.step,
                     )
                     raise KeyboardInterrupt
         self.logger.close_progress()
@@ -242,12 +264,14 @@ class SDTrainer(BaseProcess):
         started = time.perf_counter()
         self.data_seconds = 0.0
         with self.tracer.step_scope(step), self.tracer.span(
-            "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size
+            "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size,
+            processes=self.parallel.world_size,
         ) as span:
             self.optimizer.zero_grad(set_to_none=True)
             totals = torch.zeros(3)
             aux_totals: dict[str, float] = {}
-            positions = self.order.positions(step)
+            everyone = self.order.positions(step)
+            positions = self.parallel.share(everyone)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
                 for strength, members in self._by_network_weight(micro_positions).items():
@@ -259,6 +283,7 @@ class SDTrainer(BaseProcess):
                     totals += torch.tensor([loss.item(), video_loss.item(), audio_loss.item()]) * share
                     for name, value in aux_losses.items():
                         aux_totals[name] = aux_totals.get(name, 0.0) + value.item() * share
+            totals, aux_totals = self.parallel.average_step(self.network.parameters(), totals, aux_totals)
             self.updates.unscale()
             grad_norm = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
@@ -267,7 +292,7 @@ class SDTrainer(BaseProcess):
             if updated:
                 self._notify("on_optimizer_step", step)
             result = StepResult(
-                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(positions),
+                *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(everyone),
                 aux_losses=aux_totals, data_seconds=self.data_seconds, skipped=not updated,
             )
             span.set(
@@ -285,128 +310,11 @@ class SDTrainer(BaseProcess):
         self._notify("on_step_end", step, result, self.last_details if keep_details else None)
         return result
 
-    def _by_network_weight(self, positions: list[int]) -> dict[float, list[int]]:
-        """The positions grouped by their dataset's `network_weight` (the adapter strength they train at)."""
-        groups: dict[float, list[int]] = {}
-        for position in positions:
-            groups.setdefault(self.data.examples[self.order.example_at(position)].network_weight, []).append(position)
-        return groups
-
-    def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
-        """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
-        plus the auxiliary losses (output preservation) at their strengths.
-
-        Clips of different shapes (buckets) are predicted in separate groups and weighted by size.
-        Returns (loss, video loss, audio loss, {auxiliary loss name: unweighted value}).
-        """
-        train = self.config.train
-        examples = [self.data.examples[self.order.example_at(p)] for p in positions]
-        groups: dict[tuple, list[tuple[int, TrainingExample]]] = {}
-        for position, example in zip(positions, examples):
-            groups.setdefault(example.shape_key, []).append((position, example))
-        video_total = audio_total = 0.0
-        aux_total: dict[str, torch.Tensor] = {}
-        for members in groups.values():
-            share = len(members) / len(examples)
-            video_loss, audio_loss, aux_losses = self._group_loss(members, step, keep_details)
-            video_total = video_total + share * video_loss
-            audio_total = audio_total + share * audio_loss
-            for name, value in aux_losses.items():
-                aux_total[name] = aux_total.get(name, 0.0) + share * value
-        loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
-        if "preservation" in aux_total:
-            loss = loss + self.preservation.strength * aux_total["preservation"]
-        return loss, video_total, audio_total, aux_total
-
-    def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
-        device = self.model.device
-        train = self.config.train
-        assembling = time.perf_counter()
-        video = torch.stack([e.video_latents for _, e in members]).to(device)
-        audio = torch.stack([e.audio_latents for _, e in members]).to(device)
-        noise_video, noise_audio, sigmas, prompts, conditioned = [], [], [], [], []
-        for position, example in members:
-            # Noise, noise level and caption dropout depend on (seed, position) only: a resumed run and
-            # a run with another batch layout see the same ones for the same clip.
-            generator = torch.Generator().manual_seed(train.seed * 1_000_003 + position)
-            sigmas.append(draw_sigmas(generator, 1, train.timestep_type, train.content_or_style, train.timestep_shift))
-            noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
-            noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
-            dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
-            prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
-            conditioned.append(draw_conditioned(generator, train.i2v_probability))
-        sigmas = torch.cat(sigmas).to(device)
-        noise_video = torch.stack(noise_video).to(device)
-        noise_audio = torch.stack(noise_audio).to(device)
-        prompt = PromptEmbeds.cat(prompts).to(device)
-        self.data_seconds = getattr(self, "data_seconds", 0.0) + time.perf_counter() - assembling
-        noisy_video = add_noise(video, noise_video, sigmas)
-        noisy_audio = add_noise(audio, noise_audio, sigmas)
-        video_sigmas = loss_mask = None
-        if any(conditioned):
-            condition = FirstFrameCondition.for_clips(conditioned, video)
-            noisy_video = condition.keep_clean(noisy_video, video)
-            video_sigmas, loss_mask = condition.token_sigmas(sigmas), condition.loss_mask
-        fps = members[0][1].fps
-        inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
-        prediction = self._predict("primary", members, prompt, *inputs)
-        video_target = velocity_target(video, noise_video)
-        audio_target = velocity_target(audio, noise_audio)
-        clip_weights = timestep_loss_weights(sigmas, train.timestep_type)
-        video_loss = masked_loss(prediction.video, video_target, loss_mask, train.loss_type, clip_weights)
-        audio_loss = masked_loss(
-            prediction.audio, audio_target, audio_loss_mask([e for _, e in members], device), train.loss_type, clip_weights
-        )
-        aux_losses = {}
-        if self.preservation is not None:
-
-            def predict(kind: str, class_prompt, **fields):
-                return self._predict(kind, members, class_prompt, *inputs, **fields)
-
-            indices = [self.order.example_at(position) for position, _ in members]
-            aux_losses["preservation"] = self.preservation.loss(predict, self.network, indices, loss_mask, device)
-        if keep_details:
-            self.last_details = StepDetails(
-                step=step,
-                captions=[e.caption for _, e in members],
-                paths=[str(e.path) for _, e in members],
-                sigmas=sigmas.detach(),
-                video_latents=video,
-                audio_latents=audio,
-                noisy_video=noisy_video,
-                noisy_audio=noisy_audio,
-                video_prediction=prediction.video.detach(),
-                audio_prediction=prediction.audio.detach(),
-                video_target=video_target,
-                audio_target=audio_target,
-                prompt=prompt,
-                fps=fps,
-                video_loss_mask=loss_mask,
-            )
-        return video_loss, audio_loss, aux_losses
-
-    def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
-        """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
-        with self._autocast(), self.tracer.span(
-            "predict_noise", lambda: _clip_fields(members), kind=kind, sigmas=sigmas, **fields
-        ):
-            return self.model.get_noise_prediction(
-                noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
-            )
-
     def _clip_gradients(self) -> float:
         parameters = self.network.parameters()
         max_norm = self.config.train.max_grad_norm
         norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf"))
         return float(norm)
-
-    def _autocast(self):
-        dtype = self.config.train.dtype
-        enabled = dtype != "fp32"
-        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-        return torch.autocast(self.model.device.type, dtype=torch_dtype, enabled=enabled)
 
     # -- saving ------------------------------------------------------------
     def _model_metadata(self) -> dict:
@@ -415,6 +323,10 @@ class SDTrainer(BaseProcess):
         return dict(describe()) if callable(describe) else {}
 
     def save(self, final: bool = False) -> None:
+        """The checkpoint (and with `final` the LoRA files); written by the main process only."""
+        if not self.parallel.is_main:
+            self.saved = {}
+            return
         state = checkpoints.TrainingState(
             step=self.step,
             lora_state=self.network.state_dict(),
@@ -451,11 +363,6 @@ class SDTrainer(BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
-
-
-def _clip_fields(members) -> dict:
-    """The trace's view of a prediction's clips (built only when the trace is on)."""
-    return {"clips": [str(e.path) for _, e in members], "audio_trained": [e.train_audio for _, e in members]}
 
 
 def _check_datasets(datasets) -> None:

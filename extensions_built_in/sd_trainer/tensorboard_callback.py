@@ -55,7 +55,7 @@ class TensorBoardCallback(TrainingCallback):
             monitor.log_noise_analysis(step, details.video_prediction, details.video_target)
             monitor.log_noise_visualization(step, details.noisy_video, details.video_prediction, details.video_target)
         self._epoch_losses.append(result.loss)
-        per_step = trainer.config.train.batch_size * trainer.config.train.gradient_accumulation
+        per_step = trainer.order.per_step  # clips per step over all processes
         epoch_size = trainer.order.count
         if (step + 1) * per_step // epoch_size > step * per_step // epoch_size:
             epoch = (step + 1) * per_step // epoch_size - 1

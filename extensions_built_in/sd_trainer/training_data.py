@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
+from toolkit.distributed import is_main_process
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.monitoring.latents import collect_encode_reports
@@ -97,7 +98,7 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
         get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span,
         collect_encode_reports() as caching_report,
     ):
-        progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False)
+        progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False, disable=not is_main_process())
         silence = SilenceLatents(model)
         for dataset, dataset_config in zip(datasets, dataset_configs):
             if not dataset_config.audio:

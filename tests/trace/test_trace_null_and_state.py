@@ -9,6 +9,7 @@ import threading
 import pytest
 import torch
 
+from toolkit.errors import ConfigError
 from toolkit.trace import NullTracer, TraceConfig, TraceConfigError, Tracer, get_tracer, init_tracer, reset_tracer
 from toolkit.trace.heartbeat import THREAD_NAME
 
@@ -86,7 +87,7 @@ def test_non_main_rank_gets_null_tracer(tmp_path, monkeypatch):
     monkeypatch.delenv("RANK")
     assert isinstance(init_tracer(config), NullTracer)
     monkeypatch.setenv("LOCAL_RANK", "first")
-    with pytest.raises(TraceConfigError, match="LOCAL_RANK='first'"):
+    with pytest.raises(ConfigError, match="LOCAL_RANK='first'"):
         init_tracer(config)
 
 

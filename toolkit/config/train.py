@@ -108,6 +108,15 @@ class TrainConfig(ConfigModel):
         description="Sample before the first step even when resuming from a checkpoint (or when skip_first_sample is on).",
     )
     disable_sampling: bool = Field(default=False, description="Never sample during training.")
+    distributed_timeout_minutes: float = Field(
+        default=120.0,
+        gt=0.0,
+        description=(
+            "With more than one process (accelerate launch / torchrun): how long a process waits for the others "
+            "(the main process encoding caches or sampling, each step's gradient exchange) before the run stops "
+            "with an error."
+        ),
+    )
     i2v: bool | float = Field(
         default=False,
         description=(

@@ -33,8 +33,8 @@ class LogConfig:
     run) are written only when ``log_dir`` is set, and only by the main
     process. ``metrics_prefix`` is put in front of every metric name the sinks
     receive; averages and history are looked up by the name as logged.
-    ``is_main_process=None`` asks accelerate (when its state is initialised)
-    or the ``RANK`` environment variable.
+    ``is_main_process=None`` asks ``toolkit.distributed`` (accelerate's state
+    when initialised, else the ``RANK`` / ``LOCAL_RANK`` environment variables).
     """
 
     name: str = "ltx2_trace"

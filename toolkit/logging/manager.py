@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
+from toolkit.distributed import is_main_process, rank_tag
 from toolkit.logging.config import LogConfig, level_number
 from toolkit.logging.core import UnifiedLogger
 from toolkit.logging.formatters import ROOT_LOGGER_NAME
 from toolkit.logging.handlers import console_handler, rotating_file_handler
 from toolkit.logging.metrics import MetricsTracker
-from toolkit.logging.ranks import detect_main_process
 from toolkit.logging.sinks import (
     METRICS_FILENAME,
     JsonlMetricsSink,
@@ -96,7 +95,7 @@ class LogManager:
             if self._configured:
                 self.cleanup()
             self._config = config
-            self._is_main = detect_main_process() if config.is_main_process is None else config.is_main_process
+            self._is_main = is_main_process() if config.is_main_process is None else config.is_main_process
             self._metrics = MetricsTracker(config.metrics_window, config.metrics_history, config.metrics_history_max)
             self._last_step = -1
             self._install_handlers(config)
@@ -185,7 +184,7 @@ class LogManager:
             console_level = level_number(config.console_level)
             if not self._is_main:
                 console_level = max(console_level, logging.WARNING)
-            handlers.append(console_handler(console_level, rank_tag="" if self._is_main else _rank_tag()))
+            handlers.append(console_handler(console_level, rank_tag="" if self._is_main else rank_tag()))
         if self._is_main and config.log_path is not None:
             handlers.append(
                 rotating_file_handler(
@@ -248,6 +247,3 @@ def _under_root(name: str) -> str:
         return name
     return f"{ROOT_LOGGER_NAME}.{name}"
 
-
-def _rank_tag() -> str:
-    return f"[rank {os.environ.get('RANK', '?')}]"

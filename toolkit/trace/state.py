@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 
+from toolkit.distributed import is_main_process as _is_main_process
 from toolkit.trace.config import TraceConfig
-from toolkit.trace.errors import TraceConfigError
 from toolkit.trace.null import NullTracer
 from toolkit.trace.tracer import Tracer
 
@@ -19,8 +18,7 @@ def init_tracer(config: TraceConfig, is_main_process: bool | None = None) -> Tra
 
     Only the main process traces: other ranks, and any process when
     ``config.enabled`` is False, get the null tracer. With ``is_main_process``
-    None the rank is read from accelerate's state when it is initialised,
-    else from the RANK / LOCAL_RANK environment variables (unset means main).
+    None, ``toolkit.distributed`` says (accelerate's state, else RANK / LOCAL_RANK).
     """
     global _tracer
     reset_tracer()
@@ -39,26 +37,6 @@ def reset_tracer() -> None:
     global _tracer
     previous, _tracer = _tracer, _NULL_TRACER
     previous.close()
-
-
-def _is_main_process() -> bool:
-    # Only ask accelerate if it is already imported: importing it just to learn
-    # the rank would slow down every verbose start.
-    accelerate_state = sys.modules.get("accelerate.state")
-    if accelerate_state is not None and accelerate_state.PartialState._shared_state:
-        return bool(accelerate_state.PartialState().is_main_process)
-    for variable in ("RANK", "LOCAL_RANK"):
-        value = os.environ.get(variable)
-        if value is None or value == "":
-            continue
-        try:
-            return int(value) == 0
-        except ValueError as error:
-            raise TraceConfigError(
-                f"The environment variable {variable}={value!r} is not a process rank; it must be an "
-                "integer (0 for the main process). Unset it, or launch with accelerate/torchrun which set it."
-            ) from error
-    return True
 
 
 def _forget_tracer_in_child() -> None:

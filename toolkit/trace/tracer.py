@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from toolkit import distributed
 from toolkit.trace.config import TraceConfig
 from toolkit.trace.describe import LazyFields, describe_fields
 from toolkit.trace.errors import TraceSinkWarning
@@ -57,6 +58,8 @@ class Tracer:
             first_steps=config.first_steps,
             heartbeat_s=config.heartbeat_s,
             resume_from_step=config.resume_from_step,
+            rank=distributed.rank(),
+            world_size=distributed.world_size(),
         )
         self._heartbeat = Heartbeat(self._beat, config.heartbeat_s) if config.heartbeat_s > 0 else None
 
