@@ -113,7 +113,7 @@ def test_data_time_is_measured_and_reaches_tensorboard(one_trainer):
     class Monitor:
         def __getattr__(self, name):
             if name == "log_performance":
-                return lambda step, seconds, samples_per_s, data_s: performance.append((seconds, data_s))
+                return lambda step, seconds, data_s: performance.append((seconds, data_s))
             return lambda *args, **kwargs: False
 
     result = one_trainer.hook_train_loop(1)
