@@ -31,7 +31,9 @@ def test_tiny_model_and_plan_components_come_from_the_class(tiny_model_dir, tiny
     ltx2 = load_model_class("ltx2")
     folder = ltx2.ensure_tiny("tiny-ltx2")
     assert folder == tiny_model_dir and (folder / "model_index.json").is_file()
-    components = ltx2.memory_plan_components(folder, "2.0")
+    from toolkit.memory_plan import MemoryPlanSettings
+
+    components = ltx2.memory_plan_components(MemoryPlanSettings(name_or_path="tiny-ltx2", version="2.0"))
     assert list(components)[:3] == ["text_encoder", "connectors", "transformer"]
     assert components["transformer"].params == sum(p.numel() for p in tiny_model.transformer.parameters())
 

@@ -66,9 +66,9 @@ class BaseModel(ABC):
 
     @classmethod
     @abstractmethod
-    def memory_plan_components(cls, folder: Path | None, version: str) -> dict[str, Any]:
-        """The weight-holding components the memory plan sizes (name -> ComponentSpec, in load order),
-        built on the meta device from `folder`'s configs or, with `folder=None`, the published `version`."""
+    def memory_plan_components(cls, settings) -> Any:
+        """What the memory plan sizes for `settings` (the plan's settings: `model.name_or_path`, version,
+        dtypes ...): the weight-holding components built on the meta device, in the order they load."""
 
     @classmethod
     def quantization_excludes(cls) -> Mapping[str, tuple[str, ...]]:

@@ -81,10 +81,16 @@ class LTX2Model(BaseModel):
         return dict(DEFAULT_EXCLUDE)
 
     @classmethod
-    def memory_plan_components(cls, folder: Path | None, version: str) -> dict:
+    def memory_plan_components(cls, settings) -> dict:
+        """name -> ComponentSpec of `settings.name_or_path` (a tiny name or a diffusers folder), else of the
+        published LTX-`settings.version`."""
         from toolkit.memory_management.architecture import component_specs
 
-        return component_specs(folder, version)
+        name = settings.name_or_path
+        if name in cls.tiny_names():
+            return component_specs(cls.ensure_tiny(name), settings.version)
+        folder = Path(name).expanduser() if name else None
+        return component_specs(folder if folder and (folder / "model_index.json").is_file() else None, settings.version)
 
     @staticmethod
     def lora_target_problems(model_config, network_config) -> list[tuple[str, str]]:
