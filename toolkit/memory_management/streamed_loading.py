@@ -194,8 +194,9 @@ def release_freed_host_memory() -> None:
     """Hand memory freed by the last block (its full-precision copy, once quantized or moved) back to the system.
 
     glibc keeps freed heap memory for reuse, and the mix of sizes a block leaves behind (read, cast, quantized)
-    is rarely reused: measured on quanto qint8, 8 MB of kept weights left 90 MB resident without this, 8.5 MB
-    with it (tests/memory/test_memory_streamed_loading.py). A no-op where the C library is not glibc.
+    is rarely reused: quantizing eight 1024 x 1024 fp32 layers with quanto qint8 (8 MB kept) left 90 MB
+    resident without this, 8.5 MB with it. Called after each block here and after each quantized layer by
+    `quantize_while_loading`. A no-op where the C library is not glibc.
     """
     trim = _malloc_trim()
     if trim is not None:
