@@ -27,6 +27,7 @@ from torch import nn
 from toolkit.memory_management.adapters import adapter_module_ids
 from toolkit.memory_management.errors import QuantizationError
 from toolkit.memory_management.module_names import matching_pattern
+from toolkit.memory_management.streamed_loading import release_freed_host_memory
 from toolkit.memory_management.tensors import module_bytes, tensor_bytes
 from toolkit.trace import get_tracer
 
@@ -239,6 +240,8 @@ def quantize_while_loading(
             if len(report.quantized) > count:
                 replaced_before += before
                 replaced_after += module_bytes(module.get_submodule(name), recurse=False)
+                # quanto's temporaries are several times the layer; give them back before the next layer's.
+                release_freed_host_memory()
 
     with get_tracer().span("quantization", component=component, qtype=quanto_qtype.name, exclude=list(patterns)) as span:
         started = time.perf_counter()

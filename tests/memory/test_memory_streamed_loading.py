@@ -128,16 +128,15 @@ def test_the_host_holds_the_quantized_blocks_plus_one_block_at_most(tmp_path):
         nonlocal read_peak, quantize_peak
         read_peak = max(read_peak, _anonymous_rss() - baseline)  # the block read at full precision
         quantize(block.module_names)
-        quantize_peak = max(quantize_peak, _anonymous_rss() - baseline)  # quanto's temporaries, not yet released
+        quantize_peak = max(quantize_peak, _anonymous_rss() - baseline)  # and quantized, quanto's temporaries released
 
     with quantize_while_loading(empty, "qint8", exclude=("proj_in",), component="stack") as (quantize, report):
         read = stream_into(empty, folder_sources(files), torch.float32, (r"blocks\.\d+",), on_block, "stack")
     resident = module_bytes(empty)
     assert resident < full_bytes / 3
     # Reading the whole model first (from_pretrained, then quantize_module) holds all of full_bytes. Streamed,
-    # the host holds the quantized blocks so far plus the one block in flight...
-    assert read_peak < resident + read.largest_block_bytes + 4 * MiB
-    # ...and while that block is quantized, quanto's CPU temporaries (measured 3 to 5 times the block), which are
-    # handed back before the next block is read.
-    assert quantize_peak < resident + 8 * read.largest_block_bytes < full_bytes
+    # the host holds the quantized blocks so far plus the one block in flight (sampled at block boundaries:
+    # inside one layer's quantization quanto's temporaries add a few times that layer, released after it).
+    assert read_peak < resident + read.largest_block_bytes + 4 * MiB < full_bytes
+    assert quantize_peak < resident + read.largest_block_bytes + 4 * MiB
     assert _anonymous_rss() - baseline < resident + 4 * MiB

@@ -14,6 +14,7 @@ Three sources, one loader:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,24 +121,41 @@ def load_component(source: CheckpointSource, name: str, dtype):
     class) becomes a ModelLoadError naming the component, the class, the path and what to do.
     """
     cls = component_class(source, name)
-    where = source.location if name in source.single_file_components else f"{source.base} ({name}/)"
-    try:
+    with loading_errors(source, name):
         component = _load(cls, source, name, dtype)
+    check_all_loaded(source, name, component)
+    return component
+
+
+@contextlib.contextmanager
+def loading_errors(source: CheckpointSource, name: str):
+    """Turn an error while building component `name` into a ModelLoadError naming it, its class and path."""
+    try:
+        yield
     except ModelLoadError:
         raise
     except Exception as error:  # noqa: BLE001 - diffusers/transformers raise many types while building a component
+        cls = component_class(source, name)
         raise ModelLoadError(
-            f"could not load the {name} ({cls.__name__}) from {where}: {type(error).__name__}: {error}; "
-            f"{_load_advice(name)}"
+            f"could not load the {name} ({cls.__name__}) from {_where(source, name)}: {type(error).__name__}: "
+            f"{error}; {_load_advice(name)}"
         ) from error
+
+
+def check_all_loaded(source: CheckpointSource, name: str, component) -> None:
+    """A ModelLoadError when weights of `component` were left on the meta device (the files lack them)."""
     missing = _parameters_left_on_meta(component)
     if missing:
+        cls = type(component)
         raise ModelLoadError(
-            f"could not load the {name} ({cls.__name__}) from {where}: {len(missing)} weights are missing from the "
-            f"files (e.g. {', '.join(missing[:3])}), so the files hold a different model than {cls.__name__}; "
-            f"{_load_advice(name)}"
+            f"could not load the {name} ({cls.__name__}) from {_where(source, name)}: {len(missing)} weights are "
+            f"missing from the files (e.g. {', '.join(missing[:3])}), so the files hold a different model than "
+            f"{cls.__name__}; {_load_advice(name)}"
         )
-    return component
+
+
+def _where(source: CheckpointSource, name: str) -> str:
+    return source.location if name in source.single_file_components else f"{source.base} ({name}/)"
 
 
 def _load(cls, source: CheckpointSource, name: str, dtype):

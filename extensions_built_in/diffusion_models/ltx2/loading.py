@@ -9,7 +9,7 @@ import torch
 from toolkit.trace import get_tracer
 
 from . import placement, streaming
-from .checkpoint import load_component
+from .checkpoint import check_all_loaded, load_component, loading_errors
 from .checkpoint_configs import unused_components
 from .variant import EXTRA_COMPONENTS
 
@@ -25,9 +25,12 @@ def load_one(model, name: str):
         dtype = torch.float32
     with get_tracer().span("load_component", component=name) as span:
         started = time.perf_counter()
-        plan = streaming.plan_stream(model.source, name, dtype)
+        with loading_errors(model.source, name):
+            plan = streaming.plan_stream(model.source, name, dtype)
+            if plan.model is not None:
+                component, report, read = _stream(model, plan, dtype)
         if plan.model is not None:
-            component, report, read = _stream(model, plan, dtype)
+            check_all_loaded(model.source, name, component)
             span.set(streamed=True, **read.facts())
         else:
             component = load_component(model.source, name, dtype)
@@ -61,8 +64,8 @@ def _stream(model, plan: streaming.StreamPlan, dtype: torch.dtype):
 
     name, config = plan.component, model.config
     device = placement.load_device(name, config, model.device, model.te_device)
-    qtype = {"transformer": config.qtype if config.quantize else None, "text_encoder": config.qtype_te if config.quantize_te else None}[name]
-    if qtype is None:
+    quantize, qtype = (config.quantize, config.qtype) if name == "transformer" else (config.quantize_te, config.qtype_te)
+    if not quantize:
         component, read = streaming.stream_component(plan, dtype, None, device)
         return component, None, read
     with quantize_while_loading(plan.model, qtype, exclude=model.quantization_excludes().get(name, ()), component=name) as (quantize_block, report):
