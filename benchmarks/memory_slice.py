@@ -98,7 +98,7 @@ def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
     generator = torch.Generator().manual_seed(0)
     for name, parameter in list(transformer.named_parameters()):
         value = torch.randn(parameter.shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
-        set_module_tensor_to_device(transformer, name, "cpu", value=value)
+        set_module_tensor_to_device(transformer, name, "cpu", value=value, dtype=torch.bfloat16)
     transformer.save_pretrained(folder / "transformer", max_shard_size=shard_bytes, safe_serialization=True)
     index = {
         "_class_name": "LTX2Pipeline",
@@ -111,26 +111,25 @@ def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
 
 def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
     """The plan's bytes for the slice: loading and training, host (and device on CUDA)."""
+    from dataclasses import replace
+
+    import diffusers
     from accelerate import init_empty_weights
 
-    from extensions_built_in.diffusion_models.ltx2.streaming import BLOCK_PATTERNS
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
     from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan
-    from toolkit.memory_management.plan_components import PlannedModel, describe_component, stored_bytes
-    from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_TARGETS
-    from extensions_built_in.diffusion_models.ltx2.quantization_excludes import DEFAULT_EXCLUDE
-    import diffusers
+    from toolkit.memory_management.plan_components import describe_component, stored_bytes
 
     config = diffusers.LTX2VideoTransformer3DModel.load_config(folder / "transformer")
     with init_empty_weights():
         empty = diffusers.LTX2VideoTransformer3DModel.from_config(config)
-    spec = describe_component("transformer", empty, stored_bytes(folder / "transformer"))
-    model = PlannedModel(
+    # LTX-2's own answers (LoRA targets, quantization excludes, streamed blocks), for the slice alone.
+    published = LTX2Model.memory_plan_components(MemoryPlanSettings())
+    model = replace(
+        published,
         source=f"slice {folder}",
-        components={"transformer": spec},
+        components={"transformer": describe_component("transformer", empty, stored_bytes(folder / "transformer"))},
         roles={"transformer": "denoiser"},
-        lora_targets=LTX2_LORA_TARGETS,
-        quantize_exclude={"transformer": DEFAULT_EXCLUDE["transformer"]},
-        block_patterns={"transformer": BLOCK_PATTERNS["transformer"]},
     )
     settings = MemoryPlanSettings(
         name_or_path=str(folder),
@@ -222,7 +221,8 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
     baseline_anon, baseline_rss = sampler.reset()
     _reset_cuda(device)
     model.components["transformer"] = loading.load_one(model, "transformer")
-    network = attach_network(model.transformer, NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank), 0, LTX2Model.lora_target_pattern())
+    network_config = NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank)
+    network = attach_network(model.transformer, network_config, 0, model.lora_target_pattern())
     model.transformer.train()
     model.offload_transformer()
     measured = {

@@ -189,3 +189,23 @@ def test_bad_settings_say_what_to_use(tmp_path):
         build_memory_plan(MemoryPlanSettings(layer_offloading_transformer_percent=1.5))
     with pytest.raises(MemoryPlanError, match="model_index.json"):
         build_memory_plan(MemoryPlanSettings(name_or_path=str(tmp_path)))
+
+
+def test_blocks_are_grouped_as_the_streamed_loader_groups_them():
+    from toolkit.memory_management.plan_loading import largest_block, layer_blocks, load_steps
+
+    names = ["proj_in", "time_embed.linear", "transformer_blocks.0.attn1.to_q", "transformer_blocks.0.ff.proj",
+             "transformer_blocks.1.attn1.to_q", "norm_out"]
+    blocks = layer_blocks(names, (r"(?:.*\.)?transformer_blocks\.\d+",))
+    assert blocks == ["proj_in", "time_embed", "transformer_blocks.0", "transformer_blocks.0", "transformer_blocks.1", "norm_out"]
+    assert layer_blocks(names, None) == ["whole component"] * len(names)
+
+    load = [10, 20, 100, 300, 100, 5]
+    quantized = [0, 0, 50, 150, 50, 0]
+    to_device = largest_block(blocks, load, quantized, kept_on_host=False)
+    assert (to_device.name, to_device.total) == ("transformer_blocks.0", 400 + 200)  # bf16 copy + qfloat8 copy
+    on_host = largest_block(blocks, load, quantized, kept_on_host=True)
+    assert on_host.total == 400  # its quantized copy is what stays: counted in the host share, not twice
+
+    steps = load_steps({"a": (7, 1), "b": (3, 2)}, {"a": to_device, "b": on_host})
+    assert [(s.resident_before, s.host_peak) for s in steps] == [(0, 7 + 600), (7, 7 + 3 + 400)]

@@ -32,7 +32,7 @@ from toolkit.memory_management.plan_loading import BlockInFlight, LoadStep, larg
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
 from toolkit.memory_management.plan_settings import DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
 from toolkit.memory_management.selection import offloaded_layer_count
-from toolkit.quantize import quantized_linear_buffer_bytes, quantized_weight_bytes, skip_reason
+from toolkit.memory_management.quantized_sizes import quantized_linear_buffer_bytes, quantized_weight_bytes, skip_reason
 from toolkit.trace import get_tracer
 
 __all__ = ["GIB", "MemoryPlan", "MemoryPlanSettings", "build_memory_plan", "format_plan"]

@@ -79,7 +79,7 @@ def role_settings(role: str, settings: MemoryPlanSettings) -> tuple[str, str | N
 
 def check_settings(settings: MemoryPlanSettings) -> None:
     """Raise the error a user can act on for a setting the plan cannot use."""
-    from toolkit.quantize import resolve_qtype
+    from toolkit.memory_management.quantized_sizes import resolve_qtype
 
     for setting in ("dtype", "vae_dtype", "stored_dtype"):
         _check_dtype(setting, getattr(settings, setting))
