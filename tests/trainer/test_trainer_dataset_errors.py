@@ -45,4 +45,5 @@ def test_corrupt_clip_stops_the_run_with_its_name(tmp_path, clips_with_a_corrupt
     capsys.readouterr()
     assert run.main([str(config)]) == 1
     error = capsys.readouterr().err
-    assert error.startswith("error: ") and str(corrupt) in error
+    # The loading progress bars come before it on stderr; the error is a line of its own.
+    assert any(line.startswith("error: ") for line in error.splitlines()) and str(corrupt) in error
