@@ -127,3 +127,29 @@ def test_trace_records_bytes_and_files(tiny_model_dir, tmp_path):
     (load_model,) = [r for r in records if r["type"] == "span_end" and r["name"] == "load_model"]
     assert str(weights) in load_model["fields"]["files"]
     assert load_model["fields"]["bytes"] >= weights.stat().st_size
+
+
+def test_with_offloading_on_a_gpu_the_offloaded_blocks_stay_on_the_host_and_the_rest_go_to_the_device():
+    config = tiny_model_config(layer_offloading=True, layer_offloading_transformer_percent=0.5)
+    gpu = torch.device("cuda")  # only compared, never allocated on
+    split = placement.offload_split(config, gpu, block_count=4)
+    assert [split(f"transformer_blocks.{i}").type for i in range(4)] == ["cpu", "cpu", "cuda", "cuda"]
+    assert split("").type == "cuda" and split("proj_in").type == "cuda"
+    assert placement.offload_split(config, torch.device("cpu"), 4) is None  # a CPU run keeps everything on the host
+    assert placement.offload_split(tiny_model_config(), gpu, 4) is None  # no offloading: one device
+
+
+def test_a_split_stream_puts_each_block_where_its_device_function_says(tiny_model_dir):
+    # The meta device stands in for the GPU: what is routed there holds no host memory afterwards.
+    source = resolve_source(str(tiny_model_dir))
+    plan = streaming.plan_stream(source, "transformer", torch.float32)
+    blocks = len(plan.model.transformer_blocks)
+    config = tiny_model_config(layer_offloading=True, layer_offloading_transformer_percent=0.5)
+    split = placement.offload_split(config, torch.device("cuda"), blocks)
+    to_meta = lambda name: torch.device("meta") if split(name).type == "cuda" else torch.device("cpu")  # noqa: E731
+    model, _ = streaming.stream_component(plan, torch.float32, None, to_meta)
+    kept = blocks // 2
+    for index, block in enumerate(model.transformer_blocks):
+        devices = {p.device.type for p in block.parameters()}
+        assert devices == ({"cpu"} if index < kept else {"meta"}), (index, devices)
+    assert model.proj_in.weight.device.type == "meta"

@@ -29,7 +29,8 @@ def load_one(model, name: str):
             plan = streaming.plan_stream(model.source, name, dtype)
             if plan.model is not None:
                 component, report, read = _stream(model, plan, dtype)
-        if plan.model is not None:
+        streamed = plan.model is not None
+        if streamed:
             check_all_loaded(model.source, name, component)
             span.set(streamed=True, **read.facts())
         else:
@@ -48,7 +49,9 @@ def load_one(model, name: str):
                     bytes_before=report.bytes_before,
                     bytes_after=report.bytes_after,
                 )
-            component.to(placement.load_device(name, config, model.device, model.te_device))
+            if not (streamed and name == "transformer" and placement.offload_split(config, model.device, 0)):
+                # (a split transformer is already where each block belongs; the MemoryManager settles the rest)
+                component.to(placement.load_device(name, config, model.device, model.te_device))
             if name == "text_encoder" and config.layer_offloading and config.layer_offloading_text_encoder_percent > 0:
                 offload = placement.offload_layers(name, component, model.te_device, config.layer_offloading_text_encoder_percent)
                 span.set(offload_percent=offload.offload_percent_achieved, bytes_on_host=offload.bytes_on_host)
@@ -64,6 +67,8 @@ def _stream(model, plan: streaming.StreamPlan, dtype: torch.dtype):
 
     name, config = plan.component, model.config
     device = placement.load_device(name, config, model.device, model.te_device)
+    if name == "transformer":
+        device = placement.offload_split(config, model.device, len(plan.model.transformer_blocks)) or device
     quantize, qtype = (config.quantize, config.qtype) if name == "transformer" else (config.quantize_te, config.qtype_te)
     if not quantize:
         component, read = streaming.stream_component(plan, dtype, None, device)

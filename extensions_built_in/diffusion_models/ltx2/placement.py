@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -35,6 +35,34 @@ def load_device(name: str, config, compute_device: torch.device, te_device: torc
     if config.layer_offloading and name == "text_encoder" and config.layer_offloading_text_encoder_percent > 0:
         return torch.device("cpu")
     return te_device if name in ("text_encoder", "connectors") else compute_device
+
+
+def offload_split(config, compute_device: torch.device, block_count: int) -> Callable[[str], torch.device] | None:
+    """Where each transformer block goes as it streams in, when layer offloading splits it between host and GPU.
+
+    The MemoryManager offloads the first layers in module order (`offloaded_layer_count`); LTX-2's
+    transformer blocks are all the same size, so the first `offloaded_layer_count([1] * blocks, percent)`
+    blocks stay on the host and the others go straight to the GPU: the host never holds the GPU's share
+    (the memory plan counts it so). `MemoryManager.attach` then settles each layer exactly, after the LoRA.
+    None when nothing is split (no offloading, or a CPU run, where every block stays on the host anyway).
+    """
+    from toolkit.memory_management.selection import offloaded_layer_count
+
+    if not config.layer_offloading or compute_device.type == "cpu":
+        return None
+    offloaded_blocks = offloaded_layer_count([1] * block_count, config.layer_offloading_transformer_percent)
+
+    def device_of(block_name: str) -> torch.device:
+        index = _block_index(block_name)
+        return torch.device("cpu") if index is not None and index < offloaded_blocks else compute_device
+
+    return device_of
+
+
+def _block_index(block_name: str) -> int | None:
+    """7 for "transformer_blocks.7"; None for what is outside the blocks (patch projections, norms ...)."""
+    prefix, _, index = block_name.rpartition(".")
+    return int(index) if prefix.endswith("transformer_blocks") and index.isdigit() else None
 
 
 def quantize_after_load(name: str, component, config):

@@ -16,6 +16,8 @@ from_pretrained as before: `plan_stream` says why in its `reason`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,17 +80,22 @@ def plan_stream(source: CheckpointSource, name: str, dtype: torch.dtype) -> Stre
     return StreamPlan(name, model, folder_sources(files))
 
 
-def stream_component(plan: StreamPlan, dtype: torch.dtype, quantize_block, device: torch.device) -> tuple[nn.Module, StreamReport]:
+def stream_component(
+    plan: StreamPlan, dtype: torch.dtype, quantize_block, device: torch.device | Callable[[str], torch.device]
+) -> tuple[nn.Module, StreamReport]:
     """Fill `plan.model` block by block: each block quantized (`quantize_block(module_names)`, or None) and moved
-    to `device` before the next is read."""
+    to its device before the next is read. `device` is one device for every block, or a function of the block's
+    name (the offloaded share of the transformer stays on the host, the rest goes to the GPU as it arrives)."""
     model = plan.model
+    device_of = device if callable(device) else (lambda _name: device)
 
     def place(block: LoadedBlock) -> None:
         if quantize_block is not None:
             quantize_block(block.module_names)
-        if device.type != "cpu":
+        target = device_of(block.name)
+        if target.type != "cpu":
             for module_name in block.module_names:
-                model.get_submodule(module_name)._apply(lambda tensor: tensor.to(device), recurse=False)
+                model.get_submodule(module_name)._apply(lambda tensor: tensor.to(target), recurse=False)
 
     report = stream_into(model, plan.sources, dtype, BLOCK_PATTERNS[plan.component], place, plan.component)
     if hasattr(model, "tie_weights"):
