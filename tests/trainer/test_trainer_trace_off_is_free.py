@@ -15,6 +15,7 @@ import pytest
 from extensions_built_in.diffusion_models.ltx2 import placement
 from extensions_built_in.diffusion_models.ltx2.timestep_conditioning import TimestepConditioning
 from extensions_built_in.sd_trainer import SDTrainer as trainer_module
+from extensions_built_in.sd_trainer import step_loss
 from tests.trainer.conftest import set_up_trainer, train_steps, write_config
 from toolkit.trace import TraceConfig, get_tracer, init_tracer, reset_tracer
 
@@ -58,7 +59,7 @@ def counter(monkeypatch, trainer):
     counter.wrap(describe_module, "describe_module", "describe_module")
     counter.wrap(trainer_module, "memory_snapshot", "memory_snapshot")
     counter.wrap(placement, "memory_snapshot", "component_memory_snapshot")
-    counter.wrap(trainer_module, "_clip_fields", "clip_fields")
+    counter.wrap(step_loss, "_clip_fields", "clip_fields")
     counter.wrap(TimestepConditioning, "trace_fields", "timestep_trace_fields")
     return counter
 
