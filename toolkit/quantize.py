@@ -116,13 +116,7 @@ def quantize_module(
                 _quantize_child(module, name, child, quanto_qtype, patterns, min_in_features, report)
         report.bytes_after = module_bytes(module)
         report.seconds = time.perf_counter() - started
-        span.set(
-            quantized=len(report.quantized),
-            skipped=report.skipped_by_kind(),
-            bytes_before=report.bytes_before,
-            bytes_after=report.bytes_after,
-            weight_compression=round(report.weight_compression, 3),
-        )
+        span.set(**_span_fields(report))
     return report
 
 
@@ -163,13 +157,18 @@ def quantize_while_loading(
         report.bytes_after = module_bytes(module)
         report.bytes_before = report.bytes_after - replaced_after + replaced_before
         report.seconds = time.perf_counter() - started
-        span.set(
-            quantized=len(report.quantized),
-            skipped=report.skipped_by_kind(),
-            bytes_before=report.bytes_before,
-            bytes_after=report.bytes_after,
-            weight_compression=round(report.weight_compression, 3),
-        )
+        span.set(**_span_fields(report))
+
+
+def _span_fields(report: QuantizationReport) -> dict:
+    """What the `quantization` span records of a finished report."""
+    return {
+        "quantized": len(report.quantized),
+        "skipped": report.skipped_by_kind(),
+        "bytes_before": report.bytes_before,
+        "bytes_after": report.bytes_after,
+        "weight_compression": round(report.weight_compression, 3),
+    }
 
 
 def _quantize_child(
