@@ -29,15 +29,17 @@ import torch
 from toolkit import distributed
 from toolkit.errors import ConfigError, TrainingError
 
-# accelerate launches that shard the model (set as ACCELERATE_USE_<NAME> by `accelerate launch`): not supported.
-_SHARDED_LAUNCHES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+# accelerate launches that shard the model some other way (ACCELERATE_USE_<NAME> from `accelerate launch`): refused.
+# FSDP is supported (sharded_training.py).
+_SHARDED_LAUNCHES = ("DEEPSPEED", "MEGATRON_LM")
 
 
 class DataParallel:
     """The processes of one run; `DataParallel.start` gives the single-process one when there is no launcher."""
 
-    def __init__(self, accelerator=None) -> None:
+    def __init__(self, accelerator=None, fsdp: bool = False) -> None:
         self.accelerator = accelerator
+        self.fsdp = fsdp  # the transformer sharded with FSDP (sharded_training.py): FSDP reduces the gradients
         self.rank = distributed.rank()
         self.world_size = distributed.world_size()
         self.is_main = self.rank == 0
@@ -54,16 +56,15 @@ class DataParallel:
         if sharded:
             raise ConfigError(
                 f"accelerate launch with {sharded[0]}: sd_trainer trains the LoRA data-parallel, every process "
-                "holding the whole transformer (quantized with optimum-quanto and layer-offloaded as the config "
-                "says; quanto's weights cannot be sharded). Launch with `accelerate launch --multi_gpu "
-                "--num_processes N` or config/accelerate/multi_gpu.yaml; for a transformer that does not fit "
-                "one GPU use model.quantize / model.layer_offloading (run.py --dry-run prints the plan per GPU)."
+                "holding the whole transformer, or with FSDP. Launch with `accelerate launch --multi_gpu "
+                "--num_processes N` (config/accelerate/multi_gpu.yaml), or for a bf16 transformer that does not "
+                "fit one GPU with config/accelerate/fsdp.yaml (run.py --dry-run prints the plan per GPU)."
             )
         accelerator = Accelerator(
             cpu=device == "cpu",
             kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=timeout_minutes))],
         )
-        return cls(accelerator)
+        return cls(accelerator, fsdp=parse_flag_from_env("ACCELERATE_USE_FSDP"))
 
     @property
     def active(self) -> bool:
@@ -102,6 +103,8 @@ class DataParallel:
         """
         if not self.active:
             return totals, aux_totals
+        if self.fsdp:  # FSDP averaged the gradients in the backward: only the losses are left to average
+            return self._average_losses(totals, aux_totals)
         names = sorted(aux_totals)
         device = self.accelerator.device
         grads = [p.grad.detach().reshape(-1).float() if p.grad is not None else None for p in parameters]
@@ -126,6 +129,15 @@ class DataParallel:
                 parameter.grad = averaged[offset : offset + count].view_as(parameter).to(parameter.device, parameter.dtype)
             offset += count
         return averaged[grad_end:totals_end].cpu(), dict(zip(names, averaged[totals_end:aux_end].tolist()))
+
+    def _average_losses(self, totals: torch.Tensor, aux_totals: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+        names = sorted(aux_totals)
+        device = self.accelerator.device
+        flat = torch.cat(
+            [totals.to(device, torch.float32), torch.tensor([aux_totals[n] for n in names], device=device, dtype=torch.float32)]
+        )
+        averaged = self.accelerator.reduce(flat, reduction="sum") / self.world_size
+        return averaged[: len(totals)].cpu(), dict(zip(names, averaged[len(totals) :].tolist()))
 
     def start_equal(self, parameters: list[torch.nn.Parameter]) -> None:
         """Give every process the main process's LoRA weights (as DDP does when it wraps a model)."""
