@@ -37,7 +37,7 @@ from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_op
 from .finished_run import report_finished
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .step_loss import StepLoss
-from .sharded_training import ShardedTransformer, check_fsdp_run
+from .sharded_training import ShardedLora, check_fsdp_run, shard_transformer
 from .training_data import ExampleOrder, encode_datasets, open_datasets
 
 
@@ -50,16 +50,15 @@ class SDTrainer(StepLoss, BaseProcess):
         _check_datasets(config.datasets)
         check_optimizer_settings(config.train)
         self.parallel = DataParallel.start(config.device, config.train.distributed_timeout_minutes)
-        self.sharded = None  # the FSDP-wrapped transformer under an FSDP launch (sharded_training.py)
         try:
+            if self.parallel.fsdp:
+                check_fsdp_run(config)
             self._run()
         finally:
             self.parallel.end()
 
     def _run(self) -> None:
         config = self.config
-        if self.parallel.fsdp:
-            check_fsdp_run(config)
         latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
         saved_step = checkpoints.saved_step(latest) if latest is not None else 0
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
@@ -87,9 +86,9 @@ class SDTrainer(StepLoss, BaseProcess):
 
             self.network = self._attach_network()
             self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
-            if self.parallel.fsdp:
-                self.sharded = ShardedTransformer(self.model.transformer, self.network, self.parallel.accelerator)
-                self.model.transformer = self.sharded.root  # every forward goes through FSDP
+            if self.parallel.fsdp:  # every forward goes through FSDP, which shards the base weights
+                self.network = ShardedLora(self.network)  # names taken before wrapping
+                self.model.transformer = shard_transformer(self.model.transformer, self.network, self.parallel.accelerator)
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(
@@ -196,14 +195,10 @@ class SDTrainer(StepLoss, BaseProcess):
             return 0
         state = checkpoints.load_training_state(latest)
         checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
-        if self.sharded is not None:
-            self.sharded.load_lora_state(state.lora_state)
-            self.sharded.load_optimizer_state(self.optimizer, state.optimizer_state)
-        else:
-            self.network.load_state_dict(state.lora_state)
-            self.optimizer.load_state_dict(state.optimizer_state)
+        self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
             self._restore_ema(state.ema_state, state.step, latest)
+        self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         if state.scaler_state and self.updates.scaler.is_enabled():
             self.updates.scaler.load_state_dict(state.scaler_state)
@@ -324,8 +319,6 @@ class SDTrainer(StepLoss, BaseProcess):
     def _clip_gradients(self) -> float:
         parameters = self.network.parameters()
         max_norm = self.config.train.max_grad_norm
-        if self.sharded is not None:  # the norm over every process's shard
-            return self.sharded.clip_gradients(max_norm)
         norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf"))
         return float(norm)
 
@@ -336,18 +329,14 @@ class SDTrainer(StepLoss, BaseProcess):
         return dict(describe()) if callable(describe) else {}
 
     def save(self, final: bool = False) -> None:
-        """The checkpoint (and with `final` the LoRA files); written by the main process only.
-
-        Under FSDP every process first takes part in gathering the LoRA and the optimizer state.
-        """
-        lora_state, optimizer_state = self.lora_state(), self._optimizer_state()
+        """The checkpoint (and with `final` the LoRA files); written by the main process only."""
         if not self.parallel.is_main:
             self.saved = {}
             return
         state = checkpoints.TrainingState(
             step=self.step,
-            lora_state=lora_state,
-            optimizer_state=optimizer_state,
+            lora_state=self.network.state_dict(),
+            optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.scheduler.state_dict(),
             rng_state=checkpoints.rng_state(),
             extra={"name": self.job.name},
@@ -365,13 +354,6 @@ class SDTrainer(StepLoss, BaseProcess):
             written.update(checkpoints.save_final_loras(self.model, self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
         self._notify("on_save", self.step, written["checkpoint"])
-
-    def lora_state(self) -> dict[str, torch.Tensor]:
-        """The whole LoRA under its saved names (under FSDP gathered from the shards: every process calls it)."""
-        return self.sharded.lora_state() if self.sharded is not None else self.network.state_dict()
-
-    def _optimizer_state(self) -> dict:
-        return self.sharded.optimizer_state(self.optimizer) if self.sharded is not None else self.optimizer.state_dict()
 
     def _push_to_hub(self) -> None:
         push_final_lora(self.saved, self.config.save, self.job.name, self.step, self.tracer, self.logger)

@@ -39,7 +39,7 @@ class DataParallel:
 
     def __init__(self, accelerator=None, fsdp: bool = False) -> None:
         self.accelerator = accelerator
-        self.fsdp = fsdp  # the transformer sharded with FSDP (sharded_training.py): FSDP reduces the gradients
+        self.fsdp = fsdp  # the transformer's base weights sharded with FSDP (sharded_training.py)
         self.rank = distributed.rank()
         self.world_size = distributed.world_size()
         self.is_main = self.rank == 0
@@ -103,8 +103,6 @@ class DataParallel:
         """
         if not self.active:
             return totals, aux_totals
-        if self.fsdp:  # FSDP averaged the gradients in the backward: only the losses are left to average
-            return self._average_losses(totals, aux_totals)
         names = sorted(aux_totals)
         device = self.accelerator.device
         grads = [p.grad.detach().reshape(-1).float() if p.grad is not None else None for p in parameters]
@@ -129,15 +127,6 @@ class DataParallel:
                 parameter.grad = averaged[offset : offset + count].view_as(parameter).to(parameter.device, parameter.dtype)
             offset += count
         return averaged[grad_end:totals_end].cpu(), dict(zip(names, averaged[totals_end:aux_end].tolist()))
-
-    def _average_losses(self, totals: torch.Tensor, aux_totals: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-        names = sorted(aux_totals)
-        device = self.accelerator.device
-        flat = torch.cat(
-            [totals.to(device, torch.float32), torch.tensor([aux_totals[n] for n in names], device=device, dtype=torch.float32)]
-        )
-        averaged = self.accelerator.reduce(flat, reduction="sum") / self.world_size
-        return averaged[: len(totals)].cpu(), dict(zip(names, averaged[len(totals) :].tolist()))
 
     def start_equal(self, parameters: list[torch.nn.Parameter]) -> None:
         """Give every process the main process's LoRA weights (as DDP does when it wraps a model)."""

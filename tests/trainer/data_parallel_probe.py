@@ -30,7 +30,7 @@ def _probe(folder: Path, sigterm: str) -> None:
         train(self)
         from safetensors.torch import save_file
 
-        weights = {name: tensor.detach().contiguous() for name, tensor in self.lora_state().items()}
+        weights = {name: tensor.detach().contiguous() for name, tensor in self.network.state_dict().items()}
         save_file(weights, str(folder / f"rank{self.parallel.rank}.safetensors"))
 
     def probed_step(self, index: int):
