@@ -12,9 +12,12 @@ sharded optimizer state.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from toolkit.errors import ConfigError
+from toolkit.trace import get_tracer
 
 
 def check_fsdp_settings(model_config) -> None:
@@ -39,14 +42,21 @@ def check_fsdp_settings(model_config) -> None:
 
 
 def _block_classes(transformer: torch.nn.Module) -> set[type]:
-    """The classes of the transformer's repeated blocks (the members of its nn.ModuleLists)."""
-    classes = {
-        type(child)
-        for module in transformer.modules()
-        if isinstance(module, torch.nn.ModuleList) and len(module) > 1
-        for child in module
-    }
-    return classes
+    """The wrap units: the classes named by fsdp_transformer_layer_cls_to_wrap (config/accelerate/fsdp.yaml),
+    or else the members of the transformer's largest nn.ModuleList (its repeated blocks)."""
+    names = [n.strip() for n in os.environ.get("FSDP_TRANSFORMER_CLS_TO_WRAP", "").split(",") if n.strip()]
+    if names:
+        found = {type(m) for m in transformer.modules() if type(m).__name__ in names}
+        missing = sorted(set(names) - {cls.__name__ for cls in found})
+        if missing:
+            raise ConfigError(
+                f"fsdp_transformer_layer_cls_to_wrap names {missing}, which {type(transformer).__name__} does not "
+                "contain: name its block class (LTX-2: LTX2VideoTransformerBlock) in the accelerate config file."
+            )
+        return found
+    lists = [m for m in transformer.modules() if isinstance(m, torch.nn.ModuleList)]
+    largest = max(lists, key=lambda m: sum(p.numel() for p in m.parameters()))
+    return {type(child) for child in largest}
 
 
 def shard_transformer(transformer: torch.nn.Module, network, accelerator) -> torch.nn.Module:
@@ -56,15 +66,27 @@ def shard_transformer(transformer: torch.nn.Module, network, accelerator) -> tor
 
     blocks = tuple(_block_classes(transformer))
     plugin = getattr(accelerator.state, "fsdp_plugin", None)
-    return FSDP(
+    # accelerate keeps fsdp_sharding_strategy in reshard_after_forward (older versions: sharding_strategy)
+    settings = (getattr(plugin, "reshard_after_forward", None), getattr(plugin, "sharding_strategy", None))
+    strategy = next((v for v in settings if isinstance(v, ShardingStrategy)), ShardingStrategy.FULL_SHARD)
+    sharded = FSDP(
         transformer,
         auto_wrap_policy=lambda module, recurse, nonwrapped_numel: recurse or isinstance(module, blocks),
         ignored_states=network.parameters(),
-        sharding_strategy=getattr(plugin, "sharding_strategy", None) or ShardingStrategy.FULL_SHARD,
+        sharding_strategy=strategy,
         use_orig_params=True,
         # cuda:LOCAL_RANK, or the CPU (gloo; FSDP wants "cpu", not accelerate's "cpu:0")
         device_id=accelerator.device if accelerator.device.type != "cpu" else torch.device("cpu"),
     )
+    get_tracer().event(
+        "fsdp",
+        sharding_strategy=strategy.name,
+        wrapped_blocks=sum(isinstance(m, FSDP) for m in sharded.modules()) - 1,
+        block_classes=sorted(cls.__name__ for cls in blocks),
+        processes=accelerator.num_processes,
+        lora_parameters_whole=sum(p.numel() for p in network.parameters()),
+    )
+    return sharded
 
 
 def check_fsdp_run(config) -> None:
