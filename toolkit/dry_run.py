@@ -33,6 +33,10 @@ def memory_plan_report(model_config, network_config=None) -> str:
     host = int(model_config.ram_gb * 1024**3) if model_config.ram_gb else None
     plan = build_memory_plan(settings, device_total_bytes=budget, host_total_bytes=host)
     from toolkit.distributed import world_size
-    from toolkit.memory_management.plan_data_parallel import data_parallel_plan_lines
+    from toolkit.memory_management.plan_data_parallel import data_parallel_plan_lines, fsdp_plan_lines
 
-    return "\n".join([format_plan(plan), *data_parallel_plan_lines(plan.lora.params, world_size())])
+    lines = [format_plan(plan), *data_parallel_plan_lines(plan.lora.params, world_size())]
+    transformer = plan.components.get("transformer")
+    if transformer is not None and not transformer.qtype:  # FSDP shards the unquantized transformer only
+        lines += fsdp_plan_lines(transformer, plan.lora.params, world_size())
+    return "\n".join(lines)

@@ -37,6 +37,7 @@ from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_op
 from .finished_run import report_finished
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .step_loss import StepLoss
+from .sharded_training import ShardedLora, check_fsdp_run, shard_transformer
 from .training_data import ExampleOrder, encode_datasets, open_datasets
 
 
@@ -50,6 +51,8 @@ class SDTrainer(StepLoss, BaseProcess):
         check_optimizer_settings(config.train)
         self.parallel = DataParallel.start(config.device, config.train.distributed_timeout_minutes)
         try:
+            if self.parallel.fsdp:
+                check_fsdp_run(config)
             self._run()
         finally:
             self.parallel.end()
@@ -83,6 +86,9 @@ class SDTrainer(StepLoss, BaseProcess):
 
             self.network = self._attach_network()
             self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
+            if self.parallel.fsdp:  # every forward goes through FSDP, which shards the base weights
+                self.network = ShardedLora(self.network)  # names taken before wrapping
+                self.model.transformer = shard_transformer(self.model.transformer, self.network, self.parallel.accelerator)
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(

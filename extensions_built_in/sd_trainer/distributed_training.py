@@ -29,15 +29,17 @@ import torch
 from toolkit import distributed
 from toolkit.errors import ConfigError, TrainingError
 
-# accelerate launches that shard the model (set as ACCELERATE_USE_<NAME> by `accelerate launch`): not supported.
-_SHARDED_LAUNCHES = ("FSDP", "DEEPSPEED", "MEGATRON_LM")
+# accelerate launches that shard the model some other way (ACCELERATE_USE_<NAME> from `accelerate launch`): refused.
+# FSDP is supported (sharded_training.py).
+_SHARDED_LAUNCHES = ("DEEPSPEED", "MEGATRON_LM")
 
 
 class DataParallel:
     """The processes of one run; `DataParallel.start` gives the single-process one when there is no launcher."""
 
-    def __init__(self, accelerator=None) -> None:
+    def __init__(self, accelerator=None, fsdp: bool = False) -> None:
         self.accelerator = accelerator
+        self.fsdp = fsdp  # the transformer's base weights sharded with FSDP (sharded_training.py)
         self.rank = distributed.rank()
         self.world_size = distributed.world_size()
         self.is_main = self.rank == 0
@@ -54,16 +56,15 @@ class DataParallel:
         if sharded:
             raise ConfigError(
                 f"accelerate launch with {sharded[0]}: sd_trainer trains the LoRA data-parallel, every process "
-                "holding the whole transformer (quantized with optimum-quanto and layer-offloaded as the config "
-                "says; quanto's weights cannot be sharded). Launch with `accelerate launch --multi_gpu "
-                "--num_processes N` or config/accelerate/multi_gpu.yaml; for a transformer that does not fit "
-                "one GPU use model.quantize / model.layer_offloading (run.py --dry-run prints the plan per GPU)."
+                "holding the whole transformer, or with FSDP. Launch with `accelerate launch --multi_gpu "
+                "--num_processes N` (config/accelerate/multi_gpu.yaml), or for a bf16 transformer that does not "
+                "fit one GPU with config/accelerate/fsdp.yaml (run.py --dry-run prints the plan per GPU)."
             )
         accelerator = Accelerator(
             cpu=device == "cpu",
             kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(minutes=timeout_minutes))],
         )
-        return cls(accelerator)
+        return cls(accelerator, fsdp=parse_flag_from_env("ACCELERATE_USE_FSDP"))
 
     @property
     def active(self) -> bool:
