@@ -31,6 +31,7 @@ from extensions_built_in.diffusion_models.ltx2.attention_probes import cross_att
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import TIMESTEP_SCALE
 from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
 from toolkit.data import read_video
+from toolkit.logging.events import trace_prints
 from toolkit.monitoring.attention_stats import AttentionProbe
 from toolkit.monitoring.inspection import (
     audio_level,
@@ -80,13 +81,15 @@ class InspectionCallback(TrainingCallback):
         text = format_block(f"Inspection: {kind}", step, data, timestamp)
         # One printer: a trace with a console prints the block (the tree under its line); else the logger does.
         trainer.tracer.event(f"inspection_{kind}", lambda: {**flat_fields(data), "block": text}, step=step)
-        if not _trace_prints(trainer.tracer):
+        if not trace_prints(trainer.tracer):
             trainer.logger.info("%s", text)
+        # The numbers join the one metrics stream (metrics.jsonl, TensorBoard, W&B) at their step.
+        trainer.logger.log_metrics(
+            {f"{TENSORBOARD_CATEGORY}/{kind}/{tag}": value for tag, value in numeric_leaves(data).items()}, step=step
+        )
         if not self.tensorboard.enabled:
             return
         writer = self.tensorboard.writer
-        for tag, value in numeric_leaves(data).items():
-            writer.add_scalar(f"{TENSORBOARD_CATEGORY}/{kind}/{tag}", value, step)
         writer.add_text(f"{TENSORBOARD_CATEGORY}/{kind}", f"```\n{text}\n```", step)
         if kind == "outputs":
             self._log_media(step, data["predicted_clean"])
@@ -104,10 +107,6 @@ class InspectionCallback(TrainingCallback):
         mono = torch.from_numpy(samples.mean(axis=1) / 32767.0).float()
         writer.add_audio(f"{TENSORBOARD_CATEGORY}/outputs/predicted_audio", mono.clamp(-1, 1), step, rate)
 
-
-def _trace_prints(tracer) -> bool:
-    """Whether the trace prints its records on the console (it is on, with its console sink)."""
-    return bool(tracer.enabled) and "console" in getattr(tracer, "sink_names", ())
 
 
 # -- inputs ----------------------------------------------------------------------

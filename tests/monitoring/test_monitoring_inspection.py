@@ -327,14 +327,17 @@ def test_each_block_is_printed_once(trace, tmp_path, capsys):
 
     if trace != "off":
         init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=trace == "console", heartbeat_s=0))
-    logged = []
-    trainer = SimpleNamespace(tracer=get_tracer(), logger=SimpleNamespace(info=lambda fmt, text: logged.append(text)))
+    logged, metrics = [], []
+    logger = SimpleNamespace(info=lambda fmt, text: logged.append(text), log_metrics=lambda m, step: metrics.append((step, m)))
+    trainer = SimpleNamespace(tracer=get_tracer(), logger=logger)
     callback = InspectionCallback(5, tmp_path, SimpleNamespace(enabled=False))
     try:
         callback._report(trainer, 5, "outputs", {"video": {"mse": 0.25}}, "2026-01-01 00:00:00")
     finally:
         reset_tracer()
     printed = capsys.readouterr().out
+    # the numbers go to the one metrics stream (metrics.jsonl, TensorBoard) at their step, whatever the trace does
+    assert metrics == [(5, {"16_Inspection/outputs/video/mse": 0.25})]
     tree = "=== Inspection: outputs - step 5 ===\nTimestamp: 2026-01-01 00:00:00\n└── video: mse=0.25"
     if trace == "console":
         assert logged == [] and printed.count("=== Inspection: outputs - step 5 ===") == 1
