@@ -28,7 +28,7 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,19 +230,27 @@ def _state_items(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, tensor
 
 
-def _check_names(label: str, expected: list[str], sources: dict[str, TensorSource]) -> None:
-    missing = [key for key in expected if key not in sources]
-    unexpected = sorted(set(sources) - set(expected))
-    if not missing and not unexpected:
-        return
+def name_mismatch(expected: Sequence[str], found: Collection[str]) -> str | None:
+    """What differs between the tensor names a model expects and those a checkpoint holds, in a few words
+    ("2 weights missing (first: ...); 1 not expected (first: ...)"), or None when they are the same names."""
+    found_names = set(found)
+    missing = [key for key in expected if key not in found_names]
+    unexpected = sorted(found_names - set(expected))
     parts = []
     if missing:
-        parts.append(f"{len(missing)} weights missing from the files (first: {', '.join(missing[:3])})")
+        parts.append(f"{len(missing)} weights missing (first: {', '.join(missing[:3])})")
     if unexpected:
-        parts.append(f"{len(unexpected)} tensors the model does not have (first: {', '.join(unexpected[:3])})")
+        parts.append(f"{len(unexpected)} not expected (first: {', '.join(unexpected[:3])})")
+    return "; ".join(parts) or None
+
+
+def _check_names(label: str, expected: list[str], sources: dict[str, TensorSource]) -> None:
+    mismatch = name_mismatch(expected, sources)
+    if mismatch is None:
+        return
     files = sorted({source.path for source in sources.values()})
     raise StreamedLoadError(
-        f"streamed loading of the {label} from {', '.join(files) or 'no files'}: {'; '.join(parts)}. "
+        f"streamed loading of the {label} from {', '.join(files) or 'no files'}: {mismatch}. "
         "The files hold a different model than its config describes; re-download or re-export the checkpoint"
     )
 

@@ -116,17 +116,14 @@ def load_single_file_component(header: SingleFileHeader, name: str, dtype: torch
 
 
 def _check_keys(header: SingleFileHeader, name: str, cls, expected: set[str], found: set[str]) -> None:
-    missing, unexpected = sorted(expected - found), sorted(found - expected)
-    if not missing and not unexpected:
+    from toolkit.memory_management.streamed_loading import name_mismatch
+
+    mismatch = name_mismatch(sorted(expected), found)
+    if mismatch is None:
         return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} weights missing (first: {', '.join(missing[:3])})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} not expected (first: {', '.join(unexpected[:3])})")
     raise ModelLoadError(
         f"{header.path}: the {name} ({cls.__name__}, version {header.version}) is incomplete or of another "
-        f"layout: {'; '.join(parts)}. Re-export the file, or remove the {name} from it so that it is read from "
+        f"layout: {mismatch}. Re-export the file, or remove the {name} from it so that it is read from "
         "model.base_model_path"
     )
 
