@@ -49,7 +49,7 @@ def load_one(model, name: str):
                     bytes_before=report.bytes_before,
                     bytes_after=report.bytes_after,
                 )
-            if not (streamed and name == "transformer" and placement.offload_split(config, model.device, 0)):
+            if not (streamed and name == "transformer" and placement.splits_transformer(config, model.device)):
                 # (a split transformer is already where each block belongs; the MemoryManager settles the rest)
                 component.to(placement.load_device(name, config, model.device, model.te_device))
             if name == "text_encoder" and config.layer_offloading and config.layer_offloading_text_encoder_percent > 0:

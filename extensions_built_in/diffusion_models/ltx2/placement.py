@@ -48,7 +48,7 @@ def offload_split(config, compute_device: torch.device, block_count: int) -> Cal
     """
     from toolkit.memory_management.selection import offloaded_layer_count
 
-    if not config.layer_offloading or compute_device.type == "cpu":
+    if not splits_transformer(config, compute_device):
         return None
     offloaded_blocks = offloaded_layer_count([1] * block_count, config.layer_offloading_transformer_percent)
 
@@ -57,6 +57,11 @@ def offload_split(config, compute_device: torch.device, block_count: int) -> Cal
         return torch.device("cpu") if index is not None and index < offloaded_blocks else compute_device
 
     return device_of
+
+
+def splits_transformer(config, compute_device: torch.device) -> bool:
+    """Whether a streamed transformer is split between host and GPU as it loads (`offload_split`)."""
+    return bool(config.layer_offloading) and compute_device.type != "cpu"
 
 
 def _block_index(block_name: str) -> int | None:
