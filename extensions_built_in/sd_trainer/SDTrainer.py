@@ -372,7 +372,8 @@ class SDTrainer(StepLoss, BaseProcess):
 
 
 def _check_datasets(datasets) -> None:
-    if datasets and all(dataset.is_reg for dataset in datasets):
+    training = [dataset for dataset in datasets if not dataset.is_val]  # held-out folders are checked by the schema
+    if training and all(dataset.is_reg for dataset in training):
         raise ConfigError(
             "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
             "so add a dataset without is_reg to train on"
