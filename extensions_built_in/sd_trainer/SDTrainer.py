@@ -26,6 +26,8 @@ from . import checkpoints
 from .callbacks import StepResult, TrainingCallback
 from .distributed_training import DataParallel
 from .ema import LoraEMA
+from .evaluation import Evaluation
+from .held_out import split_held_out
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
@@ -102,6 +104,7 @@ class SDTrainer(StepLoss, BaseProcess):
             per_step = self.parallel.effective_batch(config.train.batch_size, config.train.gradient_accumulation)
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
+            self.evaluation = Evaluation.for_trainer(self)
             self.step = self._resume()
             self.parallel.check_same(self.step, "step to resume from")
             self.callbacks = self._build_callbacks()
@@ -148,9 +151,10 @@ class SDTrainer(StepLoss, BaseProcess):
         datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
         with self.parallel.main_first(caching):  # the main process writes the caches, the others then read them
-            return encode_datasets(
+            encoded = encode_datasets(
                 self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption
             )
+        return split_held_out(encoded, config.datasets, config.train.validation_split)
 
     def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""
@@ -198,6 +202,7 @@ class SDTrainer(StepLoss, BaseProcess):
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
             self._restore_ema(state.ema_state, state.step, latest)
+        self.evaluation.restore(state.extra.get("evaluation"))
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         if state.scaler_state and self.updates.scaler.is_enabled():
@@ -229,6 +234,7 @@ class SDTrainer(StepLoss, BaseProcess):
         train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts and self.parallel.is_main
         self._notify("on_train_start")
+        self.evaluation.before_first_step(self.step)
         if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.parallel.progress_label(self.job.name, train), initial=self.step)
@@ -237,7 +243,11 @@ class SDTrainer(StepLoss, BaseProcess):
                 result = self.hook_train_loop(self.step)
                 self.step += 1
                 stopping = self.parallel.any_process(stop.requested)
-                self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
+                if not stopping:  # a stop saves and exits now; the resumed run evaluates this step first
+                    self.evaluation.after_step(self.step)
+                self.logger.update_progress(
+                    1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", **self.evaluation.postfix()
+                )
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stopping:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):
@@ -339,7 +349,7 @@ class SDTrainer(StepLoss, BaseProcess):
             optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.scheduler.state_dict(),
             rng_state=checkpoints.rng_state(),
-            extra={"name": self.job.name},
+            extra={"name": self.job.name, **self.evaluation.state()},
             lora_alpha=self.network.alpha,
             lora_rank=self.network.rank,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
@@ -369,6 +379,9 @@ class SDTrainer(StepLoss, BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
+        best = self.evaluation.summary()
+        if best:
+            self.logger.info("Evaluation:%s", best)
 
 
 def _check_datasets(datasets) -> None:

@@ -71,6 +71,12 @@ def ema_filename(name: str, step: int | None) -> str:
     return lora_filename(name, step).removesuffix(".safetensors") + "_ema.safetensors"
 
 
+def best_filename(name: str, ema: bool = False) -> str:
+    """`save.keep_best`'s LoRA: `<name>_best.safetensors`, the EMA's `<name>_best_ema.safetensors`."""
+    best = f"{name}_best.safetensors"
+    return best.removesuffix(".safetensors") + "_ema.safetensors" if ema else best
+
+
 EMA_CHECKPOINT_FILE = "ema.safetensors"
 
 
