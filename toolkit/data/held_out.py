@@ -2,11 +2,12 @@
 `train.validation_split` a share of the training datasets' files.
 
 The share is chosen from the files each training dataset lists (the same listing
-the dataset and the pre-load checks use), ranked by a hash of the file name: the
-choice needs no weights and no decoding, so the pre-load checks count it, it is
-the same on every run, resume and process, and adding a file to a folder leaves
-the earlier choices where they were (only the count can move). A held-out file is
-held out whole: its flipped copies and repeats are not trained either.
+the dataset and the pre-load checks use): the files whose names hash lowest. The
+choice needs no weights and no decoding, so the pre-load checks count it; it is the
+same on every run, resume and process, whatever `train.seed`, the order of the
+datasets or where the folders are (a file added to a folder can take a place,
+though). A held-out file is held out whole: its flipped copies and repeats are not
+trained either.
 
 Plain Python (no torch): the pre-load checks import it.
 """
