@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from toolkit.logging.events import publish_event, trace_prints
 from toolkit.monitoring.tensorboard import Category
 
 from . import checkpoints
@@ -49,14 +50,17 @@ class Evaluation:
         loss = HeldOutLoss(trainer.model, held_out, train, trainer.parallel, trainer._predict) if held_out else None
         best = BestLora(_best_lora_writer(trainer)) if trainer.config.save.keep_best else None
         if loss is not None:
-            trainer.logger.info(
-                "Evaluating %d held-out clips (never trained on) every %d steps at noise levels %s: %s",
-                loss.clips, train.eval_every, ", ".join(f"{sigma:.2f}" for sigma in loss.sigmas),
-                ", ".join(Path(example.path).name for example in held_out),
-            )
-            trainer.tracer.event(
-                "held_out", clips=[str(example.path) for example in held_out], levels=list(loss.sigmas),
-                processes=trainer.parallel.world_size, clips_here=len(loss.share),
+            publish_event(
+                trainer.tracer, trainer.logger, "held_out",
+                lambda: (
+                    f"Evaluating {loss.clips} held-out clips (never trained on) every {train.eval_every} steps at "
+                    f"noise levels {', '.join(f'{sigma:.2f}' for sigma in loss.sigmas)}: "
+                    + ", ".join(Path(example.path).name for example in held_out)
+                ),
+                lambda: {
+                    "clips": [str(example.path) for example in held_out], "levels": list(loss.sigmas),
+                    "processes": trainer.parallel.world_size, "clips_here": len(loss.share),
+                },
             )
         return cls(loss, train.eval_every, train.steps, trainer.ema, best, trainer.logger, trainer.tracer)
 
@@ -102,7 +106,8 @@ class Evaluation:
         self.last, self.last_step = results, step
         metrics = {name: value for kind, losses in results.items() for name, value in metric_names(kind, losses).items()}
         self.logger.log_metrics({**metrics, EVAL_TIME: seconds}, step=step)
-        self.logger.info(
+        say = self.logger.debug if trace_prints(self.tracer) else self.logger.info  # the span's end line says it
+        say(
             "Evaluation at step %d: %s (%d held-out clips x %d noise levels, %.1f s)",
             step, "; ".join(f"{kind} {_summary(losses)}" for kind, losses in results.items()),
             self.loss.clips, len(self.loss.sigmas), seconds,
