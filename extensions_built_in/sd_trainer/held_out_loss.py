@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .flow_matching import add_noise, evaluation_sigmas, masked_loss, velocity_target
-from .i2v import FirstFrameCondition, draw_conditioned
+from .flow_matching import evaluation_sigmas, masked_loss, velocity_target
+from .i2v import draw_conditioned, noised_inputs
 from .network_strength import adapter_strength
 from .training_data import TrainingExample
 
@@ -133,13 +133,9 @@ class HeldOutLoss:
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         sigma_tensor = torch.tensor(sigmas, dtype=torch.float32, device=device)
-        noisy_video = add_noise(clean_video, noise_video, sigma_tensor)
-        noisy_audio = add_noise(clean_audio, noise_audio, sigma_tensor)
-        video_sigmas = loss_mask = None
-        if any(conditioned):
-            condition = FirstFrameCondition.for_clips(conditioned, clean_video)
-            noisy_video = condition.keep_clean(noisy_video, clean_video)
-            video_sigmas, loss_mask = condition.token_sigmas(sigma_tensor), condition.loss_mask
+        noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
+            clean_video, clean_audio, noise_video, noise_audio, sigma_tensor, conditioned
+        )
         prompt = PromptEmbeds.cat([PromptEmbeds(**example.prompt)] * count).to(device)
         members = [(None, example)] * count
         with adapter_strength(self.model.transformer, example.network_weight):
