@@ -62,10 +62,16 @@ class Evaluation:
                     "processes": trainer.parallel.world_size, "clips_here": len(loss.share),
                 },
             )
-        return cls(loss, train.eval_every, train.steps, trainer.ema, best, trainer.logger, trainer.tracer)
+        return cls(
+            loss, train.eval_every, train.steps, trainer.ema, best, trainer.logger, trainer.tracer,
+            log_time=trainer.config.logging.profiling,  # as 05_Performance's step times
+        )
 
-    def __init__(self, loss: HeldOutLoss | None, every: int | None, steps: int, ema, best, logger, tracer):
+    def __init__(
+        self, loss: HeldOutLoss | None, every: int | None, steps: int, ema, best, logger, tracer, log_time: bool = True
+    ):
         self.loss = loss
+        self.log_time = log_time
         self.every = every
         self.steps = steps
         self.ema = ema
@@ -105,7 +111,7 @@ class Evaluation:
         self.count += 1
         self.last, self.last_step = results, step
         metrics = {name: value for kind, losses in results.items() for name, value in metric_names(kind, losses).items()}
-        self.logger.log_metrics({**metrics, EVAL_TIME: seconds}, step=step)
+        self.logger.log_metrics({**metrics, **({EVAL_TIME: seconds} if self.log_time else {})}, step=step)
         say = self.logger.debug if trace_prints(self.tracer) else self.logger.info  # the span's end line says it
         say(
             "Evaluation at step %d: %s (%d held-out clips x %d noise levels, %.1f s)",
