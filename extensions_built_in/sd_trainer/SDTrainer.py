@@ -243,11 +243,11 @@ class SDTrainer(StepLoss, BaseProcess):
                 result = self.hook_train_loop(self.step)
                 self.step += 1
                 stopping = self.parallel.any_process(stop.requested)
-                if not stopping:  # a stop saves and exits now; the resumed run evaluates this step first
-                    self.evaluation.after_step(self.step)
                 self.logger.update_progress(
                     1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", **self.evaluation.postfix()
                 )
+                if not stopping:  # after the step's metrics (steps in order); a stop saves and exits at once
+                    self.evaluation.after_step(self.step)
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stopping:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):

@@ -116,6 +116,8 @@ def evaluated(tmp_path_factory, tiny_ready):
 def test_evaluations_are_logged_before_the_first_step_every_eval_every_steps_and_at_the_end(evaluated):
     evaluations = _evaluations(evaluated["run_folder"])
     assert sorted(evaluations) == [0, 50, 100]
+    steps = [json.loads(line)["step"] for line in (evaluated["run_folder"] / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps)  # the evaluation at step N comes after the metrics of the step before
     for metrics in evaluations.values():
         for weights in ("Eval_Loss", "Eval_Loss_EMA"):
             base = f"06_Diffusion/{weights}"
