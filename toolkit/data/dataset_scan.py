@@ -47,7 +47,7 @@ class FolderScan:
     resolutions: list[int]
     on_corrupt: str
     missing_audio: str
-    audio_sample_rate: int | None
+    wants_audio: bool  # a clip without an audio track is then an error (or silence, per missing_audio)
     shrink_video_to_frames: bool
     auto_frame_count: bool
     skipped: list[tuple[Path, str]] = field(default_factory=list)
@@ -55,21 +55,7 @@ class FolderScan:
     def entries(self) -> list[MediaEntry]:
         """One entry per usable file; broken ones raise (on_corrupt: error) or go to `skipped`."""
         media_files = list_media_files(self.folder)
-        entries = []
-        for path in media_files:
-            caption = self._read_caption(path)
-            try:
-                info = probe_media(path)
-                self._check_length(info)
-            except DataError as error:
-                if self.on_corrupt == "error":
-                    raise
-                self.skipped.append((path, str(error)))
-                get_tracer().event("dataset_skip", clip=str(path), reason=str(error))
-                continue
-            # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
-            self._check_audio(info)
-            entries.append(self._entry(info, caption))
+        entries = [entry for entry in map(self.check, media_files) if entry is not None]
         if not entries:
             found = f"{len(media_files)} media files, {len(self.skipped)} skipped" if media_files else "no media files"
             raise DataError(
@@ -77,6 +63,24 @@ class FolderScan:
                 f"add .mp4/.mov/.webm/.mkv/.png/.jpg/.jpeg/.webp files or fix folder_path"
             )
         return entries
+
+    def check(self, path: Path) -> MediaEntry | None:
+        """One file as the dataset takes it: its entry; None when it is skipped (on_corrupt: skip; the reason
+        goes to `skipped`); DataError when it stops the run (no caption, no audio track, or broken with
+        on_corrupt: error). The UI's dataset page asks this per clip."""
+        caption = self._read_caption(path)
+        try:
+            info = probe_media(path)
+            self._check_length(info)
+        except DataError as error:
+            if self.on_corrupt == "error":
+                raise
+            self.skipped.append((path, str(error)))
+            get_tracer().event("dataset_skip", clip=str(path), reason=str(error))
+            return None
+        # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
+        self._check_audio(info)
+        return self._entry(info, caption)
 
     def _entry(self, info: MediaInfo, caption: str) -> MediaEntry:
         num_frames = self._frames_of(info)
@@ -102,7 +106,7 @@ class FolderScan:
         return info.frame_count if info.frame_count is not None else count_frames(info.path)
 
     def _check_audio(self, info: MediaInfo) -> None:
-        if self.audio_sample_rate is None or info.has_audio or self.missing_audio == "silence":
+        if not self.wants_audio or info.has_audio or self.missing_audio == "silence":
             return
         kind = "image" if info.is_image else "clip"
         raise DataError(
