@@ -68,7 +68,7 @@ def dataset_settings(query: dict[str, str]) -> dict[str, str]:
     defaults = DatasetConfig.model_fields
     settings = {}
     for name in SETTINGS:
-        default = defaults[name].default
+        default = defaults[name].get_default(call_default_factory=True)
         text = ", ".join(map(str, default)) if isinstance(default, list) else ("on" if default is True else ("" if default in (None, False) else str(default)))
         settings[name] = query.get(name, text)
     return settings

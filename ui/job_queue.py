@@ -125,6 +125,8 @@ class JobQueue:
             state = summarize(index, run_folder, self.launches).state
             if state in ACTIVE:
                 raise ActionRefused(f"{run_folder.name} is {state}")
+            if state == "finished":
+                raise ActionRefused(f"{run_folder.name} is finished; to train on, raise train.steps in a new job")
             config, extra = self._resume_config(run_folder)
             device = (read_config(run_folder).device if read_config(run_folder) else None) or "cpu"
             self.launches.queue(run_folder, config, device, extra)
