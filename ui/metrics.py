@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,9 @@ SERIES = {
     "grad_norm": "11_Gradient_Stats/Total_Gradient_Norm",
 }
 TAIL_BYTES = 64 * 1024  # enough lines of the newest steps for speed and the last loss
+CACHED_FILES = 16
+_CACHE: dict[str, tuple[int, "MetricLines"]] = {}  # path -> (inode, everything read so far), oldest first
+_CACHE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -34,6 +38,9 @@ class MetricLines:
     times: list[tuple[int, float]] = field(default_factory=list)  # (step, unix time) of each line
     offset: int = 0
 
+    def copy(self) -> MetricLines:
+        return MetricLines({name: dict(values) for name, values in self.series.items()}, list(self.times), self.offset)
+
     def as_json(self) -> dict:
         """{offset, steps: [...], <series>: [...]} aligned on the sorted steps (null where a series has no value)."""
         steps = sorted({step for values in self.series.values() for step in values})
@@ -42,22 +49,44 @@ class MetricLines:
 
 
 def read_metrics(run_folder: Path, offset: int = 0) -> MetricLines:
-    """The whole lines of metrics.jsonl from byte `offset` on (0: the whole file)."""
+    """The whole lines of metrics.jsonl from byte `offset` on; from 0, the whole file, kept and extended.
+
+    A page opening a long run asks for everything once; the parse is kept per file (and only the
+    lines added since are read the next time), so opening it again, or from a second tab, is cheap.
+    """
     path = Path(run_folder) / METRICS_FILE
-    lines = MetricLines(offset=offset)
+    if offset:
+        return _read_from(path, MetricLines(offset=offset))
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
+        return MetricLines()
+    with _CACHE_LOCK:
+        kept = _CACHE.pop(str(path), None)
+        lines = kept[1] if kept is not None and kept[0] == inode else MetricLines()
+        lines = _read_from(path, lines)
+        _CACHE[str(path)] = (inode, lines)
+        while len(_CACHE) > CACHED_FILES:
+            _CACHE.pop(next(iter(_CACHE)))
+        return lines.copy()
+
+
+def _read_from(path: Path, lines: MetricLines) -> MetricLines:
+    """Add the whole lines after `lines.offset` to `lines` (a replaced, shorter file is read anew)."""
     try:
         with path.open("rb") as handle:
             size = handle.seek(0, 2)
-            if offset > size:  # the file was replaced (run deleted and started again): read it anew
-                offset = lines.offset = 0
-            handle.seek(offset)
+            if lines.offset > size:
+                lines = MetricLines()
+            handle.seek(lines.offset)
             data = handle.read()
     except FileNotFoundError:
         return lines
     whole = data[: data.rfind(b"\n") + 1]
-    lines.offset = offset + len(whole)
-    for raw in whole.splitlines():
-        _add_line(lines, raw)
+    lines.offset += len(whole)
+    for raw in whole.decode("utf-8", errors="replace").splitlines():
+        if any(metric in raw for metric in SERIES.values()):  # most lines are system and timing groups: not parsed
+            _add_line(lines, raw)
     return lines
 
 
@@ -69,15 +98,15 @@ def read_recent_metrics(run_folder: Path) -> MetricLines:
     except FileNotFoundError:
         return MetricLines()
     if size <= TAIL_BYTES:
-        return read_metrics(run_folder)
+        return _read_from(path, MetricLines())
     with path.open("rb") as handle:
         handle.seek(size - TAIL_BYTES)
         handle.readline()  # a partial first line
         start = handle.tell()
-    return read_metrics(run_folder, start)
+    return _read_from(path, MetricLines(offset=start))
 
 
-def _add_line(lines: MetricLines, raw: bytes) -> None:
+def _add_line(lines: MetricLines, raw: str) -> None:
     try:
         record = json.loads(raw)
         step, values = int(record["step"]), record["metrics"]

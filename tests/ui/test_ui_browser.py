@@ -24,6 +24,12 @@ def api(server, path: str):
     return json.load(urllib.request.urlopen(server.url + path.lstrip("/"), timeout=30))
 
 
+def wait_in_page(page, expression: str, timeout: float, what: str):
+    """Poll a JavaScript expression from here: the pages' Content-Security-Policy forbids the eval that
+    playwright's own wait_for_function compiles its predicate with."""
+    return wait_for(lambda: page.evaluate(expression), timeout, what)
+
+
 def fill_form(page, server, name: str, values: dict[str, str]) -> None:
     page.goto(server.url + "new")
     page.fill("#f-name", name)
@@ -98,7 +104,7 @@ def ui_job(browser, ui_server) -> dict:
         page.click("#summary button:has-text('Resume')")
         page.wait_for_selector("#summary .state.finished", timeout=600_000)
         page.goto(ui_server.url + "runs/0/ui_job")
-        page.wait_for_function("document.getElementById('charts').dataset.ready === '1'", timeout=60_000)
+        wait_in_page(page, "document.getElementById('charts').dataset.ready === '1'", 60, "the charts")
         seen["chart"] = page.evaluate(_CHART_PROBE)
         seen["video"] = _sample_video(page)
         seen["timeline_spans"] = page.locator("svg.timeline rect").count()
@@ -131,7 +137,7 @@ _CHART_PROBE = """() => {
 
 def _sample_video(page) -> dict:
     """The newest step's sample in the side-by-side view, loaded: ready state, duration, audio tracks."""
-    page.wait_for_function("Array.from(document.querySelectorAll('#gallery video[preload=metadata]')).every(v => v.readyState >= 2)", timeout=60_000)
+    wait_in_page(page, "Array.from(document.querySelectorAll('#gallery video[preload=metadata]')).every(v => v.readyState >= 2)", 60, "the samples")
     video = "#gallery .side-by-side figure:last-of-type video"
     return page.evaluate(
         f"""() => {{ const v = document.querySelector('{video}');
@@ -188,7 +194,7 @@ def test_the_runs_list_shows_both_runs_and_the_dataset_page_edits_a_caption(page
     assert verdict.startswith("used") and "9 frames at" in verdict and "with audio" in verdict
     clip.locator("textarea").fill("a green triangle, 550 Hz tone")
     clip.locator("button").click()
-    page.wait_for_function("document.querySelector('article.clip .saved').textContent.startsWith('saved')")
+    wait_in_page(page, "document.querySelector('article.clip .saved').textContent.startsWith('saved')", 60, "the caption saved")
     assert (ui_server.datasets / "edit" / "demo_00.txt").read_text() == "a green triangle, 550 Hz tone\n"
     shot(page, ui_server, "dataset")
     print(f"\nUI screenshots: {ui_server.screenshots}")

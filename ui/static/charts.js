@@ -107,7 +107,11 @@
       chart.setSize({ width: Math.max(element.clientWidth, 300), height: chart.height });
     }
   });
-  load().then(draw).then(() => { root.dataset.ready = "1"; setTimeout(poll, 2000); });
+  load().then(draw).then(() => {
+    root.dataset.drawnAt = String(Math.round(performance.now()));  // for the page benchmark and the tests
+    root.dataset.ready = "1";
+    setTimeout(poll, 2000);
+  });
 })();
 
 // Two steps side by side: play (and pause) each prompt's pair together.
@@ -128,6 +132,19 @@
       });
     });
   }
+  // The table of every sampled step holds links; opening it turns them into players.
+  function players(event) {
+    const details = event.target;
+    if (!details.matches || !details.matches("details.all-samples") || !details.open) return;
+    for (const link of details.querySelectorAll("a.sample-link")) {
+      const video = document.createElement("video");
+      video.controls = true;
+      video.preload = "metadata";
+      video.src = link.href;
+      link.replaceWith(video);
+    }
+  }
   wire();
   document.addEventListener("ltx2:updated", wire);
+  document.addEventListener("toggle", players, true);
 })();
