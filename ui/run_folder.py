@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -164,9 +165,12 @@ class RunConfig:
 def read_config(run_folder: Path) -> RunConfig | None:
     """The run's config as written (not validated: the UI shows it, run.py checks it)."""
     path = config_file(run_folder)
-    if path is None:
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace")
+    return None if path is None else _parse_config(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=256)  # the runs list asks every few seconds; a config changes only with a new save
+def _parse_config(path: str, mtime_ns: int) -> RunConfig:
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
     try:
         process = yaml.safe_load(text)["config"]["process"][0]
     except (yaml.YAMLError, KeyError, IndexError, TypeError):

@@ -103,3 +103,14 @@ def test_a_non_loopback_bind_refuses_requests_without_the_token(tmp_path):
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
+
+
+def test_a_command_line_run_resumes_with_the_config_of_its_newest_checkpoint_pinned_to_its_folder(ui_server, cli_run):
+    from ui.folders import Folders
+    from ui.job_queue import JobQueue
+    from ui.jobs import Launches
+
+    folders = Folders([ui_server.runs], [ui_server.datasets], REPO_ROOT)
+    config, extra = JobQueue(folders, Launches(cli_run.parent / ".ltx2-ui" / "test.sqlite"))._resume_config(cli_run)
+    assert config == cli_run / "checkpoints" / "step_000000010" / "config.yaml"
+    assert extra == [f"--set=config.process.0.training_folder={ui_server.runs}"]

@@ -158,3 +158,48 @@ def test_the_trace_becomes_lanes_and_the_plan_meets_measured_memory(tmp_path):
     assert (training.planned_mb, training.budget_mb, training.measured_mb, training.over_budget) == (300.0, 200.0, 280.0, True)
     assert first.plan_fits is False
     assert resumed.resume_from_step == 4 and not resumed.lanes[0].spans[0].ended  # killed: never ended
+
+
+def test_stop_reaches_a_command_line_run_only_while_its_pid_is_that_run(tmp_path):
+    from ui.job_queue import ActionRefused, JobQueue
+
+    run = tmp_path / "runs" / "cli"
+    run.mkdir(parents=True)
+    folders = Folders([tmp_path / "runs"], [tmp_path], tmp_path)
+    queue = JobQueue(folders, Launches(tmp_path / "jobs.sqlite"))
+    # a stand-in for run.py: says when Ctrl-C reaches it
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import signal, sys, time\n"
+         "signal.signal(signal.SIGINT, lambda *a: (print('interrupted', flush=True), sys.exit(130)))\n"
+         "print('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout.readline() == "ready\n"
+        record = {"step": 2, "steps": 10, "ended_at": None, "exit_code": None, "error": None}
+        older = {"state": "running", "pid": child.pid, "started_at": "2000-01-01T00:00:00+00:00", **record}
+        (run / "status.json").write_text(json.dumps(older))  # the pid was recycled by a younger process
+        with pytest.raises(ActionRefused, match="cli is not running"):
+            queue.stop(0, run)
+        (run / "status.json").write_text(json.dumps({**older, "started_at": "2999-01-01T00:00:00+00:00"}))
+        assert queue.stop(0, run).startswith("stopping")
+        assert child.stdout.readline() == "interrupted\n" and child.wait(timeout=30) == 130
+    finally:
+        child.kill()
+
+
+def test_a_job_that_never_started_is_queued_again_when_its_database_is_gone(tmp_path):
+    from ui.job_queue import JobQueue
+
+    (tmp_path / "runs" / "waiting").mkdir(parents=True)
+    (tmp_path / "runs" / "waiting" / "job.yaml").write_text(
+        "job: extension\nconfig:\n  name: waiting\n  process:\n    - type: sd_trainer\n      device: cuda\n")
+    (tmp_path / "runs" / "ran").mkdir()
+    (tmp_path / "runs" / "ran" / "job.yaml").write_text("job: extension\n")
+    (tmp_path / "runs" / "ran" / "status.json").write_text("{}")
+    folders = Folders([tmp_path / "runs"], [tmp_path], tmp_path)
+    launches = Launches(tmp_path / "jobs.sqlite")
+    assert JobQueue(folders, launches).requeue_unstarted() == 1
+    (queued,) = launches.in_state("queued")
+    assert (queued.run_folder.name, queued.config_path.name, queued.device) == ("waiting", "job.yaml", "cuda:0")
+    assert JobQueue(folders, launches).requeue_unstarted() == 0  # once
