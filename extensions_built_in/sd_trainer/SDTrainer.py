@@ -65,8 +65,10 @@ class SDTrainer(StepLoss, BaseProcess):
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
         self.step = saved_step
-        # status.json, written by the main process: what the UI and scripts read about the run.
-        self.status = RunStatusFile(run.folder, config.train.steps, saved_step) if self.parallel.is_main else None
+        # status.json, written by the main process: what the UI and scripts read about the run. A rerun of a
+        # finished run changes nothing in its folder, its status included.
+        recording = self.parallel.is_main and saved_step < config.train.steps
+        self.status = RunStatusFile(run.folder, config.train.steps, saved_step) if recording else None
         with self.status.recording(lambda: self.step) if self.status else contextlib.nullcontext():
             self._train_run(run, saved_step, latest)
 
