@@ -114,3 +114,34 @@ def test_a_command_line_run_resumes_with_the_config_of_its_newest_checkpoint_pin
     config, extra = JobQueue(folders, Launches(cli_run.parent / ".ltx2-ui" / "test.sqlite"))._resume_config(cli_run)
     assert config == cli_run / "checkpoints" / "step_000000010" / "config.yaml"
     assert extra == [f"--set=config.process.0.training_folder={ui_server.runs}"]
+
+
+def _multipart(fields: dict[str, str], upload: tuple[str, bytes] | None) -> tuple[str, bytes]:
+    boundary = "ltx2uitestboundary"
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode() for name, value in fields.items()]
+    if upload is not None:
+        filename, data = upload
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="upload"; filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        parts.append(head.encode() + data + b"\r\n")
+    return f"multipart/form-data; boundary={boundary}", b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+def test_a_job_sent_as_yaml_or_an_upload_is_checked_like_run_py_and_bad_uploads_are_refused(ui_server):
+    csrf = json.loads(request(ui_server.url, "GET", "/api/session")[2])["csrf"]
+
+    def check(fields: dict[str, str], upload=None):
+        content_type, body = _multipart({"csrf": csrf, **fields}, upload)
+        status, _, answer = request(ui_server.url, "POST", "/api/jobs/check", {"Content-Type": content_type}, body)
+        return status, json.loads(answer)
+
+    twice = "job: extension\nconfig:\n  name: twice\n  process:\n    - type: sd_trainer\n      device: cpu\n      device: cuda\n"
+    status, answer = check({"yaml": twice})
+    assert status == 422 and not answer["ok"]
+    assert {"key": "config.process[0].device", "message": "key given twice (line 6 and line 7); only the later value would be used, so delete the one you do not mean"} in answer["problems"]
+    status, answer = check({}, ("job.txt", b"job: extension\n"))
+    assert status == 422 and answer["problems"] == [{"key": "", "message": "job.txt: upload a .yaml, .yml or .json job file"}]
+    status, answer = check({}, ("job.yaml", b"x" * (256 * 1024 + 1)))
+    assert status == 422 and "over 256 KB" in answer["problems"][0]["message"]
+    status, answer = check({}, ("job.json", b'{"job": "extension", "config": {"name": "j", "process": [{"type": "diffusion_trainer", "modle": {}}]}}'))
+    assert status == 422 and any(problem["key"] == "config.process[0].modle" for problem in answer["problems"]), answer
+    assert not any(path.name in ("twice", "j") for path in ui_server.runs.iterdir())
