@@ -32,6 +32,7 @@ INSTALL = "apt-get install -y chromium chromium-driver"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage",  # containers often have a small /dev/shm
     "--enable-blink-features=AudioVideoTracks",  # HTMLMediaElement.audioTracks, to see a sample's audio track
 ]
 PROMPT = "a red square moving left to right, with a 440 Hz tone"
