@@ -50,12 +50,19 @@ def media_findings(dataset: DatasetConfig, folder: Path, where: str) -> MediaFin
     )
     media = list_media_files(folder)
     infos = [info for info in map(_header, media) if info is not None]
-    notices = [notice for info in infos for notice in plan_clip(info, settings, info.frame_count).notices]
+    notices = [notice for info in infos for notice in _plan_notices(info, settings)]
     findings.notices += _grouped(notices, where)
     silent = [info for info in infos if needs_missing_audio(info, dataset.audio, dataset.missing_audio)]
     if silent:
         findings.problems.append(f"{where}.missing_audio: {_no_audio(silent, len(media), folder)}")
     return findings
+
+
+def _plan_notices(info: MediaInfo, settings: ClipSettings) -> tuple[MediaNotice, ...]:
+    try:
+        return plan_clip(info, settings, info.frame_count).notices
+    except DataError:  # headers without a usable size or rate: the dataset reports the file when it decodes it
+        return ()
 
 
 def _header(path: Path) -> MediaInfo | None:
