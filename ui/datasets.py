@@ -127,7 +127,8 @@ def _verdict(path: Path, config: DatasetConfig) -> tuple[str, str]:
         return "skipped", scan.skipped[-1][1]
     width, height = entry.bucket[1], entry.bucket[0]
     audio = "with audio" if entry.has_audio else "no audio track"
-    return "used", f"{width}x{height}, {entry.num_frames} frames at {entry.fps:g} fps, {audio}"
+    notices = "".join(f"; {notice.text} ({notice.key})" for notice in scan.notices)  # what the trainer does to it
+    return "used", f"{width}x{height}, {entry.num_frames} frames at {entry.fps:g} fps, {audio}{notices}"
 
 
 def save_caption(folders: Folders, index: int, relative: str, clip: str, caption_ext: str, text: str) -> Path:
