@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.config import JobConfig, LoggingConfig, load_config
+from toolkit.deferred_packages import defer
 from toolkit.errors import ConfigError, LTX2TraceError
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import check_before_loading
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    defer()  # bitsandbytes waits for the optimizer that uses it (toolkit/deferred_packages.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.tensorboard is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from toolkit.devices import resolve_device
 from toolkit.errors import ModelLoadError
 from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import get_tracer
@@ -48,10 +49,10 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
 
     def __init__(self, model_config, device: str = "cpu"):
         self.config = model_config
-        self.device = torch.device(_resolve_device(device))
+        self.device = torch.device(resolve_device(device))
         self.dtype = torch_dtype(model_config.dtype)
         self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
-        self.te_device = torch.device(_resolve_device(model_config.te_device or device))
+        self.te_device = torch.device(resolve_device(model_config.te_device or device))
         self.source: CheckpointSource | None = None
         self.variant: LTX2Variant | None = None
         self._latent_identity: str | None = None
@@ -301,11 +302,3 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
                 seconds=time.perf_counter() - started,
             )
         return output_path
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device: {device!r} was asked for but torch sees no CUDA device; use device: cpu")
-    return device
