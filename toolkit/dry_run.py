@@ -16,10 +16,16 @@ def dry_run_report(model_config, network_config=None, device: str = "cpu") -> st
     the run would stop here; the plan is still printed and the dry run still succeeds, since a plan is
     often made on another machine than the one that trains (`model.vram_gb`, `model.ram_gb`).
     """
+    from toolkit.errors import ConfigError
     from toolkit.extensions import load_model_class
 
-    check = getattr(load_model_class(model_config.arch), "checkpoint_report", None)
+    model_class = load_model_class(model_config.arch)
+    check = getattr(model_class, "checkpoint_report", None)
     lines = list(check(model_config)) if callable(check) else []
+    mismatched = getattr(model_class, "component_problems", None)
+    problems = mismatched(model_config) if callable(mismatched) else []
+    if problems:  # parts of different releases in one checkpoint: refused, as the run refuses them before loading
+        raise ConfigError(problems)
     lines.append(memory_plan_report(model_config, network_config))
     return "\n".join([*lines, *machine_refusals(device, model_config.te_device)])
 

@@ -22,6 +22,7 @@ from toolkit.trace import get_tracer
 from . import loading, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
 from .checkpoint_configs import check_saved_classes, read_variant
+from .component_match import check_components_match
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import PromptEmbeds
@@ -133,6 +134,13 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
         return text_identity(self.source.location, self.variant.version, self.connectors, self.te_dtype)
 
     @staticmethod
+    def component_problems(model_config) -> list[str]:
+        """Components of different releases in one checkpoint, from their configs (component_match.py)."""
+        from .component_match import component_problems
+
+        return component_problems(model_config)
+
+    @staticmethod
     def checkpoint_report(model_config) -> list[str]:
         """`--dry-run`: the checkpoint's LTX-2 version and its components, each built on the meta device."""
         from .checkpoint_check import checkpoint_report
@@ -177,6 +185,7 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
             self.variant = read_variant(self.source)
             check_saved_classes(self.source.base, COMPONENT_ORDER)
             check_arch(config.arch, self.variant, config.name_or_path)
+            check_components_match(self.source)
             span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.

@@ -99,6 +99,21 @@ def variant_from_configs(
     return LTX2Variant(_version(flags), flags, classes, extras)
 
 
+CLASS_BY_VERSION = {
+    "vocoder": "LTX-2.0 folders use LTX2Vocoder, LTX-2.3 and later LTX2VocoderWithBWE",
+    "text_encoder": (
+        "LTX-2.0/2.3 folders use Gemma3ForConditionalGeneration, LTX-2.5 a Gemma 4 text encoder "
+        "(Gemma4UnifiedForConditionalGeneration)"
+    ),
+}
+"""The components whose class changes between versions, and how; other components keep theirs."""
+
+
+def class_hint(name: str) -> str:
+    """For an error about component `name`: how its class changes between versions, or '' when it does not."""
+    return f" ({CLASS_BY_VERSION[name]})" if name in CLASS_BY_VERSION else ""
+
+
 SIGNS_OF_2_5 = ("ff_without_bias", "keyframes_abs_pos_embedding", "gemma4_text_encoder")
 
 
