@@ -17,7 +17,7 @@ import torch
 from toolkit.devices import resolve_device
 from toolkit.errors import ModelLoadError
 from toolkit.models.base_model import BaseModel, LoraFileKeys
-from toolkit.trace import get_tracer
+from toolkit.trace import Lines, get_tracer
 
 from . import loading, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
@@ -191,7 +191,7 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.
                 from toolkit.dry_run import memory_plan_report
 
-                self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
+                self.tracer.event("memory_plan_table", plan=Lines(memory_plan_report(config).splitlines()))
             for name in COMPONENT_ORDER:
                 self.components[name] = loading.load_one(self, name)
             loading.trace_skipped(self.source.base, COMPONENT_ORDER)
