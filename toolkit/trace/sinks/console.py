@@ -2,8 +2,8 @@
 
 A line stays readable in a terminal: at most LINE_LIMIT characters. When the fields make it longer,
 the longest ones are summarised (a mapping as its key count and first keys, a list as its length
-and first item, a long string as its start and length; a JSON string as what it holds) until it
-fits, and a line still too long is cut with a note. trace.jsonl keeps every field whole. Text
+and first item, a tensor as its shape and dtype, a long string as its start and length, a JSON
+string as what it holds) until it fits, and a line still too long is cut with a note. trace.jsonl keeps every field whole. Text
 meant to be read line by line (a `Lines` field, such as the memory plan, or a string with line
 breaks) follows the record's line, one console line per line of text, as the dry run prints it.
 """
@@ -23,7 +23,6 @@ INDENT = "  "
 LINE_LIMIT = 300
 """Characters of a record's console line, prefix and indentation included (text blocks below it aside)."""
 _CUT = " ... (cut; trace.jsonl has the whole record)"
-_TEXT_START = 60  # characters of a long text kept when it is summarised
 
 
 class ConsoleSink(TraceSink):
@@ -81,31 +80,33 @@ def fit_line(head: str, fields: dict[str, Any], tail: str = "") -> str:
         return " ".join([head, *(f"{key}={text}" for key, text in shown.items()), *([tail] if tail else [])])
 
     line = join()
-    # Structured values (mappings, lists, JSON text) go first, longest first: a plain string is often the
-    # record's own words (a summary), kept as long as the line allows.
-    for key in sorted(shown, key=lambda name: (_is_plain_text(fields[name]), -len(shown[name]))):
-        if len(line) <= LINE_LIMIT:
-            break
-        summary = summarise(fields[key])
-        if len(summary) < len(shown[key]):
-            shown[key] = summary
-            line = join()
-    if len(line) > LINE_LIMIT:
-        line = line[: LINE_LIMIT - len(_CUT)] + _CUT
-    return line
+    # Structured values (mappings, lists, JSON text) go first, longest first; then long text, first keeping
+    # more of its start: a plain string is often the record's own words, kept as long as the line allows.
+    structured = [key for key in shown if not _is_plain_text(fields[key])]
+    text = [key for key in shown if _is_plain_text(fields[key])]
+    for keys, keep in ((structured, 0), (text, 48), (text, 24)):
+        for key in sorted(keys, key=lambda name: len(shown[name]), reverse=True):
+            if len(line) <= LINE_LIMIT:
+                return line
+            summary = summarise(fields[key], keep)
+            if len(summary) < len(shown[key]):
+                shown[key] = summary
+                line = join()
+    return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - len(_CUT)] + _CUT
 
 
 def _is_plain_text(value: Any) -> bool:
     return isinstance(value, str) and _json_container(value) is None
 
 
-def summarise(value: Any) -> str:
-    """A long field in a few words: what kind of value, how big, and its first items."""
+def summarise(value: Any, keep: int = 24) -> str:
+    """A long field in a few words: what kind of value, how big, and its first items (a long text: its first
+    `keep` characters and its length)."""
     if isinstance(value, str):
         parsed = _json_container(value)
         if parsed is not None:
-            return "JSON " + summarise(parsed)
-        return value[:_TEXT_START] + f"...({len(value):,} chars)" if len(value) > _TEXT_START + 20 else value
+            return summarise(parsed)
+        return value[:keep] + f"...({len(value):,} chars)" if len(value) > keep + 16 else value
     if isinstance(value, dict) and {"shape", "dtype"} <= value.keys():  # a tensor: its shape and dtype
         return f"{value['shape']} {str(value['dtype']).removeprefix('torch.')}"
     if isinstance(value, dict) and not {"class", "params"} <= value.keys():
