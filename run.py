@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.config import JobConfig, LoggingConfig, load_config
+from toolkit.deferred_packages import defer
 from toolkit.errors import ConfigError, LTX2TraceError
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import check_before_loading
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ui.cli import main as ui_main  # the web app; it starts this script again for each job
 
         return ui_main(argv[1:])
+    defer()  # bitsandbytes waits for the optimizer that uses it (toolkit/deferred_packages.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.tensorboard is not None:

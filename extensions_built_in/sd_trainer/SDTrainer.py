@@ -127,9 +127,10 @@ class SDTrainer(StepLoss, BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        _check_dtype(self.config.train.dtype, self.config.device)
         _check_datasets(self.config.datasets)
-        check_optimizer_settings(self.config.train)
-        return dry_run_report(self.config.model, self.config.network)
+        check_optimizer_settings(self.config.train, import_package=False)
+        return dry_run_report(self.config.model, self.config.network, self.config.device)
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
