@@ -18,7 +18,7 @@ from toolkit.dry_run import dry_run_report
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
-from toolkit.network.lora import attach_network
+from toolkit.network.attach import attach_network
 from toolkit.run_setup import open_run
 from toolkit.trace import memory_snapshot
 

@@ -19,8 +19,8 @@ from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import get_tracer
 
 from . import loading, placement
-from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
-from .checkpoint_configs import check_saved_classes, read_variant
+from .checkpoint import COMPONENT_ORDER, CheckpointSource, read_variant, resolve_source
+from .checkpoint_configs import check_saved_classes
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import PromptEmbeds

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from toolkit.errors import LTX2TraceError, ModelLoadError
 
-from .checkpoint import COMPONENT_ORDER, resolve_source
-from .checkpoint_configs import check_saved_classes, component_class, component_entry, read_variant
+from .checkpoint import COMPONENT_ORDER, read_variant, resolve_source
+from .checkpoint_configs import check_saved_classes, component_class, component_entry
 from .variant import VERSION_BY_ARCH, check_arch
 
 
