@@ -145,7 +145,7 @@ class SDTrainer(StepLoss, BaseProcess):
 
     def _encode_data(self):
         config = self.config
-        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
+        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed, self.model.rules)
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
         with self.parallel.main_first(caching):  # the main process writes the caches, the others then read them
             return encode_datasets(

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from toolkit.data.audio import stretch_audio
-from toolkit.data.clip_rules import STILL_IMAGE_FPS, real_time_fps, source_frame_indices, spread_frame_indices
+from toolkit.data.clip_rules import real_time_fps, source_frame_indices, spread_frame_indices
 from toolkit.data.files import is_image
 from toolkit.data.images import image_to_rgb
 from toolkit.data.probe import (
@@ -28,9 +28,10 @@ from toolkit.data.probe import (
     video_stream,
 )
 from toolkit.errors import DataError
+from toolkit.extensions import arch_rules, default_arch
 
 __all__ = [
-    "STILL_IMAGE_FPS", "AudioTrack", "MediaInfo", "VideoClip", "count_frames", "probe_media", "read_video",
+    "AudioTrack", "MediaInfo", "VideoClip", "count_frames", "probe_media", "read_video",
     "real_time_fps", "source_frame_indices", "spread_frame_indices",
 ]
 
@@ -110,8 +111,9 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     set, else the rate that keeps real time (`source_fps * (num_frames - 1) /
     (frames - 1)`); the whole audio track is stretched to their duration.
 
-    An image is a 1-frame clip whatever `num_frames` says, at `fps` or
-    `STILL_IMAGE_FPS`, with no audio.
+    An image is a 1-frame clip whatever `num_frames` says, with no audio, at `fps`;
+    a still has no rate of its own, so without one it gets the default arch's
+    `default_fps` (the dataset passes its own arch's).
     """
     path = Path(path)
     if num_frames < 1:
@@ -121,7 +123,7 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     if fps is not None and fps <= 0:
         raise DataError(f"{path}: fps must be positive, got {fps}; fix fps in the dataset config")
     if is_image(path):
-        clip_fps = float(fps) if fps is not None else STILL_IMAGE_FPS
+        clip_fps = float(fps) if fps is not None else arch_rules(default_arch()).default_fps
         return VideoClip(_read_image(path), clip_fps, 1.0 / clip_fps, path, None, (0,))
     if spread:
         return _read_spread(path, num_frames, fps)

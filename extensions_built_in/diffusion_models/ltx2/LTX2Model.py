@@ -19,6 +19,7 @@ from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import get_tracer
 
 from . import loading, placement
+from .arch_rules import LTX2_RULES
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, read_variant, resolve_source
 from .checkpoint_configs import check_saved_classes
 from .variant import LTX2Variant, check_arch
@@ -45,6 +46,7 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
     """
 
     arch = "ltx2"
+    rules = LTX2_RULES
 
     def __init__(self, model_config, device: str = "cpu"):
         self.config = model_config
