@@ -15,11 +15,6 @@ class ToolkitError(Exception):
     """Base of every error raised on purpose by the project: the toolkit, the extensions, run.py."""
 
 
-LTX2TraceError = ToolkitError
-"""The former name (it named the project after one model); kept only until the branches that still import it
-(the UI's) have moved to ToolkitError."""
-
-
 class ConfigError(ToolkitError):
     """A job config (or an extension registration) is invalid.
 
