@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, resample_audio, rms_dbfs
+from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, rms_dbfs
 from toolkit.data.buckets import check_resolutions, resize_and_crop
 from toolkit.data.captions import shuffle_caption
 from toolkit.data.media import AudioTrack, read_video
@@ -95,9 +95,10 @@ class MediaDataset(Dataset[MediaItem]):
     - `flip_x` adds a left-right mirrored copy of every item, then `flip_y` an
       upside-down copy of every item so far (both: 4 items a file), as ai-toolkit
       does; `num_repeats` repeats the whole list (`len` counts every repeat).
-    - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
-      cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
-      More than two channels are downmixed to stereo first (with a notice).
+    - Audio is decoded at `audio_sample_rate` (libswresample resamples while decoding; more
+      than two channels are downmixed to stereo in the same pass, with a notice), given
+      `audio_channels` channels and cut or padded to the clip's duration;
+      `audio_sample_rate=None` loads no audio.
       A file without audio raises (`missing_audio="error"`) or gets silence; a track
       whose RMS is below SILENCE_THRESHOLD_DBFS (-60 dBFS) is the same case: a warning
       names the clip, then it raises or is trained as silence.
@@ -191,7 +192,7 @@ class MediaDataset(Dataset[MediaItem]):
         with self._load_span(entry) as span:
             # A still gets the rate its plan gave it (the dataset's fps, else the model's default).
             fps = entry.fps if is_image(entry.path) else self.fps
-            clip = read_video(entry.path, entry.num_frames, fps, spread=entry.spread)
+            clip = read_video(entry.path, entry.num_frames, fps, spread=entry.spread, audio_sample_rate=self.audio_sample_rate)
             frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
             video = _flipped(resize_and_crop(frames, entry.bucket), variant).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
@@ -316,8 +317,7 @@ class MediaDataset(Dataset[MediaItem]):
                     f"{path}: no audio track; set missing_audio: silence in the dataset config, or remove it"
                 )
             return torch.zeros(self.audio_channels, num_samples), True
-        waveform = resample_audio(audio.waveform, audio.sample_rate, self.audio_sample_rate)
-        waveform = match_channels(waveform, self.audio_channels, str(path))
+        waveform = match_channels(audio.waveform, self.audio_channels, str(path))  # decoded at audio_sample_rate
         return fit_length(waveform, num_samples).contiguous(), False
 
 
