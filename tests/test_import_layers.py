@@ -22,6 +22,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION_ROOTS = ("extensions_built_in", "extensions")
 UI = "ui"
@@ -193,23 +195,29 @@ def _strongly_connected(edges: dict[str, dict[str, Import]]) -> list[set[str]]:
 
 
 # -- the project ------------------------------------------------------------------------------
-def test_no_import_crosses_a_layer_the_wrong_way():
-    problems = layer_violations(project_imports(ROOT))
+@pytest.fixture(scope="module")
+def project() -> list[Import]:
+    """The project's imports, read once for the tests below."""
+    return project_imports(ROOT)
+
+
+def test_no_import_crosses_a_layer_the_wrong_way(project):
+    problems = layer_violations(project)
     assert not problems, "\n".join(problems)
 
 
-def test_toolkit_packages_import_each_other_without_a_cycle():
-    cycles = toolkit_cycles(project_imports(ROOT))
+def test_toolkit_packages_import_each_other_without_a_cycle(project):
+    cycles = toolkit_cycles(project)
     assert not cycles, "\n".join(cycles)
 
 
-def test_no_two_modules_import_each_other_even_inside_functions():
-    cycles = module_cycles(project_imports(ROOT))
+def test_no_two_modules_import_each_other_even_inside_functions(project):
+    cycles = module_cycles(project)
     assert not cycles, "\n".join(cycles)
 
 
-def test_the_checker_reads_the_project():
-    imports = project_imports(ROOT)
+def test_the_checker_reads_the_project(project):
+    imports = project
     sources = {found.source for found in imports}
     assert {"toolkit.job", "extensions_built_in.sd_trainer.SDTrainer", "extensions_built_in.generate.GenerateProcess", "ui.app"} <= sources
     lazy = [f for f in imports if f.source == "extensions_built_in.diffusion_models.ltx2.LTX2Model" and not f.module_level]
