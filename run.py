@@ -24,7 +24,7 @@ from pathlib import Path
 
 from toolkit.config import JobConfig, LoggingConfig, load_config
 from toolkit.deferred_packages import defer
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import check_before_loading
 
@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         _report(error, args.debug)
         return EXIT_CONFIG_ERROR
-    except LTX2TraceError as error:
+    except ToolkitError as error:
         _report(error, args.debug)
         return EXIT_RUNTIME_ERROR
     return EXIT_OK
@@ -169,7 +169,7 @@ def launch_tensorboard(log_dir: Path) -> int:
         return EXIT_INTERRUPTED
 
 
-def _report(error: LTX2TraceError, debug: bool) -> None:
+def _report(error: ToolkitError, debug: bool) -> None:
     if debug:
         traceback.print_exception(error)
     print(f"{_rank_prefix()}error: {error}", file=sys.stderr)

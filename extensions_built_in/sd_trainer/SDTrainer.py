@@ -18,7 +18,7 @@ from toolkit.dry_run import dry_run_report
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
-from toolkit.network.lora import attach_network
+from toolkit.network.attach import attach_network
 from toolkit.run_setup import open_run
 from toolkit.logging.run_status import RunStatusFile
 from toolkit.trace import memory_snapshot
@@ -157,7 +157,7 @@ class SDTrainer(StepLoss, BaseProcess):
 
     def _encode_data(self):
         config = self.config
-        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
+        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed, self.model.rules)
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
         with self.parallel.main_first(caching):  # the main process writes the caches, the others then read them
             return encode_datasets(

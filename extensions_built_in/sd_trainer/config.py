@@ -59,10 +59,10 @@ class TrainProcessConfig(ModelProcessConfig):
     def problems_before_loading(self, where: str) -> list[str]:
         return [
             *output_folder_problems(self.training_folder, f"{where}.training_folder"),
-            *dataset_problems(self.datasets, f"{where}.datasets"),
+            *dataset_problems(self.datasets, f"{where}.datasets", self.model.arch_rules()),
             *sample_problems(self, where),
             *lora_target_problems(self, where),
         ]
 
     def notices_before_loading(self, where: str) -> list[str]:
-        return dataset_notices(self.datasets, f"{where}.datasets")
+        return dataset_notices(self.datasets, f"{where}.datasets", self.model.arch_rules())

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from toolkit.config.arch_rules import arch_of, validating_for
 from toolkit.config.base import ConfigModel, check_device
 from toolkit.config.model import ModelConfig
 from toolkit.errors import ConfigError
@@ -140,6 +141,13 @@ class ModelProcessConfig(ProcessConfig):
     @classmethod
     def _device_is_known(cls, device: str) -> str:
         return check_device(device)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _values_follow_the_arch(cls, data: Any, handler: ModelWrapValidatorHandler[ModelProcessConfig]) -> Any:
+        """Frame counts, sizes and their defaults follow this process's `model.arch` (toolkit/config/arch_rules.py)."""
+        with validating_for(arch_of(data)):
+            return handler(data)
 
     @model_validator(mode="after")
     def _text_encoder_follows_device(self) -> ModelProcessConfig:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from toolkit.atomic_write import atomic_write
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
 
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "stopped", "failed")
@@ -34,7 +34,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class RunStatusError(LTX2TraceError):
+class RunStatusError(ToolkitError):
     """A run folder's status.json cannot be read as a run status."""
 
 
