@@ -36,6 +36,12 @@ class ProcessConfig(ConfigModel):
         """
         return []
 
+    def run_folder_problems(self, where: str, name: str) -> list[str]:
+        """What the process's run folder (`<its output folder>/<name>`, `name` being `config.name`) makes
+        impossible, checked before loading: names too long for its file system, a saved run the config
+        cannot resume. One line per problem, each starting with its key path; none by default."""
+        return []
+
     @model_validator(mode="wrap")
     @classmethod
     def _validate_with_registered_class(cls, data: Any, handler: ModelWrapValidatorHandler[ProcessConfig]) -> Any:
