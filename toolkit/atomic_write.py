@@ -13,6 +13,7 @@ its own temporary name, so two processes writing the same path do not write into
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
@@ -45,11 +46,19 @@ def atomic_write(path: str | Path, durable: bool = True) -> Iterator[Path]:
             flush_to_disk(temporary)
         os.replace(temporary, path)
     except OSError as error:
-        if error.filename in (None, str(temporary)):
+        if error.filename is None or os.fspath(error.filename) == os.fspath(temporary):
             error.filename = str(path)  # a full disk or a read-only folder is reported under the name the user knows
         raise
     finally:
+        _remove(temporary)
+
+
+def _remove(temporary: Path) -> None:
+    try:
         temporary.unlink(missing_ok=True)
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:  # a name too long to create was never created: nothing to remove
+            raise
 
 
 def flush_to_disk(path: Path) -> None:
