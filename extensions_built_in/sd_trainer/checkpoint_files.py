@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,9 @@ CHECKPOINT_DIR = "checkpoints"
 EMA_CHECKPOINT_FILE = "ema.safetensors"
 DAMAGED_SUFFIX = ".damaged"
 _SAVE_NAME = re.compile(r"step_(\d{9})")
+# What zipfile raises on damaged bytes: a bad header, a cut-off member, a name that is no longer UTF-8 (ValueError),
+# flags that now ask for a feature it lacks, a member whose compressed data no longer inflates.
+_DAMAGED_ARCHIVE = (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, KeyError, zlib.error)
 
 
 def lora_filename(name: str, step: int | None) -> str:
@@ -80,8 +84,8 @@ def _archive_problem(path: Path) -> str | None:
             bad = archive.testzip()
     except FileNotFoundError:
         return f"{path.name} is missing"
-    except (OSError, zipfile.BadZipFile, EOFError) as error:
-        return f"{path.name} is not a whole torch.save archive ({error})"
+    except _DAMAGED_ARCHIVE as error:
+        return f"{path.name} is not a whole torch.save archive ({error.__class__.__name__}: {error})"
     return f"{path.name}: its member {bad} fails its CRC check" if bad else None
 
 

@@ -135,6 +135,7 @@ def _write_save_folder(model, checkpoints: Path, state: TrainingState, metadata:
               "scaler": state.scaler_state}
     _write(staging / "training_state.pt", lambda handle: torch.save(bundle, handle))
     info = {"step": state.step, "lora_alpha": state.lora_alpha, **state.extra, **state.model_metadata}
+    info.update(step=state.step, lora_alpha=state.lora_alpha)  # `extra` read back from an older save names its step
     _write(staging / "state.json", lambda handle: handle.write(json.dumps(info, indent=2).encode()))
     _write(staging / "config.yaml", lambda handle: handle.write(config_text.encode()))
     _fsync_folder(staging)

@@ -39,6 +39,8 @@ CANNOT_RESUME: dict[str, str] = {
     "model.base_model_path": "the LoRA was trained on that base model",
 }
 NOT_COMPARED = {"training_folder"}  # how the run was found, not a setting of it
+# free-form mappings: their own keys come and go, so they are compared whole, as one setting
+COMPARED_WHOLE = {"train.optimizer_params", "train.lr_scheduler_params"}
 _PATH_KEYS = ("name_or_path", "base_model_path", "folder_path")
 _ABSENT = object()
 
@@ -120,7 +122,10 @@ def describe_changes(changes: list[SettingChange]) -> str:
 
 
 def _changes(saved: Any, now: Any, key: str):
-    if isinstance(saved, dict) and isinstance(now, dict):
+    if key in CANNOT_RESUME or key in COMPARED_WHOLE:
+        if _normalised(key, saved) != _normalised(key, now):
+            yield SettingChange(key, saved, now)
+    elif isinstance(saved, dict) and isinstance(now, dict):
         for name in [name for name in now if name in saved]:
             yield from _changes(saved[name], now[name], f"{key}.{name}" if key else name)
     elif _list_of_dicts(saved) and _list_of_dicts(now):
