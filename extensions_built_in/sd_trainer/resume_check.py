@@ -92,8 +92,7 @@ def read_saved_run(folder: Path, process_type: str, training_folder: str) -> Sav
     (else its first process of that type); None when the save names no such process."""
     processes = [p for p in (saved_config(folder).get("config") or {}).get("process") or [] if isinstance(p, dict)]
     ours = [p for p in processes if p.get("type") == process_type]
-    here = _normalised("folder_path", training_folder)
-    same_folder = [p for p in ours if _normalised("folder_path", p.get("training_folder")) == here]
+    same_folder = [p for p in ours if _resolved(p.get("training_folder")) == _resolved(training_folder)]
     process = next(iter(same_folder or ours), None)
     return SavedRun(folder, int(saved_state(folder)["step"]), process) if process is not None else None
 
@@ -142,8 +141,12 @@ def _list_of_dicts(value: Any) -> bool:
 
 
 def _normalised(key: str, value: Any) -> Any:
+    return _resolved(value) if key.endswith(_PATH_KEYS) else value
+
+
+def _resolved(value: Any) -> Any:
     """A path written two ways (relative, absolute, with ~) is one setting when both name the same place."""
-    if isinstance(value, str) and key.endswith(_PATH_KEYS) and Path(value).expanduser().exists():
+    if isinstance(value, str) and Path(value).expanduser().exists():
         return str(Path(value).expanduser().resolve())
     return value
 
