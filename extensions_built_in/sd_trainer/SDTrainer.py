@@ -20,8 +20,9 @@ from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
+from toolkit.logging.run_status import RunStatusFile
 from toolkit.run_lock import RunLock
-from toolkit.run_setup import RunContext, open_run
+from toolkit.run_setup import RunContext
 from toolkit.stopping import Stopped
 from toolkit.trace import memory_snapshot
 
@@ -38,7 +39,7 @@ from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
 from .finished_run import report_finished
-from .resuming import ResumePlan, Resuming, report_resume_point, resume_point
+from .resuming import ResumePlan, Resuming
 from .run_guard import RunGuard
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .step_loss import StepLoss
@@ -69,6 +70,18 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
     def _run(self) -> None:
         config = self.config
         plan, run = self._open_run()
+        self.step = plan.step
+        # status.json, written by the main process: what the UI and scripts read about the run. A rerun of a
+        # finished run changes nothing in its folder, its status included. The guard inside it makes a full
+        # disk or a signal the same one line in status.json as on the console.
+        recording = self.parallel.is_main and plan.step < config.train.steps
+        self.status = RunStatusFile(run.folder, config.train.steps, plan.step) if recording else None
+        with self.status.recording(lambda: self.step) if self.status else contextlib.nullcontext():
+            with self.guard.reporting():
+                self._train_run(run, plan)
+
+    def _train_run(self, run: RunContext, plan: ResumePlan) -> None:
+        config = self.config
         if plan.step >= config.train.steps:
             self.step, self.saved = plan.step, report_finished(run, self.job.name, config.train.steps, plan.step, plan.folder)
             return
@@ -127,28 +140,12 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        _check_dtype(self.config.train.dtype, self.config.device)
         _check_datasets(self.config.datasets)
-        check_optimizer_settings(self.config.train)
-        return dry_run_report(self.config.model, self.config.network)
+        check_optimizer_settings(self.config.train, import_package=False)
+        return dry_run_report(self.config.model, self.config.network, self.config.device)
 
     # -- set-up phases -----------------------------------------------------
-    def _open_run(self) -> tuple[ResumePlan, RunContext]:
-        """The save to resume from (a change it cannot take stops the run here, before loading), then the run's
-        log and trace, which say what the resume found."""
-        with self.parallel.main_first():  # the main process renames damaged saves; the others then find the same one
-            plan = resume_point(
-                self.guard.run_folder, self.config, f"config.process[{self.process_index}]",
-                str(self.job.config_path) if self.job.config_path else None, rename=self.parallel.is_main,
-            )
-        run = open_run(self.job.name, self.config.training_folder, self.config.model, self.config.logging, plan.step)
-        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
-        if self.lock is not None and self.lock.notice:
-            self.logger.warning("%s", self.lock.notice)
-        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
-        self.parallel.describe(self.tracer, self.logger, self.config.train)
-        report_resume_point(plan, self.logger, self.tracer)
-        return plan, run
-
     def _build_callbacks(self) -> list[TrainingCallback]:
         """Observers of the run: the metrics (always: metrics.jsonl, TensorBoard), the rest opt-in from the config."""
         callbacks: list[TrainingCallback] = [TensorBoardCallback.for_run(self.logger, self.config.logging)]
@@ -363,6 +360,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
         if final:
             written.update(checkpoints.save_final_loras(self.model, self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
+        self.status.update(self.step)
         self._notify("on_save", self.step, written["checkpoint"])
 
     def _push_to_hub(self) -> None:

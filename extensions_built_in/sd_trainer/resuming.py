@@ -4,7 +4,8 @@
 renamed by the main process) and compares its config with this one (resume_check.py): a change a
 resume cannot take is a ConfigError before any model loads; the others are returned, to be said
 once the log is open (`report_resume_point`) and applied where loading a state would undo them
-(`use_configured_lr`). `Resuming._resume`, mixed into SDTrainer, loads the chosen save.
+(`use_configured_lr`). The `Resuming` mixin of SDTrainer opens the run from the chosen save
+(`_open_run`) and loads it (`_resume`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.errors import ConfigError
+from toolkit.run_setup import RunContext, open_run
 
 from . import checkpoints
 from .resume_check import SettingChange, describe_changes, read_saved_run, resume_problems, setting_changes
@@ -70,7 +72,25 @@ def use_configured_lr(optimizer, scheduler, lr: float) -> None:
 
 
 class Resuming:
-    """Loading the chosen save into the trainer's LoRA, EMA, optimizer, schedule and RNGs; mixed into SDTrainer."""
+    """Choosing the save to resume from as the run opens, and loading it into the trainer's LoRA, EMA, optimizer,
+    schedule and RNGs; mixed into SDTrainer."""
+
+    def _open_run(self) -> tuple[ResumePlan, RunContext]:
+        """The save to resume from (a change it cannot take stops the run here, before loading), then the run's
+        log and trace, which say what the resume found."""
+        with self.parallel.main_first():  # the main process renames damaged saves; the others then find the same one
+            plan = resume_point(
+                self.guard.run_folder, self.config, f"config.process[{self.process_index}]",
+                str(self.job.config_path) if self.job.config_path else None, rename=self.parallel.is_main,
+            )
+        run = open_run(self.job.name, self.config.training_folder, self.config.model, self.config.logging, plan.step)
+        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        if self.lock is not None and self.lock.notice:
+            self.logger.warning("%s", self.lock.notice)
+        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
+        self.parallel.describe(self.tracer, self.logger, self.config.train)
+        report_resume_point(plan, self.logger, self.tracer)
+        return plan, run
 
     def _resume(self, plan: ResumePlan) -> int:
         latest = plan.folder

@@ -149,7 +149,7 @@ class MediaDataset(Dataset[MediaItem]):
         self._check_settings()
         scan = FolderScan(
             self.folder, self.caption_ext, default_caption, num_frames, fps, self.resolutions, on_corrupt,
-            missing_audio, audio_sample_rate, shrink_video_to_frames, auto_frame_count,
+            missing_audio, audio_sample_rate is not None, shrink_video_to_frames, auto_frame_count,
         )
         self._entries = scan.entries()
         self.skipped: list[tuple[Path, str]] = scan.skipped
