@@ -59,3 +59,14 @@ class TrainingError(ToolkitError):
 
 class HubUploadError(ToolkitError):
     """`save.push_to_hub` could not upload the LoRA (offline, no token, refused); the local files are kept."""
+
+
+class RunFolderInUse(ToolkitError):
+    """Another run holds the run folder's lock (`run.lock`, toolkit/run_lock.py)."""
+
+
+class FileSystemError(ToolkitError):
+    """A file could not be written or created (disk full, read-only file system, no permission, name too long).
+
+    The message names the path, what the run was doing and what survived (the last good save).
+    """

@@ -68,8 +68,12 @@ def test_the_ui_s_launches_say_queued_and_how_a_process_it_started_ended(tmp_pat
     launches.mark_ended(first, 130)
     # the trainer's status says running (it was killed before writing its end) but the UI saw exit code 130
     assert infer_state(run, _status("running", dead_pid), None, launches.latest(run)) == ("stopped", None)
+    terminated = launches.queue(run, run / "job.yaml", "cuda")
+    launches.mark_started(terminated, dead_pid, 0.0)
+    launches.mark_ended(terminated, 143)  # SIGTERM (toolkit.stopping): stopped too, not failed
+    assert infer_state(run, _status("running", dead_pid), None, launches.latest(run)) == ("stopped", None)
     launches.mark_ended(launches.queue(run, run / "job.yaml", "cuda:0"), None)
-    assert [launch.device for launch in launches.of_run(run)] == ["cuda:0", "cuda:0"]
+    assert [launch.device for launch in launches.of_run(run)] == ["cuda:0", "cuda:0", "cuda:0"]
     summary = summarize(0, run, launches)
     assert (summary.state, summary.started_by) == ("queued", "ui")
 

@@ -37,6 +37,12 @@ class ProcessConfig(ConfigModel):
         """
         return []
 
+    def run_folder_problems(self, where: str, name: str) -> list[str]:
+        """What the process's run folder (`<its output folder>/<name>`, `name` being `config.name`) makes
+        impossible, checked before loading: names too long for its file system, a saved run the config
+        cannot resume. One line per problem, each starting with its key path; none by default."""
+        return []
+
     def notices_before_loading(self, where: str) -> list[str]:
         """What the run will do by rule that the user should know before it starts (a short clip spread, frames
         scaled up, audio downmixed, files skipped), found without weights; one line each, starting with its key
