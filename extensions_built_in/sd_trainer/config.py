@@ -21,11 +21,14 @@ from toolkit.config import (
     SaveConfig,
     TrainConfig,
 )
-from toolkit.preflight.datasets import dataset_problems
+from toolkit.preflight.datasets import dataset_notices, dataset_problems
 from toolkit.preflight.evaluation import validation_split_problems
 from toolkit.preflight.lora_targets import lora_target_problems
-from toolkit.preflight.output_folders import output_folder_problems
+from toolkit.preflight.output_folders import output_folder_problems, run_name_problems
 from toolkit.preflight.sampling import sample_problems
+
+from .checkpoint_files import ema_filename
+from .resume_check import newest_whole_save, resume_problems
 
 
 class TrainProcessConfig(ModelProcessConfig):
@@ -71,14 +74,26 @@ class TrainProcessConfig(ModelProcessConfig):
             raise ValidationError.from_exception_data(type(self).__name__, details)
         return self
 
+    def run_folder_problems(self, where: str, name: str) -> list[str]:
+        """The run's name must fit the file system; a run saved in the folder must be one this config can resume."""
+        longest = ema_filename(name, max(self.train.steps, 1))
+        problems = run_name_problems(self.training_folder, name, longest)
+        if problems:
+            return problems  # a name the folder cannot take holds no saved run either
+        saved = newest_whole_save(Path(self.training_folder).expanduser() / name, self.type, self.training_folder)
+        return resume_problems(saved, self.model_dump(mode="json"), where) if saved else []
+
     def problems_before_loading(self, where: str) -> list[str]:
         return [
             *output_folder_problems(self.training_folder, f"{where}.training_folder"),
-            *dataset_problems(self.datasets, f"{where}.datasets"),
+            *dataset_problems(self.datasets, f"{where}.datasets", self.model.arch_rules()),
             *validation_split_problems(self.datasets, self.train.validation_split, f"{where}.train.validation_split"),
             *sample_problems(self, where),
             *lora_target_problems(self, where),
         ]
+
+    def notices_before_loading(self, where: str) -> list[str]:
+        return dataset_notices(self.datasets, f"{where}.datasets", self.model.arch_rules())
 
 
 def _evaluation_setting_problems(config: TrainProcessConfig) -> list[tuple[tuple, object, str]]:

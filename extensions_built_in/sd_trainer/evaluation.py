@@ -20,6 +20,7 @@ from toolkit.logging.events import publish_event, trace_prints
 from toolkit.monitoring.tensorboard import Category
 
 from . import checkpoints
+from .checkpoint_files import best_filename
 from .held_out_loss import HeldOutLoss, HeldOutLosses
 
 EVAL_TIME = f"{Category.PERFORMANCE}/Eval_Time_s"
@@ -193,7 +194,7 @@ def _best_lora_writer(trainer) -> Callable[[str, int, float], Path]:
 
     def write(kind: str, step: int, loss: float) -> Path:
         name = trainer.job.name
-        path = trainer.run_folder / checkpoints.best_filename(name, ema=kind == "ema")
+        path = trainer.run_folder / best_filename(name, ema=kind == "ema")
         if trainer.parallel.is_main:
             lora_state = trainer.ema.state_dict() if kind == "ema" else trainer.network.state_dict()
             metadata = {"step": step, "format": trainer.config.save.format, "name": name, "eval_loss": loss,

@@ -80,7 +80,7 @@ class StepLoss:
         noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
             video, audio, noise_video, noise_audio, sigmas, conditioned
         )
-        fps = members[0][1].fps
+        fps = [example.fps for _, example in members]  # each clip's own: its positions' time axis
         inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
         prediction = self._predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)
