@@ -30,6 +30,8 @@ from . import checkpoints, save_space
 from .callbacks import StepResult, TrainingCallback
 from .distributed_training import DataParallel
 from .ema import LoraEMA
+from .evaluation import Evaluation
+from .held_out import split_held_out
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
@@ -121,6 +123,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             per_step = self.parallel.effective_batch(config.train.batch_size, config.train.gradient_accumulation)
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
+            self.evaluation = Evaluation.for_trainer(self)
             self.step = self._resume(plan)
             if plan.folder is None and self.parallel.is_main:  # a new run: its saves' size is known from now on
                 save_space.check_room(
@@ -175,9 +178,10 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
         # the main process writes the caches, the others then read them
         with self.guard.during("encoding and caching the clips"), self.parallel.main_first(caching):
-            return encode_datasets(
+            encoded = encode_datasets(
                 self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption
             )
+        return split_held_out(encoded, config.datasets, config.train.validation_split)
 
     def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""
@@ -232,6 +236,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
         train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts and self.parallel.is_main
         self._notify("on_train_start")
+        self.evaluation.before_first_step(self.step)
         if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.parallel.progress_label(self.job.name, train), initial=self.step)
@@ -240,7 +245,11 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
                 result = self.hook_train_loop(self.step)
                 self.step += 1
                 stopping = self.parallel.any_process(stop.requested)
-                self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
+                self.logger.update_progress(
+                    1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", **self.evaluation.postfix()
+                )
+                if not stopping:  # after the step's metrics (steps in order); a stop saves and exits at once
+                    self.evaluation.after_step(self.step)
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stopping:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):
@@ -346,7 +355,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.scheduler.state_dict(),
             rng_state=checkpoints.rng_state(),
-            extra={"name": self.job.name},
+            extra={"name": self.job.name, **self.evaluation.state()},
             lora_alpha=self.network.alpha,
             lora_rank=self.network.rank,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
@@ -377,10 +386,14 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
+        best = self.evaluation.summary()
+        if best:
+            self.logger.info("Evaluation:%s", best)
 
 
 def _check_datasets(datasets) -> None:
-    if datasets and all(dataset.is_reg for dataset in datasets):
+    training = [dataset for dataset in datasets if not dataset.is_val]  # held-out folders are checked by the schema
+    if training and all(dataset.is_reg for dataset in training):
         raise ConfigError(
             "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
             "so add a dataset without is_reg to train on"

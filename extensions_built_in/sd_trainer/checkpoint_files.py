@@ -37,6 +37,11 @@ def ema_filename(name: str, step: int | None) -> str:
     return lora_filename(name, step).removesuffix(".safetensors") + "_ema.safetensors"
 
 
+def best_filename(name: str, ema: bool = False) -> str:
+    """`save.keep_best`'s LoRA: `<name>_best.safetensors`, the EMA's `<name>_best_ema.safetensors`."""
+    return f"{name}_best_ema.safetensors" if ema else f"{name}_best.safetensors"
+
+
 def save_folder_name(step: int) -> str:
     return f"step_{step:09d}"
 

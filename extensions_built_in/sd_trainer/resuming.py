@@ -101,6 +101,7 @@ class Resuming:
         self.network.load_state_dict(state.lora_state)
         if self.ema is not None:
             self._restore_ema(state.ema_state, state.step, latest)
+        self.evaluation.restore(state.extra.get("evaluation"))
         self.optimizer.load_state_dict(state.optimizer_state)
         self.scheduler.load_state_dict(state.scheduler_state)
         if plan.changed("train.lr"):

@@ -36,6 +36,8 @@ def check_room(
         save_bytes, final_bytes = measured_save_bytes(run_folder, name, start_step)
     else:
         save_bytes, final_bytes = estimated_save_bytes(lora_params, config.save.dtype, config.train.optimizer, ema)
+    if config.save.keep_best:
+        final_bytes *= 2  # <name>_best (and _best_ema) beside the final LoRA files, the same size
     needed = bytes_needed(save_bytes, final_bytes, start_step, config.train, config.save, len(step_saves(run_folder)))
     free = shutil.disk_usage(nearest_existing(run_folder)).free
     if free < needed:

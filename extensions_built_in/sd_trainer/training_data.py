@@ -9,7 +9,7 @@ sees exactly what an uninterrupted one would have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,6 +41,7 @@ class TrainingExample:
     caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
     train_audio: bool = True  # its dataset's `audio`: False trains the video only (no audio loss)
     is_reg: bool = False  # from a regularisation dataset (`is_reg`)
+    is_val: bool = False  # from a held-out dataset (`is_val`): evaluated, never trained on
     network_weight: float = 1.0  # LoRA strength while training on it (the dataset's `network_weight`)
     flip_x: bool = False
     flip_y: bool = False
@@ -56,6 +57,7 @@ class EncodedData:
     skipped: list[tuple[Path, str]]
     latent_cache_hits: int = 0
     text_cache_hits: int = 0
+    held_out: list[TrainingExample] = field(default_factory=list)  # evaluated, never trained on (held_out.py)
 
 
 def open_datasets(dataset_configs, audio_sample_rate: int, seed: int, rules: ArchRules) -> list[MediaDataset]:
@@ -167,6 +169,7 @@ def _example(item, caption: str, latents, prompt, dataset_config) -> TrainingExa
         caption_dropout_rate=dataset_config.caption_dropout_rate,
         train_audio=dataset_config.audio,
         is_reg=dataset_config.is_reg,
+        is_val=dataset_config.is_val,
         network_weight=dataset_config.network_weight,
         flip_x=item.flip_x,
         flip_y=item.flip_y,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from toolkit.config.arch_rules import rules_in_use
 from toolkit.config.base import ConfigModel
@@ -59,6 +59,13 @@ class DatasetConfig(ConfigModel):
         default=False,
         description="Regularisation folder: its clips are trained with the LoRA at `network_weight` (keeps the base model's behaviour).",
     )
+    is_val: bool = Field(
+        default=False,
+        description=(
+            "Held-out folder: its clips are never trained on; they are encoded like the training clips (same "
+            "caches) and give the evaluation loss every `train.eval_every` steps."
+        ),
+    )
     network_weight: float = Field(
         default=1.0,
         description="LoRA strength while training on this folder's clips (1: the full LoRA; used with `is_reg`).",
@@ -111,3 +118,24 @@ class DatasetConfig(ConfigModel):
     @classmethod
     def _frames_follow_the_arch(cls, num_frames: int) -> int:
         return rules_in_use().check_frame_count(num_frames)
+
+    @model_validator(mode="after")
+    def _held_out_clips_are_not_augmented(self) -> DatasetConfig:
+        """A held-out folder is measured, not trained: what only changes training has no meaning there."""
+        if not self.is_val:
+            return self
+        training_only = {
+            "is_reg": self.is_reg,
+            "num_repeats": self.num_repeats != 1,
+            "flip_x": self.flip_x,
+            "flip_y": self.flip_y,
+            "shuffle_tokens": self.shuffle_tokens,
+            "caption_dropout_rate": self.caption_dropout_rate > 0,
+        }
+        set_keys = [key for key, is_set in training_only.items() if is_set]
+        if set_keys:
+            raise ValueError(
+                f"is_val: true with {', '.join(set_keys)}: a held-out folder is only evaluated (each clip once, "
+                f"as it is, with its caption), never trained; remove {', '.join(set_keys)} from it, or is_val"
+            )
+        return self
