@@ -88,18 +88,36 @@ SCENARIOS = (
 
 
 def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
-    """A diffusers folder holding only the transformer slice, in bf16 shards of at most `shard_bytes`."""
+    """A diffusers folder holding only the transformer slice, in bf16 shards of at most `shard_bytes`.
+
+    Written shard by shard (the same files and index `save_pretrained` writes), so that building a slice of
+    several GB holds one shard in memory, not the whole model.
+    """
     import diffusers
     from accelerate import init_empty_weights
-    from accelerate.utils import set_module_tensor_to_device
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from safetensors.torch import save_file
 
     with init_empty_weights():
         transformer = diffusers.LTX2VideoTransformer3DModel(**shape.transformer_args())
+    empty = {name: tensor.to(torch.bfloat16) for name, tensor in transformer.state_dict().items()}
+    split = split_torch_state_dict_into_shards(
+        empty, filename_pattern="diffusion_pytorch_model{suffix}.safetensors", max_shard_size=shard_bytes
+    )
+    target = folder / "transformer"
+    target.mkdir(parents=True, exist_ok=True)
+    transformer.save_config(target)
     generator = torch.Generator().manual_seed(0)
-    for name, parameter in list(transformer.named_parameters()):
-        value = torch.randn(parameter.shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
-        set_module_tensor_to_device(transformer, name, "cpu", value=value, dtype=torch.bfloat16)
-    transformer.save_pretrained(folder / "transformer", max_shard_size=shard_bytes, safe_serialization=True)
+    for filename, names in split.filename_to_tensors.items():
+        shard = {
+            name: torch.randn(empty[name].shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
+            for name in names
+        }
+        save_file(shard, target / filename, metadata={"format": "pt"})
+        del shard
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        (target / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     index = {
         "_class_name": "LTX2Pipeline",
         "_diffusers_version": diffusers.__version__,
@@ -200,21 +218,11 @@ class MemorySampler:
 def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
     """Runs in the child process: LTX2Model's loader, the LoRA, offloading, one AdamW step."""
     from extensions_built_in.diffusion_models.ltx2 import loading
-    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
-    from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
-    from toolkit.config import ModelConfig, NetworkConfig
+    from toolkit.config import NetworkConfig
     from toolkit.network.lora import attach_network
 
-    config = ModelConfig(
-        name_or_path=str(folder),
-        quantize=scenario.qtype is not None,
-        qtype=scenario.qtype or "qfloat8",
-        layer_offloading=scenario.offload_percent > 0,
-        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
-    )
-    model = LTX2Model(config, device=device)
-    model.source = resolve_source(str(folder))
-    _import_what_loading_imports()
+    model = slice_model(folder, scenario, device)
+    import_what_loading_imports()
     if device != "cpu":
         torch.zeros(1, device=device)  # the CUDA context, before the baseline
     sampler = MemorySampler()
@@ -245,7 +253,26 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
     return measured
 
 
-def _import_what_loading_imports() -> None:
+def slice_model(folder: Path, scenario: Scenario, device: str):
+    """The LTX2Model a training run makes for the slice in `folder`, before it loads anything: its transformer
+    loads as training loads it with `loading.load_one(model, "transformer")`."""
+    from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from toolkit.config import ModelConfig
+
+    config = ModelConfig(
+        name_or_path=str(folder),
+        quantize=scenario.qtype is not None,
+        qtype=scenario.qtype or "qfloat8",
+        layer_offloading=scenario.offload_percent > 0,
+        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
+    )
+    model = LTX2Model(config, device=device)
+    model.source = resolve_source(str(folder))
+    return model
+
+
+def import_what_loading_imports() -> None:
     """Libraries imported lazily on the way (tens of MB of code): imported before the baseline is taken."""
     import diffusers
     import optimum.quanto  # noqa: F401
