@@ -128,7 +128,7 @@ def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
 
 
 def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
-    """The plan's bytes for the slice: loading and training, host (and device on CUDA)."""
+    """The plan's bytes for the slice: loading, training and sampling, host (and device on CUDA)."""
     from dataclasses import replace
 
     import diffusers
@@ -160,15 +160,20 @@ def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
     )
     plan = build_memory_plan(settings, device_total_bytes=None, host_total_bytes=None, model=model)
     training_device = plan.phase("training", "device").total
+    sampling_device = plan.phase("sampling", "device").total
     training_host = plan.phase("training", "host").total
+    on_host = device == "cpu"  # what the plan puts on the device is in host RAM too
     result = {
         "loading host": plan.phase("loading", "host").total,
-        "training host": training_host + (training_device if device == "cpu" else 0),
+        "training host": training_host + (training_device if on_host else 0),
+        # the plan has no host phase for sampling: the offloaded layers stay where training has them
+        "sampling host": training_host + (sampling_device if on_host else 0),
         "resident tensors": plan.components["transformer"].loaded_bytes,
     }
-    if device != "cpu":
+    if not on_host:
         result["loading device"] = plan.phase("loading", "device").total
         result["training device"] = training_device
+        result["sampling device"] = sampling_device
     return result
 
 
@@ -227,7 +232,7 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
         torch.zeros(1, device=device)  # the CUDA context, before the baseline
     sampler = MemorySampler()
     baseline_anon, baseline_rss = sampler.reset()
-    _reset_cuda(device)
+    reset_cuda_peak(device)
     model.components["transformer"] = loading.load_one(model, "transformer")
     network_config = NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank)
     network = attach_network(model.transformer, network_config, 0, model.lora_target_pattern())
@@ -237,16 +242,16 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
         "loading host": sampler.peak_anon - baseline_anon,
         "loading host rss": sampler.peak_rss - baseline_rss,
         "resident tensors": _tensor_bytes(model.transformer, exclude_adapters=True),
-        "loading device": _cuda_peak(device),
+        "loading device": cuda_peak(device),
     }
     sampler.reset()
-    _reset_cuda(device)
+    reset_cuda_peak(device)
     _training_step(model, network)
     measured.update(
         {
             "training host": sampler.peak_anon - baseline_anon,
             "training host rss": sampler.peak_rss - baseline_rss,
-            "training device": _cuda_peak(device),
+            "training device": cuda_peak(device),
         }
     )
     sampler.stop()
@@ -316,17 +321,19 @@ def _tensor_bytes(module: torch.nn.Module, exclude_adapters: bool) -> int:
     return total
 
 
-def _reset_cuda(device: str) -> None:
-    if device != "cpu":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+def reset_cuda_peak(device: str) -> None:
+    """Start a new CUDA peak (`cuda_peak`) on `device` ("cuda", "cuda:1"); nothing on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
 
 
-def _cuda_peak(device: str) -> int:
-    if device == "cpu":
+def cuda_peak(device: str) -> int:
+    """The most bytes allocated on `device` since `reset_cuda_peak`; 0 on the CPU."""
+    if torch.device(device).type != "cuda":
         return 0
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
 
 
 if __name__ == "__main__":
