@@ -14,7 +14,9 @@ Writes a sharded bf16 checkpoint of a transformer slice (benchmarks/memory_slice
 
 each "cold" (the shards' pages dropped from the page cache first: fsync, then
 `posix_fadvise(POSIX_FADV_DONTNEED)` on each file) and "warm" (the shards read once just before).
-Prints medians and, last, `ratio` lines: load throughput / raw read throughput for the same cache state.
+Prints medians and, last, `ratio` lines: load throughput / raw read throughput for the same cache state,
+each the median over the repeats of the load against the raw read measured just before it (on a
+busy machine the disk's speed drifts between repeats; a pair shares it).
 `--check` exits 1 when the cold bf16 ratio is below 0.8.
 
 The checkpoint is deleted at the end unless `--keep`; a `--folder` that already holds a slice of the
@@ -176,10 +178,13 @@ def print_results(seconds: dict, size: int) -> dict[tuple[str, str], float]:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
     print()
     ratios = {}
-    for (row, cache) in median:
+    for row, cache in median:
         if row != "raw read":
-            ratios[row, cache] = median["raw read", cache] / median[row, cache]
-            print(f"ratio {row} {cache}: {ratios[row, cache]:.2f} (load throughput / raw read throughput)")
+            # Each load against the raw read of the same repeat (measured just before it), then the median.
+            paired = [raw / load for raw, load in zip(seconds["raw read", cache], seconds[row, cache])]
+            ratios[row, cache] = statistics.median(paired)
+            print(f"ratio {row} {cache}: {ratios[row, cache]:.2f} (load throughput / raw read throughput, "
+                  f"median of {len(paired)} paired runs)")
     return ratios
 
 

@@ -120,6 +120,11 @@ class ReadAhead:
         for descriptor in self._files.values():
             os.close(descriptor)
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the tensors being read or read and not yet released with `done`."""
+        return self._held
+
     def take(self) -> torch.Tensor:
         """The next tensor, waiting for its reads; raises the reader's error when a read failed."""
         if not self._reading:
