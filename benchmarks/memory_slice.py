@@ -11,8 +11,8 @@ tests/memory/test_memory_plan_slice.py (the same structure, narrower):
 - `planned` is the memory plan for the same folder and settings.
 
 Host memory is measured as anonymous resident memory (psutil RSS less its file-backed
-and shared part): the checkpoint's memory-mapped pages are page cache the kernel can
-drop, which the plan does not count. Plain RSS is reported next to it.
+and shared part): pages of memory-mapped files are page cache the kernel can drop,
+which the plan does not count. Plain RSS is reported next to it.
 """
 
 from __future__ import annotations
@@ -78,6 +78,15 @@ class Scenario:
     qtype: str | None = None
     offload_percent: float = 0.0
     lora_rank: int = 16
+
+    def model_settings(self) -> dict:
+        """The `model:` settings of this scenario (ModelConfig and MemoryPlanSettings use the same names)."""
+        return {
+            "quantize": self.qtype is not None,
+            "qtype": self.qtype or "qfloat8",
+            "layer_offloading": self.offload_percent > 0,
+            "layer_offloading_transformer_percent": self.offload_percent or 1.0,
+        }
 
 
 SCENARIOS = (
@@ -150,13 +159,7 @@ def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
         roles={"transformer": "denoiser"},
     )
     settings = MemoryPlanSettings(
-        name_or_path=str(folder),
-        quantize=scenario.qtype is not None,
-        qtype=scenario.qtype or "qfloat8",
-        layer_offloading=scenario.offload_percent > 0,
-        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
-        lora_rank=scenario.lora_rank,
-        device_is_host=device == "cpu",
+        name_or_path=str(folder), lora_rank=scenario.lora_rank, device_is_host=device == "cpu", **scenario.model_settings()
     )
     plan = build_memory_plan(settings, device_total_bytes=None, host_total_bytes=None, model=model)
     training_device = plan.phase("training", "device").total
@@ -265,14 +268,7 @@ def slice_model(folder: Path, scenario: Scenario, device: str):
     from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
     from toolkit.config import ModelConfig
 
-    config = ModelConfig(
-        name_or_path=str(folder),
-        quantize=scenario.qtype is not None,
-        qtype=scenario.qtype or "qfloat8",
-        layer_offloading=scenario.offload_percent > 0,
-        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
-    )
-    model = LTX2Model(config, device=device)
+    model = LTX2Model(ModelConfig(name_or_path=str(folder), **scenario.model_settings()), device=device)
     model.source = resolve_source(str(folder))
     return model
 
