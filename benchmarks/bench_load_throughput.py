@@ -20,7 +20,7 @@ busy machine the disk's speed drifts between repeats; a pair shares it).
 `--check` exits 1 when the cold bf16 ratio is below 0.8.
 
 The checkpoint is deleted at the end unless `--keep`; a `--folder` that already holds a slice of the
-same number of blocks is reused as it is.
+same number of blocks is reused as it is (and left there).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, Scenario, build_slice  # noqa: E402
+from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, Scenario, ensure_slice, remove_slice  # noqa: E402
 
 CHECK_RATIO = 0.8
 READ_CHUNK = 16 * 1024**2
@@ -64,32 +63,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     folder = args.folder or Path(tempfile.mkdtemp(prefix="ltx2_load_"))
+    built = False
     try:
-        files = ensure_slice(folder, args.layers, args.shard_mb)
+        started = time.perf_counter()
+        built = ensure_slice(replace(PUBLISHED, layers=args.layers), folder, args.shard_mb * 1000**2)
+        if built:
+            print(f"built the checkpoint in {time.perf_counter() - started:.0f} s")
+        files = sorted((folder / "transformer").glob("*.safetensors"))
         size = sum(path.stat().st_size for path in files)
         print(f"checkpoint: {args.layers} published-width blocks, {len(files)} bf16 shards, {size / 1e9:.2f} GB in {folder}")
         loads = {name: qtype for name, qtype in LOADS.items() if not (args.no_quantized and qtype)}
         seconds = measure_all(folder, files, loads, args.repeats)
     finally:
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep and (built or args.folder is None):
+            remove_slice(folder)
     ratios = print_results(seconds, size)
     cold = ratios["load bf16", "cold"]
     if args.check and not cold >= CHECK_RATIO:
-        print(f"check failed: cold bf16 load at {cold:.2f}x the raw read, below {CHECK_RATIO}")
+        print(f"check failed: cold bf16 load at {cold:.2f}x the raw read, below {CHECK_RATIO}", file=sys.stderr)
         return 1
     return 0
-
-
-def ensure_slice(folder: Path, layers: int, shard_mb: int) -> list[Path]:
-    """The slice's shard files in `folder`, built there unless a slice of `layers` blocks is there already."""
-    config = folder / "transformer" / "config.json"
-    if not (config.is_file() and json.loads(config.read_text()).get("num_layers") == layers):
-        folder.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        build_slice(replace(PUBLISHED, layers=layers), folder, shard_mb * 1000**2)
-        print(f"built the checkpoint in {time.perf_counter() - started:.0f} s")
-    return sorted((folder / "transformer").glob("*.safetensors"))
 
 
 def measure_all(folder: Path, files: list[Path], loads: dict[str, str | None], repeats: int) -> dict:

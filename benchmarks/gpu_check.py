@@ -23,7 +23,6 @@ import argparse
 import math
 import platform
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import gpu_check_steps as steps  # noqa: E402
-from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, SMALL, Scenario, build_slice, planned, slice_model  # noqa: E402
+from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, SMALL, Scenario, ensure_slice, planned, remove_slice, slice_model  # noqa: E402
 
 OPTIMIZERS = ("adamw8bit", "adamw")  # AdamW last: its state stays for sampling, as the plan counts it
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
@@ -66,18 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     scenario = Scenario("gpu_check", qtype=None if args.qtype == "none" else args.qtype,
                         offload_percent=args.offload, lora_rank=args.rank)
     folder = args.folder or Path(tempfile.mkdtemp(prefix="ltx2_gpu_check_"))
-    threads = torch.get_num_threads()
+    threads, built = torch.get_num_threads(), False
     try:
         if args.quick:
             torch.set_num_threads(1)  # tiny widths gain nothing from more threads, which only spin on a busy machine
-        if not (folder / "transformer" / "config.json").is_file():
-            build_slice(shape, folder, shard_bytes=1000**3)
+        built = ensure_slice(shape, folder, shard_bytes=1000**3)
         rows, step_times, skipped, failed = run_checks(folder, scenario, device, args)
         header = _header(folder, scenario, device, args)
     finally:
         torch.set_num_threads(threads)
-        if not args.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep and (built or args.folder is None):
+            remove_slice(folder)
     table = format_table(header, rows, step_times, skipped, failed)
     print(table)
     if args.write_doc:
@@ -100,7 +98,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, help="latent height and width (default 8; --quick 2)")
     parser.add_argument("--no-gradient-checkpointing", action="store_true")
     parser.add_argument("--folder", type=Path, help="where the slice is written (default: a temporary folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the slice (with --folder: reuse it next time)")
+    parser.add_argument("--keep", action="store_true", help="keep the slice it built (a --folder's slice is reused)")
     parser.add_argument("--write-doc", nargs="?", type=Path, const=DOC, metavar="PATH",
                         help=f"write the table into PATH (default {DOC.relative_to(REPO_ROOT)}) under the device's heading")
     args = parser.parse_args(argv)

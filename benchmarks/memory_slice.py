@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -134,6 +135,27 @@ def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
     }
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
     return folder
+
+
+def ensure_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> bool:
+    """Build the slice in `folder` unless a slice of the same shape is there already; True when it was built."""
+    config = folder / "transformer" / "config.json"
+    if config.is_file():
+        saved = json.loads(config.read_text())
+        if all(saved.get(key) == value for key, value in shape.transformer_args().items()):
+            return False
+        remove_slice(folder)  # another shape: its shards must not mix with the new ones
+    folder.mkdir(parents=True, exist_ok=True)
+    build_slice(shape, folder, shard_bytes)
+    return True
+
+
+def remove_slice(folder: Path) -> None:
+    """Delete what `build_slice` wrote in `folder`, and the folder when nothing else is left in it."""
+    shutil.rmtree(folder / "transformer", ignore_errors=True)
+    (folder / "model_index.json").unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
