@@ -13,6 +13,9 @@ the same slice, and last `ratio` lines. Without bitsandbytes the 8-bit rows say 
 8-bit AdamW raises on this machine, the check goes on, prints `FAILED` with the error and exits 1.
 The step times are taken one configuration after the other, not interleaved: run it on an idle machine.
 
+Host bytes are anonymous RSS above the baseline taken before loading (the CUDA context is in the
+baseline); `plain rss` also counts file-backed and shared pages, where CUDA's pinned host buffers (the
+offloaded layers) may show. CUDA bytes are `torch.cuda.max_memory_allocated`, its peak reset per phase.
 The plan counts AdamW's state as two fp32 copies of the LoRA; 8-bit AdamW keeps about a quarter of that,
 so its training row is expected below 1. The plan leaves activations out: the batch is small.
 """
@@ -50,6 +53,7 @@ class Row:
     planned: int
     measured: int
     seconds: float
+    plain_rss: int | None = None  # host rows: RSS with file-backed and shared pages
 
     @property
     def ratio(self) -> float:
@@ -165,7 +169,7 @@ def run_checks(folder: Path, scenario: Scenario, device: torch.device, args) -> 
 
 
 def _rows(phase: str, planned_phase: str, plan: dict[str, int], measured: steps.PhaseMemory) -> list[Row]:
-    rows = [Row(phase, "host", plan[f"{planned_phase} host"], measured.host, measured.seconds)]
+    rows = [Row(phase, "host", plan[f"{planned_phase} host"], measured.host, measured.seconds, measured.host_rss)]
     if measured.cuda is not None:
         rows.append(Row(phase, "cuda", plan[f"{planned_phase} device"], measured.cuda, measured.seconds))
     return rows
@@ -176,8 +180,9 @@ def format_table(
 ) -> str:
     """The check's report: memory per phase, step times, skipped and failed rows, then `ratio` lines."""
     lines = [header, ""]
-    memory = [("phase", "memory", "planned", "measured", "measured/planned", "seconds")] + [
-        (row.phase, row.memory, _gib(row.planned), _gib(row.measured), f"{row.ratio:.2f}", f"{row.seconds:.2f}")
+    memory = [("phase", "memory", "planned", "measured", "measured/planned", "seconds", "plain rss")] + [
+        (row.phase, row.memory, _gib(row.planned), _gib(row.measured), f"{row.ratio:.2f}", f"{row.seconds:.2f}",
+         "-" if row.plain_rss is None else _gib(row.plain_rss))
         for row in rows
     ]
     lines += _aligned(memory)

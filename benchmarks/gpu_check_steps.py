@@ -33,6 +33,7 @@ class PhaseMemory:
     """One phase's measured peaks (bytes above the baseline; cuda None on the CPU) and its seconds."""
 
     host: int = 0
+    host_rss: int = 0  # plain RSS: also file-backed and shared pages (CUDA's pinned buffers may count here)
     cuda: int | None = None
     seconds: float = 0.0
 
@@ -45,7 +46,7 @@ class PhaseMeter:
         if device.type == "cuda":
             torch.zeros(1, device=device)  # the CUDA context belongs to the baseline, not to the first phase
         self.sampler = MemorySampler()
-        self.baseline, _ = self.sampler.reset()
+        self.baseline, self.baseline_rss = self.sampler.reset()
 
     @contextlib.contextmanager
     def phase(self):
@@ -58,6 +59,7 @@ class PhaseMeter:
             torch.cuda.synchronize(self.device)
         measured.seconds = time.perf_counter() - started
         measured.host = self.sampler.peak_anon - self.baseline
+        measured.host_rss = self.sampler.peak_rss - self.baseline_rss
         measured.cuda = cuda_peak(str(self.device)) if self.device.type == "cuda" else None
 
     def close(self) -> None:

@@ -16,7 +16,10 @@ def test_quick_cpu_run_reports_every_phase_with_finite_ratios(tmp_path, capsys):
     output = capsys.readouterr().out
     rows = {}
     for line in output.splitlines():
-        match = re.match(r"^(loading|training \w+|sampling)\s+(host|cuda)\s+([\d.]+) GiB\s+(-?[\d.]+) GiB\s+(\S+)\s+([\d.]+)$", line)
+        match = re.match(
+            r"^(loading|training \w+|sampling)\s+(host|cuda)\s+([\d.]+) GiB\s+(-?[\d.]+) GiB\s+(\S+)\s+([\d.]+)\s+(-?[\d.]+) GiB$",
+            line,
+        )
         if match:
             rows[match[1], match[2]] = (float(match[3]), float(match[5]))
     skipped = re.findall(r"^skipped (training \w+): (.+)$", output, re.MULTILINE)
