@@ -108,7 +108,7 @@ def load(model, rank: int, gradient_checkpointing: bool):
     """The transformer loaded, with its LoRA and its offloading, as SDTrainer loads it; returns the LoRA network."""
     from extensions_built_in.diffusion_models.ltx2 import loading
     from toolkit.config import NetworkConfig
-    from toolkit.network.lora import attach_network
+    from toolkit.network.attach import attach_network
 
     model.components["transformer"] = loading.load_one(model, "transformer")
     network = attach_network(
