@@ -67,8 +67,13 @@ class SaveConfig(ConfigModel):
         default=4, ge=1, description="How many step checkpoints to keep; older ones are deleted."
     )
     format: Literal["diffusers", "comfy"] = Field(
-        default="diffusers",
-        description="Key layout of the saved file: diffusers (load_lora_weights) or comfy (original LTX-2 names).",
+        default="comfy",
+        description=(
+            "Key layout of every LoRA file a run writes (final, step saves, EMA): comfy, the original LTX-2 "
+            "layout (`diffusion_model.` + original module names) that ComfyUI, Lightricks' ltx-core, ai-toolkit "
+            "and diffusers' load_lora_weights read; or diffusers (`transformer.` + diffusers names), which only "
+            "diffusers reads."
+        ),
     )
     push_to_hub: bool = Field(
         default=False,
