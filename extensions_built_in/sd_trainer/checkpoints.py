@@ -45,6 +45,7 @@ class TrainingState:
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
     model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
     lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
+    file_metadata: dict = field(default_factory=dict)  # what LoRA browsers read (lora_metadata.py): user files only
 
 
 def rng_state() -> dict:
@@ -89,14 +90,14 @@ def save_training_state(
         dtype = SAVE_DTYPES[save_config.dtype]
         metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
         lora_path = model.save_model(
-            run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha, rank=state.lora_rank,
+            run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype,
+            {**metadata, **state.file_metadata}, state.lora_alpha, rank=state.lora_rank,
         )
         ema_path = None
         if state.ema_state is not None:
             ema_path = model.save_model(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
+                {**metadata, **state.file_metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
             )
 
         checkpoints = run_folder / CHECKPOINT_DIR
@@ -143,7 +144,7 @@ def save_training_state(
 def save_final_loras(model, run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
     """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
     dtype = SAVE_DTYPES[save_config.dtype]
-    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
+    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata, **state.file_metadata}
     written = {
         "final": model.save_model(
             run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha,
