@@ -26,10 +26,19 @@ class EMAConfig(ConfigModel):
 
     use_ema: bool = Field(
         default=False,
-        description="Keep an EMA of the LoRA weights, save it beside the LoRA (<name>_ema.safetensors) and sample with it.",
+        description=(
+            "Keep an EMA of the LoRA weights, sample with it and save it as the LoRA file, as ai-toolkit does; "
+            "the trained weights go beside it (<name>_no_ema.safetensors)."
+        ),
     )
     ema_decay: float = Field(
-        default=0.99, gt=0.0, lt=1.0, description="EMA decay: ema = decay * ema + (1 - decay) * weights after each step."
+        default=0.999,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "EMA decay: after update n, ema = d * ema + (1 - d) * weights with d = min(ema_decay, (1 + n) / (10 + n)), "
+            "starting from the initial weights (ai-toolkit's EMA)."
+        ),
     )
 
 
