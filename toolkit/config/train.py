@@ -75,8 +75,13 @@ class TrainConfig(ConfigModel):
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute transformer activations in the backward pass to save memory."
     )
-    weight_decay: float = Field(
-        default=1e-4, ge=0.0, description="AdamW weight decay of the LoRA weights (decoupled, as in AdamW)."
+    weight_decay: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=(
+            "Weight decay of the LoRA weights; null keeps the optimizer's own (AdamW and AdamW8bit: 0.01, "
+            "Prodigy: 0), as ai-toolkit does. optimizer_params.weight_decay overrides it."
+        ),
     )
     nonfinite: Literal["stop", "skip_step"] = Field(
         default="stop",
@@ -114,7 +119,7 @@ class TrainConfig(ConfigModel):
     skip_first_sample: bool = Field(default=False, description="Do not sample before the first step.")
     force_first_sample: bool = Field(
         default=False,
-        description="Sample before the first step even when resuming from a checkpoint (or when skip_first_sample is on).",
+        description="Sample before the first step even when resuming from a checkpoint (skip_first_sample wins, as in ai-toolkit).",
     )
     disable_sampling: bool = Field(default=False, description="Never sample during training.")
     distributed_timeout_minutes: float = Field(
