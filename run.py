@@ -3,13 +3,16 @@
     python run.py CONFIG [CONFIG ...] [--set dotted.key=value ...] [--verbose] [--debug]
                   [--dry-run] [--inspect] [--inspect-every N]
     python run.py --tensorboard DIR
+    python run.py ui [--host 127.0.0.1] [--port 8675] [--training-folder DIR ...]   (the web UI, see ui/)
 
 Every config is validated (and its process classes imported) before the first
 one runs: its schema, then what needs no weights (toolkit.preflight: output
 and dataset folders, media and captions, sample prompts, LoRA filters), with
 --dry-run too. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace
-errors, 130 interrupted (Ctrl-C). Project errors print their message without
-a traceback unless --debug is given.
+errors (a full disk, a run already using the folder, ...), 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM. Project errors, file-system errors (disk full, read-only,
+no permission, name too long) and interruptions print one line without a traceback
+unless --debug is given.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolkit.config import JobConfig, LoggingConfig, load_config
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.deferred_packages import defer
+from toolkit.errors import ConfigError, ToolkitError
+from toolkit.file_errors import describe, file_system_cause
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import check_before_loading
+from toolkit.stopping import Stopped, sigterm_stops
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
 EXIT_CONFIG_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143 (toolkit.stopping.Stopped.exit_code)
 
 
 def _positive_int(text: str) -> int:
@@ -69,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ui"]:
+        from ui.cli import main as ui_main  # the web app; it starts this script again for each job
+
+        return ui_main(argv[1:])
+    defer()  # bitsandbytes waits for the optimizer that uses it (toolkit/deferred_packages.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.tensorboard is not None:
@@ -76,32 +88,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.config:
         parser.error("give at least one config file (or --tensorboard DIR)")
     try:
-        configs, errors = validate_all(args.config, args.overrides, args.verbose)
-        for error in errors:
-            _report(error, args.debug)
-        if errors:
-            return EXIT_CONFIG_ERROR
-        for path, job_config in configs:
-            apply_inspection(job_config, args.inspect, args.inspect_every)
-            resolve_process_classes(job_config)
-            print_notes(path, job_config)
-        for path, job_config in configs:
-            job = Job(job_config, path)
-            if args.dry_run:
-                for report in job.dry_run():
-                    print(f"{path}: {report}")
-            else:
-                job.run()
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ConfigError as error:
+        with sigterm_stops():
+            return run_configs(args)
+    except KeyboardInterrupt as interrupt:
+        stopped = Stopped.from_interrupt(interrupt)
+        print(f"{_rank_prefix()}{stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except ToolkitError as error:
         _report(error, args.debug)
-        return EXIT_CONFIG_ERROR
-    except LTX2TraceError as error:
-        _report(error, args.debug)
+        return exit_code(error)
+    except OSError as error:
+        cause = file_system_cause(error)
+        if cause is None:
+            raise  # not the machine's state: a bug, with its traceback
+        if args.debug:
+            traceback.print_exception(error)
+        print(f"{_rank_prefix()}error: {describe(cause)}", file=sys.stderr)
         return EXIT_RUNTIME_ERROR
+
+
+def run_configs(args: argparse.Namespace) -> int:
+    """Validate every config, then run (or dry-run) each job in order."""
+    configs, errors = validate_all(args.config, args.overrides, args.verbose)
+    for error in errors:
+        _report(error, args.debug)
+    if errors:
+        return EXIT_CONFIG_ERROR
+    for path, job_config in configs:
+        apply_inspection(job_config, args.inspect, args.inspect_every)
+        resolve_process_classes(job_config)
+        print_notes(path, job_config)
+    for path, job_config in configs:
+        job = Job(job_config, path)
+        if args.dry_run:
+            for report in job.dry_run():
+                print(f"{path}: {report}")
+        else:
+            job.run()
     return EXIT_OK
+
+
+def exit_code(error: ToolkitError) -> int:
+    """2 for an invalid config, 1 for every other ltx2-trace error."""
+    return EXIT_CONFIG_ERROR if isinstance(error, ConfigError) else EXIT_RUNTIME_ERROR
 
 
 def validate_all(
@@ -161,7 +190,7 @@ def launch_tensorboard(log_dir: Path) -> int:
         return EXIT_INTERRUPTED
 
 
-def _report(error: LTX2TraceError, debug: bool) -> None:
+def _report(error: ToolkitError, debug: bool) -> None:
     if debug:
         traceback.print_exception(error)
     print(f"{_rank_prefix()}error: {error}", file=sys.stderr)

@@ -6,6 +6,7 @@ check before loading is listed here, from the toolkit's checks (toolkit/prefligh
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -21,8 +22,11 @@ from toolkit.config import (
 )
 from toolkit.preflight.datasets import dataset_notices, dataset_problems
 from toolkit.preflight.lora_targets import lora_target_problems
-from toolkit.preflight.output_folders import output_folder_problems
+from toolkit.preflight.output_folders import output_folder_problems, run_name_problems
 from toolkit.preflight.sampling import sample_problems
+
+from .checkpoint_files import no_ema_filename
+from .resume_check import newest_whole_save, resume_problems
 
 
 class TrainProcessConfig(ModelProcessConfig):
@@ -56,13 +60,22 @@ class TrainProcessConfig(ModelProcessConfig):
             )
         return self
 
+    def run_folder_problems(self, where: str, name: str) -> list[str]:
+        """The run's name must fit the file system; a run saved in the folder must be one this config can resume."""
+        longest = no_ema_filename(name, max(self.train.steps, 1))
+        problems = run_name_problems(self.training_folder, name, longest)
+        if problems:
+            return problems  # a name the folder cannot take holds no saved run either
+        saved = newest_whole_save(Path(self.training_folder).expanduser() / name, self.type, self.training_folder)
+        return resume_problems(saved, self.model_dump(mode="json"), where) if saved else []
+
     def problems_before_loading(self, where: str) -> list[str]:
         return [
             *output_folder_problems(self.training_folder, f"{where}.training_folder"),
-            *dataset_problems(self.datasets, f"{where}.datasets"),
+            *dataset_problems(self.datasets, f"{where}.datasets", self.model.arch_rules()),
             *sample_problems(self, where),
             *lora_target_problems(self, where),
         ]
 
     def notices_before_loading(self, where: str) -> list[str]:
-        return dataset_notices(self.datasets, f"{where}.datasets")
+        return dataset_notices(self.datasets, f"{where}.datasets", self.model.arch_rules())

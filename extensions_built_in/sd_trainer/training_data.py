@@ -19,6 +19,7 @@ from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
 from toolkit.distributed import is_main_process
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
+from toolkit.models.arch_rules import ArchRules
 from toolkit.monitoring.latents import collect_encode_reports
 from toolkit.trace import get_tracer
 
@@ -58,8 +59,9 @@ class EncodedData:
     text_cache_hits: int = 0
 
 
-def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[MediaDataset]:
-    """One MediaDataset per `datasets:` entry; an entry with `audio: false` reads no audio at all."""
+def open_datasets(dataset_configs, audio_sample_rate: int, seed: int, rules: ArchRules) -> list[MediaDataset]:
+    """One MediaDataset per `datasets:` entry, cut by the model's `rules`; an entry with `audio: false` reads no
+    audio at all."""
     return [
         MediaDataset(
             folder=dataset.folder_path,
@@ -79,6 +81,7 @@ def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[Me
             shrink_video_to_frames=dataset.shrink_video_to_frames,
             auto_frame_count=dataset.auto_frame_count,
             shuffle_tokens=dataset.shuffle_tokens,
+            rules=rules,
         )
         for dataset in dataset_configs
     ]

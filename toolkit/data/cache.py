@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
+from toolkit.safetensors_files import write_safetensors
 from toolkit.trace import get_tracer
 
 logger = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class _SafetensorsCache:
     def _store(self, entry: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
         try:
             with atomic_write(entry) as temporary:
-                save_file(tensors, str(temporary), metadata={"format": _FORMAT, **metadata})
+                write_safetensors(tensors, temporary, metadata={"format": _FORMAT, **metadata})
         except (OSError, SafetensorError) as error:
             raise DataError(
                 f"cannot write {self.kind} entry {entry} ({error}); "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.data.clip_rules import ClipPlan, ClipSettings, MediaNotice, needs_missing_audio, plan_clip
 from toolkit.data.files import list_media_files, read_caption, unreadable_media_files
@@ -19,6 +20,9 @@ from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.logging.events import publish_event
 from toolkit.trace import get_tracer
+
+if TYPE_CHECKING:
+    from toolkit.models.arch_rules import ArchRules
 
 _logger = get_logger(__name__)
 
@@ -52,9 +56,10 @@ class FolderScan:
     resolutions: list[int]
     on_corrupt: str
     missing_audio: str
-    audio_sample_rate: int | None
+    wants_audio: bool  # a clip without an audio track is then an error (or silence, per missing_audio)
     shrink_video_to_frames: bool
     auto_frame_count: bool
+    rules: ArchRules
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     notices: list[MediaNotice] = field(default_factory=list)
 
@@ -68,21 +73,7 @@ class FolderScan:
             self._skip(path, f"{path}: {reason}; fix or remove it")
         media_files = list_media_files(self.folder)
         unreadable = len(self.skipped)
-        entries = []
-        for path in media_files:
-            caption = read_caption(path, self.caption_ext, self.default_caption)
-            try:
-                info = probe_media(path)
-                plan = plan_clip(info, self._settings(), self._frame_count(info))
-            except DataError as error:
-                if self.on_corrupt == "error":
-                    raise
-                self._skip(path, str(error))
-                continue
-            # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
-            self._check_audio(info)
-            self._announce(plan.notices)
-            entries.append(self._entry(info, caption, plan))
+        entries = [entry for entry in map(self.check, media_files) if entry is not None]
         if not entries:
             files = len(media_files) + unreadable
             found = f"{files} media files, {len(self.skipped)} skipped" if files else "no media files"
@@ -92,10 +83,28 @@ class FolderScan:
             )
         return entries
 
+    def check(self, path: Path) -> MediaEntry | None:
+        """One file as the dataset takes it: its entry; None when it is skipped (on_corrupt: skip; the reason
+        goes to `skipped`); DataError when it stops the run (no caption, no audio track, or broken with
+        on_corrupt: error). The UI's dataset page asks this per clip."""
+        caption = read_caption(path, self.caption_ext, self.default_caption)
+        try:
+            info = probe_media(path)
+            plan = plan_clip(info, self._settings(), self._frame_count(info))
+        except DataError as error:
+            if self.on_corrupt == "error":
+                raise
+            self._skip(path, str(error))
+            return None
+        # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
+        self._check_audio(info)
+        self._announce(plan.notices)
+        return self._entry(info, caption, plan)
+
     def _settings(self) -> ClipSettings:
         return ClipSettings(
             self.num_frames, self.fps, self.resolutions, self.shrink_video_to_frames, self.auto_frame_count,
-            loads_audio=self.audio_sample_rate is not None,
+            loads_audio=self.wants_audio, rules=self.rules,
         )
 
     @staticmethod
@@ -124,7 +133,7 @@ class FolderScan:
             )
 
     def _check_audio(self, info: MediaInfo) -> None:
-        if not needs_missing_audio(info, self.audio_sample_rate is not None, self.missing_audio):
+        if not needs_missing_audio(info, self.wants_audio, self.missing_audio):
             return
         kind = "image" if info.is_image else "clip"
         raise DataError(

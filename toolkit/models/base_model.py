@@ -3,8 +3,9 @@
 The toolkit never imports a model's package. It asks the extension registry
 for the class registered under `model.arch` (`toolkit.extensions.load_model_class`)
 and calls what is declared here: before any weights load, the class answers
-for its LoRA targets, the key names of its LoRA files, its tiny model and its
-memory plan; once loaded, an instance runs the phases of training and sampling.
+for its shape rules, its LoRA targets, the key names of its LoRA files, its tiny
+model and its memory plan; once loaded, an instance runs the phases of training
+and sampling.
 Dependencies point down: processes -> this interface -> toolkit.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from toolkit.models.arch_rules import ArchRules
 from toolkit.models.generation import GeneratedClip, GenerationSettings
 
 
@@ -55,6 +57,11 @@ class BaseModel(ABC):
     arch: ClassVar[str]
     """The `model.arch` this class was written for (a class may be registered under several)."""
 
+    rules: ClassVar[ArchRules]
+    """Frame counts, sizes and sampling floor the model takes, and its default sample sizes. The same object is
+    registered with the arch (`register_model_arch(..., rules)`), so the config loader and the dataset read
+    them through `toolkit.extensions.arch_rules(arch)` without importing this class."""
+
     # -- before loading: answered by the class, no weights read ------------------------------
     @classmethod
     @abstractmethod
@@ -92,6 +99,13 @@ class BaseModel(ABC):
     @classmethod
     def lora_target_problems(cls, model_config, network_config) -> list[tuple[str, str]]:
         """(config key, message) for each LoRA filter that selects no layer; an arch without a check says none."""
+        return []
+
+    @classmethod
+    def component_problems(cls, model_config) -> list[str]:
+        """Before loading: one line per pair of the checkpoint's components that do not belong together (parts of
+        different releases: other latent channels, another version's decoder or text encoder), read from their
+        configs, no weight read; the dry run reports them as config errors. None by default."""
         return []
 
     @classmethod

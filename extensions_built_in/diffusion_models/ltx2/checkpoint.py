@@ -24,9 +24,11 @@ from extensions_built_in.diffusion_models.ltx2.single_file.keys import SINGLE_FI
 from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
 from .checkpoint_configs import component_class as _indexed_class
-from .checkpoint_configs import component_entry
+from .checkpoint_configs import component_entry, variant_of_folder
 from .single_file_loading import component_class as _single_file_class
 from .single_file_loading import load_single_file_component
+from .single_file_variant import variant_of_single_file
+from .variant import LTX2Variant, class_hint
 
 # The components a LoRA run loads, in load order; model_index.json (or a single file) names each one's class.
 COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
@@ -114,6 +116,17 @@ def component_class(source: CheckpointSource, name: str):
     return _indexed_class(source.base, name)
 
 
+def read_variant(source: CheckpointSource, local_only: bool = False) -> LTX2Variant:
+    """The LTX-2 version of a resolved CheckpointSource.
+
+    A diffusers folder or hub id: from its configs. A single file: from what the file holds (its header's
+    config and model_version, else its tensor names), the base folder for the rest; see single_file_variant.py.
+    """
+    if source.kind == "single_file":
+        return variant_of_single_file(source)
+    return variant_of_folder(source.base, local_only)
+
+
 def load_component(source: CheckpointSource, name: str, dtype):
     """Load one component at `dtype` (on the CPU); the caller places it.
 
@@ -171,9 +184,8 @@ def _load(cls, source: CheckpointSource, name: str, dtype):
 
 def _load_advice(name: str) -> str:
     return (
-        f"check that model_index.json names the class the {name}/ folder was saved with (LTX-2.3+ folders use "
-        "LTX2VocoderWithBWE, LTX-2.5 a Gemma 4 text encoder) and that its files are complete, or re-download the "
-        "checkpoint; run with --debug for the traceback"
+        f"check that model_index.json names the class the {name}/ folder was saved with{class_hint(name)} and that "
+        f"its files are complete, or re-download the checkpoint; run with --debug for the traceback"
     )
 
 

@@ -88,6 +88,20 @@ def component_entry(base: str, name: str) -> tuple[str, str]:
         ) from error
 
 
+def component_config_json(base: str, name: str, local_only: bool = False) -> dict:
+    """Component `name`'s config.json; when a local folder lacks it, a ModelLoadError that names the component."""
+    relative = f"{name}/config.json"
+    folder = Path(base).expanduser()
+    if folder.is_dir() and not (folder / relative).is_file():
+        _, class_name = component_entry(base, name)
+        raise ModelLoadError(
+            f"{folder / name} has no config.json, but {folder / 'model_index.json'} lists the {name} ({class_name}): "
+            f"the {name}/ folder is missing or incomplete; copy {name}/ from the same LTX-2 release as transformer/, "
+            "or point model.name_or_path at a complete folder"
+        )
+    return read_json(base, relative, local_only=local_only) or {}
+
+
 def component_class(base: str, name: str):
     """The class model_index.json names for component `name` (imported lazily: these imports are heavy)."""
     library, class_name = component_entry(base, name)
@@ -103,19 +117,6 @@ def component_class(base: str, name: str):
 def unused_components(base: str, loaded: tuple[str, ...]) -> dict[str, str]:
     """Components model_index.json lists that a LoRA run does not load: name -> class name."""
     return {name: entry[1] for name, entry in listed_components(read_model_index(base)).items() if name not in loaded}
-
-
-def read_variant(source, local_only: bool = False) -> LTX2Variant:
-    """The LTX-2 version of a resolved CheckpointSource.
-
-    A diffusers folder or hub id: from its configs. A single file: from what the file holds (its header's
-    config and model_version, else its tensor names), the base folder for the rest; see single_file_variant.py.
-    """
-    if source.kind == "single_file":
-        from .single_file_variant import variant_of_single_file
-
-        return variant_of_single_file(source)
-    return variant_of_folder(source.base, local_only)
 
 
 def check_saved_classes(base: str, names: tuple[str, ...]) -> dict[str, str]:
