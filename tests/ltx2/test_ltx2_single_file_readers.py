@@ -42,37 +42,20 @@ from extensions_built_in.diffusion_models.ltx2.tiny.model import build_component
 PREFIX = "model.diffusion_model."
 VERSIONS = ("2.0", "2.3", "2.5")
 CONNECTOR_KEYS = re.compile(r"^(video|audio)_embeddings_connector\.")
-# Where published_versions.py (the memory plan's table) still differs from diffusers'
-# scripts/convert_ltx2_to_diffusers.py, the converter's 2.3 values: the decoder's four up-blocks and the
-# per-modality projections' bias.
-CONVERTER_2_3 = {
-    "vae": {
-        "block_out_channels": (256, 512, 1024, 1024),
-        "layers_per_block": (4, 6, 4, 2, 2),
-        "decoder_block_out_channels": (256, 512, 512, 1024),
-        "decoder_layers_per_block": (4, 6, 4, 2, 2),
-        "decoder_spatio_temporal_scaling": (True, True, True, True),
-        "decoder_inject_noise": (False, False, False, False, False),
-        "upsample_type": ("spatiotemporal", "spatiotemporal", "temporal", "spatial"),
-        "upsample_residual": (False, False, False, False),
-        "upsample_factor": (2, 2, 1, 2),
-    },
-    "connectors": {"proj_bias": True},
-    # Not the converter's: the published 2.3 vocoder with fewer, narrower stages. It keeps what ltx-core fixes
-    # in code (128 mel inputs, three dilations per residual block) and the published activations; the full
-    # one builds some 200 anti-aliasing filters, seconds of CPU for no other field.
-    "vocoder": {
-        "hidden_channels": 64,
-        "upsample_factors": [5, 2],
-        "upsample_kernel_sizes": [11, 4],
-        "resnet_kernel_sizes": [3],
-        "resnet_dilations": [[1, 3, 5]],
-        "bwe_hidden_channels": 32,
-        "bwe_upsample_factors": [6, 5],
-        "bwe_upsample_kernel_sizes": [12, 11],
-        "bwe_resnet_kernel_sizes": [7],
-        "bwe_resnet_dilations": [[1, 3, 5]],
-    },
+# The published 2.3 vocoder with fewer, narrower stages. It keeps what ltx-core fixes in code (128 mel
+# inputs, three dilations per residual block) and the published activations; the full one builds some 200
+# anti-aliasing filters, seconds of CPU for no other header field.
+SMALL_BWE_VOCODER = {
+    "hidden_channels": 64,
+    "upsample_factors": [5, 2],
+    "upsample_kernel_sizes": [11, 4],
+    "resnet_kernel_sizes": [3],
+    "resnet_dilations": [[1, 3, 5]],
+    "bwe_hidden_channels": 32,
+    "bwe_upsample_factors": [6, 5],
+    "bwe_upsample_kernel_sizes": [12, 11],
+    "bwe_resnet_kernel_sizes": [7],
+    "bwe_resnet_dilations": [[1, 3, 5]],
 }
 
 
@@ -199,27 +182,16 @@ def test_ltx_core_builds_and_loads_the_text_connectors(written, ltx_core):
 
 
 def _published(name: str, version: str):
-    """The published diffusers component `name` on the meta device, with the 2.3 values above."""
+    """The published diffusers component `name` on the meta device (the 2.3 vocoder made smaller, above)."""
     from accelerate import init_empty_weights
-    from diffusers import AutoencoderKLLTX2Video
-    from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
     from diffusers.pipelines.ltx2.vocoder import LTX2VocoderWithBWE
 
-    from extensions_built_in.diffusion_models.ltx2.published_versions import (
-        CONNECTOR_ARGS,
-        VAE_ARGS,
-        published_component,
-    )
+    from extensions_built_in.diffusion_models.ltx2.published_versions import published_component
 
-    overrides = CONVERTER_2_3.get(name) if version == "2.3" else None
     with init_empty_weights():
-        if overrides is None:
-            return published_component(name, version)
-        if name == "vae":
-            return AutoencoderKLLTX2Video(**{**VAE_ARGS[version], **overrides})
-        if name == "connectors":
-            return LTX2TextConnectors(**{**CONNECTOR_ARGS[version], **overrides})
-        return LTX2VocoderWithBWE(**overrides)
+        if name == "vocoder" and version != "2.0":
+            return LTX2VocoderWithBWE(**SMALL_BWE_VOCODER)
+        return published_component(name, version)
 
 
 def _transformer_config(version: str) -> dict:
