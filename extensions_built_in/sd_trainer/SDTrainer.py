@@ -102,7 +102,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             )
             if not config.train.disable_sampling and self.parallel.is_main:
                 self.sampler.encode_prompts()
-            self.empty_prompt = {n: t.cpu() for n, t in self.model.get_prompt_embeds([""]).as_tensors().items()}
+            self.empty_prompt = self.model.get_prompt_embeds([""]).to("cpu")
             if config.train.unload_text_encoder:
                 self.model.unload_text_encoder()
 
@@ -113,7 +113,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
             if self.parallel.fsdp:  # every forward goes through FSDP, which shards the base weights
                 self.network = ShardedLora(self.network)  # names taken before wrapping
-                self.model.transformer = shard_transformer(self.model.transformer, self.network, self.parallel.accelerator)
+                self.model.replace_transformer(shard_transformer(self.model.transformer, self.network, self.parallel.accelerator))
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(

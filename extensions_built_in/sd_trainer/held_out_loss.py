@@ -119,8 +119,6 @@ class HeldOutLoss:
         return torch.cat(video).double(), torch.cat(audio).double()
 
     def _chunk_losses(self, example: TrainingExample, sigmas: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
         device, count = self.model.device, len(sigmas)
         noise_video, noise_audio, conditioned = [], [], []
         for sigma in sigmas:
@@ -136,7 +134,7 @@ class HeldOutLoss:
         noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
             clean_video, clean_audio, noise_video, noise_audio, sigma_tensor, conditioned
         )
-        prompt = PromptEmbeds.cat([PromptEmbeds(**example.prompt)] * count).to(device)
+        prompt = example.prompt.repeat(count).to(device)
         members = [(None, example)] * count
         with adapter_strength(self.model.transformer, example.network_weight):
             prediction = self.predict(

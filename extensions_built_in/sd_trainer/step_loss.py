@@ -11,6 +11,8 @@ import time
 
 import torch
 
+from toolkit.models.model_inputs import PromptEmbeds
+
 from .callbacks import StepDetails
 from .flow_matching import draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
 from .i2v import draw_conditioned, noised_inputs
@@ -54,8 +56,6 @@ class StepLoss:
         return loss, video_total, audio_total, aux_total
 
     def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
         device = self.model.device
         train = self.config.train
         assembling = time.perf_counter()
@@ -70,7 +70,7 @@ class StepLoss:
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
             dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
-            prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
+            prompts.append(self.empty_prompt if dropped else example.prompt)
             conditioned.append(draw_conditioned(generator, train.i2v_probability))
         sigmas = torch.cat(sigmas).to(device)
         noise_video = torch.stack(noise_video).to(device)

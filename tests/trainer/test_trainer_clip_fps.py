@@ -10,6 +10,7 @@ import torch
 from extensions_built_in.sd_trainer.step_loss import StepLoss
 from extensions_built_in.sd_trainer.training_data import TrainingExample
 from toolkit.config import TrainConfig
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.trace import get_tracer
 
 
@@ -19,7 +20,7 @@ class _Loss(StepLoss):
     def __init__(self, model):
         self.model = model
         self.config = SimpleNamespace(train=TrainConfig(dtype="fp32"))
-        self.empty_prompt = model.get_prompt_embeds([""]).as_tensors()
+        self.empty_prompt = model.get_prompt_embeds([""])
         self.preservation = None
         self.tracer = get_tracer()
 
@@ -31,9 +32,10 @@ def _clip(model, fps: float, seed: int) -> TrainingExample:
         caption="a red square",
         video_latents=torch.randn(4, 2, 2, 2, generator=generator),
         audio_latents=torch.randn(1, 6, 4, generator=generator),
-        prompt=model.get_prompt_embeds(["a red square"]).as_tensors(),
+        prompt=model.get_prompt_embeds(["a red square"]),
         fps=fps,
         audio_is_silence=False,
+        pixel_shape=(9, 64, 64),
     )
 
 
@@ -61,7 +63,7 @@ def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
 
     # The 12 fps clip's prediction in the batch is its prediction alone at 12 fps.
     details = loss.last_details
-    prompt = type(details.prompt)(**{k: v[1:] for k, v in details.prompt.as_tensors().items()})
+    prompt = PromptEmbeds({name: t[1:] for name, t in details.prompt.embeds.items()}, details.prompt.attention_mask[1:])
     with torch.no_grad():
         alone = tiny_model.get_noise_prediction(
             details.noisy_video[1:], details.noisy_audio[1:], details.sigmas[1:], prompt, fps=12.0
