@@ -208,7 +208,7 @@ def rerun_blocks(trainer, details: StepDetails) -> dict:
     video_sigmas = None if mask is None else details.sigmas[:, None] * mask.flatten(1)
 
     def predict(prompt: PromptEmbeds, noisy_video: torch.Tensor, token_sigmas: torch.Tensor | None):
-        with trainer._autocast():
+        with trainer.step_loss.autocast():
             return model.get_noise_prediction(
                 noisy_video, details.noisy_audio, details.sigmas, prompt, fps=details.fps, video_sigmas=token_sigmas
             )

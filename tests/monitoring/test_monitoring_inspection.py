@@ -287,7 +287,7 @@ def test_image_to_video_steps_get_the_first_frame_check_and_a_masked_loss(tiny_m
         audio_prediction=prediction.audio, video_target=velocity_target(video, noise_video),
         audio_target=velocity_target(audio, noise_audio), prompt=prompt, fps=[24.0], video_loss_mask=condition.loss_mask,
     )
-    trainer = SimpleNamespace(model=tiny_model, empty_prompt=empty, _autocast=contextlib.nullcontext)
+    trainer = SimpleNamespace(model=tiny_model, empty_prompt=empty, step_loss=SimpleNamespace(autocast=contextlib.nullcontext))
     with torch.no_grad():
         conditioning = rerun_blocks(trainer, details)["conditioning"]
         outputs = outputs_block(tiny_model, details, tmp_path)

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from extensions_built_in.sd_trainer.step_loss import StepLoss
+from extensions_built_in.sd_trainer.step_loss import FlowMatchingLoss
 from extensions_built_in.sd_trainer.training_data import TrainingExample
 from toolkit.config import TrainConfig
 from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.trace import get_tracer
 
 
-class _Loss(StepLoss):
-    """What StepLoss reads of the trainer, around the shared tiny model (fp32, no preservation)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.config = SimpleNamespace(train=TrainConfig(dtype="fp32"))
-        self.empty_prompt = model.get_prompt_embeds([""])
-        self.preservation = None
-        self.tracer = get_tracer()
+def _loss(model) -> FlowMatchingLoss:
+    """The training loss around the shared tiny model (fp32, no preservation); the clips are given to `group_loss`."""
+    empty = model.get_prompt_embeds([""])
+    return FlowMatchingLoss(TrainConfig(dtype="fp32"), model, None, None, empty, None, None, get_tracer())
 
 
 def _clip(model, fps: float, seed: int) -> TrainingExample:
@@ -40,7 +34,7 @@ def _clip(model, fps: float, seed: int) -> TrainingExample:
 
 
 def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
-    loss = _Loss(tiny_model)
+    loss = _loss(tiny_model)
     members = [(0, _clip(tiny_model, 24.0, 1)), (1, _clip(tiny_model, 12.0, 2))]
     received = []
     hook = tiny_model.transformer.register_forward_pre_hook(
@@ -48,7 +42,7 @@ def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
     )
     try:
         with torch.no_grad():
-            loss._group_loss(members, step=0, keep_details=True)
+            loss.group_loss(members, step=0, keep_details=True)
     finally:
         hook.remove()
 

@@ -42,7 +42,7 @@ def preserving(tmp_path_factory, tiny_cache_dir):
 def _loss_calls(trainer):
     trainer.recorded.calls.clear()
     with torch.no_grad():
-        loss, video_loss, audio_loss, aux = trainer.compute_loss(POSITIONS, step=3)
+        loss, video_loss, audio_loss, aux, _ = trainer.step_loss.compute(POSITIONS, step=3)
     primary, auxiliary, preservation = trainer.recorded.calls
     return {"loss": loss, "video": video_loss, "audio": audio_loss, "aux": aux,
             "primary": primary, "auxiliary": auxiliary, "preservation": preservation}
