@@ -20,7 +20,7 @@ def attach_trained_network(model, config, tracer) -> LoraNetwork:
         keys = model.lora_file_keys()
         network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank, keys=keys))
     if config.train.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
+        model.enable_gradient_checkpointing()
     transformer.train()
     model.offload_transformer()
     if config.model.compile:

@@ -123,13 +123,20 @@ class BaseModel(ABC):
     # -- what a loaded model holds -----------------------------------------------------------
     @property
     def transformer(self) -> torch.nn.Module:
-        """The denoiser as it runs now: the module the LoRA attaches to (wrapped by FSDP once sharded)."""
+        """The denoiser as it runs now: the module the LoRA attaches to (wrapped by FSDP once sharded). The toolkit
+        attaches the LoRA through diffusers' `PeftAdapterMixin` (`add_adapter`, `enable_adapters`, `disable_adapters`),
+        so the transformer is one (every diffusers model is)."""
         return self.components["transformer"]
 
     def replace_transformer(self, module: torch.nn.Module) -> None:
         """Put `module` (the transformer wrapped, e.g. sharded by FSDP) where every reader of the transformer
         finds it: prediction, sampling, placement and the observers all read `components["transformer"]`."""
         self.components["transformer"] = module
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the transformer's activations in the backward (`train.gradient_checkpointing`); this default
+        asks the transformer (diffusers' `ModelMixin.enable_gradient_checkpointing`)."""
+        self.transformer.enable_gradient_checkpointing()
 
     @property
     @abstractmethod
