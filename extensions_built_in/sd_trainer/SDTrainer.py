@@ -340,8 +340,7 @@ class SDTrainer(BaseProcess):
     # -- saving ------------------------------------------------------------
     def _model_metadata(self) -> dict:
         """What the base model is (for LTX-2: its version and flags), in the LoRA's header and state.json."""
-        describe = getattr(self.model, "metadata", None)
-        return dict(describe()) if callable(describe) else {}
+        return dict(self.model.metadata())
 
     def save(self, final: bool = False) -> None:
         """The checkpoint (and with `final` the LoRA files); written by the main process only."""
