@@ -11,9 +11,18 @@ import yaml
 WARM_UP_STEPS = 5
 
 
-def tiny_trainer(repo: Path, folder: Path, steps: int, logging_settings: dict, verbose: bool = False, name: str = "bench"):
+def tiny_trainer(
+    repo: Path,
+    folder: Path,
+    steps: int,
+    logging_settings: dict,
+    verbose: bool = False,
+    name: str = "bench",
+    model_settings: dict | None = None,
+):
     """The tiny example's trainer from the tree at `repo`, set to train `steps` steps (sampling off, no saves but
-    the final one, no latent cache on disk, TensorBoard off unless `logging_settings` turns it on); not run yet."""
+    the final one, no latent cache on disk, TensorBoard off unless `logging_settings` turns it on; `model_settings`
+    override the `model:` block, e.g. another `name_or_path`); not run yet."""
     sys.path.insert(0, str(repo))
     import toolkit
     from toolkit.config import load_config
@@ -29,7 +38,7 @@ def tiny_trainer(repo: Path, folder: Path, steps: int, logging_settings: dict, v
     process["datasets"][0].update(folder_path=str(repo / "data/demo_clips"), cache_latents_to_disk=False)
     process["train"].update({"steps": steps, "disable_sampling": True})
     process["save"]["save_every"] = steps * 10
-    process["model"]["verbose"] = verbose
+    process["model"].update({"verbose": verbose, **(model_settings or {})})
     process["logging"] = {**process.get("logging", {}), "use_tensorboard": False, "progress_bar": False, **logging_settings}
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
