@@ -10,6 +10,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 
+from toolkit.logging.sinks.background import BackgroundWriter
+
 
 class MetricsSink(ABC):
     """A destination for metric values (a file, TensorBoard, W&B)."""
@@ -30,15 +32,18 @@ class MetricsSink(ABC):
 
 
 class SinkSet:
-    """Sends each set of metrics to every sink, one set at a time.
+    """Sends each set of metrics to every sink, one set at a time, in the order they were logged.
 
-    A sink that raises (disk full, W&B gone) is dropped with one warning that
+    With a ``BackgroundWriter`` the sinks write on its thread: ``log`` only hands the values
+    over, and ``flush`` and ``close`` first wait for everything handed over. Without one they
+    write at once. A sink that raises (disk full, W&B gone) is dropped with one warning that
     names it and carries the error; training and the other sinks go on.
     """
 
-    def __init__(self, warnings_to: logging.Logger) -> None:
+    def __init__(self, warnings_to: logging.Logger, background: BackgroundWriter | None = None) -> None:
         self._sinks: list[MetricsSink] = []
         self._warnings_to = warnings_to
+        self._background = background
         self._lock = threading.Lock()
 
     def add(self, sink: MetricsSink) -> None:
@@ -52,13 +57,20 @@ class SinkSet:
 
     def log(self, metrics: dict[str, float], step: int) -> None:
         with self._lock:
-            self._call_each("log", lambda sink: sink.log(metrics, step))
+            if not self._sinks:
+                return
+        if self._background is None:
+            self._log_now(metrics, step)
+        else:
+            self._background.submit(lambda: self._log_now(metrics, step))
 
     def flush(self) -> None:
+        self._wait_for_writes()
         with self._lock:
             self._call_each("flush", lambda sink: sink.flush())
 
     def close(self) -> None:
+        self._wait_for_writes()
         with self._lock:
             sinks, self._sinks = self._sinks, []
             for sink in sinks:
@@ -66,6 +78,14 @@ class SinkSet:
                     sink.close()
                 except Exception:  # noqa: BLE001 - close the others, then report this one
                     self._warnings_to.warning("Closing the %s failed; its last values may be lost.", sink.name, exc_info=True)
+
+    def _wait_for_writes(self) -> None:
+        if self._background is not None:
+            self._background.drain()
+
+    def _log_now(self, metrics: dict[str, float], step: int) -> None:
+        with self._lock:
+            self._call_each("log", lambda sink: sink.log(metrics, step))
 
     def _call_each(self, action: str, call) -> None:
         for sink in list(self._sinks):
