@@ -8,7 +8,8 @@ trains in a fresh process, and inside that run every trainer step is preceded by
 bare loop, so the two are timed interleaved on the same machine at the same moment:
   bare loop      the same transformer from `from_pretrained`, a peft LoRA on the trainer's target
                  modules (same rank and alpha), AdamW, on the trainer's own cached latents and
-                 prompt embeddings: pack, noise, forward, MSE, backward, step. No trainer code.
+                 prompt embeddings: pack, noise, forward, MSE, backward, clip the gradients to
+                 train.max_grad_norm (as diffusers' training examples do), step. No trainer code.
   trainer step   one pass of the trainer's loop: `hook_train_loop` (callbacks included), the progress
                  bar and its throughput metrics, the save and sample checks (nothing is due).
 The configurations:
@@ -84,8 +85,9 @@ class BareLoop:
             LoraConfig(r=network.rank, lora_alpha=network.alpha, target_modules=list(network.target_modules))
         )
         self.transformer.train()
-        trainable = [p for p in self.transformer.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=trainer.config.train.lr)
+        self.trainable = [p for p in self.transformer.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=trainer.config.train.lr)
+        self.max_grad_norm = trainer.config.train.max_grad_norm or float("inf")
         self.examples = trainer.data.examples
         self.generator = torch.Generator().manual_seed(0)
 
@@ -126,6 +128,7 @@ class BareLoop:
         audio_target = (audio_noise - audio).transpose(1, 2).flatten(2, 3)
         loss = F.mse_loss(video_pred, video_target) + F.mse_loss(audio_pred, audio_target)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable, self.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         loss.item()

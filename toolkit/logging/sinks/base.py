@@ -56,9 +56,9 @@ class SinkSet:
             return [sink.name for sink in self._sinks]
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        with self._lock:
-            if not self._sinks:
-                return
+        # Read without the lock, which the writer thread holds while it writes: a step never waits for a write.
+        if not self._sinks:
+            return
         if self._background is None:
             self._log_now(metrics, step)
         else:
