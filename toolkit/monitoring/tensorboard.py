@@ -273,7 +273,6 @@ class TensorBoardMonitor:
             tensors[f"{Category.HISTOGRAMS}/Weights/{name}"] = param
             if param.grad is not None:
                 tensors[f"{Category.HISTOGRAMS}/Gradients/{name}"] = param.grad
-        # Copied now, binned and written on the logger's writer thread.
         self.tensorboard.add_histograms(values_of.host_copies(tensors), step)
 
     def log_gradients(

@@ -51,8 +51,7 @@ def norms(tensors: list[torch.Tensor]) -> list[float]:
 
 
 def host_copies(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """float32 copies on the CPU, taken now (the optimizer changes the originals in place afterwards);
-    one transfer for all of them."""
+    """float32 copies on the CPU, with one transfer (and one device sync) for all of them."""
     if not tensors:
         return {}
     flat = torch.cat([tensor.detach().float().flatten() for tensor in tensors.values()]).cpu()

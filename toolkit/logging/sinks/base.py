@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 
 from toolkit.logging.sinks.background import BackgroundWriter
@@ -21,6 +22,11 @@ class MetricsSink(ABC):
     @abstractmethod
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Write one set of values recorded at ``step``."""
+
+    def log_record(self, metrics: dict[str, float], step: int, wall_time: float) -> None:
+        """``log``, for values logged at ``wall_time`` (unix seconds) and written later by the writer thread;
+        a sink that stores a time overrides it to store that one."""
+        self.log(metrics, step)
 
     @abstractmethod
     def flush(self) -> None:
@@ -59,10 +65,11 @@ class SinkSet:
         # Read without the lock, which the writer thread holds while it writes: a step never waits for a write.
         if not self._sinks:
             return
+        wall_time = time.time()
         if self._background is None:
-            self._log_now(metrics, step)
+            self._log_now(metrics, step, wall_time)
         else:
-            self._background.submit(lambda: self._log_now(metrics, step))
+            self._background.submit(lambda: self._log_now(metrics, step, wall_time))
 
     def flush(self) -> None:
         self._wait_for_writes()
@@ -83,9 +90,9 @@ class SinkSet:
         if self._background is not None:
             self._background.drain()
 
-    def _log_now(self, metrics: dict[str, float], step: int) -> None:
+    def _log_now(self, metrics: dict[str, float], step: int, wall_time: float) -> None:
         with self._lock:
-            self._call_each("log", lambda sink: sink.log(metrics, step))
+            self._call_each("log", lambda sink: sink.log_record(metrics, step, wall_time))
 
     def _call_each(self, action: str, call) -> None:
         for sink in list(self._sinks):

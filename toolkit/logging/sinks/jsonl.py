@@ -34,7 +34,11 @@ class JsonlMetricsSink(MetricsSink):
             ) from error
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        record = {"step": step, "time": round(time.time(), 3), "metrics": metrics}
+        self.log_record(metrics, step, time.time())
+
+    def log_record(self, metrics: dict[str, float], step: int, wall_time: float) -> None:
+        """One line, stamped with the time the values were logged (not the later time the writer thread writes it)."""
+        record = {"step": step, "time": round(wall_time, 3), "metrics": metrics}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 

@@ -24,8 +24,8 @@ class TensorBoardSink(MetricsSink):
 
     The scalars of one ``log`` call are one event (a summary with a value per
     tag) and the histograms of one ``add_histograms`` call another: a step's
-    numbers cost one write, not one per tag. With a ``BackgroundWriter`` the
-    histograms are made and written on its thread, after what came before.
+    numbers cost one write, not one per tag. ``flush`` and ``close`` first wait
+    for the logger's writer thread (``background``), which writes the scalars.
     """
 
     name = "TensorBoard writer"
@@ -66,36 +66,32 @@ class TensorBoardSink(MetricsSink):
         return self._writer
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        self.log_record(metrics, step, None)
+
+    def log_record(self, metrics: dict[str, float], step: int, wall_time: float | None) -> None:
+        """The values as one event at ``step``, stamped ``wall_time`` (now when None)."""
         if self._writer is None:
             return
         from tensorboard.compat.proto.summary_pb2 import Summary
 
         # What SummaryWriter.add_scalar writes for each tag (a simple_value), all in one event.
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
-        self._writer.file_writer.add_summary(Summary(value=values), step)
+        self._writer.file_writer.add_summary(Summary(value=values), step, wall_time)
         self.flush_if_due(step)
 
     def add_histograms(self, histograms: Mapping[str, Any], step: int) -> None:
-        """Histograms of host copies (CPU tensors or arrays the caller no longer changes), as ``add_histogram``
-        makes them (TensorFlow's bins), in one event at ``step``."""
+        """Histograms of several tensors or arrays, as ``add_histogram`` makes them (its bins), in one event
+        at ``step``: one write instead of one per tensor, which held the step up once TensorBoard's own
+        queue of 10 events was full."""
         if self._writer is None or not histograms:
             return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from torch.utils.tensorboard.summary import histogram
 
-        def write() -> None:
-            from tensorboard.compat.proto.summary_pb2 import Summary
-            from torch.utils.tensorboard.summary import histogram
-
-            if self._writer is None:
-                return
-            bins = self._writer.default_bins  # what add_histogram's bins="tensorflow" stands for
-            values = [value for tag, data in histograms.items() for value in histogram(tag, data, bins).value]
-            self._writer.file_writer.add_summary(Summary(value=values), step)
-            self.flush_if_due(step)
-
-        if self._background is None:
-            write()
-        else:
-            self._background.submit(write)
+        bins = self._writer.default_bins  # what add_histogram's bins="tensorflow" stands for
+        values = [value for tag, data in histograms.items() for value in histogram(tag, data, bins).value]
+        self._writer.file_writer.add_summary(Summary(value=values), step)
+        self.flush_if_due(step)
 
     def flush_if_due(self, step: int) -> None:
         """Flush when ``flush_every`` steps passed since the last flush (media writers call it too)."""
@@ -104,7 +100,7 @@ class TensorBoardSink(MetricsSink):
             self._last_flush_step = step
 
     def flush(self) -> None:
-        """Write out everything given so far (histograms still queued for the writer thread included)."""
+        """Write out everything given so far (scalars still waiting for the writer thread included)."""
         if self._background is not None:
             self._background.drain()
         if self._writer is not None:
