@@ -20,11 +20,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from toolkit.config import JobConfig, LoggingConfig, load_config
 from toolkit.errors import ConfigError, LTX2TraceError
-from toolkit.job import Job, resolve_process_classes
-from toolkit.preflight import check_before_loading
+
+if TYPE_CHECKING:
+    from toolkit.config import JobConfig
+
+# The config schema (pydantic), the job and the checks are imported in main(), after the arguments are
+# parsed: `run.py --help` and a wrong option answer without them (and never import torch).
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
@@ -75,6 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return launch_tensorboard(args.tensorboard)
     if not args.config:
         parser.error("give at least one config file (or --tensorboard DIR)")
+    from toolkit.job import Job, resolve_process_classes
+
     try:
         configs, errors = validate_all(args.config, args.overrides, args.verbose)
         for error in errors:
@@ -113,6 +119,9 @@ def validate_all(
     needs no weights but more than the values (toolkit.preflight: dataset folders, media and
     captions, sample prompts, LoRA filters). Both happen before any model loads, dry run or not.
     """
+    from toolkit.config import load_config
+    from toolkit.preflight import check_before_loading
+
     configs: list[tuple[Path, JobConfig]] = []
     errors: list[ConfigError] = []
     for path in paths:
@@ -138,6 +147,8 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
     """
     if not inspect and inspect_every is None:
         return
+    from toolkit.config import LoggingConfig
+
     # Training processes carry the training logging block (the one with `inspect`); generate's has none.
     trainers = [process for process in job_config.config.process if isinstance(getattr(process, "logging", None), LoggingConfig)]
     if not trainers:

@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from diffusers.training_utils import EMAModel
 
 from toolkit.trace import get_tracer
 
@@ -30,7 +29,10 @@ class LoraEMA(TrainingCallback):
         self.parameters = dict(network.named_parameters())
         self.average = self._new_average()
 
-    def _new_average(self) -> EMAModel:
+    def _new_average(self):
+        # Imported here: diffusers.training_utils brings diffusers' UNets and schedulers, which a run without EMA never uses.
+        from diffusers.training_utils import EMAModel
+
         # min_decay = decay: a constant decay after the first update (no warm-up ramp).
         average = EMAModel(list(self.parameters.values()), decay=self.decay, min_decay=self.decay)
         average.to(dtype=torch.float32)
