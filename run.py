@@ -3,6 +3,7 @@
     python run.py CONFIG [CONFIG ...] [--set dotted.key=value ...] [--verbose] [--debug]
                   [--dry-run] [--inspect] [--inspect-every N]
     python run.py --tensorboard DIR
+    python run.py ui [--host 127.0.0.1] [--port 8675] [--training-folder DIR ...]   (the web UI, see ui/)
 
 Every config is validated (and its process classes imported) before the first
 one runs: its schema, then what needs no weights (toolkit.preflight: output
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from toolkit.deferred_packages import defer
 from toolkit.errors import ConfigError, LTX2TraceError
 
 if TYPE_CHECKING:
@@ -73,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ui"]:
+        from ui.cli import main as ui_main  # the web app; it starts this script again for each job
+
+        return ui_main(argv[1:])
+    defer()  # bitsandbytes waits for the optimizer that uses it (toolkit/deferred_packages.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.tensorboard is not None:

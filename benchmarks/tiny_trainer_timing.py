@@ -45,6 +45,11 @@ def use_tree(repo: Path) -> None:
 
     if not Path(toolkit.__file__).resolve().is_relative_to(repo.resolve()):
         raise SystemExit(f"imported {toolkit.__file__}, not the tree under {repo}")
+    try:
+        from toolkit.deferred_packages import defer
+    except ImportError:  # an older tree (bench_inspection's "before") has nothing to defer
+        return
+    defer()  # as run.py does first: bitsandbytes waits for the optimizer that uses it
 
 
 def tiny_trainer(

@@ -13,6 +13,10 @@ DEMO_CLIPS = REPO_ROOT / "data" / "demo_clips"
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+from toolkit.deferred_packages import defer  # noqa: E402
+
+defer()  # as run.py does: peft would import bitsandbytes (seconds) in every test process
+
 # LTX-2 pipeline arguments that switch every guidance off: one conditional forward per denoising step.
 NO_GUIDANCE = {
     "guidance_scale": 1.0,

@@ -36,11 +36,12 @@ def test_bad_launcher_variable_names_itself(monkeypatch, variable, value):
 
 
 def test_initialised_accelerate_state_wins_over_the_variables(monkeypatch):
-    from accelerate.state import PartialState
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
-    PartialState()
+    Accelerator(cpu=True)  # as the trainer does (distributed_training.py)
     try:
         monkeypatch.setenv("RANK", "2")  # set after accelerate started: accelerate says rank 0 of 1
         assert (distributed.rank(), distributed.world_size()) == (0, 1)
     finally:
-        PartialState._reset_state()
+        AcceleratorState._reset_state(reset_partial_state=True)

@@ -3,6 +3,9 @@
 - toolkit/ never imports an extension (`extensions_built_in`, `extensions`), not even inside a function;
 - a model (extensions_built_in/diffusion_models) never imports a process (any other extension package);
 - a process never imports another process;
+- the web UI (ui/) imports no extension: it reads run folders and starts run.py, and reaches process and
+  model classes only through the toolkit (the registry, `Job.dry_run`); nothing in toolkit/ or the
+  extensions imports the UI;
 - the top-level packages and modules of toolkit/ (toolkit.logging, toolkit.job, ...) import each other
   without a cycle (module-level imports; `if TYPE_CHECKING:` imports run never and are left out).
 The checker itself is tested on small trees written to tmp_path, so a rule that stopped finding its
@@ -18,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION_ROOTS = ("extensions_built_in", "extensions")
+UI = "ui"
 MODELS = "extensions_built_in.diffusion_models"
 
 
@@ -81,7 +85,7 @@ def file_imports(path: Path, root: Path, known: set[str]) -> list[Import]:
 
 
 def project_imports(root: Path) -> list[Import]:
-    files = [path for top in ("toolkit", *EXTENSION_ROOTS) if (root / top).is_dir() for path in (root / top).rglob("*.py")]
+    files = [path for top in ("toolkit", *EXTENSION_ROOTS, UI) if (root / top).is_dir() for path in (root / top).rglob("*.py")]
     known = {module_name(path, root) for path in files}
     return [found for path in sorted(files) for found in file_imports(path, root, known)]
 
@@ -108,6 +112,10 @@ def layer_violations(imports: list[Import]) -> list[str]:
             problems.append(f"a model imports a process: {found}")
         if source_process and target_process and source_process != target_process:
             problems.append(f"a process imports another process: {found}")
+        if _within(found.source, UI) and any(_within(found.target, top) for top in EXTENSION_ROOTS):
+            problems.append(f"the UI imports an extension: {found}")
+        if not _within(found.source, UI) and _within(found.target, UI):
+            problems.append(f"imports the UI: {found}")
     return list(dict.fromkeys(problems))  # `from m import a, b` is one line to fix
 
 
@@ -173,7 +181,7 @@ def test_toolkit_packages_import_each_other_without_a_cycle():
 def test_the_checker_reads_the_project():
     imports = project_imports(ROOT)
     sources = {found.source for found in imports}
-    assert {"toolkit.job", "extensions_built_in.sd_trainer.SDTrainer", "extensions_built_in.generate.GenerateProcess"} <= sources
+    assert {"toolkit.job", "extensions_built_in.sd_trainer.SDTrainer", "extensions_built_in.generate.GenerateProcess", "ui.app"} <= sources
     lazy = [f for f in imports if f.source == "extensions_built_in.diffusion_models.ltx2.LTX2Model" and not f.module_level]
     assert any(found.target == "toolkit.dry_run" for found in lazy)  # a function-level import is seen
 
@@ -197,12 +205,17 @@ def test_checker_finds_each_kind_of_wrong_import(tmp_path):
         "extensions_built_in/trainer/__init__.py": "",
         "extensions_built_in/trainer/run.py": "def go():\n    pass\n",
         "extensions_built_in/sampler/__init__.py": "from ..trainer import run\n",
+        "ui/__init__.py": "",
+        "ui/pages.py": "from toolkit.lazy import f\ndef g():\n    from extensions_built_in.trainer import run\n",
+        "toolkit/served.py": "from ui import pages\n",
     })
     problems = layer_violations(project_imports(root))
     assert problems == [
         "a model imports a process: extensions_built_in/diffusion_models/m.py:1 imports extensions_built_in.trainer.run",
         "a process imports another process: extensions_built_in/sampler/__init__.py:1 imports extensions_built_in.trainer.run",
         "toolkit imports an extension: toolkit/lazy.py:2 imports extensions_built_in.diffusion_models.m",
+        "imports the UI: toolkit/served.py:1 imports ui.pages",
+        "the UI imports an extension: ui/pages.py:3 imports extensions_built_in.trainer.run",
     ]
 
 

@@ -1,7 +1,7 @@
 """Which process of a run this is: its rank, the world size, whether it is the main process.
 
 The one place that answers, for the tracer, the logger and the trainer alike.
-accelerate's ``PartialState`` answers when the run has initialised it; before
+accelerate's state answers once the run has made its ``Accelerator``; before
 that (and in a run that never does) the variables that ``accelerate launch`` and
 ``torchrun`` set for each process do: ``RANK`` (else ``LOCAL_RANK``) and
 ``WORLD_SIZE``. Unset means a single process, which is the main one.
@@ -54,9 +54,9 @@ def rank_tag() -> str:
 
 def _accelerate_state():
     state_module = sys.modules.get("accelerate.state")
-    # `_shared_state` is empty until PartialState() runs; instantiating
-    # PartialState just to ask would initialise a process group as a side effect.
-    if state_module is None or not state_module.PartialState._shared_state:
+    # Asked through accelerate's public `is_initialized()` (true once an Accelerator exists):
+    # instantiating PartialState just to ask would initialise a process group as a side effect.
+    if state_module is None or not state_module.is_initialized():
         return None
     return state_module.PartialState()
 

@@ -8,14 +8,36 @@ dry-run text here, and a model traces its plan from here, so neither imports a p
 from __future__ import annotations
 
 
-def dry_run_report(model_config, network_config=None) -> str:
+def dry_run_report(model_config, network_config=None, device: str = "cpu") -> str:
     """`run.py --dry-run`: what the model class says about the checkpoint (LTX-2: its version, each component
-    built on the meta device), then the memory plan. No weights are read."""
+    built on the meta device), then the memory plan. No weights are read.
+
+    A device this machine does not have (`device: cuda` without CUDA) ends the report with one line saying
+    the run would stop here; the plan is still printed and the dry run still succeeds, since a plan is
+    often made on another machine than the one that trains (`model.vram_gb`, `model.ram_gb`).
+    """
+    from toolkit.errors import ConfigError
     from toolkit.extensions import load_model_class
 
-    check = getattr(load_model_class(model_config.arch), "checkpoint_report", None)
+    model_class = load_model_class(model_config.arch)
+    check = getattr(model_class, "checkpoint_report", None)
     lines = list(check(model_config)) if callable(check) else []
-    return "\n".join([*lines, memory_plan_report(model_config, network_config)])
+    mismatched = getattr(model_class, "component_problems", None)
+    problems = mismatched(model_config) if callable(mismatched) else []
+    if problems:  # parts of different releases in one checkpoint: refused, as the run refuses them before loading
+        raise ConfigError(problems)
+    lines.append(memory_plan_report(model_config, network_config))
+    return "\n".join([*lines, *machine_refusals(device, model_config.te_device)])
+
+
+def machine_refusals(*devices: str | None) -> list[str]:
+    """One line naming what the run would refuse on this machine, or none when it would start."""
+    from toolkit.devices import device_unavailable
+
+    reasons = list(dict.fromkeys(reason for device in devices if device and (reason := device_unavailable(device))))
+    if not reasons:
+        return []
+    return [f"On this machine the run would stop before loading: {'; '.join(reasons)}"]
 
 
 def memory_plan_report(model_config, network_config=None) -> str:

@@ -14,7 +14,7 @@ class GenerateProcess(BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
-        return dry_run_report(self.config.model)
+        return dry_run_report(self.config.model, device=self.config.device)
 
     def run(self) -> list[Path]:
         from toolkit.models.generation import GenerationSettings

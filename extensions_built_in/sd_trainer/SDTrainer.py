@@ -20,6 +20,7 @@ from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
 from toolkit.network.lora import attach_network
 from toolkit.run_setup import open_run
+from toolkit.logging.run_status import RunStatusFile
 from toolkit.trace import memory_snapshot
 
 from . import checkpoints
@@ -63,6 +64,16 @@ class SDTrainer(StepLoss, BaseProcess):
         saved_step = checkpoints.saved_step(latest) if latest is not None else 0
         run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
         self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        self.step = saved_step
+        # status.json, written by the main process: what the UI and scripts read about the run. A rerun of a
+        # finished run changes nothing in its folder, its status included.
+        recording = self.parallel.is_main and saved_step < config.train.steps
+        self.status = RunStatusFile(run.folder, config.train.steps, saved_step) if recording else None
+        with self.status.recording(lambda: self.step) if self.status else contextlib.nullcontext():
+            self._train_run(run, saved_step, latest)
+
+    def _train_run(self, run, saved_step: int, latest: Path | None) -> None:
+        config = self.config
         self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
         self.parallel.describe(self.tracer, self.logger, config.train)
         if saved_step >= config.train.steps:
@@ -116,9 +127,10 @@ class SDTrainer(StepLoss, BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
+        _check_dtype(self.config.train.dtype, self.config.device)
         _check_datasets(self.config.datasets)
-        check_optimizer_settings(self.config.train)
-        return dry_run_report(self.config.model, self.config.network)
+        check_optimizer_settings(self.config.train, import_package=False)
+        return dry_run_report(self.config.model, self.config.network, self.config.device)
 
     # -- set-up phases -----------------------------------------------------
     def _build_callbacks(self) -> list[TrainingCallback]:
@@ -362,6 +374,7 @@ class SDTrainer(StepLoss, BaseProcess):
         if final:
             written.update(checkpoints.save_final_loras(self.model, self.run_folder, self.job.name, state, self.config.save))
         self.saved = written
+        self.status.update(self.step)
         self._notify("on_save", self.step, written["checkpoint"])
 
     def _push_to_hub(self) -> None:

@@ -47,7 +47,7 @@ class StepDetails:
     video_target: torch.Tensor
     audio_target: torch.Tensor
     prompt: object  # PromptEmbeds of the batch
-    fps: float
+    fps: list[float]  # per clip, as the transformer got them
     video_loss_mask: torch.Tensor | None = None
 
 

@@ -19,7 +19,7 @@ from toolkit.config import (
     SaveConfig,
     TrainConfig,
 )
-from toolkit.preflight.datasets import dataset_problems
+from toolkit.preflight.datasets import dataset_notices, dataset_problems
 from toolkit.preflight.lora_targets import lora_target_problems
 from toolkit.preflight.output_folders import output_folder_problems
 from toolkit.preflight.sampling import sample_problems
@@ -63,3 +63,6 @@ class TrainProcessConfig(ModelProcessConfig):
             *sample_problems(self, where),
             *lora_target_problems(self, where),
         ]
+
+    def notices_before_loading(self, where: str) -> list[str]:
+        return dataset_notices(self.datasets, f"{where}.datasets")

@@ -135,7 +135,8 @@ def inputs_block(model, details: StepDetails) -> dict:
             "timestep": (details.sigmas.float() * TIMESTEP_SCALE).tolist(),
             "first_frame_conditioned": details.video_loss_mask is not None,
         },
-        "fps": details.fps,
+        "fps": details.fps[0],
+        "clip_fps": details.fps,
     }
 
 
@@ -143,7 +144,7 @@ def clip_audio_segment(model, details: StepDetails) -> dict:
     """Length and level of the first clip's audio over the frames it was trained on, read from the clip itself."""
     latent_frames = details.video_latents.shape[2]
     num_frames = (latent_frames - 1) * model.vae.temporal_compression_ratio + 1
-    clip = read_video(details.paths[0], num_frames, fps=details.fps)
+    clip = read_video(details.paths[0], num_frames, fps=details.fps[0])
     if clip.audio is None:
         return {"source": details.paths[0], "audio": "none (an image, or a video without an audio track)"}
     return {"source": details.paths[0], **audio_level(clip.audio.waveform, clip.audio.sample_rate)}

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from toolkit.deferred_packages import DEFERRED, import_deferred, is_installed
 from toolkit.errors import ConfigError
 
 _PACKAGES = {"adamw8bit": "bitsandbytes==0.50.2", "prodigy": "prodigyopt==1.1.2"}
@@ -24,24 +25,37 @@ _SCHEDULER_PARAMS = {"num_cycles", "power", "step_rules"}
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """The optimizer class of `train.optimizer`; a ConfigError when its package is not installed."""
-    try:
-        if name == "adamw8bit":
-            import bitsandbytes
-
-            return bitsandbytes.optim.AdamW8bit
-        if name == "prodigy":
-            import prodigyopt
-
-            return prodigyopt.Prodigy
-    except ImportError as error:
-        raise ConfigError(
-            f"train.optimizer: {name} needs the {_PACKAGES[name].split('==')[0]} package, which cannot be imported "
-            f"({error}); pip install {_PACKAGES[name]}, or choose optimizer: adamw"
-        ) from error
+    """The optimizer class of `train.optimizer`, importing its package; a ConfigError when it is not installed."""
     if name == "adamw":
         return torch.optim.AdamW
-    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use adamw, adamw8bit or prodigy")
+    package = _package(name)
+    check_optimizer_installed(name)
+    try:
+        module = import_deferred(package)  # bitsandbytes only now: see toolkit/deferred_packages.py
+    except ImportError as error:
+        raise ConfigError(
+            f"train.optimizer: {name} needs the {package} package, which is installed but cannot be imported "
+            f"({error}); pip install {_PACKAGES[name]}, or choose optimizer: adamw"
+        ) from error
+    return module.optim.AdamW8bit if name == "adamw8bit" else module.Prodigy
+
+
+def check_optimizer_installed(name: str) -> None:
+    """A ConfigError naming the package to install when `train.optimizer` needs one that is not there.
+
+    Looked up without importing it, so a dry run does not pay for bitsandbytes' import.
+    """
+    if name != "adamw" and not is_installed(_package(name)):
+        raise ConfigError(
+            f"train.optimizer: {name} needs the {_package(name)} package, which is not installed; "
+            f"pip install {_PACKAGES[name]} (it is in requirements.txt), or choose optimizer: adamw"
+        )
+
+
+def _package(name: str) -> str:
+    if name not in _PACKAGES:
+        raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use adamw, adamw8bit or prodigy")
+    return _PACKAGES[name].split("==")[0]
 
 
 def optimizer_params(train_config) -> dict[str, Any]:
@@ -49,20 +63,23 @@ def optimizer_params(train_config) -> dict[str, Any]:
     return {"weight_decay": train_config.weight_decay, **train_config.optimizer_params}
 
 
-def check_optimizer_settings(train_config) -> None:
-    """Stop before loading anything if the optimizer cannot be built as configured."""
-    optimizer_type = optimizer_class(train_config.optimizer)
+def check_optimizer_settings(train_config, import_package: bool = True) -> None:
+    """Stop before loading anything if the optimizer cannot be built as configured.
+
+    With `import_package` False (the dry run) a deferred package (bitsandbytes) is only looked for,
+    not imported, and its optimizer's parameter names are left to the run, which checks them here
+    before loading.
+    """
+    name = train_config.optimizer
+    if not import_package and name != "adamw" and _package(name) in DEFERRED:
+        check_optimizer_installed(name)
+        optimizer_type = None
+    else:
+        optimizer_type = optimizer_class(name)
     if "lr" in train_config.optimizer_params:
         raise ConfigError("train.optimizer_params.lr: set the learning rate with train.lr, not in optimizer_params")
-    signature = inspect.signature(optimizer_type.__init__)
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
-        known = [name for name in signature.parameters if name not in ("self", "params")]
-        unknown = sorted(set(train_config.optimizer_params) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"train.optimizer_params: {', '.join(unknown)} is not a parameter of {optimizer_type.__name__} "
-                f"(train.optimizer: {train_config.optimizer}); it takes {', '.join(known)}"
-            )
+    if optimizer_type is not None:
+        _check_optimizer_params(optimizer_type, train_config)
     unknown = sorted(set(train_config.lr_scheduler_params) - _SCHEDULER_PARAMS)
     if unknown:
         raise ConfigError(
@@ -73,6 +90,19 @@ def check_optimizer_settings(train_config) -> None:
         raise ConfigError(
             "train.lr_warmup_steps: piecewise_constant has no warmup; write the warmup into "
             "lr_scheduler_params.step_rules instead, or set lr_warmup_steps: 0"
+        )
+
+
+def _check_optimizer_params(optimizer_type: type, train_config) -> None:
+    signature = inspect.signature(optimizer_type.__init__)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    known = [name for name in signature.parameters if name not in ("self", "params")]
+    unknown = sorted(set(train_config.optimizer_params) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"train.optimizer_params: {', '.join(unknown)} is not a parameter of {optimizer_type.__name__} "
+            f"(train.optimizer: {train_config.optimizer}); it takes {', '.join(known)}"
         )
 
 

@@ -84,7 +84,7 @@ class StepLoss:
             condition = FirstFrameCondition.for_clips(conditioned, video)
             noisy_video = condition.keep_clean(noisy_video, video)
             video_sigmas, loss_mask = condition.token_sigmas(sigmas), condition.loss_mask
-        fps = members[0][1].fps
+        fps = [example.fps for _, example in members]  # each clip's own: its positions' time axis
         inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
         prediction = self._predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)

@@ -245,22 +245,20 @@ def test_former_opposite_hints_are_gone() -> None:
         assert _is_misspelling(key, name), (key, name)
 
 
-def test_readme_lists_every_mapped_and_unused_key() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Coming from ai-toolkit", 1)[1].split("\n## ", 1)[0]
+def test_docs_list_every_mapped_and_unused_key() -> None:
+    section = (Path(__file__).resolve().parents[2] / "docs" / "aitoolkit.md").read_text()
     keys = {key for table in (RENAMED, NOT_USED) for block in table.values() for key in block}
     keys |= {"diffusion_trainer", "ui_trainer", "cache_text_embeddings", "do_i2v"}
     assert {key for key in keys if not re.search(rf"(?<![\w]){key}(?![\w])", section)} == set()
 
 
-def test_readme_converted_example_is_the_ui_job(ui_job_file: Path, clips_folder: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = readme.split("## Coming from ai-toolkit", 1)[1].split("\n## ", 1)[0]
+def test_docs_converted_example_is_the_ui_job(ui_job_file: Path, clips_folder: Path) -> None:
+    section = (Path(__file__).resolve().parents[2] / "docs" / "aitoolkit.md").read_text()
     converted = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
     converted_job = parse_config(local(converted, clips_folder))
     assert not converted_job.notes  # written with our names only
     ui_process = trainer(load_config(ui_job_file)).model_dump(mode="json")
-    ui_process["sample"]["prompts"] = ui_process["sample"]["prompts"][:1]  # the README keeps one prompt
+    ui_process["sample"]["prompts"] = ui_process["sample"]["prompts"][:1]  # the docs keep one prompt
     assert trainer(converted_job).model_dump(mode="json") == ui_process
 
 

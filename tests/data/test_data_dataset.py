@@ -122,11 +122,16 @@ def test_corrupt_file_raises_or_is_skipped_and_counted(demo_folder: Path, tmp_pa
     assert path == broken and "cannot open as a video" in reason
 
 
-def test_too_short_clips_skipped_then_empty_dataset_raises(demo_folder: Path) -> None:
-    with pytest.raises(DataError, match="clip too short: it has 17 frames"):
-        MediaDataset(demo_folder, num_frames=33, resolutions=[64])
-    with pytest.raises(DataError, match="no usable clips or images \\(4 media files, 4 skipped\\)"):
-        MediaDataset(demo_folder, num_frames=33, resolutions=[64], on_corrupt="skip")
+def test_clips_shorter_than_num_frames_are_spread_with_a_notice_each(demo_folder: Path) -> None:
+    dataset = MediaDataset(demo_folder, num_frames=33, resolutions=[64])  # 17-frame clips, taken from the start
+    assert len(dataset) == 4 and not dataset.skipped
+    assert [(notice.path.name, notice.key) for notice in dataset.notices] == [
+        (f"demo_0{index}.mp4", "num_frames") for index in range(4)
+    ]
+    assert "has 17 frames at 24 fps, fewer than num_frames=33" in dataset.notices[0].text
+    item = dataset[0]
+    assert item.video.shape[1] == 33 and item.frame_selection == "spread"
+    assert item.fps == pytest.approx(24 * 32 / 16)  # spread frames keep real time
 
 
 def test_missing_audio_raises_or_becomes_silence(silent_clip: Path) -> None:

@@ -48,21 +48,10 @@ def _truncated(clips: Path) -> Path:
     return bad
 
 
-def _without_audio(clips: Path) -> Path:
-    from toolkit.data.demo_clips import make_demo_clips
-
-    (made,) = make_demo_clips(clips / "video_only", count=1, with_audio=False)
-    target = clips / "demo_01.mp4"
-    made.video_path.replace(target)
-    return target
-
-
 MEDIA_CASES = [
     MediaFault("random_bytes_named_mp4", _random_bytes, "cannot open as a video"),
     MediaFault("truncated_mp4", _truncated, "demo_01.mp4"),
-    MediaFault("clip_without_audio_track", _without_audio, "missing_audio: silence"),
-    MediaFault("clip_shorter_than_num_frames", lambda clips: clips / "demo_00.mp4", "clip too short", {"num_frames": 25, "shrink_video_to_frames": False}),
-]
+]  # a clip without an audio track, or shorter than num_frames: test_faults_media.py (found before loading)
 
 
 @pytest.mark.parametrize("case", MEDIA_CASES, ids=[case.name for case in MEDIA_CASES])

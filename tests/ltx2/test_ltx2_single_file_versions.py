@@ -87,7 +87,7 @@ def test_header_carries_the_version_and_the_config(version, version_files):
     assert transformer["caption_proj_before_connector"] is True
     assert transformer["ff_bias"] is (version == "2.3")
     assert transformer["use_keyframes_abs_pos_embedding"] is (version == "2.5")
-    assert transformer["use_prompt_adaln_single"] is (version == "2.3")
+    assert transformer["use_prompt_adaln_single"] is True  # 2.5 keeps it (diffusers' converter)
     assert set(header.ltx_config["vocoder"]) == {"vocoder", "bwe"}
     assert header.ltx_config["vocoder"]["bwe"]["output_sampling_rate"] == 48000
     assert header.diffusers_configs["vocoder"]["_class_name"] == "LTX2VocoderWithBWE"

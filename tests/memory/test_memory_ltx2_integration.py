@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 import torch
 
 from toolkit.memory_management import module_bytes, tensor_bytes
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(tiny_model_dir, **settings):
@@ -55,49 +48,3 @@ def test_low_vram_and_text_encoder_offloading_keep_results(tiny_model_dir, tiny_
     torch.testing.assert_close(actual.video_embeds, expected.video_embeds)
     frames = torch.rand(1, 3, 9, 64, 64) * 2 - 1
     torch.testing.assert_close(frugal.encode_images(frames).latents, tiny_model.encode_images(frames).latents)
-
-
-@pytest.mark.parametrize("example", ["train_lora_ltx2_tiny.yaml", "train_lora_ltx2_24gb.yaml", "generate_ltx2_tiny.yaml"])
-def test_dry_run_prints_a_plan_without_weights(example, tiny_model_dir, tiny_cache_dir):
-    # The 24 GB example trains with adamw8bit, whose bitsandbytes package the CPU test environment does not
-    # install (the dry run would stop and say so, see test_dry_run_names_a_missing_optimizer_package); the
-    # plan does not depend on the optimizer.
-    overrides = ["--set", "config.process.0.train.optimizer=adamw"] if "24gb" in example else []
-    result = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "run.py"), str(REPO_ROOT / "config" / "examples" / example), "--dry-run", *overrides],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**__import__("os").environ, "LTX2_TRACE_CACHE": str(tiny_cache_dir)},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Memory plan for" in result.stdout and "no weights read" in result.stdout
-    assert "transformer" in result.stdout
-    assert "sampling" in result.stdout
-    if example.startswith("train_"):
-        assert "training" in result.stdout
-    if example == "train_lora_ltx2_24gb.yaml":
-        assert "18.88 B" in result.stdout and "12.19 B" in result.stdout
-        assert "24.00 GiB" in result.stdout
-
-
-def test_dry_run_names_a_missing_optimizer_package(tiny_cache_dir, monkeypatch, capsys):
-    """adamw8bit without bitsandbytes stops the dry run (as it would stop the run) naming the package to install."""
-    import builtins
-
-    import run
-
-    real_import = builtins.__import__
-
-    def no_bitsandbytes(name, *args, **kwargs):
-        if name == "bitsandbytes" or name.startswith("bitsandbytes."):
-            raise ImportError("No module named 'bitsandbytes'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_bitsandbytes)
-    example = REPO_ROOT / "config" / "examples" / "train_lora_ltx2_24gb.yaml"
-    assert run.main([str(example), "--dry-run"]) == run.EXIT_CONFIG_ERROR
-    error = capsys.readouterr().err
-    assert "train.optimizer: adamw8bit needs the bitsandbytes package" in error
-    assert "pip install bitsandbytes==" in error

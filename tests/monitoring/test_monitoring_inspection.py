@@ -151,9 +151,10 @@ def test_input_values_match_the_steps_tensors(inspected_run):
         assert inputs["prompt_embeds"]["video"]["shape"] == list(details.prompt.video_embeds.shape)
         assert inputs["noise"]["sigma"] == pytest.approx(details.sigmas.tolist())
         assert inputs["noise"]["timestep"] == pytest.approx([1000 * s for s in details.sigmas.tolist()])
-        clip = read_video(details.paths[0], 9, fps=details.fps)
+        assert inputs["fps"] == details.fps[0] and inputs["clip_fps"] == details.fps  # the first clip's, each clip's
+        clip = read_video(details.paths[0], 9, fps=details.fps[0])
         rms = clip.audio.waveform.float().pow(2).mean().sqrt().item()
-        assert inputs["audio_segment"]["seconds"] == pytest.approx(9 / details.fps, abs=0.01)
+        assert inputs["audio_segment"]["seconds"] == pytest.approx(9 / details.fps[0], abs=0.01)
         assert inputs["audio_segment"]["rms_db"] == pytest.approx(20 * math.log10(rms), abs=1e-4)
 
 
@@ -284,7 +285,7 @@ def test_image_to_video_steps_get_the_first_frame_check_and_a_masked_loss(tiny_m
         step=3, captions=["a red square"], paths=["clip.mp4"], sigmas=sigmas, video_latents=video, audio_latents=audio,
         noisy_video=noisy_video, noisy_audio=noisy_audio, video_prediction=prediction.video,
         audio_prediction=prediction.audio, video_target=velocity_target(video, noise_video),
-        audio_target=velocity_target(audio, noise_audio), prompt=prompt, fps=24.0, video_loss_mask=condition.loss_mask,
+        audio_target=velocity_target(audio, noise_audio), prompt=prompt, fps=[24.0], video_loss_mask=condition.loss_mask,
     )
     trainer = SimpleNamespace(model=tiny_model, empty_prompt=empty, _autocast=contextlib.nullcontext)
     with torch.no_grad():

@@ -92,17 +92,18 @@ def test_non_main_rank_gets_null_tracer(tmp_path, monkeypatch):
 
 
 def test_initialised_accelerate_state_decides_the_rank(tmp_path, monkeypatch):
-    from accelerate.state import PartialState
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
 
     for variable in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(variable, raising=False)
-    PartialState()
+    Accelerator(cpu=True)  # as the trainer does (distributed_training.py)
     try:
         monkeypatch.setenv("RANK", "2")  # set after accelerate started: accelerate says rank 0
         tracer = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, console=False, heartbeat_s=0))
         assert isinstance(tracer, Tracer)
     finally:
-        PartialState._reset_state()
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def _report_child_tracer(queue: multiprocessing.Queue) -> None:

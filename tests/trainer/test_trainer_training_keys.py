@@ -57,9 +57,10 @@ def test_prodigy_is_prodigyopt_with_its_params_and_steps() -> None:
 
 
 def test_adamw8bit_without_bitsandbytes_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # import fails, installed or not
-    with pytest.raises(ConfigError, match=r"train.optimizer: adamw8bit needs the bitsandbytes package.*pip install bitsandbytes==0.50.2"):
-        check_optimizer_settings(TrainConfig(optimizer="adamw8bit"))
+    monkeypatch.setattr(sys, "path", [])  # nothing on the path: not installed, as far as Python can tell
+    for import_package in (True, False):  # the run and the dry run
+        with pytest.raises(ConfigError, match=r"train.optimizer: adamw8bit needs the bitsandbytes package.*pip install bitsandbytes==0.50.2"):
+            check_optimizer_settings(TrainConfig(optimizer="adamw8bit"), import_package=import_package)
 
 
 def test_adamw8bit_is_bitsandbytes_adamw8bit_with_the_params(monkeypatch: pytest.MonkeyPatch) -> None:

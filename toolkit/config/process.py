@@ -36,6 +36,13 @@ class ProcessConfig(ConfigModel):
         """
         return []
 
+    def notices_before_loading(self, where: str) -> list[str]:
+        """What the run will do by rule that the user should know before it starts (a short clip spread, frames
+        scaled up, audio downmixed, files skipped), found without weights; one line each, starting with its key
+        path under `where`. Printed with the config notes, dry run or not.
+        """
+        return []
+
     @model_validator(mode="wrap")
     @classmethod
     def _validate_with_registered_class(cls, data: Any, handler: ModelWrapValidatorHandler[ProcessConfig]) -> Any:

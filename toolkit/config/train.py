@@ -45,7 +45,7 @@ class TrainConfig(ConfigModel):
     optimizer: Literal["adamw", "adamw8bit", "prodigy"] = Field(
         default="adamw",
         description=(
-            "Optimizer: adamw (torch), adamw8bit (bitsandbytes, CUDA only) or prodigy (prodigyopt; "
+            "Optimizer: adamw (torch), adamw8bit (bitsandbytes 8-bit AdamW, CUDA or CPU) or prodigy (prodigyopt; "
             "learning-rate free, use lr: 1)."
         ),
     )

@@ -78,21 +78,21 @@ def stretch_audio(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 
 def match_channels(waveform: torch.Tensor, channels: int, source: str) -> torch.Tensor:
-    """Mono is copied to every channel; multichannel audio is averaged down to mono.
+    """Mono is copied to every channel; stereo is averaged down to mono.
 
-    Other conversions (say 5.1 to stereo) have no single right answer, so they are
-    an error naming `source`.
+    Decoding already downmixes more than two channels to stereo (toolkit/data/media.py,
+    FFmpeg's standard matrix); a waveform of more channels is an error naming `source`.
     """
     have = waveform.shape[0]
     if have == channels:
         return waveform
     if have == 1:
         return waveform.expand(channels, -1).clone()
-    if channels == 1:
+    if have == 2 and channels == 1:
         return waveform.mean(dim=0, keepdim=True)
     raise DataError(
-        f"{source}: audio has {have} channels and the dataset wants {channels}; "
-        f"convert the file to mono or stereo, or change audio_channels"
+        f"{source}: audio has {have} channels where mono or stereo was expected; convert the file to stereo, "
+        "or set audio: false in the dataset config to train the video only"
     )
 
 

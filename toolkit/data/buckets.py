@@ -1,17 +1,21 @@
 """Resolution buckets: every clip is scaled and center-cropped to a size the
 LTX-2 VAE accepts (both sides multiples of 32), keeping its aspect ratio as far
 as that allows, so clips of one bucket can share a batch.
+
+Picking a bucket is plain Python: the check before loading (toolkit/preflight) picks
+the same buckets without importing torch; only the resizing needs it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
 
 from toolkit.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 # The LTX-2 video VAE compresses height and width by 32.
 BUCKET_MULTIPLE = 32
@@ -50,6 +54,8 @@ def pick_bucket(height: int, width: int, resolutions: Sequence[int]) -> tuple[in
 
 def resize_and_crop(frames: torch.Tensor, bucket: tuple[int, int]) -> torch.Tensor:
     """Scale float frames (T, C, H, W) so they cover `bucket`, then center-crop to it."""
+    import torch.nn.functional as F  # here, not at the top: bucket picking runs before torch is imported
+
     height, width = frames.shape[-2:]
     target_height, target_width = bucket
     scale = max(target_height / height, target_width / width)

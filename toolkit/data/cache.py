@@ -10,6 +10,11 @@ and the encoder identity.
 Change any of them and the key changes, so the entry is recomputed; a latent
 entry superseded this way is deleted. Writes go to a temporary file that is
 renamed into place, so a crash never leaves a half-written entry behind.
+
+Each entry records what it was computed from (source path and identity,
+variant, settings, key; for embeddings the caption), and an entry is used only
+when that record matches the lookup: an entry copied or renamed from another
+clip or run is encoded again, with a warning that says what differed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
@@ -44,6 +49,7 @@ class _SafetensorsCache:
     """Shared storage: one entry a file, atomic writes, hit and miss counters."""
 
     kind = "cache"
+    subject = "lookup"  # what an entry is computed for, in messages
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
@@ -61,7 +67,7 @@ class _SafetensorsCache:
     ) -> dict[str, torch.Tensor]:
         lookups = self.hits + self.misses
         if entry.is_file():
-            cached = self._load(entry, device)
+            cached = self._load(entry, metadata, device)
             if cached is not None:
                 self.hits += 1
                 self._trace(lookups, "hit", entry, metadata)
@@ -72,10 +78,19 @@ class _SafetensorsCache:
         self._trace(lookups, "miss", entry, metadata)
         return {name: tensor.to(device) for name, tensor in tensors.items()}
 
-    def _load(self, entry: Path, device: torch.device | str) -> dict[str, torch.Tensor] | None:
-        """The entry's tensors, or None (after a warning, with the file deleted) when it is unreadable."""
+    def _load(self, entry: Path, expected: dict[str, str], device: torch.device | str) -> dict[str, torch.Tensor] | None:
+        """The entry's tensors; None when it records another source or settings than `expected` (after a
+        warning; the new result replaces it) or is unreadable (after a warning, with the file deleted)."""
         try:
-            return load_file(str(entry), device=str(device))
+            with safe_open(str(entry), framework="pt", device=str(device)) as handle:
+                differences = _differences(handle.metadata() or {}, expected)
+                if differences:
+                    logger.warning(
+                        "%s entry %s was not computed for this %s (%s); computing it again",
+                        self.kind, entry, self.subject, "; ".join(differences),
+                    )
+                    return None
+                return {name: handle.get_tensor(name) for name in handle.keys()}
         except (SafetensorError, OSError) as error:
             logger.warning("%s entry %s is unreadable (%s); deleting it and computing again", self.kind, entry, error)
             entry.unlink(missing_ok=True)
@@ -109,22 +124,12 @@ class LatentCache(_SafetensorsCache):
     """
 
     kind = "latent cache"
+    subject = "clip"
 
     def key_for(self, path: str | Path, settings: Mapping[str, Any]) -> str:
         """sha256 hex of the file's identity and the settings."""
         path = Path(path).resolve()
-        try:
-            stat = path.stat()
-        except OSError as error:
-            raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
-        identity = {
-            "path": str(path),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "content": _ends_digest(path, stat.st_size),
-            "settings": settings_json(settings, where=f"latent cache settings for {path}"),
-        }
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return _key(path, _file_identity(path), settings)
 
     def entry_path(self, path: str | Path, settings: Mapping[str, Any]) -> Path:
         """Where the entry for (`path`, `settings`) lives (whether or not it exists yet)."""
@@ -146,10 +151,12 @@ class LatentCache(_SafetensorsCache):
         entries of the same file and variant.
         """
         source = Path(path).resolve()
-        key = self.key_for(source, settings)
+        identity = _file_identity(source)
+        key = _key(source, identity, settings)
         entry = self._entry_for(source, key)
         metadata = {
             "source": str(source),
+            "identity": json.dumps(identity, sort_keys=True),
             "variant": variant,
             "key": key,
             "settings": settings_json(settings, where=str(source)),
@@ -179,6 +186,7 @@ class TextEmbeddingCache(_SafetensorsCache):
     the embeddings, like the maximum sequence length)."""
 
     kind = "text embedding cache"
+    subject = "caption"
 
     def key_for(self, caption: str, settings: Mapping[str, Any]) -> str:
         identity = {"caption": caption, "settings": settings_json(settings, where="text embedding cache settings")}
@@ -233,6 +241,37 @@ def _checked_result(result: Any, entry: Path) -> dict[str, torch.Tensor]:
     return {
         name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in result.items()
     }
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    """What tells this file's content from another's without reading it all: size, mtime, a hash of its ends."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "content": _ends_digest(path, stat.st_size)}
+
+
+def _key(path: Path, identity: dict[str, Any], settings: Mapping[str, Any]) -> str:
+    keyed = {
+        "path": str(path),
+        **identity,
+        "settings": settings_json(settings, where=f"latent cache settings for {path}"),
+    }
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
+
+
+def _differences(recorded: Mapping[str, str], expected: Mapping[str, str]) -> list[str]:
+    """'name: recorded X, not Y' for each expected field the entry records otherwise (or not at all)."""
+    return [
+        f"{name}: recorded {_short(recorded.get(name, '(nothing)'))}, not {_short(value)}"
+        for name, value in expected.items()
+        if recorded.get(name) != value
+    ]
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _ends_digest(path: Path, size: int) -> str:

@@ -2,8 +2,8 @@
 
 The folder is scanned once when the dataset is built (dataset_scan.py): captions
 are read, each file's headers are probed (size, frame rate, length, audio), and
-its bucket is fixed, so configuration mistakes (no caption and no default, clips
-too short, missing audio) surface before any model is loaded, and every item's
+its bucket is fixed, so configuration mistakes (no caption and no default, missing
+audio) surface before any model is loaded, and every item's
 shape is known without decoding. Decoding happens per item in `__getitem__`.
 """
 
@@ -23,6 +23,7 @@ from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, ma
 from toolkit.data.buckets import check_resolutions, resize_and_crop
 from toolkit.data.captions import shuffle_caption
 from toolkit.data.media import AudioTrack, read_video
+from toolkit.data.clip_rules import MediaNotice
 from toolkit.data.dataset_scan import FolderScan, MediaEntry
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
@@ -82,18 +83,22 @@ class MediaDataset(Dataset[MediaItem]):
       clip's own rate); images give one frame. With `shrink_video_to_frames` the
       frames are spread evenly over the whole clip instead (see `read_video`).
       With `auto_frame_count` each clip gives as many frames as it holds at that
-      rate, rounded down to 8k+1, instead of `num_frames`.
+      rate, rounded down to 8k+1, instead of `num_frames`. A clip with fewer frames
+      than asked is spread over its whole length, frames repeated, and a 1-frame
+      video trains as a still (clip_rules.py); each gets a notice (`notices`).
     - Frames are scaled and center-cropped to the bucket picked from `resolutions`.
     - `flip_x` adds a left-right mirrored copy of every item, then `flip_y` an
       upside-down copy of every item so far (both: 4 items a file), as ai-toolkit
       does; `num_repeats` repeats the whole list (`len` counts every repeat).
     - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
       cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
+      More than two channels are downmixed to stereo first (with a notice).
       A file without audio raises (`missing_audio="error"`) or gets silence; a track
       whose RMS is below SILENCE_THRESHOLD_DBFS (-60 dBFS) is the same case: a warning
       names the clip, then it raises or is trained as silence.
-    - Files that cannot be decoded, or are too short, raise (`on_corrupt="error"`)
-      or are left out and listed in `skipped` as (path, reason).
+    - Files that cannot be decoded raise (`on_corrupt="error"`) or are left out and
+      listed in `skipped` as (path, reason); dangling links and files this user may
+      not read are always left out, listed and warned about.
     - `shuffle_tokens` shuffles a caption's comma-separated parts; with probability
       `caption_dropout_rate` a caption is replaced by "". Both are seeded by `seed`,
       the epoch from `set_epoch` and the item index, so each repeat gets its own draw.
@@ -144,10 +149,11 @@ class MediaDataset(Dataset[MediaItem]):
         self._check_settings()
         scan = FolderScan(
             self.folder, self.caption_ext, default_caption, num_frames, fps, self.resolutions, on_corrupt,
-            missing_audio, audio_sample_rate, shrink_video_to_frames, auto_frame_count,
+            missing_audio, audio_sample_rate is not None, shrink_video_to_frames, auto_frame_count,
         )
         self._entries = scan.entries()
         self.skipped: list[tuple[Path, str]] = scan.skipped
+        self.notices: list[MediaNotice] = scan.notices
         self._variants = self._flipped_variants()
         get_tracer().event(
             "dataset_scan",
@@ -159,6 +165,7 @@ class MediaDataset(Dataset[MediaItem]):
             num_repeats=num_repeats,
             frame_selection="spread" if shrink_video_to_frames else "start",
             skipped=len(self.skipped),
+            notices=len(self.notices),
         )
 
     def __len__(self) -> int:
@@ -175,7 +182,7 @@ class MediaDataset(Dataset[MediaItem]):
         variant = self._variants[index % len(self._variants)]
         entry = self._entries[variant.entry]
         with self._load_span(entry) as span:
-            clip = read_video(entry.path, entry.num_frames, self.fps, spread=self.shrink_video_to_frames)
+            clip = read_video(entry.path, entry.num_frames, self.fps, spread=entry.spread)
             frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
             video = _flipped(resize_and_crop(frames, entry.bucket), variant).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
@@ -192,6 +199,7 @@ class MediaDataset(Dataset[MediaItem]):
                 flip_x=variant.flip_x,
                 flip_y=variant.flip_y,
                 source_frames=list(clip.source_indices),
+                audio_source_channels=clip.audio.source_channels if clip.audio is not None else 0,
             )
         return MediaItem(
             path=entry.path,
@@ -205,7 +213,7 @@ class MediaDataset(Dataset[MediaItem]):
             audio_rms_dbfs=level,
             flip_x=variant.flip_x,
             flip_y=variant.flip_y,
-            frame_selection="spread" if self.shrink_video_to_frames and clip.num_frames > 1 else "start",
+            frame_selection="spread" if entry.spread and clip.num_frames > 1 else "start",
         )
 
     def _silent_track(self, path: Path, level: float) -> bool:

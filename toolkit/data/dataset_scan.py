@@ -1,8 +1,10 @@
 """The dataset's scan: what each file of the folder is, learned once from captions and headers.
 
 Probing every file before any model loads makes configuration mistakes (no caption and no
-default, clips too short, missing audio) surface early, and fixes each item's bucket, frame
-count and fps, so batches are known without decoding.
+default, missing audio) surface early, and fixes each item's bucket, frame count and fps, so
+batches are known without decoding. Each file is planned by the rules the check before loading
+applies too (toolkit/data/clip_rules.py); what those rules do to a file (a short clip spread,
+audio downmixed, frames scaled up) is said once per file, and every file left out is named.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from toolkit.data.buckets import pick_bucket
-from toolkit.data.files import list_media_files, read_caption
-from toolkit.data.media import STILL_IMAGE_FPS, MediaInfo, count_frames, probe_media, real_time_fps, source_frame_indices
+from toolkit.data.clip_rules import ClipPlan, ClipSettings, MediaNotice, needs_missing_audio, plan_clip
+from toolkit.data.files import list_media_files, read_caption, unreadable_media_files
+from toolkit.data.media import MediaInfo, count_frames, probe_media
 from toolkit.errors import DataError
+from toolkit.logging import get_logger
+from toolkit.logging.events import publish_event
 from toolkit.trace import get_tracer
+
+_logger = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class MediaEntry:
-    """What the scan learned about one usable file."""
+    """What the scan learned about one usable file; `spread` says its frames span the whole clip."""
 
     path: Path
     caption: str
@@ -29,6 +33,7 @@ class MediaEntry:
     num_frames: int
     fps: float
     has_audio: bool
+    spread: bool = False
 
     @property
     def batch_key(self) -> tuple[int, int, int, float]:
@@ -47,83 +52,86 @@ class FolderScan:
     resolutions: list[int]
     on_corrupt: str
     missing_audio: str
-    audio_sample_rate: int | None
+    wants_audio: bool  # a clip without an audio track is then an error (or silence, per missing_audio)
     shrink_video_to_frames: bool
     auto_frame_count: bool
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    notices: list[MediaNotice] = field(default_factory=list)
 
     def entries(self) -> list[MediaEntry]:
-        """One entry per usable file; broken ones raise (on_corrupt: error) or go to `skipped`."""
+        """One entry per usable file; broken ones raise (on_corrupt: error) or go to `skipped`.
+
+        Files that cannot be read at all (dangling links, no read permission) are skipped
+        whatever `on_corrupt` says: they are not media the dataset could judge.
+        """
+        for path, reason in unreadable_media_files(self.folder):
+            self._skip(path, f"{path}: {reason}; fix or remove it")
         media_files = list_media_files(self.folder)
-        entries = []
-        for path in media_files:
-            caption = self._read_caption(path)
-            try:
-                info = probe_media(path)
-                self._check_length(info)
-            except DataError as error:
-                if self.on_corrupt == "error":
-                    raise
-                self.skipped.append((path, str(error)))
-                get_tracer().event("dataset_skip", clip=str(path), reason=str(error))
-                continue
-            # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
-            self._check_audio(info)
-            entries.append(self._entry(info, caption))
+        unreadable = len(self.skipped)
+        entries = [entry for entry in map(self.check, media_files) if entry is not None]
         if not entries:
-            found = f"{len(media_files)} media files, {len(self.skipped)} skipped" if media_files else "no media files"
+            files = len(media_files) + unreadable
+            found = f"{files} media files, {len(self.skipped)} skipped" if files else "no media files"
             raise DataError(
                 f"dataset folder {self.folder} has no usable clips or images ({found}); "
                 f"add .mp4/.mov/.webm/.mkv/.png/.jpg/.jpeg/.webp files or fix folder_path"
             )
         return entries
 
-    def _entry(self, info: MediaInfo, caption: str) -> MediaEntry:
-        num_frames = self._frames_of(info)
-        fps = self.fps if self.fps is not None else (info.fps or STILL_IMAGE_FPS)
-        if self.shrink_video_to_frames and self.fps is None and not info.is_image:
-            fps = real_time_fps(num_frames, self._frame_count(info), info.fps)
-        bucket = pick_bucket(info.height, info.width, self.resolutions)
-        return MediaEntry(info.path, caption, bucket, num_frames, float(fps), info.has_audio)
+    def check(self, path: Path) -> MediaEntry | None:
+        """One file as the dataset takes it: its entry; None when it is skipped (on_corrupt: skip; the reason
+        goes to `skipped`); DataError when it stops the run (no caption, no audio track, or broken with
+        on_corrupt: error). The UI's dataset page asks this per clip."""
+        caption = read_caption(path, self.caption_ext, self.default_caption)
+        try:
+            info = probe_media(path)
+            plan = plan_clip(info, self._settings(), self._frame_count(info))
+        except DataError as error:
+            if self.on_corrupt == "error":
+                raise
+            self._skip(path, str(error))
+            return None
+        # A missing audio track is a settings question, not a broken file: it raises even with on_corrupt: skip.
+        self._check_audio(info)
+        self._announce(plan.notices)
+        return self._entry(info, caption, plan)
 
-    def _frames_of(self, info: MediaInfo) -> int:
-        """Frames the clip trains on: `num_frames`, or with `auto_frame_count` all the clip holds (8k+1)."""
-        if info.is_image:
-            return 1
-        if not self.auto_frame_count:
-            return self.num_frames
-        clip_fps = self.fps if self.fps is not None else info.fps
-        # Output frame i shows source frame floor(i * source_fps / clip_fps): count those inside the clip.
-        fitting = int(np.floor((self._frame_count(info) - 1) * clip_fps / info.fps + 1e-6)) + 1
-        return (fitting - 1) // 8 * 8 + 1
+    def _settings(self) -> ClipSettings:
+        return ClipSettings(
+            self.num_frames, self.fps, self.resolutions, self.shrink_video_to_frames, self.auto_frame_count,
+            loads_audio=self.wants_audio,
+        )
 
     @staticmethod
-    def _frame_count(info: MediaInfo) -> int:
+    def _entry(info: MediaInfo, caption: str, plan: ClipPlan) -> MediaEntry:
+        return MediaEntry(info.path, caption, plan.bucket, plan.num_frames, plan.fps, info.has_audio, plan.spread)
+
+    @staticmethod
+    def _frame_count(info: MediaInfo) -> int | None:
+        if info.is_image:
+            return 1
         return info.frame_count if info.frame_count is not None else count_frames(info.path)
 
+    def _skip(self, path: Path, reason: str) -> None:
+        self.skipped.append((path, reason))
+        publish_event(
+            get_tracer(), _logger, "dataset_skip", lambda: f"skipped {reason}",
+            lambda: {"clip": str(path), "reason": reason}, warning=True,
+        )
+
+    def _announce(self, notices: tuple[MediaNotice, ...]) -> None:
+        for notice in notices:
+            self.notices.append(notice)
+            publish_event(
+                get_tracer(), _logger, "media_notice", lambda: f"{notice} (dataset key: {notice.key})",
+                lambda: {"clip": str(notice.path), "key": notice.key, "notice": notice.text}, warning=True,
+            )
+
     def _check_audio(self, info: MediaInfo) -> None:
-        if self.audio_sample_rate is None or info.has_audio or self.missing_audio == "silence":
+        if not needs_missing_audio(info, self.wants_audio, self.missing_audio):
             return
         kind = "image" if info.is_image else "clip"
         raise DataError(
             f"{info.path}: {kind} has no audio track; set missing_audio: silence in the dataset config to train "
             f"it with silence, or remove it"
         )
-
-    def _check_length(self, info: MediaInfo) -> None:
-        # Spread frames come from anywhere in the clip (a short clip repeats frames); auto counts always fit.
-        if info.is_image or info.frame_count is None or info.fps is None:
-            return
-        if self.shrink_video_to_frames or self.auto_frame_count:
-            return
-        clip_fps = self.fps if self.fps is not None else info.fps
-        needed = source_frame_indices(self.num_frames, info.fps, clip_fps)[-1] + 1
-        if info.frame_count < needed:
-            raise DataError(
-                f"{info.path}: clip too short: it has {info.frame_count} frames at {info.fps:g} fps, but "
-                f"num_frames={self.num_frames} at {clip_fps:g} fps needs {needed}; lower num_frames (or fps) "
-                f"in the dataset config, set shrink_video_to_frames: true, or remove the clip"
-            )
-
-    def _read_caption(self, media_path: Path) -> str:
-        return read_caption(media_path, self.caption_ext, self.default_caption)

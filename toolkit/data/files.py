@@ -8,6 +8,7 @@ both, only earlier by the second.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from toolkit.errors import DataError
@@ -30,10 +31,28 @@ def is_media(path: Path) -> bool:
 
 
 def list_media_files(folder: Path) -> list[Path]:
-    """The clips and images directly in `folder`, sorted; hidden files are left out."""
-    return sorted(
-        path for path in folder.iterdir() if path.is_file() and is_media(path) and not path.name.startswith(".")
-    )
+    """The clips and images directly in `folder` that can be read, sorted; hidden files are left out.
+
+    The others with a media extension (dangling links, files this user may not read) are
+    `unreadable_media_files`: the dataset skips them and says so.
+    """
+    return sorted(path for path in _media_names(folder) if path.is_file() and os.access(path, os.R_OK))
+
+
+def unreadable_media_files(folder: Path) -> list[tuple[Path, str]]:
+    """(path, reason) for each media name in `folder` that cannot be read: a link whose target is gone,
+    or a file without read permission for this user."""
+    unreadable = []
+    for path in sorted(_media_names(folder)):
+        if path.is_symlink() and not path.exists():
+            unreadable.append((path, f"a link to {os.readlink(path)}, which does not exist"))
+        elif path.is_file() and not os.access(path, os.R_OK):
+            unreadable.append((path, "not readable by this user (permission denied)"))
+    return unreadable
+
+
+def _media_names(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if is_media(path) and not path.name.startswith(".")]
 
 
 def caption_path(media_path: Path, caption_ext: str) -> Path:
@@ -48,7 +67,8 @@ def read_caption(media_path: Path, caption_ext: str, default_caption: str = "") 
     caption = ""
     if path.is_file():
         try:
-            caption = path.read_text(encoding="utf-8").strip()
+            # utf-8-sig drops a byte-order mark (Windows editors write one), which would reach the text encoder.
+            caption = path.read_text(encoding="utf-8-sig").strip()
         except UnicodeDecodeError as error:
             raise DataError(f"{path}: caption is not UTF-8 text ({error}); re-save it as UTF-8") from error
     if caption:

@@ -13,27 +13,39 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from toolkit.data.audio import stretch_audio
+from toolkit.data.clip_rules import STILL_IMAGE_FPS, real_time_fps, source_frame_indices, spread_frame_indices
 from toolkit.data.files import is_image
+from toolkit.data.images import image_to_rgb
+from toolkit.data.probe import (
+    MediaInfo,
+    declared_frame_count,
+    open_container,
+    read_media_info,
+    stream_fps,
+    video_stream,
+)
 from toolkit.errors import DataError
 
-# A still image has no frame rate of its own; LTX-2 pipelines default to 24 fps,
-# so a 1-frame clip at 24 fps conditions the model the way inference will.
-STILL_IMAGE_FPS = 24.0
-
-# Small tolerance so that a target time landing exactly on a source frame
-# boundary (after float arithmetic) picks that frame, not the one before.
-_FRAME_TIME_EPSILON = 1e-6
+__all__ = [
+    "STILL_IMAGE_FPS", "AudioTrack", "MediaInfo", "VideoClip", "count_frames", "probe_media", "read_video",
+    "real_time_fps", "source_frame_indices", "spread_frame_indices",
+]
 
 
 @dataclass
 class AudioTrack:
-    """Decoded audio: float32 waveform (channels, samples) in [-1, 1]."""
+    """Decoded audio: float32 waveform (channels, samples) in [-1, 1].
+
+    `source_channels` is how many channels the file's track had when it was decoded
+    from one (more than two are downmixed to stereo); 0 when not decoded from a file.
+    """
 
     waveform: torch.Tensor
     sample_rate: int
+    source_channels: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -62,29 +74,17 @@ class VideoClip:
         return self.frames.shape[0]
 
 
-@dataclass
-class MediaInfo:
-    """What a file holds, read from its headers without decoding all of it."""
-
-    path: Path
-    height: int
-    width: int
-    fps: float | None  # None for still images
-    frame_count: int | None  # None when the container does not say
-    has_audio: bool
-    is_image: bool
-
-
 def probe_media(path: str | Path) -> MediaInfo:
-    """Read size, frame rate, frame count and audio presence; decodes one frame to
-    catch files whose headers parse but whose data does not."""
+    """`read_media_info`, checked by decoding: an image in full, a video's first frame (whose size
+    is the one reported), to catch files whose headers parse but whose data does not."""
     path = Path(path)
-    if is_image(path):
+    info = read_media_info(path)
+    if info.is_image:
         frames = _read_image(path)
-        return MediaInfo(path, frames.shape[1], frames.shape[2], None, 1, False, True)
-    with _open_container(path) as container:
-        stream = _video_stream(container, path)
-        source_fps = _stream_fps(stream, path)
+        info.height, info.width = frames.shape[1], frames.shape[2]
+        return info
+    with open_container(path) as container:
+        stream = video_stream(container, path)
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as error:
@@ -93,15 +93,8 @@ def probe_media(path: str | Path) -> MediaInfo:
             ) from error
         if first is None:
             raise DataError(f"{path}: the video stream holds no frames; re-encode or remove the file")
-        return MediaInfo(
-            path=path,
-            height=first.height,
-            width=first.width,
-            fps=source_fps,
-            frame_count=_declared_frame_count(stream, source_fps),
-            has_audio=bool(container.streams.audio),
-            is_image=False,
-        )
+        info.height, info.width = first.height, first.width
+    return info
 
 
 def read_video(path: str | Path, num_frames: int, fps: float | None = None, spread: bool = False) -> VideoClip:
@@ -133,9 +126,9 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     if spread:
         return _read_spread(path, num_frames, fps)
 
-    with _open_container(path) as container:
-        stream = _video_stream(container, path)
-        source_fps = _stream_fps(stream, path)
+    with open_container(path) as container:
+        stream = video_stream(container, path)
+        source_fps = stream_fps(stream, path)
         clip_fps = float(fps) if fps is not None else source_fps
         source_indices = source_frame_indices(num_frames, source_fps, clip_fps)
         frames, decoded = _decode_frames(container, stream, source_indices, path)
@@ -152,19 +145,11 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
 
 
-def spread_frame_indices(num_frames: int, frame_count: int) -> list[int]:
-    """`num_frames` source frame indices spread evenly from the first frame to the last of `frame_count`."""
-    last = frame_count - 1
-    if num_frames == 1:
-        return [0]
-    return [min(last, int(round(i * last / (num_frames - 1)))) for i in range(num_frames)]
-
-
 def count_frames(path: str | Path) -> int:
     """Decode the whole video stream to count its frames (for containers that do not declare the count)."""
     path = Path(path)
-    with _open_container(path) as container:
-        stream = _video_stream(container, path)
+    with open_container(path) as container:
+        stream = video_stream(container, path)
         try:
             return sum(1 for _ in container.decode(stream))
         except av.error.FFmpegError as error:
@@ -174,10 +159,10 @@ def count_frames(path: str | Path) -> int:
 
 
 def _read_spread(path: Path, num_frames: int, fps: float | None) -> VideoClip:
-    with _open_container(path) as container:
-        stream = _video_stream(container, path)
-        source_fps = _stream_fps(stream, path)
-        frame_count = _declared_frame_count(stream, source_fps) or count_frames(path)
+    with open_container(path) as container:
+        stream = video_stream(container, path)
+        source_fps = stream_fps(stream, path)
+        frame_count = declared_frame_count(stream, source_fps) or count_frames(path)
         source_indices = spread_frame_indices(num_frames, frame_count)
         frames, decoded = _decode_frames(container, stream, source_indices, path)
         if frames is None:
@@ -194,52 +179,8 @@ def _read_spread(path: Path, num_frames: int, fps: float | None) -> VideoClip:
         if container.streams.audio:
             whole = _decode_audio(container, container.streams.audio[0], frame_count / source_fps, path)
             samples = max(1, int(round(duration_s * whole.sample_rate)))
-            audio = AudioTrack(stretch_audio(whole.waveform, samples), whole.sample_rate)
+            audio = AudioTrack(stretch_audio(whole.waveform, samples), whole.sample_rate, whole.source_channels)
     return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
-
-
-def real_time_fps(num_frames: int, frame_count: int, source_fps: float) -> float:
-    """The rate at which frames spread over `frame_count` source frames play in real time."""
-    if num_frames < 2 or frame_count < 2:
-        return source_fps
-    return source_fps * (num_frames - 1) / (frame_count - 1)
-
-
-def source_frame_indices(num_frames: int, source_fps: float, clip_fps: float) -> list[int]:
-    """Index of the source frame shown at each output frame's time (i / clip_fps)."""
-    return [int(np.floor(i / clip_fps * source_fps + _FRAME_TIME_EPSILON)) for i in range(num_frames)]
-
-
-def _open_container(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found; check the dataset folder_path")
-    try:
-        return av.open(str(path), mode="r")
-    except (av.error.FFmpegError, OSError) as error:
-        raise DataError(f"{path}: cannot open as a video ({error}); re-encode or remove the file") from error
-
-
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
-    if not container.streams.video:
-        raise DataError(f"{path}: no video stream in the file; remove it from the dataset folder")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
-    return stream
-
-
-def _stream_fps(stream: av.video.stream.VideoStream, path: Path) -> float:
-    rate = stream.average_rate or stream.guessed_rate
-    if not rate or rate <= 0:
-        raise DataError(f"{path}: the video stream declares no frame rate; re-encode it with a constant frame rate")
-    return float(rate)
-
-
-def _declared_frame_count(stream: av.video.stream.VideoStream, source_fps: float) -> int | None:
-    if stream.frames:
-        return int(stream.frames)
-    if stream.duration is not None and stream.time_base is not None:
-        return int(round(float(stream.duration * stream.time_base) * source_fps))
-    return None
 
 
 def _decode_frames(
@@ -276,15 +217,19 @@ def _decode_audio(
     sample_rate = stream.rate
     wanted = int(round(duration_s * sample_rate))
     resampler = None
+    source_channels = 0
     chunks: list[np.ndarray] = []
     have = 0
     try:
         container.seek(0)  # the video pass moved the read position past the audio we want
         for frame in container.decode(stream):
             if resampler is None:
-                # Same rate and layout, only the sample format changes: fltp gives
-                # (channels, samples) floats in [-1, 1] whatever the codec stores.
-                resampler = av.AudioResampler(format="fltp", layout=frame.layout, rate=frame.sample_rate)
+                # Same rate, only the sample format changes: fltp gives (channels, samples) floats
+                # in [-1, 1] whatever the codec stores. More than two channels (5.1, 7.1, ...) are
+                # downmixed to stereo by FFmpeg's standard matrix (centre and surrounds at -3 dB).
+                source_channels = len(frame.layout.channels)
+                layout = frame.layout if source_channels <= 2 else "stereo"
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=frame.sample_rate)
             for converted in resampler.resample(frame):
                 chunks.append(converted.to_ndarray())
                 have += chunks[-1].shape[1]
@@ -297,7 +242,7 @@ def _decode_audio(
     if not chunks:
         raise DataError(f"{path}: the audio stream holds no samples; re-encode the audio track or remove it")
     waveform = np.concatenate(chunks, axis=1)[:, :wanted].astype(np.float32)
-    return AudioTrack(torch.from_numpy(np.ascontiguousarray(waveform)), int(sample_rate))
+    return AudioTrack(torch.from_numpy(np.ascontiguousarray(waveform)), int(sample_rate), source_channels)
 
 
 def _read_image(path: Path) -> torch.Tensor:
@@ -305,8 +250,7 @@ def _read_image(path: Path) -> torch.Tensor:
         raise DataError(f"{path}: file not found; check the dataset folder_path")
     try:
         with Image.open(path) as image:
-            rgb = ImageOps.exif_transpose(image).convert("RGB")
-            pixels = np.asarray(rgb, dtype=np.uint8)
+            pixels = image_to_rgb(image)
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"{path}: cannot read as an image ({error}); re-save or remove the file") from error
     return torch.from_numpy(pixels.copy()).unsqueeze(0)

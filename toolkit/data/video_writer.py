@@ -16,18 +16,20 @@ import torch
 from toolkit.data.media import AudioTrack
 from toolkit.errors import DataError
 
-_AUDIO_LAYOUTS = {1: "mono", 2: "stereo"}
+_AUDIO_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1"}
 
 
 def write_video(path: str | Path, frames: torch.Tensor, fps: float, audio: AudioTrack | None = None) -> Path:
     """Encode uint8 frames (T, H, W, 3) at `fps` to `path`, with `audio` as AAC when given.
 
-    H and W must be even (yuv420p); audio must be mono or stereo floats in [-1, 1].
+    H and W must be even (yuv420p); audio must be mono, stereo or 5.1 (6 channels) floats in [-1, 1].
     """
     path = Path(path)
     _check_frames(frames, path)
     if audio is not None and audio.waveform.shape[0] not in _AUDIO_LAYOUTS:
-        raise DataError(f"{path}: audio has {audio.waveform.shape[0]} channels; only mono or stereo can be written")
+        raise DataError(
+            f"{path}: audio has {audio.waveform.shape[0]} channels; only mono, stereo or 5.1 (6) can be written"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with av.open(str(path), mode="w") as container:

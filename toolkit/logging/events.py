@@ -31,18 +31,21 @@ def publish_event(
     fields: Callable[[], dict[str, Any]],
     *,
     log_when_untraced: bool = True,
+    warning: bool = False,
 ) -> None:
     """Record ``name`` in the trace and print its ``summary`` once.
 
     ``summary`` and ``fields`` are called only when something uses them, so an
     untraced, unlogged event costs nothing. ``log_when_untraced=False`` is for
     per-item detail (one line per clip) that is only shown while tracing.
+    ``warning=True`` logs the summary as a warning where the logger prints it.
     """
+    printed = logger.warning if warning else logger.info
     if tracer.enabled:
         text = summary()
         tracer.event(name, summary=text, **fields())
         # Printed by the trace: the logger keeps it for the log file only (DEBUG: below the console's INFO).
-        record = logger.debug if trace_prints(tracer) else logger.info
+        record = logger.debug if trace_prints(tracer) else printed
         record("%s", text)
     elif log_when_untraced:
-        logger.info("%s", summary())
+        printed("%s", summary())

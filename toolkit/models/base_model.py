@@ -82,6 +82,13 @@ class BaseModel(ABC):
         return []
 
     @classmethod
+    def component_problems(cls, model_config) -> list[str]:
+        """Before loading: one line per pair of the checkpoint's components that do not belong together (parts of
+        different releases: other latent channels, another version's decoder or text encoder), read from their
+        configs, no weight read; the dry run reports them as config errors. None by default."""
+        return []
+
+    @classmethod
     def checkpoint_report(cls, model_config) -> list[str]:
         """`--dry-run`: lines describing the checkpoint (its version, its components); none by default."""
         return []

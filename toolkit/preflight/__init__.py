@@ -8,6 +8,10 @@ concern it (`ProcessConfig.problems_before_loading`, e.g. extensions_built_in/sd
 from the modules of this package. `run.py` runs them for every job, `--dry-run`
 included, and reports every problem of every file in one message (exit 2).
 
+What the checks find that is not a problem but changes what trains (a clip shorter
+than `num_frames`, frames scaled up more than 2x, 5.1 audio, files that will be
+skipped) is a notice: `check_before_loading` adds them to the job's notes.
+
 Dataset and sampling checks are plain Python and never import torch; the
 LoRA check asks the model arch (through the extension registry) only when
 `network.target_modules` or `network.exclude_modules` is set.
@@ -18,7 +22,7 @@ from __future__ import annotations
 from toolkit.config import JobConfig
 from toolkit.errors import ConfigError
 
-__all__ = ["check_before_loading", "problems_before_loading"]
+__all__ = ["check_before_loading", "notices_before_loading", "problems_before_loading"]
 
 
 def problems_before_loading(job: JobConfig) -> list[str]:
@@ -29,8 +33,18 @@ def problems_before_loading(job: JobConfig) -> list[str]:
     return problems
 
 
+def notices_before_loading(job: JobConfig) -> list[str]:
+    """One line per notice (what the run will do by rule: a short clip spread, frames scaled up, ...)."""
+    notices: list[str] = []
+    for index, process in enumerate(job.config.process):
+        notices += process.notices_before_loading(f"config.process[{index}]")
+    return notices
+
+
 def check_before_loading(job: JobConfig, source: str | None = None) -> None:
-    """Raise one ConfigError listing every problem of `job` (from file `source`), if it has any."""
+    """Raise one ConfigError listing every problem of `job` (from file `source`), if it has any; otherwise
+    add the notices to the job's notes (`job.notes.found`), which run.py prints, dry run or not."""
     problems = problems_before_loading(job)
     if problems:
         raise ConfigError(problems, source=source)
+    job.notes.found[:] = notices_before_loading(job)

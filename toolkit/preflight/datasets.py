@@ -1,8 +1,9 @@
-"""Dataset folders before loading: something to train on, and a caption for each clip.
+"""Dataset folders before loading: something to train on, a caption for each clip, and what the media hold.
 
 Uses the dataset's own listing and caption reading (toolkit/data/files.py), so
-what passes here is what the dataset will find; decoding each file is left to
-the dataset (its `on_corrupt` setting decides what a broken file does).
+what passes here is what the dataset will find; the media's headers are read by
+toolkit/preflight/media.py. Decoding each file is left to the dataset (its
+`on_corrupt` setting decides what a broken file does).
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ from collections import Counter
 from pathlib import Path
 
 from toolkit.config import DatasetConfig
-from toolkit.data.files import MEDIA_EXTENSIONS, MissingCaptionError, caption_path, list_media_files, read_caption
+from toolkit.data.files import (
+    MEDIA_EXTENSIONS,
+    MissingCaptionError,
+    caption_path,
+    list_media_files,
+    read_caption,
+    unreadable_media_files,
+)
 from toolkit.errors import DataError
+from toolkit.preflight.media import media_findings
 
 _SHOWN = 3  # files named in one message; the rest are counted
 
@@ -22,6 +31,16 @@ def dataset_problems(datasets: list[DatasetConfig], where: str) -> list[str]:
     for index, dataset in enumerate(datasets):
         problems += _one_dataset(dataset, f"{where}[{index}]")
     return problems
+
+
+def dataset_notices(datasets: list[DatasetConfig], where: str) -> list[str]:
+    """What training will do to files by rule, and the files it will skip (toolkit/preflight/media.py)."""
+    notices: list[str] = []
+    for index, dataset in enumerate(datasets):
+        folder = Path(dataset.folder_path).expanduser()
+        if folder.is_dir():
+            notices += media_findings(dataset, folder, f"{where}[{index}]").notices
+    return notices
 
 
 def _one_dataset(dataset: DatasetConfig, where: str) -> list[str]:
@@ -43,10 +62,15 @@ def _one_dataset(dataset: DatasetConfig, where: str) -> list[str]:
     problems = [f"{where}.caption_ext: {message}" for message in unreadable]
     if missing:
         problems.append(f"{where}.caption_ext: {_missing_captions(folder, media, missing, dataset.caption_ext)}")
-    return problems
+    return problems + media_findings(dataset, folder, where).problems
 
 
 def _no_media(folder: Path) -> str:
+    unreadable = unreadable_media_files(folder)
+    if unreadable:
+        shown = "; ".join(f"{path.name}: {reason}" for path, reason in unreadable[:_SHOWN])
+        more = f"; and {len(unreadable) - _SHOWN} more" if len(unreadable) > _SHOWN else ""
+        return f"folder {folder} holds no media that can be read ({shown}{more}); fix the links or permissions"
     others = sorted(path.name for path in folder.iterdir() if not path.name.startswith("."))
     allowed = "/".join(MEDIA_EXTENSIONS)
     if not others:

@@ -17,7 +17,7 @@ main process, printing ``[VERBOSE]`` lines and writing ``trace.jsonl`` and
 from __future__ import annotations
 
 from toolkit.trace.config import TraceConfig
-from toolkit.trace.describe import describe, describe_module, describe_tensor
+from toolkit.trace.describe import Lines, describe, describe_module, describe_tensor
 from toolkit.trace.errors import TraceConfigError, TraceSinkWarning
 from toolkit.trace.memory import memory_snapshot
 from toolkit.trace.null import NullTracer
@@ -25,6 +25,7 @@ from toolkit.trace.state import get_tracer, init_tracer, reset_tracer
 from toolkit.trace.tracer import Tracer
 
 __all__ = [
+    "Lines",
     "NullTracer",
     "TraceConfig",
     "TraceConfigError",

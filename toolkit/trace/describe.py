@@ -24,6 +24,11 @@ LazyFields = Callable[[], Mapping[str, Any]]
 """A trace call's costly fields, as a callable the enabled tracer calls: ``lambda: {"tokens": tokenizer(text)}``."""
 
 
+class Lines(tuple):
+    """Text a sink shows line by line under its record, such as a table (the memory plan); trace.jsonl and
+    trace.json store it as a list of strings. ``tracer.event("memory_plan_table", plan=Lines(text.splitlines()))``."""
+
+
 def describe_fields(fields: Mapping[str, Any], lazy_fields: tuple[LazyFields, ...] = ()) -> dict[str, Any]:
     """``fields`` and what each of ``lazy_fields`` returns (called now, in order), each value described."""
     gathered = dict(fields)
@@ -44,6 +49,8 @@ def describe(value: Any) -> Any:
 
 
 def _describe(value: Any, depth: int) -> Any:
+    if isinstance(value, Lines):
+        return Lines(str(line) for line in value)
     if isinstance(value, _PLAIN_TYPES):
         return value
     if isinstance(value, torch.Tensor):

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import torch
 
+from toolkit.devices import resolve_device
 from toolkit.errors import ModelLoadError
 from toolkit.models.base_model import BaseModel, LoraFileKeys
-from toolkit.trace import get_tracer
+from toolkit.trace import Lines, get_tracer
 
 from . import loading, placement
 from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
 from .checkpoint_configs import check_saved_classes, read_variant
+from .component_match import check_components_match
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
 from .model_inputs import PromptEmbeds
@@ -50,10 +52,10 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
 
     def __init__(self, model_config, device: str = "cpu"):
         self.config = model_config
-        self.device = torch.device(_resolve_device(device))
+        self.device = torch.device(resolve_device(device))
         self.dtype = torch_dtype(model_config.dtype)
         self.te_dtype = torch_dtype(model_config.te_dtype or model_config.dtype)
-        self.te_device = torch.device(_resolve_device(model_config.te_device or device))
+        self.te_device = torch.device(resolve_device(model_config.te_device or device))
         self.source: CheckpointSource | None = None
         self.variant: LTX2Variant | None = None
         self._latent_identity: str | None = None
@@ -134,6 +136,13 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
         return text_identity(self.source.location, self.variant.version, self.connectors, self.te_dtype)
 
     @staticmethod
+    def component_problems(model_config) -> list[str]:
+        """Components of different releases in one checkpoint, from their configs (component_match.py)."""
+        from .component_match import component_problems
+
+        return component_problems(model_config)
+
+    @staticmethod
     def checkpoint_report(model_config) -> list[str]:
         """`--dry-run`: the checkpoint's LTX-2 version and its components, each built on the meta device."""
         from .checkpoint_check import checkpoint_report
@@ -178,12 +187,13 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
             self.variant = read_variant(self.source)
             check_saved_classes(self.source.base, COMPONENT_ORDER)
             check_arch(config.arch, self.variant, config.name_or_path)
+            check_components_match(self.source)
             span.set(source=self.source.describe(), variant=self.variant.describe())
             if self.tracer.enabled:
                 # Only the trace shows the plan; building it costs a second, so skip it otherwise.
                 from toolkit.dry_run import memory_plan_report
 
-                self.tracer.event("memory_plan_table", plan=memory_plan_report(config).splitlines())
+                self.tracer.event("memory_plan_table", plan=Lines(memory_plan_report(config).splitlines()))
             for name in COMPONENT_ORDER:
                 self.components[name] = loading.load_one(self, name)
             loading.trace_skipped(self.source.base, COMPONENT_ORDER)
@@ -306,11 +316,3 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
                 seconds=time.perf_counter() - started,
             )
         return output_path
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device: {device!r} was asked for but torch sees no CUDA device; use device: cpu")
-    return device

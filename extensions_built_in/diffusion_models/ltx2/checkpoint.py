@@ -27,6 +27,7 @@ from .checkpoint_configs import component_class as _indexed_class
 from .checkpoint_configs import component_entry
 from .single_file_loading import component_class as _single_file_class
 from .single_file_loading import load_single_file_component
+from .variant import class_hint
 
 # The components a LoRA run loads, in load order; model_index.json (or a single file) names each one's class.
 COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
@@ -171,9 +172,8 @@ def _load(cls, source: CheckpointSource, name: str, dtype):
 
 def _load_advice(name: str) -> str:
     return (
-        f"check that model_index.json names the class the {name}/ folder was saved with (LTX-2.3+ folders use "
-        "LTX2VocoderWithBWE, LTX-2.5 a Gemma 4 text encoder) and that its files are complete, or re-download the "
-        "checkpoint; run with --debug for the traceback"
+        f"check that model_index.json names the class the {name}/ folder was saved with{class_hint(name)} and that "
+        f"its files are complete, or re-download the checkpoint; run with --debug for the traceback"
     )
 
 

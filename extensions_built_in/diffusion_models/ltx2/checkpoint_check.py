@@ -19,8 +19,8 @@ from pathlib import Path
 from toolkit.errors import LTX2TraceError, ModelLoadError
 
 from .checkpoint import COMPONENT_ORDER, resolve_source
-from .checkpoint_configs import check_saved_classes, component_class, component_entry, read_variant
-from .variant import VERSION_BY_ARCH, check_arch
+from .checkpoint_configs import check_saved_classes, component_class, component_config_json, component_entry, read_variant
+from .variant import VERSION_BY_ARCH, check_arch, class_hint
 
 
 def checkpoint_report(model_config) -> list[str]:
@@ -29,7 +29,7 @@ def checkpoint_report(model_config) -> list[str]:
         source = resolve_source(model_config.name_or_path, getattr(model_config, "base_model_path", None))
         variant = read_variant(source, local_only=True)
     except ModelLoadError:
-        if not _is_unreadable_hub_id(model_config.name_or_path):
+        if not is_unreadable_hub_id(model_config.name_or_path):
             raise
         version = VERSION_BY_ARCH.get(model_config.arch, "2.0")
         return [
@@ -48,7 +48,7 @@ def checkpoint_report(model_config) -> list[str]:
     return lines
 
 
-def _is_unreadable_hub_id(name_or_path: str) -> bool:
+def is_unreadable_hub_id(name_or_path: str) -> bool:
     return not Path(name_or_path).expanduser().exists() and not name_or_path.startswith((".", "/", "~"))
 
 
@@ -56,6 +56,7 @@ def build_on_meta(base: str, name: str):
     """Component `name` built on the meta device from its config; ModelLoadError naming what does not fit."""
     from accelerate import init_empty_weights
 
+    component_config_json(base, name, local_only=True)  # a missing folder is named as such, not as a class mix-up
     cls = component_class(base, name)
     library, _ = component_entry(base, name)
     where = f"{base} ({name}/)"
@@ -70,7 +71,7 @@ def build_on_meta(base: str, name: str):
     except Exception as error:  # noqa: BLE001 - a rejected config surfaces as many exception types
         raise ModelLoadError(
             f"the {name} ({cls.__name__}) cannot be built from {where}: {type(error).__name__}: {error}; "
-            "model_index.json must name the class the component was saved with (LTX-2.5: a Gemma 4 text encoder)"
+            f"model_index.json must name the class the component was saved with{class_hint(name)}"
         ) from error
     if library != "transformers":
         _check_weight_names(module, Path(base) / name, name, cls.__name__)
@@ -90,7 +91,7 @@ def _check_weight_names(module, folder: Path, name: str, class_name: str) -> Non
         raise ModelLoadError(
             f"the {name} ({class_name}) in {folder}: {len(missing)} of its {len(expected)} weights are not in the "
             f"files (e.g. {', '.join(missing[:3])}); the files hold another model than {class_name} - set "
-            f"model_index.json's '{name}' entry to the class they were saved with (LTX-2.3+: LTX2VocoderWithBWE)"
+            f"model_index.json's '{name}' entry to the class they were saved with{class_hint(name)}"
         )
 
 

@@ -88,6 +88,20 @@ def component_entry(base: str, name: str) -> tuple[str, str]:
         ) from error
 
 
+def component_config_json(base: str, name: str, local_only: bool = False) -> dict:
+    """Component `name`'s config.json; when a local folder lacks it, a ModelLoadError that names the component."""
+    relative = f"{name}/config.json"
+    folder = Path(base).expanduser()
+    if folder.is_dir() and not (folder / relative).is_file():
+        _, class_name = component_entry(base, name)
+        raise ModelLoadError(
+            f"{folder / name} has no config.json, but {folder / 'model_index.json'} lists the {name} ({class_name}): "
+            f"the {name}/ folder is missing or incomplete; copy {name}/ from the same LTX-2 release as transformer/, "
+            "or point model.name_or_path at a complete folder"
+        )
+    return read_json(base, relative, local_only=local_only) or {}
+
+
 def component_class(base: str, name: str):
     """The class model_index.json names for component `name` (imported lazily: these imports are heavy)."""
     library, class_name = component_entry(base, name)

@@ -37,15 +37,17 @@ def choose_pipeline(control_image: str | None) -> PipelineChoice:
 
 
 def load_control_image(path: str | Path, width: int, height: int):
-    """The control image as RGB, scaled to cover width x height and center-cropped to exactly that size.
+    """The control image as RGB (as `toolkit.data.images` normalises training images), scaled to cover width x height and center-cropped to exactly that size.
 
     Returns (image, size before as (width, height)).
     """
     from PIL import Image, UnidentifiedImageError
 
+    from toolkit.data.images import image_to_rgb
+
     try:
         with Image.open(path) as opened:
-            image = opened.convert("RGB")
+            image = Image.fromarray(image_to_rgb(opened))  # 16-bit, palette and alpha as a viewer shows them
     except (OSError, UnidentifiedImageError) as error:
         raise DataError(
             f"control image {path} cannot be read ({error}); point ctrl_img at a PNG or JPEG file"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from . import latent_layout
@@ -19,20 +21,25 @@ class PredictPhase:
         audio_latents: torch.Tensor,
         sigmas: torch.Tensor,
         prompt: PromptEmbeds,
-        fps: float,
+        fps: float | Sequence[float],
         video_sigmas: torch.Tensor | None = None,
     ) -> NoisePrediction:
         """The transformer's velocity for noisy video (B, C, F, H, W) and audio (B, C, L, M) latents.
 
         `sigmas` (B,) is the noise level in [0, 1]; `video_sigmas` (B, tokens) overrides it per video
-        token (image-to-video keeps the first frame's tokens at 0). The transformer is called exactly
-        as LTX2Pipeline / LTX2ImageToVideoPipeline call it (see `timestep_conditioning`), so a LoRA
+        token (image-to-video keeps the first frame's tokens at 0). `fps` is one frame rate for the
+        batch or one per clip: it scales the time axis of the video's positions (RoPE), so clips of
+        different rates in one batch each get their own. The transformer is called exactly as
+        LTX2Pipeline / LTX2ImageToVideoPipeline call it (see `timestep_conditioning`), so a LoRA
         trains on the forward it is sampled with.
         """
         transformer = self.transformer
         batch, _, frames, height, width = video_latents.shape
         audio_length = audio_latents.shape[2]
         conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
+        rates = [float(fps)] * batch if isinstance(fps, (int, float)) else [float(rate) for rate in fps]
+        if len(rates) != batch:
+            raise ValueError(f"get_noise_prediction: {len(rates)} frame rates for a batch of {batch} clips")
         with self.tracer.span(
             "get_noise_prediction",
             conditioning.trace_fields,
@@ -63,7 +70,8 @@ class PredictPhase:
                 num_frames=frames,
                 height=height,
                 width=width,
-                fps=fps,
+                fps=rates[0],
+                video_coords=_video_coords(transformer, rates, frames, height, width, video_tokens.device),
                 audio_num_frames=audio_length,
                 return_dict=False,
             )
@@ -73,3 +81,14 @@ class PredictPhase:
             )
             span.set(video_prediction=prediction.video, audio_prediction=prediction.audio)
         return prediction
+
+
+def _video_coords(transformer, rates: list[float], frames: int, height: int, width: int, device) -> torch.Tensor | None:
+    """The video positions for clips of different frame rates; None (the transformer's own, at `rates[0]`) when
+    they share one. The transformer divides the time axis by one `fps`; here each clip's row is divided by its own,
+    the same arithmetic per clip."""
+    if len(set(rates)) == 1:
+        return None
+    coords = transformer.rope.prepare_video_coords(len(rates), frames, height, width, device, fps=1.0)
+    coords[:, 0] = coords[:, 0] / torch.tensor(rates, dtype=coords.dtype, device=device).view(-1, 1, 1)
+    return coords

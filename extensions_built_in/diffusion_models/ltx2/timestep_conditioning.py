@@ -15,8 +15,7 @@ denoising step, with the scheduler's timestep `t = sigma * 1000` as:
   transformer embeds them sinusoidally before casting, and bf16 would round t to a multiple of 4).
 
 The call is the same for 2.0, 2.3 and 2.5; what differs is what each version reads: all of them read
-`sigma` in the cross-attention modulation; only 2.3 also in its prompt AdaLN (2.0 has none; 2.5's is a
-fixed table, `use_prompt_adaln_single=False`).
+`sigma` in the cross-attention modulation; 2.3 and 2.5 also in their prompt AdaLN (2.0 has none).
 
 LTX-2.5's `use_keyframes_abs_pos_embedding`: the transformer adds a learned embedding to tokens
 marked by `video_keyframes_mask`. Neither pipeline above passes that mask (diffusers' DFR pipelines

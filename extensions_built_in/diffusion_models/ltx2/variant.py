@@ -8,10 +8,10 @@ contain. The signs, by version:
   caption projection moved into the connectors (`use_prompt_embeddings:
   false`, connectors with `per_modality_projections`) and the vocoder with
   bandwidth extension (`LTX2VocoderWithBWE`).
-- 2.5: all of 2.3, plus `ff_bias: false`, the keyframe position embedding
-  (`use_keyframes_abs_pos_embedding`), a timestep-independent prompt
-  modulation (`use_prompt_adaln_single: false`) and a Gemma 4 text encoder; its
-  folders may also hold a prompt enhancer, a duration head or a diffusion
+- 2.5: all of 2.3 (the prompt AdaLN included: diffusers' converter keeps
+  `use_prompt_adaln_single` on), plus `ff_bias: false`, the keyframe position
+  embedding (`use_keyframes_abs_pos_embedding`) and a Gemma 4 text encoder;
+  its folders may also hold a prompt enhancer, a duration head or a diffusion
   decoder.
 
 The version is the highest one any sign points to; `flags` keeps every
@@ -99,7 +99,22 @@ def variant_from_configs(
     return LTX2Variant(_version(flags), flags, classes, extras)
 
 
-SIGNS_OF_2_5 = ("ff_without_bias", "keyframes_abs_pos_embedding", "static_prompt_modulation", "gemma4_text_encoder")
+CLASS_BY_VERSION = {
+    "vocoder": "LTX-2.0 folders use LTX2Vocoder, LTX-2.3 and later LTX2VocoderWithBWE",
+    "text_encoder": (
+        "LTX-2.0/2.3 folders use Gemma3ForConditionalGeneration, LTX-2.5 a Gemma 4 text encoder "
+        "(Gemma4UnifiedForConditionalGeneration)"
+    ),
+}
+"""The components whose class changes between versions, and how; other components keep theirs."""
+
+
+def class_hint(name: str) -> str:
+    """For an error about component `name`: how its class changes between versions, or '' when it does not."""
+    return f" ({CLASS_BY_VERSION[name]})" if name in CLASS_BY_VERSION else ""
+
+
+SIGNS_OF_2_5 = ("ff_without_bias", "keyframes_abs_pos_embedding", "gemma4_text_encoder")
 
 
 def _version(flags: dict) -> str:

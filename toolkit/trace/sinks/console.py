@@ -1,16 +1,28 @@
-"""ConsoleSink: one ``[VERBOSE]`` line per record on stdout, indented by span depth."""
+"""ConsoleSink: one ``[VERBOSE]`` line per record on stdout, indented by span depth.
+
+A line stays readable in a terminal: at most LINE_LIMIT characters. When the fields make it longer,
+the longest ones are summarised (a mapping as its key count and first keys, a list as its length
+and first item, a tensor as its shape and dtype, a long string as its start and length, a JSON
+string as what it holds) until it fits, and a line still too long is cut with a note. trace.jsonl keeps every field whole. Text
+meant to be read line by line (a `Lines` field, such as the memory plan, or a string with line
+breaks) follows the record's line, one console line per line of text, as the dry run prints it.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
-from toolkit.trace.describe import MAX_ITEMS
+from toolkit.trace.describe import MAX_ITEMS, Lines
 from toolkit.trace.records import TraceRecord
 from toolkit.trace.sinks.base import TraceSink
 
 PREFIX = "[VERBOSE] "
 INDENT = "  "
+LINE_LIMIT = 300
+"""Characters of a record's console line, prefix and indentation included (text blocks below it aside)."""
+_CUT = " ... (cut; trace.jsonl has the whole record)"
 
 
 class ConsoleSink(TraceSink):
@@ -43,14 +55,78 @@ def format_record(record: TraceRecord) -> str:
         return f"{PREFIX}{INDENT * record.depth}{record.name} still running (elapsed {elapsed:.1f}s, {memory})"
     else:
         parts = [record.name]
-    blocks = {key: value for key, value in record.fields.items() if isinstance(value, str) and "\n" in value}
-    parts.extend(f"{key}={format_value(value)}" for key, value in record.fields.items() if key not in blocks)
-    if record.memory:
-        parts.append(format_memory(record.memory, record.memory_change))
-    line = PREFIX + INDENT * record.depth + " ".join(parts)
-    # Multi-line text (an inspection block's tree) follows the line, indented one level deeper.
+    blocks = {key: _block_lines(value) for key, value in record.fields.items() if _is_block(value)}
+    fields = {key: value for key, value in record.fields.items() if key not in blocks}
+    memory = format_memory(record.memory, record.memory_change) if record.memory else ""
+    line = fit_line(PREFIX + INDENT * record.depth + " ".join(parts), fields, memory)
+    # Multi-line text (an inspection block's tree, the memory plan) follows the line, one level deeper.
     indent = "\n" + PREFIX + INDENT * (record.depth + 1)
-    return line + "".join(indent + indent.join(text.splitlines()) for text in blocks.values())
+    return line + "".join(indent + indent.join(lines) for lines in blocks.values())
+
+
+def _is_block(value: Any) -> bool:
+    return isinstance(value, Lines) or (isinstance(value, str) and "\n" in value)
+
+
+def _block_lines(value: Any) -> list[str]:
+    return list(value) if isinstance(value, Lines) else value.splitlines()
+
+
+def fit_line(head: str, fields: dict[str, Any], tail: str = "") -> str:
+    """``head key=value ... tail`` in at most LINE_LIMIT characters: the longest fields summarised first."""
+    shown = {key: format_value(value) for key, value in fields.items()}
+
+    def join() -> str:
+        return " ".join([head, *(f"{key}={text}" for key, text in shown.items()), *([tail] if tail else [])])
+
+    line = join()
+    # Structured values (mappings, lists, JSON text) go first, longest first; then long text, first keeping
+    # more of its start: a plain string is often the record's own words, kept as long as the line allows.
+    structured = [key for key in shown if not _is_plain_text(fields[key])]
+    text = [key for key in shown if _is_plain_text(fields[key])]
+    for keys, keep in ((structured, 0), (text, 48), (text, 24)):
+        for key in sorted(keys, key=lambda name: len(shown[name]), reverse=True):
+            if len(line) <= LINE_LIMIT:
+                return line
+            summary = summarise(fields[key], keep)
+            if len(summary) < len(shown[key]):
+                shown[key] = summary
+                line = join()
+    return line if len(line) <= LINE_LIMIT else line[: LINE_LIMIT - len(_CUT)] + _CUT
+
+
+def _is_plain_text(value: Any) -> bool:
+    return isinstance(value, str) and _json_container(value) is None
+
+
+def summarise(value: Any, keep: int = 24) -> str:
+    """A long field in a few words: what kind of value, how big, and its first items (a long text: its first
+    `keep` characters and its length)."""
+    if isinstance(value, str):
+        parsed = _json_container(value)
+        if parsed is not None:
+            return summarise(parsed)
+        return value[:keep] + f"...({len(value):,} chars)" if len(value) > keep + 16 else value
+    if isinstance(value, dict) and {"shape", "dtype"} <= value.keys():  # a tensor: its shape and dtype
+        return f"{value['shape']} {str(value['dtype']).removeprefix('torch.')}"
+    if isinstance(value, dict) and not {"class", "params"} <= value.keys():
+        keys = list(value)
+        return "{" + f"{len(keys)} keys: " + ", ".join(str(key) for key in keys[:3]) + (", ..." if len(keys) > 3 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        first = format_value(value[0]) if value else ""
+        first = first if len(first) <= 40 else first[:37] + "..."
+        return f"[{len(value)} items" + (f": {first}" + (", ..." if len(value) > 1 else "") if value else "") + "]"
+    return format_value(value)
+
+
+def _json_container(text: str) -> dict | list | None:
+    if not text.startswith(("{", "[")):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, (dict, list)) else None
 
 
 def format_memory(

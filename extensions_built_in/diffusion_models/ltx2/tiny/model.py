@@ -32,7 +32,7 @@ TINY_NAME = "tiny-ltx2"
 TINY_NAMES = {TINY_NAME: "2.0", "tiny-ltx2.3": "2.3", "tiny-ltx2.5": "2.5"}
 TINY_SEED = 0
 # Bump when the architecture below changes so cached folders are rebuilt.
-TINY_VERSION = 2
+TINY_VERSION = 3  # 3: the 2.5 transformer keeps the prompt AdaLN
 
 TEXT_HIDDEN = 32
 TEXT_LAYERS = 2

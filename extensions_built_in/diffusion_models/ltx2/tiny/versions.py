@@ -10,9 +10,9 @@ are built here:
   connector layers), the vocoder with bandwidth extension
   (`LTX2VocoderWithBWE`, 16 -> 48 kHz) and a video-VAE decoder with four
   up-blocks that mirror the encoder's four down-blocks.
-- 2.5: 2.3 plus `ff_bias=False`, the keyframe position embedding, the
-  timestep-independent prompt modulation (`use_prompt_adaln_single=False`)
-  and a Gemma 4 text encoder (`Gemma4UnifiedForConditionalGeneration`).
+- 2.5: 2.3 (its prompt AdaLN included) plus `ff_bias=False`, the keyframe
+  position embedding and a Gemma 4 text encoder
+  (`Gemma4UnifiedForConditionalGeneration`).
 """
 
 from __future__ import annotations

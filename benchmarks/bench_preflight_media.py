@@ -1,0 +1,81 @@
+"""How long the check before loading takes on the tiny example's demo clips, as a ratio to importing PyAV.
+
+    python benchmarks/bench_preflight_media.py [--repeats 7]
+
+The check runs before every training (`run.py`, dry run or not), and now reads each
+clip's headers with PyAV, so its floor is `python -c "import av"`. Fresh interpreters,
+interleaved, each counted at its fastest of ``--repeats``:
+- ``import av``: the bare interpreter plus PyAV;
+- the config load and the whole check before loading of train_lora_ltx2_tiny.yaml
+  (schema, folders, captions, the media headers), in a fresh interpreter;
+and, inside the second, the check alone (after the imports; it imports PyAV) and its media part alone
+(PyAV imported, headers read afresh).
+Ratios mean the same on an idle machine and a busy one. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_EXAMPLE = REPO_ROOT / "config" / "examples" / "train_lora_ltx2_tiny.yaml"
+
+CHECK = f"""
+import json, sys, time
+from pathlib import Path
+from toolkit.config import load_config
+from toolkit.preflight import check_before_loading
+from toolkit.preflight.media import _read_header, media_findings
+job = load_config({str(TINY_EXAMPLE)!r})
+started = time.perf_counter()
+check_before_loading(job)
+check_s = time.perf_counter() - started
+dataset = job.config.process[0].datasets[0]
+_read_header.cache_clear()  # read the headers again, as a first check would (PyAV now imported)
+started = time.perf_counter()
+media_findings(dataset, Path(dataset.folder_path), "datasets[0]")
+media_s = time.perf_counter() - started
+print(json.dumps({{"check_s": check_s, "media_s": media_s, "torch": "torch" in sys.modules}}))
+"""
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    started = time.perf_counter()
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    return elapsed, result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    bare, whole, check, media = [], [], [], []
+    for _ in range(args.repeats):
+        bare.append(timed([sys.executable, "-c", "import av"])[0])
+        elapsed, out = timed([sys.executable, "-c", CHECK])
+        inner = json.loads(out.strip().splitlines()[-1])
+        if inner["torch"]:
+            raise SystemExit("the check before loading imported torch")
+        whole.append(elapsed)
+        check.append(inner["check_s"])
+        media.append(inner["media_s"])
+    floor = min(bare)
+    print(f"python -c 'import av'                       {floor:.3f} s  1.00x")
+    print(f"config load + check before loading (fresh)  {min(whole):.3f} s  {min(whole) / floor:.2f}x")
+    print(f"  the check alone, after imports            {min(check):.3f} s  {min(check) / floor:.2f}x")
+    print(f"  of which the media headers (4 demo clips) {min(media):.3f} s  {min(media) / floor:.2f}x")
+    print("torch imported: no")
+
+
+if __name__ == "__main__":
+    main()

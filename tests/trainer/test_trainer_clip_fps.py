@@ -1,0 +1,69 @@
+"""Each clip of a batch keeps its own frame rate: it reaches the transformer's video positions (RoPE) per clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from extensions_built_in.sd_trainer.step_loss import StepLoss
+from extensions_built_in.sd_trainer.training_data import TrainingExample
+from toolkit.config import TrainConfig
+from toolkit.trace import get_tracer
+
+
+class _Loss(StepLoss):
+    """What StepLoss reads of the trainer, around the shared tiny model (fp32, no preservation)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.config = SimpleNamespace(train=TrainConfig(dtype="fp32"))
+        self.empty_prompt = model.get_prompt_embeds([""]).as_tensors()
+        self.preservation = None
+        self.tracer = get_tracer()
+
+
+def _clip(model, fps: float, seed: int) -> TrainingExample:
+    generator = torch.Generator().manual_seed(seed)
+    return TrainingExample(
+        path=Path(f"clip_{fps:g}fps.mp4"),
+        caption="a red square",
+        video_latents=torch.randn(4, 2, 2, 2, generator=generator),
+        audio_latents=torch.randn(1, 6, 4, generator=generator),
+        prompt=model.get_prompt_embeds(["a red square"]).as_tensors(),
+        fps=fps,
+        audio_is_silence=False,
+    )
+
+
+def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
+    loss = _Loss(tiny_model)
+    members = [(0, _clip(tiny_model, 24.0, 1)), (1, _clip(tiny_model, 12.0, 2))]
+    received = []
+    hook = tiny_model.transformer.register_forward_pre_hook(
+        lambda module, args, kwargs: received.append(kwargs), with_kwargs=True
+    )
+    try:
+        with torch.no_grad():
+            loss._group_loss(members, step=0, keep_details=True)
+    finally:
+        hook.remove()
+
+    (call,) = received
+    rope = tiny_model.transformer.rope
+    for row, fps in enumerate((24.0, 12.0)):
+        alone = rope.prepare_video_coords(1, 2, 2, 2, torch.device("cpu"), fps=fps)
+        torch.testing.assert_close(call["video_coords"][row : row + 1], alone, rtol=0, atol=0)
+    assert call["video_coords"][1, 0].max() == 2 * call["video_coords"][0, 0].max() > 0  # time at half the rate
+    torch.testing.assert_close(call["video_coords"][0, 1:], call["video_coords"][1, 1:])  # same space
+    assert loss.last_details.fps == [24.0, 12.0]
+
+    # The 12 fps clip's prediction in the batch is its prediction alone at 12 fps.
+    details = loss.last_details
+    prompt = type(details.prompt)(**{k: v[1:] for k, v in details.prompt.as_tensors().items()})
+    with torch.no_grad():
+        alone = tiny_model.get_noise_prediction(
+            details.noisy_video[1:], details.noisy_audio[1:], details.sigmas[1:], prompt, fps=12.0
+        )
+    torch.testing.assert_close(details.video_prediction[1:], alone.video, rtol=1e-4, atol=1e-5)
