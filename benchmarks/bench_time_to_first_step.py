@@ -31,7 +31,6 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from doc_section import load_average, machine, write_section
 from tiny_trainer_timing import WARM_UP_STEPS, tiny_config, use_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -218,6 +218,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    load_before = load_average()
     runs: dict[str, list[dict]] = {name: [] for name in (*SITUATIONS, "from_pretrained")}
     settings = {**SITUATIONS, "from_pretrained": FROM_PRETRAINED}
     with tempfile.TemporaryDirectory() as folder:
@@ -232,7 +233,7 @@ def main() -> None:
     from_pretrained = median_run(runs["from_pretrained"])
     setting = (
         f"tiny example, {args.steps} steps, median of {args.repeats} fresh interpreters per situation, {args.clock} clock, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {platform.machine()} with {os.cpu_count()} CPUs, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {machine(load_before)}, "
         f"{len(modules)} modules imported by the first step"
     )
     print(f"\n{setting}\n{table(medians, from_pretrained, help_s)}\n")
@@ -241,15 +242,14 @@ def main() -> None:
         print(f"ratio time_to_first_step {name.replace(' ', '_')} {ratio:.1f}")
     print(f"streamed load / from_pretrained load: {medians['first run']['load'] / from_pretrained['load']:.2f}")
     if args.write_doc:
-        from doc_section import write_section
-
         command = f"python benchmarks/bench_time_to_first_step.py --steps {args.steps} --repeats {args.repeats} --clock {args.clock}"
         body = (
-            "## Start-up and time to first step (`bench_time_to_first_step.py`)\n\n"
+            f"## Start-up and time to first step (`bench_time_to_first_step.py`, {args.clock} clock)\n\n"
             f"`{command}`: {setting}. Phases in the order a run goes through them (see the script's docstring); "
             f"goal: time to first step at most {GOAL:g}x a bare step.\n\n{table(medians, from_pretrained, help_s)}"
         )
-        print(f"wrote {write_section('time_to_first_step', body)}")
+        section = "time_to_first_step" if args.clock == "wall" else f"time_to_first_step.{args.clock}"
+        print(f"wrote {write_section(section, body)}")
     if args.check and ratios["first run"] > GOAL:
         print(f"check failed: the first run's time to first step is {ratios['first run']:.1f}x a bare step (goal {GOAL:g}x)")
         raise SystemExit(1)

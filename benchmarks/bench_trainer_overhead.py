@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from doc_section import load_average, machine, write_section
 from tiny_trainer_timing import WARM_UP_STEPS, tiny_trainer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +231,7 @@ def main() -> None:
             print(json.dumps(interleaved_times(Path(folder), args.model, args.worker, args.steps, CLOCKS[args.clock])))
         return
 
+    load_before = load_average()
     runs: dict[str, list[dict[str, list[float]]]] = {name: [] for name in CONFIGS}
     with tempfile.TemporaryDirectory() as folder:
         model_folder = small_ltx2(Path(folder), args.layers)
@@ -241,25 +242,24 @@ def main() -> None:
     setting = (
         f"LTX-2 of the tiny widths with {args.layers} transformer blocks, {args.steps} steps x {args.repeats} runs "
         f"per configuration (first {WARM_UP_STEPS} dropped), {args.clock} clock, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, "
-        f"{platform.machine()} with {os.cpu_count()} CPUs"
+        f"{machine(load_before)}"
     )
     print(f"\n{setting}\n{table(summary)}\n")
     for name, row in summary.items():
         print(f"ratio {name} {row['ratio']:.3f}")
     if args.write_doc:
-        from doc_section import write_section
-
         command = (
             f"python benchmarks/bench_trainer_overhead.py --layers {args.layers} --steps {args.steps} "
             f"--repeats {args.repeats} --clock {args.clock}"
         )
         body = (
-            "## Observability per training step (`bench_trainer_overhead.py`)\n\n"
+            f"## Observability per training step (`bench_trainer_overhead.py`, {args.clock} clock)\n\n"
             f"`{command}`: {setting}. Each trainer step against a bare diffusers + peft step on the same latents, "
             "interleaved in the same run (see the script's docstring). Goal: `everything` at most "
             f"{CHECK_LIMIT:.2f}x (`--check`).\n\n{table(summary)}"
         )
-        print(f"wrote {write_section('trainer_overhead', body)}")
+        section = "trainer_overhead" if args.clock == "wall" else f"trainer_overhead.{args.clock}"
+        print(f"wrote {write_section(section, body)}")
     if args.check and summary["everything"]["ratio"] > CHECK_LIMIT:
         print(f"check failed: everything is {summary['everything']['ratio']:.3f}x a bare step (limit {CHECK_LIMIT:.2f}x)")
         raise SystemExit(1)

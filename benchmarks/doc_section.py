@@ -7,6 +7,8 @@ can share the file. A section not there yet is appended at the end; a missing fi
 
 from __future__ import annotations
 
+import os
+import platform
 import re
 import sys
 from pathlib import Path
@@ -42,3 +44,17 @@ def write_section(name: str, body: str, doc: Path = DOC) -> Path:
     with atomic_write(doc, durable=False) as temporary:
         temporary.write_text(replace_section(text, name, body), encoding="utf-8")
     return doc
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average: how busy it was with other work while a benchmark ran."""
+    return os.getloadavg()[0]
+
+
+def machine(load_before: float) -> str:
+    """The machine a benchmark ran on, and how busy it was before and after (numbers from a busy machine
+    carry as ratios only)."""
+    return (
+        f"{platform.machine()} with {os.cpu_count()} CPUs, load average {load_before:.1f} before and "
+        f"{load_average():.1f} after"
+    )
