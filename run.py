@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, freeze_imports: bool = False) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["ui"]:
         from ui.cli import main as ui_main  # the web app; it starts this script again for each job
@@ -99,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             apply_inspection(job_config, args.inspect, args.inspect_every)
             resolve_process_classes(job_config)
             print_notes(path, job_config)
+        if freeze_imports:
+            set_aside_imports()
         for path, job_config in configs:
             job = Job(job_config, path)
             if args.dry_run:
@@ -171,6 +173,17 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
             process.logging.inspect_every = inspect_every
 
 
+def set_aside_imports() -> None:
+    """Take what is imported and built so far (the libraries, the jobs' process classes, the configs) out of the
+    garbage collector's walks, once per process (`gc.freeze`): modules, classes and functions live as long as the
+    process, and each full collection walked all of them (about 420,000 objects after the tiny example's imports, 0.2 CPU-seconds on a
+    2-core machine, during loading and again later). Only the command line does it (`freeze_imports`): a
+    process that calls main() several times, such as a test session, would freeze its earlier garbage too."""
+    import gc
+
+    gc.freeze()
+
+
 def launch_tensorboard(log_dir: Path) -> int:
     """Run TensorBoard on `log_dir` in a child process until it exits or Ctrl-C."""
     command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(log_dir)]
@@ -197,4 +210,4 @@ def _rank_prefix() -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(freeze_imports=True))

@@ -7,7 +7,7 @@ order a run does, timing each:
   imports      every module the run has imported by its first step (the list is recorded by an
                untimed run first), imported in the order the run imported them
   config       reading and checking the YAML as run.py does (schema, checks before loading,
-               the job and its process)
+               the job and its process, what was imported set aside from garbage collection)
   load         LTX2Model.load_model: every component read (transformer and text encoder streamed)
   caching      the clips' latents and the captions' embeddings, through the caches on disk
   set-up       the rest before the first step (text encoder freed, LoRA, optimizer, callbacks)
@@ -20,7 +20,8 @@ and the config. Two situations of the tiny example (TensorBoard, the trace and s
   rerun        the caches hold every clip and caption (a resume, or a new run in the same folder)
 and the first run once more with the load through from_pretrained (streaming switched off), for
 the ratio of the two loaders. `run.py --help` is timed too (a fresh interpreter, end to end).
-Each figure is the median of --repeats runs; the situations alternate. --clock cpu counts the
+Each figure is the median of --repeats runs; the situations alternate; workers run with
+OMP_NUM_THREADS=1 unless it is set. --clock cpu counts the
 process's CPU seconds instead of wall seconds (steadier on a machine busy with other work;
 disk waits do not count). --check exits 1 when the first run's time to first step is above 10x.
 """
@@ -109,6 +110,7 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
         raise SystemExit(f"the tiny config is invalid: {errors[0]}")
     resolve_process_classes(configs[0][1])
     trainer = Job(configs[0][1], path).processes[0]
+    run.set_aside_imports()  # as run.py does before the first job
     times["config"] = [clock() - started]
 
     from extensions_built_in.diffusion_models.ltx2 import streaming
@@ -154,7 +156,10 @@ def run_worker(folder: Path, steps: int, setting: dict, modules: list[str], cloc
     command = [sys.executable, __file__, "--worker", "--folder", str(folder), "--steps", str(steps)]
     command += ["--modules", str(modules_file), "--clock", clock_name]
     command += ["--cached"] * setting["cached"] + ["--from-pretrained"] * (not setting["streamed"])
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    # One thread unless asked otherwise, as bench_trainer_overhead: threads fighting other work on a busy machine
+    # swing each phase far more than the phases differ.
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT, env=env)
     if done.returncode != 0:
         raise SystemExit(f"worker {setting} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -233,7 +238,7 @@ def main() -> None:
     from_pretrained = median_run(runs["from_pretrained"])
     setting = (
         f"tiny example, {args.steps} steps, median of {args.repeats} fresh interpreters per situation, {args.clock} clock, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, {machine(load_before)}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, {machine(load_before)}, "
         f"{len(modules)} modules imported by the first step"
     )
     print(f"\n{setting}\n{table(medians, from_pretrained, help_s)}\n")
