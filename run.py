@@ -9,8 +9,10 @@ Every config is validated (and its process classes imported) before the first
 one runs: its schema, then what needs no weights (toolkit.preflight: output
 and dataset folders, media and captions, sample prompts, LoRA filters), with
 --dry-run too. Exit codes: 0 done, 2 invalid config, 1 other ltx2-trace
-errors, 130 interrupted (Ctrl-C). Project errors print their message without
-a traceback unless --debug is given.
+errors (a full disk, a run already using the folder, ...), 130 interrupted (Ctrl-C),
+143 stopped by SIGTERM. Project errors, file-system errors (disk full, read-only,
+no permission, name too long) and interruptions print one line without a traceback
+unless --debug is given.
 """
 
 from __future__ import annotations
@@ -24,18 +26,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from toolkit.deferred_packages import defer
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
+from toolkit.file_errors import describe, file_system_cause
+from toolkit.stopping import Stopped, sigterm_stops
 
 if TYPE_CHECKING:
     from toolkit.config import JobConfig
 
-# The config schema (pydantic), the job and the checks are imported in main(), after the arguments are
-# parsed: `run.py --help` and a wrong option answer without them (and never import torch).
+# The config schema (pydantic), the job and the checks are imported once the arguments are parsed:
+# `run.py --help` and a wrong option answer without them (and never import torch).
 
 EXIT_OK = 0
 EXIT_RUNTIME_ERROR = 1
 EXIT_CONFIG_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM gives 143 (toolkit.stopping.Stopped.exit_code)
 
 
 def _positive_int(text: str) -> int:
@@ -87,37 +91,54 @@ def main(argv: Sequence[str] | None = None, freeze_imports: bool = False) -> int
         return launch_tensorboard(args.tensorboard)
     if not args.config:
         parser.error("give at least one config file (or --tensorboard DIR)")
+    try:
+        with sigterm_stops():
+            return run_configs(args, freeze_imports)
+    except KeyboardInterrupt as interrupt:
+        stopped = Stopped.from_interrupt(interrupt)
+        print(f"{_rank_prefix()}{stopped}", file=sys.stderr)
+        return stopped.exit_code
+    except ToolkitError as error:
+        _report(error, args.debug)
+        return exit_code(error)
+    except OSError as error:
+        cause = file_system_cause(error)
+        if cause is None:
+            raise  # not the machine's state: a bug, with its traceback
+        if args.debug:
+            traceback.print_exception(error)
+        print(f"{_rank_prefix()}error: {describe(cause)}", file=sys.stderr)
+        return EXIT_RUNTIME_ERROR
+
+
+def run_configs(args: argparse.Namespace, freeze_imports: bool = False) -> int:
+    """Validate every config, then run (or dry-run) each job in order (`freeze_imports`: `set_aside_imports` first)."""
     from toolkit.job import Job, resolve_process_classes
 
-    try:
-        configs, errors = validate_all(args.config, args.overrides, args.verbose)
-        for error in errors:
-            _report(error, args.debug)
-        if errors:
-            return EXIT_CONFIG_ERROR
-        for path, job_config in configs:
-            apply_inspection(job_config, args.inspect, args.inspect_every)
-            resolve_process_classes(job_config)
-            print_notes(path, job_config)
-        if freeze_imports:
-            set_aside_imports()
-        for path, job_config in configs:
-            job = Job(job_config, path)
-            if args.dry_run:
-                for report in job.dry_run():
-                    print(f"{path}: {report}")
-            else:
-                job.run()
-    except KeyboardInterrupt:
-        print("Interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ConfigError as error:
+    configs, errors = validate_all(args.config, args.overrides, args.verbose)
+    for error in errors:
         _report(error, args.debug)
+    if errors:
         return EXIT_CONFIG_ERROR
-    except LTX2TraceError as error:
-        _report(error, args.debug)
-        return EXIT_RUNTIME_ERROR
+    for path, job_config in configs:
+        apply_inspection(job_config, args.inspect, args.inspect_every)
+        resolve_process_classes(job_config)
+        print_notes(path, job_config)
+    if freeze_imports:
+        set_aside_imports()
+    for path, job_config in configs:
+        job = Job(job_config, path)
+        if args.dry_run:
+            for report in job.dry_run():
+                print(f"{path}: {report}")
+        else:
+            job.run()
     return EXIT_OK
+
+
+def exit_code(error: ToolkitError) -> int:
+    """2 for an invalid config, 1 for every other ltx2-trace error."""
+    return EXIT_CONFIG_ERROR if isinstance(error, ConfigError) else EXIT_RUNTIME_ERROR
 
 
 def validate_all(
@@ -176,9 +197,10 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
 def set_aside_imports() -> None:
     """Take what is imported and built so far (the libraries, the jobs' process classes, the configs) out of the
     garbage collector's walks, once per process (`gc.freeze`): modules, classes and functions live as long as the
-    process, and each full collection walked all of them (about 420,000 objects after the tiny example's imports, 0.2 CPU-seconds on a
-    2-core machine, during loading and again later). Only the command line does it (`freeze_imports`): a
-    process that calls main() several times, such as a test session, would freeze its earlier garbage too."""
+    process, and each full collection walked all of them (about 420,000 objects after the tiny example's imports,
+    0.2 CPU-seconds on a 2-core machine, during loading and again later). Only the command line does it
+    (`freeze_imports`): a process that calls main() several times, such as a test session, would freeze its
+    earlier garbage too."""
     import gc
 
     gc.freeze()
@@ -193,7 +215,7 @@ def launch_tensorboard(log_dir: Path) -> int:
         return EXIT_INTERRUPTED
 
 
-def _report(error: LTX2TraceError, debug: bool) -> None:
+def _report(error: ToolkitError, debug: bool) -> None:
     if debug:
         traceback.print_exception(error)
     print(f"{_rank_prefix()}error: {error}", file=sys.stderr)

@@ -39,7 +39,7 @@ check_s = time.perf_counter() - started
 dataset = job.config.process[0].datasets[0]
 _read_header.cache_clear()  # read the headers again, as a first check would (PyAV now imported)
 started = time.perf_counter()
-media_findings(dataset, Path(dataset.folder_path), "datasets[0]")
+media_findings(dataset, Path(dataset.folder_path), "datasets[0]", job.config.process[0].model.arch_rules())
 media_s = time.perf_counter() - started
 print(json.dumps({{"check_s": check_s, "media_s": media_s, "torch": "torch" in sys.modules}}))
 """

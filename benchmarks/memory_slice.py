@@ -203,7 +203,7 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
     from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
     from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
     from toolkit.config import ModelConfig, NetworkConfig
-    from toolkit.network.lora import attach_network
+    from toolkit.network.attach import attach_network
 
     config = ModelConfig(
         name_or_path=str(folder),

@@ -7,7 +7,10 @@
   model classes only through the toolkit (the registry, `Job.dry_run`); nothing in toolkit/ or the
   extensions imports the UI;
 - the top-level packages and modules of toolkit/ (toolkit.logging, toolkit.job, ...) import each other
-  without a cycle (module-level imports; `if TYPE_CHECKING:` imports run never and are left out).
+  without a cycle (module-level imports; `if TYPE_CHECKING:` imports run never and are left out);
+- no two modules of the project import each other, directly or round a longer loop, counting the imports
+  inside functions (a lazy import kept for start-up time is fine as long as it closes no loop);
+  `if TYPE_CHECKING:` imports are left out here too: they name a type for the checker and never run.
 The checker itself is tested on small trees written to tmp_path, so a rule that stopped finding its
 violation would fail here too.
 """
@@ -19,9 +22,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION_ROOTS = ("extensions_built_in", "extensions")
 UI = "ui"
+PROJECT_ROOTS = ("toolkit", *EXTENSION_ROOTS, UI)
 MODELS = "extensions_built_in.diffusion_models"
 
 
@@ -32,6 +38,7 @@ class Import:
     path: str  # file, relative to the root
     line: int
     module_level: bool  # False inside a function or an `if TYPE_CHECKING:` block
+    runs: bool = True  # False in an `if TYPE_CHECKING:` block, which only the type checker reads
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line} imports {self.target}"
@@ -68,24 +75,25 @@ def file_imports(path: Path, root: Path, known: set[str]) -> list[Import]:
     relative = str(path.relative_to(root))
     found: list[Import] = []
 
-    def visit(node: ast.AST, module_level: bool) -> None:
+    def visit(node: ast.AST, module_level: bool, runs: bool) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import):
-                found.extend(Import(source, alias.name, relative, child.lineno, module_level) for alias in child.names)
+                found.extend(Import(source, alias.name, relative, child.lineno, module_level, runs) for alias in child.names)
             elif isinstance(child, ast.ImportFrom):
                 target = _resolve(child, source, _is_package(path))
                 for alias in child.names:
                     candidate = f"{target}.{alias.name}"
-                    found.append(Import(source, candidate if candidate in known else target, relative, child.lineno, module_level))
+                    found.append(Import(source, candidate if candidate in known else target, relative, child.lineno, module_level, runs))
             inner = module_level and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
-            visit(child, inner and not _type_checking_block(child))
+            type_only = _type_checking_block(child)
+            visit(child, inner and not type_only, runs and not type_only)
 
-    visit(ast.parse(path.read_text(), filename=str(path)), True)
+    visit(ast.parse(path.read_text(), filename=str(path)), True, True)
     return found
 
 
 def project_imports(root: Path) -> list[Import]:
-    files = [path for top in ("toolkit", *EXTENSION_ROOTS, UI) if (root / top).is_dir() for path in (root / top).rglob("*.py")]
+    files = [path for top in PROJECT_ROOTS if (root / top).is_dir() for path in (root / top).rglob("*.py")]
     known = {module_name(path, root) for path in files}
     return [found for path in sorted(files) for found in file_imports(path, root, known)]
 
@@ -128,9 +136,28 @@ def toolkit_cycles(imports: list[Import]) -> list[str]:
         source, target = (".".join(name.split(".")[:2]) for name in (found.source, found.target))
         if source != target and target != "toolkit":
             edges[source].setdefault(target, found)
+    return _describe_cycles(edges)
+
+
+def module_cycles(imports: list[Import]) -> list[str]:
+    """Cycles between any modules of the project, counting function-level imports (not TYPE_CHECKING ones)."""
+    known = {found.source for found in imports}
+    edges: dict[str, dict[str, Import]] = defaultdict(dict)
+    for found in imports:
+        if found.runs and found.target in known and found.target != found.source:
+            edges[found.source].setdefault(found.target, found)
+    return _describe_cycles(edges)
+
+
+def _describe_cycles(edges: dict[str, dict[str, Import]]) -> list[str]:
     cycles = []
     for group in _strongly_connected(edges):
-        inside = [str(found) for node in sorted(group) for target, found in sorted(edges[node].items()) if target in group]
+        inside = [
+            f"{found}{'' if found.module_level else ' (in a function)'}"
+            for node in sorted(group)
+            for target, found in sorted(edges[node].items())
+            if target in group
+        ]
         cycles.append(f"import cycle between {', '.join(sorted(group))}: " + "; ".join(inside))
     return cycles
 
@@ -168,18 +195,29 @@ def _strongly_connected(edges: dict[str, dict[str, Import]]) -> list[set[str]]:
 
 
 # -- the project ------------------------------------------------------------------------------
-def test_no_import_crosses_a_layer_the_wrong_way():
-    problems = layer_violations(project_imports(ROOT))
+@pytest.fixture(scope="module")
+def project() -> list[Import]:
+    """The project's imports, read once for the tests below."""
+    return project_imports(ROOT)
+
+
+def test_no_import_crosses_a_layer_the_wrong_way(project):
+    problems = layer_violations(project)
     assert not problems, "\n".join(problems)
 
 
-def test_toolkit_packages_import_each_other_without_a_cycle():
-    cycles = toolkit_cycles(project_imports(ROOT))
+def test_toolkit_packages_import_each_other_without_a_cycle(project):
+    cycles = toolkit_cycles(project)
     assert not cycles, "\n".join(cycles)
 
 
-def test_the_checker_reads_the_project():
-    imports = project_imports(ROOT)
+def test_no_two_modules_import_each_other_even_inside_functions(project):
+    cycles = module_cycles(project)
+    assert not cycles, "\n".join(cycles)
+
+
+def test_the_checker_reads_the_project(project):
+    imports = project
     sources = {found.source for found in imports}
     assert {"toolkit.job", "extensions_built_in.sd_trainer.SDTrainer", "extensions_built_in.generate.GenerateProcess", "ui.app"} <= sources
     lazy = [f for f in imports if f.source == "extensions_built_in.diffusion_models.ltx2.LTX2Model" and not f.module_level]
@@ -229,4 +267,31 @@ def test_checker_finds_a_cycle_and_ignores_function_and_type_checking_imports(tm
     })
     assert toolkit_cycles(project_imports(root)) == [
         "import cycle between toolkit.a, toolkit.b: toolkit/a/__init__.py:1 imports toolkit.b; toolkit/b.py:1 imports toolkit.a"
+    ]
+
+
+def test_checker_finds_a_cycle_closed_inside_a_function_between_any_modules(tmp_path):
+    root = _tree(tmp_path, {
+        "toolkit/__init__.py": "",
+        "toolkit/network/__init__.py": "",
+        "toolkit/network/lora.py": "def attach(kind):\n    from toolkit.network.lokr import attach_lokr\n",
+        "toolkit/network/lokr.py": "from toolkit.network.lora import ADAPTER\n",
+        "toolkit/plan.py": "from toolkit.plan_text import lines\n",
+        "toolkit/plan_text.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from toolkit.plan import Plan\n",
+        "extensions_built_in/__init__.py": "",
+        "extensions_built_in/diffusion_models/m/__init__.py": "",
+        "extensions_built_in/diffusion_models/m/a.py": "from .b import x\n",
+        "extensions_built_in/diffusion_models/m/b.py": "from .c import y\n",
+        "extensions_built_in/diffusion_models/m/c.py": "def f():\n    from . import a\n",
+    })
+    imports = project_imports(root)
+    assert toolkit_cycles(imports) == []  # the per-package rule sees none of these
+    assert module_cycles(imports) == [
+        "import cycle between extensions_built_in.diffusion_models.m.a, extensions_built_in.diffusion_models.m.b, "
+        "extensions_built_in.diffusion_models.m.c: extensions_built_in/diffusion_models/m/a.py:1 imports "
+        "extensions_built_in.diffusion_models.m.b; extensions_built_in/diffusion_models/m/b.py:1 imports "
+        "extensions_built_in.diffusion_models.m.c; extensions_built_in/diffusion_models/m/c.py:2 imports "
+        "extensions_built_in.diffusion_models.m.a (in a function)",
+        "import cycle between toolkit.network.lokr, toolkit.network.lora: toolkit/network/lokr.py:1 imports "
+        "toolkit.network.lora; toolkit/network/lora.py:2 imports toolkit.network.lokr (in a function)",
     ]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from toolkit.config import NetworkConfig
-from toolkit.extensions import load_model_class
+from toolkit.extensions import arch_rules, load_model_class
 from toolkit.memory_management.plan_settings import MemoryPlanSettings
 from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.network.formats import load_lora_state, save_lora
@@ -19,6 +19,7 @@ def test_every_ltx2_arch_resolves_to_a_model_implementing_the_interface():
     for arch in ("ltx2", "ltx2.3", "ltx2.5"):
         model_class = load_model_class(arch)
         assert issubclass(model_class, BaseModel) and not model_class.__abstractmethods__
+        assert model_class.rules is arch_rules(arch)  # what the config loader read is what the class answers
     ltx2 = load_model_class("ltx2")
     assert re.fullmatch(ltx2.lora_target_pattern(), "transformer_blocks.3.audio_to_video_attn.to_q")
     assert not re.fullmatch(ltx2.lora_target_pattern(), "transformer_blocks.3.attn1.to_gate_logits")

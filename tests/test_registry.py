@@ -14,6 +14,8 @@ from toolkit.config import parse_config
 from toolkit.errors import ConfigError, ExtensionError
 from toolkit.extensions import (
     ExtensionRegistry,
+    arch_rules,
+    default_arch,
     discover_extensions,
     get_process_config_class,
     load_model_class,
@@ -22,11 +24,15 @@ from toolkit.extensions import (
     registered_archs,
     registered_process_types,
 )
+from toolkit.models.arch_rules import ArchRules
+
+RULES = ArchRules("Probe", frame_step=4, size_multiple=16)
 
 
 def test_built_in_extensions_register_their_types_and_archs() -> None:
     assert {"sd_trainer", "generate"} <= set(registered_process_types())
-    assert "ltx2" in registered_archs()
+    assert "ltx2" in registered_archs() and default_arch() == "ltx2"
+    assert (arch_rules("ltx2.5").frame_rule, arch_rules("ltx2.5").size_multiple) == ("8k+1", 32)
     assert get_process_config_class("sd_trainer") is TrainProcessConfig
     assert get_process_config_class("generate") is GenerateProcessConfig
 
@@ -44,9 +50,14 @@ def test_duplicate_process_type_names_both_targets() -> None:
 
 def test_duplicate_arch_is_an_error() -> None:
     registry = ExtensionRegistry()
-    registry.register_model_arch("probe_arch", "pkg.one:Model")
+    registry.register_model_arch("probe_arch", "pkg.one:Model", RULES, default=True)
     with pytest.raises(ConfigError, match="model arch 'probe_arch' is registered twice: first -> pkg.one:Model"):
-        registry.register_model_arch("probe_arch", "pkg.two:Model")
+        registry.register_model_arch("probe_arch", "pkg.two:Model", RULES)
+    with pytest.raises(ConfigError, match="'other_arch' is registered as the default, but 'probe_arch' already is"):
+        registry.register_model_arch("other_arch", "pkg.two:Model", RULES, default=True)
+    with pytest.raises(ConfigError, match="rules must be a toolkit.models.arch_rules.ArchRules, got 32"):
+        registry.register_model_arch("third_arch", "pkg.three:Model", 32)  # type: ignore[arg-type]
+    assert registry.arch_rules("probe_arch") is RULES and registry.default_arch() == "probe_arch"
 
 
 def test_registering_the_built_in_type_again_is_refused() -> None:
@@ -76,7 +87,7 @@ def test_classes_are_imported_only_when_asked_for() -> None:
     registry.register_process("decoder", TrainProcessConfig, "json:JSONDecoder")
     registry.register_process("no_module", TrainProcessConfig, "no_such_module_xyz:Thing")
     registry.register_process("no_class", TrainProcessConfig, "json:NoSuchClass")
-    registry.register_model_arch("not_a_class", "json:dumps")
+    registry.register_model_arch("not_a_class", "json:dumps", RULES)
     assert registry.load_process_class("decoder") is json.JSONDecoder
     with pytest.raises(ExtensionError, match="module no_such_module_xyz failed to import: No module named"):
         registry.load_process_class("no_module")
@@ -104,13 +115,14 @@ def test_user_extension_package_is_discovered_and_its_type_validates(
         from pydantic import Field
         from toolkit.config import ProcessConfig
         from toolkit.extensions import register_model_arch, register_process
+        from toolkit.models.arch_rules import ArchRules
 
         class EchoConfig(ProcessConfig):
             type: Literal["registry_echo"] = Field(description="Echo.")
             words: int = Field(default=1, ge=1, description="How many words.")
 
         register_process("registry_echo", EchoConfig, "ltx2_registry_test_exts.echo:EchoConfig")
-        register_model_arch("registry_echo_arch", "ltx2_registry_test_exts.echo:EchoConfig")
+        register_model_arch("registry_echo_arch", "ltx2_registry_test_exts.echo:EchoConfig", ArchRules("Echo", 1, 8))
         """,
     )
     write_package(tmp_path, "ltx2_registry_test_exts._private", "raise RuntimeError('must not be imported')")

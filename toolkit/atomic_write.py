@@ -1,22 +1,28 @@
 """Write a file so that readers see the old file or the whole new one, never half of it.
 
     with atomic_write(path) as temporary:
-        save_file(tensors, str(temporary))
+        write_safetensors(tensors, temporary)
 
 The body writes `temporary` (a fresh name in `path`'s folder, with `path`'s suffix, since
 writers such as PyAV pick the container by it); when the body returns, the file is flushed
 to disk (fsync) and renamed over `path` (`os.replace`, atomic within one file system). When
-the body raises, the temporary file is deleted and `path` is left as it was. Each call gets
+the body raises, the temporary file is deleted and `path` is left as it was; an OSError about the
+temporary file (disk full, read-only folder) is re-raised naming `path`. Each call gets
 its own temporary name, so two processes writing the same path do not write into one file.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+# The bytes `temporary_name` adds to a file's name, at most: ".", ".<pid>" (up to 7 digits), ".<8 hex>", ".tmp".
+TEMPORARY_NAME_EXTRA_BYTES = 1 + 8 + 9 + 4
 
 
 def temporary_name(path: Path) -> Path:
@@ -39,8 +45,20 @@ def atomic_write(path: str | Path, durable: bool = True) -> Iterator[Path]:
         if durable:
             flush_to_disk(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        if error.filename is None or os.fspath(error.filename) == os.fspath(temporary):
+            error.filename = str(path)  # a full disk or a read-only folder is reported under the name the user knows
+        raise
     finally:
+        _remove(temporary)
+
+
+def _remove(temporary: Path) -> None:
+    try:
         temporary.unlink(missing_ok=True)
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:  # a name too long to create was never created: nothing to remove
+            raise
 
 
 def flush_to_disk(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 def dry_run_report(model_config, network_config=None, device: str = "cpu") -> str:
-    """`run.py --dry-run`: what the model class says about the checkpoint (LTX-2: its version, each component
+    """`run.py --dry-run`: what the model class says about the checkpoint (e.g. LTX-2: its version, each component
     built on the meta device), then the memory plan. No weights are read.
 
     A device this machine does not have (`device: cuda` without CUDA) ends the report with one line saying

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class LTX2TraceError(Exception):
-    """Base of every error raised on purpose by ltx2-trace."""
+class ToolkitError(Exception):
+    """Base of every error raised on purpose by the project: the toolkit, the extensions, run.py."""
 
 
-class ConfigError(LTX2TraceError):
+class ConfigError(ToolkitError):
     """A job config (or an extension registration) is invalid.
 
     `problems` holds one line per problem, each starting with the YAML key
@@ -37,25 +37,36 @@ class ConfigError(LTX2TraceError):
         return "\n".join([header, *(f"  - {problem}" for problem in self.problems)])
 
 
-class ExtensionError(LTX2TraceError):
+class ExtensionError(ToolkitError):
     """A registered extension could not be imported or does not fit its contract."""
 
 
-class DataError(LTX2TraceError):
+class DataError(ToolkitError):
     """A dataset file (clip, image, caption, audio track) cannot be used."""
 
 
-class ModelLoadError(LTX2TraceError):
+class ModelLoadError(ToolkitError):
     """A model component could not be loaded from the given path or hub id."""
 
 
-class CheckpointError(LTX2TraceError):
+class CheckpointError(ToolkitError):
     """A LoRA or training checkpoint could not be saved, found or loaded."""
 
 
-class TrainingError(LTX2TraceError):
+class TrainingError(ToolkitError):
     """Training cannot go on, e.g. the loss or the gradients are no longer finite numbers."""
 
 
-class HubUploadError(LTX2TraceError):
+class HubUploadError(ToolkitError):
     """`save.push_to_hub` could not upload the LoRA (offline, no token, refused); the local files are kept."""
+
+
+class RunFolderInUse(ToolkitError):
+    """Another run holds the run folder's lock (`run.lock`, toolkit/run_lock.py)."""
+
+
+class FileSystemError(ToolkitError):
+    """A file could not be written or created (disk full, read-only file system, no permission, name too long).
+
+    The message names the path, what the run was doing and what survived (the last good save).
+    """

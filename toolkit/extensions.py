@@ -10,7 +10,14 @@ it provides, the way ai-toolkit's `AI_TOOLKIT_EXTENSIONS` lists do:
 
 Registration only records import paths ("module:Class"), so discovering
 every extension stays cheap: torch and diffusers are imported when a job
-actually builds a process or a model, not when a config is validated.
+actually builds a process or a model, not when a config is validated. A model
+arch also registers its shape rules (toolkit/models/arch_rules.py, plain
+Python), which the config loader reads before anything is loaded, and one arch
+says it is the default (`model.arch` when a job does not name one):
+
+    from toolkit.extensions import register_model_arch
+    from .ltx2.arch_rules import LTX2_RULES
+    register_model_arch("ltx2", "extensions_built_in.diffusion_models.ltx2.LTX2Model:LTX2Model", LTX2_RULES, default=True)
 """
 
 from __future__ import annotations
@@ -24,9 +31,19 @@ from typing import Any
 from pydantic import BaseModel
 
 from toolkit.errors import ConfigError, ExtensionError
+from toolkit.models.arch_rules import ArchRules
 
 DEFAULT_EXTENSION_PACKAGES: tuple[str, ...] = ("extensions_built_in", "extensions")
 """Parent packages whose subpackages are imported by `discover_extensions()`."""
+
+
+@dataclass(frozen=True)
+class ArchRegistration:
+    """One model arch: where its model class lives, and its shape rules (read without importing that class)."""
+
+    arch: str
+    model_class_path: str
+    rules: ArchRules
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,8 @@ class ExtensionRegistry:
 
     def __init__(self) -> None:
         self._processes: dict[str, ProcessRegistration] = {}
-        self._archs: dict[str, str] = {}
+        self._archs: dict[str, ArchRegistration] = {}
+        self._default_arch: str | None = None
         self._discovered = False
 
     # -- registration ------------------------------------------------------
@@ -66,15 +84,24 @@ class ExtensionRegistry:
             )
         self._processes[type_name] = ProcessRegistration(type_name, config_class, process_class_path)
 
-    def register_model_arch(self, arch: str, model_class_path: str) -> None:
+    def register_model_arch(self, arch: str, model_class_path: str, rules: ArchRules, default: bool = False) -> None:
         _check_class_path(model_class_path, f"model arch {arch!r}")
+        if not isinstance(rules, ArchRules):
+            raise ConfigError(f"model arch {arch!r}: rules must be a toolkit.models.arch_rules.ArchRules, got {rules!r}")
         existing = self._archs.get(arch)
         if existing is not None:
             raise ConfigError(
-                f"model arch {arch!r} is registered twice: first -> {existing}, again -> {model_class_path}. "
-                "Rename one of the two extensions' archs."
+                f"model arch {arch!r} is registered twice: first -> {existing.model_class_path}, "
+                f"again -> {model_class_path}. Rename one of the two extensions' archs."
             )
-        self._archs[arch] = model_class_path
+        if default and self._default_arch is not None:
+            raise ConfigError(
+                f"model arch {arch!r} is registered as the default, but {self._default_arch!r} already is; "
+                "register only one arch with default=True"
+            )
+        self._archs[arch] = ArchRegistration(arch, model_class_path, rules)
+        if default:
+            self._default_arch = arch
 
     # -- lookup ------------------------------------------------------------
 
@@ -94,13 +121,28 @@ class ExtensionRegistry:
         return _import_class(registration.process_class_path, f"process type {type_name!r}")
 
     def load_model_class(self, arch: str) -> type:
+        return _import_class(self._arch(arch).model_class_path, f"model arch {arch!r}")
+
+    def arch_rules(self, arch: str) -> ArchRules:
+        return self._arch(arch).rules
+
+    def default_arch(self) -> str:
+        self.ensure_discovered()
+        if self._default_arch is None:
+            raise ConfigError(
+                f"no model arch is registered as the default (registered: {_listing(self._archs)}); "
+                "set model.arch in the job file"
+            )
+        return self._default_arch
+
+    def _arch(self, arch: str) -> ArchRegistration:
         self.ensure_discovered()
         if arch not in self._archs:
             raise ConfigError(
                 f"unknown model arch {arch!r} (registered: {_listing(self._archs)}). "
                 "An extension adds one with toolkit.extensions.register_model_arch()."
             )
-        return _import_class(self._archs[arch], f"model arch {arch!r}")
+        return self._archs[arch]
 
     def _process(self, type_name: str) -> ProcessRegistration:
         self.ensure_discovered()
@@ -197,9 +239,10 @@ def register_process(type_name: str, config_class: type[BaseModel], process_clas
     REGISTRY.register_process(type_name, config_class, process_class_path)
 
 
-def register_model_arch(arch: str, model_class_path: str) -> None:
-    """Make `model.arch: <arch>` valid; `model_class_path` is "module:Class", imported lazily."""
-    REGISTRY.register_model_arch(arch, model_class_path)
+def register_model_arch(arch: str, model_class_path: str, rules: ArchRules, default: bool = False) -> None:
+    """Make `model.arch: <arch>` valid; `model_class_path` is "module:Class", imported lazily; `rules` are
+    the arch's shape rules (the class's `rules`); `default`: the arch a job gets when it names none."""
+    REGISTRY.register_model_arch(arch, model_class_path, rules, default)
 
 
 def get_process_config_class(type_name: str) -> type[BaseModel]:
@@ -215,6 +258,16 @@ def load_process_class(type_name: str) -> type:
 def load_model_class(arch: str) -> type:
     """Import and return the model class registered for an arch."""
     return REGISTRY.load_model_class(arch)
+
+
+def arch_rules(arch: str) -> ArchRules:
+    """The shape rules registered for an arch, without importing its model class."""
+    return REGISTRY.arch_rules(arch)
+
+
+def default_arch() -> str:
+    """The arch registered as the default: `model.arch` when a job does not name one."""
+    return REGISTRY.default_arch()
 
 
 def registered_process_types() -> list[str]:

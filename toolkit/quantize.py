@@ -8,7 +8,7 @@ layer at a time, so the model never holds a full-precision and a quantized copy
 of more than one layer. Layers that decide the model's conditioning (timestep
 and caption embeddings, the patch projections, the AdaLN modulation) stay in
 full precision: they are small and their errors reach every block. Which
-layers those are is the model's answer (`exclude`: for LTX-2, from
+layers those are is the model's answer (`exclude`: e.g. for LTX-2, from
 `LTX2Model.quantization_excludes()`). peft LoRA
 adapters attach on top of the quantized layers and train in full precision.
 """

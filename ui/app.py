@@ -1,7 +1,7 @@
 """The Starlette app: the pages, their JSON twins, the queue loop, and how refusals are answered.
 
 `create_app` wires what `python run.py ui` serves; the routes live in pages_runs.py, pages_jobs.py
-and pages_datasets.py. Every page's data is also at a stable JSON URL under /api/ (the same
+and pages_datasets.py, and what each route reads of the app in page_context.py. Every page's data is also at a stable JSON URL under /api/ (the same
 functions build both), so the tests, a script and the page read the same thing.
 """
 
@@ -11,13 +11,11 @@ import asyncio
 import logging
 import secrets
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import anyio
 from starlette.applications import Starlette
-from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,50 +23,19 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from . import pages_datasets, pages_jobs, pages_runs
 from .datasets import CaptionRefused
 from .folders import Folders, NotFound, PathRefused
 from .job_queue import ActionRefused, JobQueue
 from .jobs import Launches
-from .security import Forbidden, Guard, check_csrf
+from .page_context import UI, ui_of, wants_json
+from .security import Forbidden, Guard
 
 HERE = Path(__file__).resolve().parent
-MAX_UPLOAD_BYTES = 256 * 1024
 logger = logging.getLogger("ltx2_trace.ui")
 
 
-@dataclass
-class UI:
-    """What every route needs: the folders, the launches database, the queue and the page machinery."""
-
-    folders: Folders
-    launches: Launches
-    queue: JobQueue
-    csrf: str
-    templates: Jinja2Templates
-
-    def page(self, request: Request, template: str, status_code: int = 200, **context) -> Response:
-        context.update(csrf=self.csrf, folders=self.folders, said=request.query_params.get("said"))
-        return self.templates.TemplateResponse(request, template, context, status_code=status_code)
-
-
-def ui_of(request: Request) -> UI:
-    return request.app.state.ui
-
-
-async def posted_form(request: Request) -> FormData:
-    """A change's form, size-limited, after its CSRF token is checked."""
-    form = await request.form(max_files=1, max_fields=100, max_part_size=MAX_UPLOAD_BYTES)
-    check_csrf(request, form, ui_of(request).csrf)
-    return form
-
-
-def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
-
-
 def create_app(folders: Folders, token: str | None = None, loopback_only: bool = True, tick_seconds: float = 1.0) -> Starlette:
-    from . import pages_datasets, pages_jobs, pages_runs
-
     folders.state.mkdir(parents=True, exist_ok=True)
     launches = Launches(folders.state / "jobs.sqlite")
     templates = Jinja2Templates(directory=HERE / "templates")

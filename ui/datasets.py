@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from toolkit.atomic_write import atomic_write
 from toolkit.config import DatasetConfig
 from toolkit.data.files import caption_path, is_image, is_media, list_media_files
-from toolkit.errors import DataError, LTX2TraceError
+from toolkit.errors import DataError, ToolkitError
+from toolkit.extensions import arch_rules, default_arch
 
 from .folders import Folders, NotFound, PathRefused, inside, is_plain_name
 
@@ -26,7 +27,7 @@ MAX_CAPTION_BYTES = 64 * 1024
 SETTINGS = ("caption_ext", "default_caption", "num_frames", "resolution", "shrink_video_to_frames", "missing_audio", "on_corrupt", "audio")
 
 
-class CaptionRefused(LTX2TraceError):
+class CaptionRefused(ToolkitError):
     """A caption edit the UI will not write (answered 400 with the reason)."""
 
 
@@ -115,9 +116,11 @@ def _clip(path: Path, base: Path, config: DatasetConfig | None) -> Clip:
 def _verdict(path: Path, config: DatasetConfig) -> tuple[str, str]:
     from toolkit.data.dataset_scan import FolderScan  # decodes headers with PyAV: imported when a page asks
 
+    # A dataset page belongs to no job, so no model.arch: the clips are judged by the default arch's rules.
     scan = FolderScan(
         path.parent, config.caption_ext, config.default_caption, config.num_frames, config.fps, config.resolution,
         config.on_corrupt, config.missing_audio, config.audio, config.shrink_video_to_frames, config.auto_frame_count,
+        arch_rules(default_arch()),
     )
     try:
         entry = scan.check(path)

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolkit.errors import LTX2TraceError
+from toolkit.errors import ToolkitError
 
 
-class PathRefused(LTX2TraceError):
+class PathRefused(ToolkitError):
     """A request named a path outside the folders the UI serves (answered 403)."""
 
 
-class NotFound(LTX2TraceError):
+class NotFound(ToolkitError):
     """A request named a run, file or folder that does not exist (answered 404)."""
 
 

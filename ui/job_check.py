@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.config import JobConfig, load_config
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import problems_before_loading
 
@@ -140,7 +140,7 @@ def _resolve_and_plan(check: JobCheck, job: JobConfig, path: Path, dry_run: bool
     except ConfigError as error:
         check.problems += [split_problem(line) for line in error.problems]
         return
-    except LTX2TraceError as error:
+    except ToolkitError as error:
         check.problems.append(Problem("", str(error)))
         return
     check.plan = [line for report in reports for line in report.splitlines()]

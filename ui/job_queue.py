@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from toolkit.config import load_config
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
 from toolkit.logging.run_status import RunStatusError, read_run_status
 
 from .folders import Folders
@@ -25,7 +25,7 @@ from .run_folder import CONSOLE_LOG, config_file, read_config, read_lock
 from .run_state import ACTIVE, launch_alive, list_runs, summarize
 
 
-class ActionRefused(LTX2TraceError):
+class ActionRefused(ToolkitError):
     """A control the run's state does not allow (answered 409 with the reason)."""
 
 

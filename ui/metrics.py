@@ -23,6 +23,8 @@ SERIES = {
     "audio_loss": "02_Loss_Components/Audio",
     "lr": "04_Learning_Rate/Learning_Rate",
     "grad_norm": "11_Gradient_Stats/Total_Gradient_Norm",
+    "eval_loss": "06_Diffusion/Eval_Loss",  # the held-out clips' loss, every train.eval_every steps (docs/evaluation.md)
+    "eval_loss_ema": "06_Diffusion/Eval_Loss_EMA",
 }
 TAIL_BYTES = 64 * 1024  # enough lines of the newest steps for speed and the last loss
 CACHED_FILES = 16

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from toolkit.data.files import is_media
 
-from .app import posted_form, ui_of, wants_json
+from .page_context import posted_form, ui_of, wants_json
 from .datasets import browse, dataset_settings, save_caption
 from .folders import NotFound, inside
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from toolkit.atomic_write import atomic_write
 
-from .app import MAX_UPLOAD_BYTES, UI, posted_form, ui_of
+from .page_context import MAX_UPLOAD_BYTES, UI, posted_form, ui_of
 from .job_check import JobCheck, Problem, check_job
 from .job_form import DEVICES, FIELDS, KNOWN_MODELS, examples, field_help, form_values, job_from_form, load_example
 from .run_folder import JOB_FILES

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .app import posted_form, ui_of, wants_json
+from .page_context import posted_form, ui_of, wants_json
 from .folders import inside
 from .metrics import read_metrics
 from .run_folder import Sample, checkpoints, inspections, log_tail, lora_files, read_config, samples

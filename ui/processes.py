@@ -18,13 +18,13 @@ from pathlib import Path
 
 import psutil
 
-from toolkit.errors import LTX2TraceError
+from toolkit.errors import ToolkitError
 
 RUN_PY = Path(__file__).resolve().parent.parent / "run.py"
 CLOCK_SLACK_S = 2.0  # create times and ISO stamps come from different clocks' roundings
 
 
-class ProcessGone(LTX2TraceError):
+class ProcessGone(ToolkitError):
     """The process to signal has ended, or its pid now belongs to another process."""
 
 

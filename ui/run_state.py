@@ -4,7 +4,7 @@ Where the state comes from, first match wins:
 1. the UI's launch: queued, or a live process it started (running; stopping once a stop was sent);
 2. status.json (written by the trainer): `running` is believed only while its pid is alive and is
    the same process (created before the status was written); a dead one is `failed`, or `stopped`
-   when the UI saw that process exit with 130 (Ctrl-C);
+   when the UI saw that process exit with 130 (Ctrl-C) or 143 (SIGTERM);
 3. run.lock (another branch's run lock) held by a live process on this host: running;
 4. runs that wrote no status.json (older runs, or a run.py that failed before the trainer began):
    the exit code the UI saw, else a final LoRA (finished), an error line in the logs (failed),
@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from toolkit.logging.run_status import EXIT_FINISHED, EXIT_STOPPED, RunStatus, RunStatusError, read_run_status
+from toolkit.logging.run_status import EXIT_FINISHED, STOPPED_EXIT_CODES, RunStatus, RunStatusError, read_run_status
 
 from .folders import Folders, is_plain_name
 from .jobs import Launch, Launches
@@ -141,7 +141,7 @@ def infer_state(folder: Path, status: RunStatus | None, lock: RunLock | None, la
     if status is not None and status.state == "running" and not newer_launch:
         if alive_since_iso(status.pid, status.started_at):
             return "running", None
-        if launch is not None and launch.exit_code == EXIT_STOPPED:
+        if launch is not None and launch.exit_code in STOPPED_EXIT_CODES:
             return "stopped", None
         return "failed", f"process {status.pid} ended without recording how it ended (killed, or the machine restarted)"
     if lock is not None and lock_alive(lock):
@@ -167,7 +167,7 @@ def infer_state(folder: Path, status: RunStatus | None, lock: RunLock | None, la
 def _from_exit_code(folder: Path, code: int | None) -> tuple[str, str | None]:
     if code == EXIT_FINISHED:
         return "finished", None
-    if code == EXIT_STOPPED:
+    if code in STOPPED_EXIT_CODES:
         return "stopped", None
     return "failed", last_error_line(folder) or f"run.py exited with code {code}"
 

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from toolkit.errors import LTX2TraceError
+from toolkit.errors import ToolkitError
 
 TOKEN_COOKIE = "ltx2_ui_token"
 TOKEN_ENV = "LTX2_UI_TOKEN"
@@ -41,7 +41,7 @@ SECURITY_HEADERS = {
 }
 
 
-class Forbidden(LTX2TraceError):
+class Forbidden(ToolkitError):
     """A change without this server's CSRF token (answered 403)."""
 
 

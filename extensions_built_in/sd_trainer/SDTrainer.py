@@ -14,19 +14,24 @@ from pathlib import Path
 import torch
 import yaml
 
+from toolkit import distributed
 from toolkit.dry_run import dry_run_report
 from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
 from toolkit.network.formats import load_lora_state
-from toolkit.network.lora import attach_network
-from toolkit.run_setup import open_run
+from toolkit.network.attach import attach_network
 from toolkit.logging.run_status import RunStatusFile
+from toolkit.run_lock import RunLock
+from toolkit.run_setup import RunContext
+from toolkit.stopping import Stopped
 from toolkit.trace import memory_snapshot
 
-from . import checkpoints
+from . import checkpoints, save_space
 from .callbacks import StepResult, TrainingCallback
 from .distributed_training import DataParallel
 from .ema import LoraEMA
+from .evaluation import Evaluation
+from .held_out import split_held_out
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
@@ -36,13 +41,15 @@ from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
 from .finished_run import report_finished
+from .resuming import ResumePlan, Resuming
+from .run_guard import RunGuard
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .step_loss import StepLoss
 from .sharded_training import ShardedLora, check_fsdp_run, shard_transformer
 from .training_data import ExampleOrder, encode_datasets, open_datasets
 
 
-class SDTrainer(StepLoss, BaseProcess):
+class SDTrainer(StepLoss, Resuming, BaseProcess):
     """LoRA training on LTX-2 (see the README's training section)."""
 
     def run(self) -> None:
@@ -50,35 +57,38 @@ class SDTrainer(StepLoss, BaseProcess):
         _check_dtype(config.train.dtype, config.device)
         _check_datasets(config.datasets)
         check_optimizer_settings(config.train)
-        self.parallel = DataParallel.start(config.device, config.train.distributed_timeout_minutes)
-        try:
-            if self.parallel.fsdp:
-                check_fsdp_run(config)
-            self._run()
-        finally:
-            self.parallel.end()
+        self.guard = RunGuard(Path(config.training_folder) / self.job.name)
+        # The main process holds the folder's lock from before anything is written there until the run ends.
+        self.lock = RunLock(self.guard.run_folder) if distributed.is_main_process() else None
+        with self.guard.reporting(), self.lock or contextlib.nullcontext():
+            self.parallel = DataParallel.start(config.device, config.train.distributed_timeout_minutes)
+            try:
+                if self.parallel.fsdp:
+                    check_fsdp_run(config)
+                self._run()
+            finally:
+                self.parallel.end()
 
     def _run(self) -> None:
         config = self.config
-        latest = checkpoints.latest_checkpoint(Path(config.training_folder) / self.job.name)
-        saved_step = checkpoints.saved_step(latest) if latest is not None else 0
-        run = open_run(self.job.name, config.training_folder, config.model, config.logging, resume_from_step=saved_step)
-        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
-        self.step = saved_step
+        plan, run = self._open_run()
+        self.step = plan.step
         # status.json, written by the main process: what the UI and scripts read about the run. A rerun of a
-        # finished run changes nothing in its folder, its status included.
-        recording = self.parallel.is_main and saved_step < config.train.steps
-        self.status = RunStatusFile(run.folder, config.train.steps, saved_step) if recording else None
+        # finished run changes nothing in its folder, its status included. The guard inside it makes a full
+        # disk or a signal the same one line in status.json as on the console.
+        recording = self.parallel.is_main and plan.step < config.train.steps
+        self.status = RunStatusFile(run.folder, config.train.steps, plan.step) if recording else None
         with self.status.recording(lambda: self.step) if self.status else contextlib.nullcontext():
-            self._train_run(run, saved_step, latest)
+            with self.guard.reporting():
+                self._train_run(run, plan)
 
-    def _train_run(self, run, saved_step: int, latest: Path | None) -> None:
+    def _train_run(self, run: RunContext, plan: ResumePlan) -> None:
         config = self.config
-        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
-        self.parallel.describe(self.tracer, self.logger, config.train)
-        if saved_step >= config.train.steps:
-            self.step, self.saved = saved_step, report_finished(run, self.job.name, config.train.steps, saved_step, latest)
+        if plan.step >= config.train.steps:
+            self.step, self.saved = plan.step, report_finished(run, self.job.name, config.train.steps, plan.step, plan.folder)
             return
+        if plan.folder is not None and self.parallel.is_main:  # the size of the saves to come is the last one's
+            save_space.check_room(self.run_folder, self.job.name, config, plan.step, self.guard.how_to_go_on())
         torch.manual_seed(config.train.seed)
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
@@ -113,7 +123,13 @@ class SDTrainer(StepLoss, BaseProcess):
             per_step = self.parallel.effective_batch(config.train.batch_size, config.train.gradient_accumulation)
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
-            self.step = self._resume()
+            self.evaluation = Evaluation.for_trainer(self)
+            self.step = self._resume(plan)
+            if plan.folder is None and self.parallel.is_main:  # a new run: its saves' size is known from now on
+                save_space.check_room(
+                    self.run_folder, self.job.name, config, 0, self.guard.how_to_go_on(),
+                    lora_params=self.network.num_parameters, ema=self.ema is not None,
+                )
             self.parallel.check_same(self.step, "step to resume from")
             self.callbacks = self._build_callbacks()
             self._warn_about_the_saved_files()
@@ -152,17 +168,20 @@ class SDTrainer(StepLoss, BaseProcess):
 
         model_class = load_model_class(self.config.model.arch)
         model = model_class(self.config.model, self.parallel.device(self.config.device))
-        with self.parallel.main_first():  # one process builds or reads first (the tiny model is built on first use)
+        # one process builds or reads first (the tiny model is built on first use)
+        with self.guard.during("loading the model"), self.parallel.main_first():
             return model.load_model()
 
     def _encode_data(self):
         config = self.config
-        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed)
+        datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed, self.model.rules)
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
-        with self.parallel.main_first(caching):  # the main process writes the caches, the others then read them
-            return encode_datasets(
+        # the main process writes the caches, the others then read them
+        with self.guard.during("encoding and caching the clips"), self.parallel.main_first(caching):
+            encoded = encode_datasets(
                 self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption
             )
+        return split_held_out(encoded, config.datasets, config.train.validation_split)
 
     def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""
@@ -201,24 +220,6 @@ class SDTrainer(StepLoss, BaseProcess):
         )
         return network
 
-    def _resume(self) -> int:
-        latest = checkpoints.latest_checkpoint(self.run_folder)
-        if latest is None:
-            return 0
-        state = checkpoints.load_training_state(latest)
-        checkpoints.check_same_base_model(state.extra, self._model_metadata(), latest)
-        self.network.load_state_dict(state.lora_state)
-        if self.ema is not None:
-            self._restore_ema(state.ema_state, state.step, latest)
-        self.optimizer.load_state_dict(state.optimizer_state)
-        self.scheduler.load_state_dict(state.scheduler_state)
-        if state.scaler_state and self.updates.scaler.is_enabled():
-            self.updates.scaler.load_state_dict(state.scaler_state)
-        checkpoints.restore_rng_state(state.rng_state)
-        self.logger.info("Resuming %s from step %d (%s)", self.job.name, state.step, latest)
-        self.tracer.event("resume", step=state.step, checkpoint=latest)
-        return state.step
-
     def _warn_about_the_saved_files(self) -> None:
         if not self.parallel.is_main:
             return  # about files only the main process writes: said once
@@ -226,21 +227,16 @@ class SDTrainer(StepLoss, BaseProcess):
         for warning in saved_file_warnings(self.config.save, final, self.network.kind):
             self.logger.warning(warning)
 
-    def _restore_ema(self, ema_state, step: int, checkpoint: Path) -> None:
-        if ema_state is not None:
-            self.ema.load_state_dict(ema_state, updates=step)
-            return
-        self.ema.reset()
-        self.logger.warning(
-            "%s holds no EMA weights (train.ema_config.use_ema was off when it was saved); the EMA starts from "
-            "the resumed LoRA weights", checkpoint,
-        )
-
     # -- the loop ----------------------------------------------------------
     def _train(self) -> None:
+        with self.guard.during("training"):
+            self._train_steps()
+
+    def _train_steps(self) -> None:
         train = self.config.train
         sampling = not train.disable_sampling and self.sampler.prompts and self.parallel.is_main
         self._notify("on_train_start")
+        self.evaluation.before_first_step(self.step)
         if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.parallel.progress_label(self.job.name, train), initial=self.step)
@@ -253,14 +249,18 @@ class SDTrainer(StepLoss, BaseProcess):
         self._notify("on_train_end")
 
     def _steps(self, sampling: bool) -> None:
-        """Step, save and sample until `train.steps`, or until a stop request (saved, then KeyboardInterrupt)."""
+        """Step, save and sample until `train.steps`, or until a stop request (saved, then `Stopped`)."""
         train = self.config.train
         with StopRequest() as stop:
             while self.step < train.steps:
                 result = self.hook_train_loop(self.step)
                 self.step += 1
                 stopping = self.parallel.any_process(stop.requested)
-                self.logger.update_progress(1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}")
+                self.logger.update_progress(
+                    1, batch_size=result.samples, loss=f"{result.loss:.4f}", lr=f"{result.lr:.2e}", **self.evaluation.postfix()
+                )
+                if not stopping:  # after the step's metrics (steps in order); a stop saves and exits at once
+                    self.evaluation.after_step(self.step)
                 if (self.step % self.config.save.save_every == 0 and self.step < train.steps) or stopping:
                     self.save()
                 if sampling and sample_due(self.step, train, self.config.sample):
@@ -272,12 +272,12 @@ class SDTrainer(StepLoss, BaseProcess):
                         "Stopped by %s at step %d; saved. Run the same config again to resume.",
                         stop.signal_name or "another process", self.step,
                     )
-                    raise KeyboardInterrupt
+                    raise Stopped(stop.signum)
 
     def _sample(self, step: int) -> list[Path]:
         """Sample with the EMA weights when the EMA is on (swapped back afterwards)."""
         weights = self.ema.applied("sampling") if self.ema is not None else contextlib.nullcontext()
-        with weights:
+        with self.guard.during(f"sampling at step {step}"), weights:
             return self.sampler.sample(step)
 
     def hook_train_loop(self, step: int) -> StepResult:
@@ -354,13 +354,17 @@ class SDTrainer(StepLoss, BaseProcess):
         if not self.parallel.is_main:
             self.saved = {}
             return
+        with self.guard.during(f"saving step {self.step}"):
+            self._save(final)
+
+    def _save(self, final: bool) -> None:
         state = checkpoints.TrainingState(
             step=self.step,
             lora_state=self.network.state_dict(),
             optimizer_state=self.optimizer.state_dict(),
             scheduler_state=self.scheduler.state_dict(),
             rng_state=checkpoints.rng_state(),
-            extra={"name": self.job.name},
+            extra={"name": self.job.name, **self.evaluation.state()},
             lora_alpha=self.network.alpha,
             lora_rank=self.network.rank,
             ema_state=self.ema.state_dict() if self.ema is not None else None,
@@ -391,10 +395,14 @@ class SDTrainer(StepLoss, BaseProcess):
             "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
             self.saved.get("final"),
         )
+        best = self.evaluation.summary()
+        if best:
+            self.logger.info("Evaluation:%s", best)
 
 
 def _check_datasets(datasets) -> None:
-    if datasets and all(dataset.is_reg for dataset in datasets):
+    training = [dataset for dataset in datasets if not dataset.is_val]  # held-out folders are checked by the schema
+    if training and all(dataset.is_reg for dataset in training):
         raise ConfigError(
             "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
             "so add a dataset without is_reg to train on"

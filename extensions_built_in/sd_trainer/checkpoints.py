@@ -3,7 +3,10 @@
 A save is a folder `checkpoints/step_<N>/` holding the LoRA (diffusers
 format, the trained tensors and alpha as they are), optimizer and scheduler state, RNG states, the step and the config.
 It is written under a temporary name and renamed into place, so a process
-killed mid-save leaves the previous save intact and loadable. The user-facing
+killed mid-save leaves the previous save intact and loadable; once in place it is
+read back (`verify_save`) before any older save is pruned, and a resume takes the
+newest save that verifies, renaming each newer damaged one `step_<N>.damaged`
+(checkpoint_files.py holds the names and the torch-free checks). The user-facing
 LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way,
 in `save.format` with the strength folded into the weights so that every
 loader applies it (toolkit/network/formats.py).
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import time
@@ -26,9 +30,20 @@ from toolkit.atomic_write import flush_to_disk
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
 from toolkit.network.formats import load_lora_state
+from toolkit.safetensors_files import safetensors_problem
 from toolkit.trace import get_tracer
 
-CHECKPOINT_DIR = "checkpoints"
+from .checkpoint_files import (
+    CHECKPOINT_DIR,
+    EMA_CHECKPOINT_FILE,
+    ema_filename,
+    lora_filename,
+    mark_damaged,
+    save_folder_name,
+    save_problem,
+    step_saves,
+)
+
 SAVE_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
@@ -62,26 +77,15 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def lora_filename(name: str, step: int | None) -> str:
-    return f"{name}.safetensors" if step is None else f"{name}_{step:09d}.safetensors"
-
-
-def ema_filename(name: str, step: int | None) -> str:
-    """The EMA LoRA beside `lora_filename(name, step)`: `<name>_ema.safetensors`, `<name>_<step>_ema.safetensors`."""
-    return lora_filename(name, step).removesuffix(".safetensors") + "_ema.safetensors"
-
-
-EMA_CHECKPOINT_FILE = "ema.safetensors"
-
-
 def save_training_state(
     model, run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
 ) -> dict:
-    """Write one save (LoRA file + resume folder) atomically; prune old ones. Returns what was written.
+    """Write one save (LoRA file + resume folder) atomically, verify it on disk, then prune old ones.
 
     Every LoRA file is written by `model.save_model` (the model's save point, traced there); this
     module adds the resume state around it. A state holding NaN or inf (LoRA, EMA or optimizer) is
-    refused before any file is written.
+    refused before any file is written. No older save is deleted before the new one reads back whole
+    (`verify_save`); one that does not is kept as `step_<N>.damaged` and the run stops.
     """
     refuse_nonfinite(state, run_folder)
     started = time.perf_counter()
@@ -98,37 +102,8 @@ def save_training_state(
                 run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
                 {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
             )
-
-        checkpoints = run_folder / CHECKPOINT_DIR
-        final = checkpoints / f"step_{state.step:09d}"
-        staging = checkpoints / f".step_{state.step:09d}.partial"
-        if staging.exists():
-            shutil.rmtree(staging)
-        staging.mkdir(parents=True)
-        model.save_model(
-            staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
-            fold_strength=False, rank=state.lora_rank,
-        )
-        if state.ema_state is not None:
-            model.save_model(
-                staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
-                fold_strength=False, rank=state.lora_rank,
-            )
-        torch.save(
-            {
-                "optimizer": state.optimizer_state,
-                "scheduler": state.scheduler_state,
-                "rng": state.rng_state,
-                "scaler": state.scaler_state,
-            },
-            staging / "training_state.pt",
-        )
-        (staging / "state.json").write_text(json.dumps({"step": state.step, "lora_alpha": state.lora_alpha, **state.extra, **state.model_metadata}, indent=2))
-        (staging / "config.yaml").write_text(config_text)
-        _fsync_folder(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        final = _write_save_folder(model, run_folder / CHECKPOINT_DIR, state, metadata, config_text)
+        _verified(final, [lora_path, *([ema_path] if ema_path else [])], run_folder, state.step)
         removed = prune(run_folder, name, keep)
         files = [lora_path, *([ema_path] if ema_path else []), *sorted(final.iterdir())]
         span.set(
@@ -138,6 +113,62 @@ def save_training_state(
             seconds=time.perf_counter() - started,
         )
     return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
+
+
+def _write_save_folder(model, checkpoints: Path, state: TrainingState, metadata: dict, config_text: str) -> Path:
+    """The resume folder, written as `.step_<N>.partial` and renamed into place once every file is on disk."""
+    final = checkpoints / save_folder_name(state.step)
+    staging = checkpoints / f".{final.name}.partial"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    model.save_model(
+        staging / "lora.safetensors", state.lora_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+        fold_strength=False, rank=state.lora_rank,
+    )
+    if state.ema_state is not None:
+        model.save_model(
+            staging / EMA_CHECKPOINT_FILE, state.ema_state, "diffusers", torch.float32, metadata, state.lora_alpha,
+            fold_strength=False, rank=state.lora_rank,
+        )
+    bundle = {"optimizer": state.optimizer_state, "scheduler": state.scheduler_state, "rng": state.rng_state,
+              "scaler": state.scaler_state}
+    _write(staging / "training_state.pt", lambda handle: torch.save(bundle, handle))
+    info = {"step": state.step, "lora_alpha": state.lora_alpha, **state.extra, **state.model_metadata}
+    info.update(step=state.step, lora_alpha=state.lora_alpha)  # `extra` read back from an older save names its step
+    _write(staging / "state.json", lambda handle: handle.write(json.dumps(info, indent=2).encode()))
+    _write(staging / "config.yaml", lambda handle: handle.write(config_text.encode()))
+    _fsync_folder(staging)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    return final
+
+
+def _write(path: Path, write) -> None:
+    """`write(handle)` into `path` through Python's file I/O, so a full disk is an OSError naming `path`
+    (torch.save given a path reports it as a RuntimeError without an errno)."""
+    try:
+        with open(path, "wb") as handle:
+            write(handle)
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
+
+
+def _verified(final: Path, lora_files: list[Path], run_folder: Path, step: int) -> None:
+    """CheckpointError (and the save renamed `.damaged`) when the save just written does not read back whole."""
+    problem = verify_save(final) or next(filter(None, map(safetensors_problem, lora_files)), None)
+    if problem is None:
+        return
+    kept = mark_damaged(final)
+    previous = latest_checkpoint(run_folder)
+    raise CheckpointError(
+        f"the save of step {step} did not read back whole "
+        f"({problem}); it is kept as {kept} and no older save was deleted. The last good save is "
+        f"{previous or 'none'}; check the disk, then run the same config again to resume from it."
+    )
 
 
 def save_final_loras(model, run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
@@ -177,10 +208,9 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def prune(run_folder: Path, name: str, keep: int) -> list[str]:
-    """Keep the newest `keep` step saves (LoRA files and resume folders)."""
+    """Keep the newest `keep` step saves (LoRA files and resume folders); saves renamed `.damaged` stay."""
     removed = []
-    saves = sorted((run_folder / CHECKPOINT_DIR).glob("step_*"))
-    for old in saves[:-keep] if keep > 0 else []:
+    for old in step_saves(run_folder)[:-keep] if keep > 0 else []:
         step = int(old.name.removeprefix("step_"))
         shutil.rmtree(old)
         lora = run_folder / lora_filename(name, step)
@@ -205,8 +235,63 @@ def check_same_base_model(saved: dict, current: dict, checkpoint: Path) -> None:
 
 
 def latest_checkpoint(run_folder: Path) -> Path | None:
-    saves = sorted(p for p in (run_folder / CHECKPOINT_DIR).glob("step_*") if (p / "state.json").is_file())
+    saves = [p for p in step_saves(run_folder) if (p / "state.json").is_file()]
     return saves[-1] if saves else None
+
+
+@dataclass
+class ResumePoint:
+    """The save a run resumes from (None: start from step 0) and the newer ones found damaged, newest first."""
+
+    folder: Path | None
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # (where it is now, what is wrong with it)
+
+
+def choose_resume(run_folder: Path, rename: bool) -> ResumePoint:
+    """The newest save that verifies (`verify_save`); each newer one is reported and, with `rename` (the main
+    process), renamed `step_<N>.damaged`. When every save is damaged nothing is renamed: CheckpointError."""
+    damaged: list[tuple[Path, str]] = []
+    for folder in reversed(step_saves(run_folder)):
+        problem = verify_save(folder)
+        if problem is None:
+            return ResumePoint(folder, [(mark_damaged(f) if rename else f, p) for f, p in damaged])
+        damaged.append((folder, problem))
+    if damaged:
+        listing = "; ".join(f"{folder.name}: {problem}" for folder, problem in damaged)
+        raise CheckpointError(
+            f"every save in {run_folder / CHECKPOINT_DIR} is damaged ({listing}); nothing was renamed or deleted. "
+            f"To start this run over, move {run_folder / CHECKPOINT_DIR} away, or give the new run another config.name."
+        )
+    return ResumePoint(None)
+
+
+def verify_save(folder: Path) -> str | None:
+    """What makes a save unusable, or None: its files whole (checkpoint_files.save_problem) and its
+    training_state.pt unpickled as weights only (memory-mapped: its tensors are not read into memory)."""
+    problem = save_problem(folder)
+    if problem:
+        return problem
+    try:
+        _read_bundle(folder / "training_state.pt", mmap=True)
+    except _UNREADABLE as error:
+        return f"training_state.pt cannot be loaded ({error.__class__.__name__}: {str(error).splitlines()[0][:200]})"
+    return None
+
+
+# A damaged file can fail anywhere in unpickling; each of these means "this save cannot be used".
+_UNREADABLE = (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError, KeyError, TypeError, IndexError)
+# numpy's RNG state in training_state.pt is a uint32 array: allowed by name, so the file loads with weights_only.
+_NUMPY_STATE_TYPES = [np.zeros(1).__reduce__()[0], np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def _read_bundle(path: Path, mmap: bool = False) -> dict:
+    """training_state.pt, loaded with weights_only (a file cannot run code on load)."""
+    with torch.serialization.safe_globals(_NUMPY_STATE_TYPES):
+        bundle = torch.load(path, weights_only=True, mmap=mmap)
+    missing = {"optimizer", "scheduler", "rng"} - set(bundle if isinstance(bundle, dict) else ())
+    if missing:
+        raise KeyError(f"{path.name} lacks {', '.join(sorted(missing))}")
+    return bundle
 
 
 def saved_step(folder: Path) -> int:
@@ -223,7 +308,7 @@ def saved_step(folder: Path) -> int:
 def load_training_state(folder: Path) -> TrainingState:
     try:
         info = json.loads((folder / "state.json").read_text())
-        bundle = torch.load(folder / "training_state.pt", weights_only=False)
+        bundle = _read_bundle(folder / "training_state.pt")
         return TrainingState(
             step=int(info["step"]),
             lora_state=load_lora_state(folder / "lora.safetensors"),
@@ -235,7 +320,7 @@ def load_training_state(folder: Path) -> TrainingState:
             ema_state=load_lora_state(ema_file) if (ema_file := folder / EMA_CHECKPOINT_FILE).is_file() else None,
             scaler_state=bundle.get("scaler"),
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as error:
+    except _UNREADABLE as error:
         raise CheckpointError(
             f"cannot resume from {folder}: {error!r}. Delete that folder to resume from the save before it."
         ) from error

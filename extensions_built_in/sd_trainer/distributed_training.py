@@ -93,6 +93,23 @@ class DataParallel:
         per_rank = len(positions) // self.world_size
         return positions[self.rank * per_rank : (self.rank + 1) * per_rank]
 
+    def held_out_share(self, items: list) -> list:
+        """The held-out clips this process evaluates: every N-th from its rank (shares may differ by one).
+
+        Under FSDP every process runs every forward (the weights are gathered block by block), so each
+        evaluates them all and `combine_held_out` averages the equal results.
+        """
+        if not self.active or self.fsdp:
+            return items
+        return items[self.rank :: self.world_size]
+
+    def combine_held_out(self, sums: torch.Tensor) -> torch.Tensor:
+        """The evaluation sums of every process's share, added up (on every process)."""
+        if not self.active:
+            return sums
+        reduction = "mean" if self.fsdp else "sum"
+        return self.accelerator.reduce(sums.to(self.accelerator.device, torch.float64), reduction=reduction).cpu()
+
     def average_step(
         self, parameters: list[torch.nn.Parameter], totals: torch.Tensor, aux_totals: dict[str, float]
     ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -13,6 +13,8 @@ curve over the noise level.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 GRID_SIZE = 1000
@@ -27,14 +29,19 @@ def draw_sigmas(
     for _ in range(count):
         grid = sigma_grid(generator, timestep_type, shift)
         place = torch.rand(1, generator=generator).item()
-        if content_or_style == "content":
-            place = place**3
-        elif content_or_style == "style":
-            place = 1 - place**3
-        elif content_or_style != "balanced":
-            raise ValueError(f"unknown content_or_style {content_or_style!r}")
-        sigmas.append(grid[min(GRID_SIZE - 1, int(place * GRID_SIZE))])
+        sigmas.append(grid[grid_index(place, content_or_style)])
     return torch.stack(sigmas)
+
+
+def grid_index(place: float, content_or_style: str) -> int:
+    """The index on the grid that a uniform draw `place` in [0, 1) picks (see the module docstring)."""
+    if content_or_style == "content":
+        place = place**3
+    elif content_or_style == "style":
+        place = 1 - place**3
+    elif content_or_style != "balanced":
+        raise ValueError(f"unknown content_or_style {content_or_style!r}")
+    return min(GRID_SIZE - 1, int(place * GRID_SIZE))
 
 
 def sigma_grid(generator: torch.Generator, timestep_type: str, shift: float) -> torch.Tensor:
@@ -53,6 +60,31 @@ def sigma_grid(generator: torch.Generator, timestep_type: str, shift: float) -> 
     else:
         raise ValueError(f"unknown timestep_type {timestep_type!r}")
     return torch.sort(grid, descending=True).values
+
+
+# Evaluation levels come from this many grids of the training sampler, each read at GRID_SIZE even places.
+_QUANTILE_GRIDS = 64
+_QUANTILE_SEED = 20_240_601  # a constant: the levels depend on the sampler's settings, never on train.seed
+_LOWEST_EVALUATED_SIGMA = 0.01
+
+
+@functools.lru_cache(maxsize=16)
+def evaluation_sigmas(count: int, timestep_type: str, content_or_style: str, shift: float) -> tuple[float, ...]:
+    """`count` fixed noise levels that stand for the training distribution, high to low.
+
+    The levels are the middles of `count` equally likely slices (quantiles (i + 0.5) / count) of
+    the levels `draw_sigmas` gives with these settings, read off the sampler's own pieces:
+    `sigma_grid` (for the random grids, `_QUANTILE_GRIDS` of them from a fixed generator) at the
+    indices `grid_index` gives for GRID_SIZE evenly spaced draws. Rounded to 0.01 (at least 0.01;
+    levels that round together count once), so the mean over them estimates the loss over the
+    training distribution and the levels read as names (`sigma_0.50`).
+    """
+    generator = torch.Generator().manual_seed(_QUANTILE_SEED)
+    indices = torch.tensor([grid_index((k + 0.5) / GRID_SIZE, content_or_style) for k in range(GRID_SIZE)])
+    levels = torch.cat([sigma_grid(generator, timestep_type, shift)[indices] for _ in range(_QUANTILE_GRIDS)])
+    quantiles = torch.quantile(levels.double(), (torch.arange(count, dtype=torch.float64) + 0.5) / count)
+    rounded = {max(_LOWEST_EVALUATED_SIGMA, round(float(level), 2)) for level in quantiles}
+    return tuple(sorted(rounded, reverse=True))
 
 
 def timestep_loss_weights(sigmas: torch.Tensor, timestep_type: str) -> torch.Tensor:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .flow_matching import add_noise
+
 
 @dataclass
 class FirstFrameCondition:
@@ -51,3 +53,25 @@ def draw_conditioned(generator: torch.Generator, probability: float) -> bool:
     """Whether a clip is trained image-to-video. Always draws, so the generator advances the same either way."""
     draw = torch.rand(1, generator=generator).item()
     return probability >= 1.0 or draw < probability
+
+
+def noised_inputs(
+    video: torch.Tensor,
+    audio: torch.Tensor,
+    noise_video: torch.Tensor,
+    noise_audio: torch.Tensor,
+    sigmas: torch.Tensor,
+    conditioned: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """What the transformer is given, as training makes it: both streams noised to `sigmas`, and for the
+    `conditioned` clips the first latent frame kept clean at noise level 0.
+
+    Returns (noisy video, noisy audio, per-token video sigmas, video loss mask); the last two are None
+    when no clip is conditioned.
+    """
+    noisy_video = add_noise(video, noise_video, sigmas)
+    noisy_audio = add_noise(audio, noise_audio, sigmas)
+    if not any(conditioned):
+        return noisy_video, noisy_audio, None, None
+    condition = FirstFrameCondition.for_clips(conditioned, video)
+    return condition.keep_clean(noisy_video, video), noisy_audio, condition.token_sigmas(sigmas), condition.loss_mask

@@ -15,12 +15,14 @@ class StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.signal_name = ""
+        self.signum = signal.SIGINT  # the signal that asked to stop (SIGINT when another process asked)
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum, frame) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self.signum = signum
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self) -> "StopRequest":

@@ -12,8 +12,8 @@ import time
 import torch
 
 from .callbacks import StepDetails
-from .flow_matching import add_noise, draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
-from .i2v import FirstFrameCondition, draw_conditioned
+from .flow_matching import draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
+from .i2v import draw_conditioned, noised_inputs
 from .training_data import TrainingExample, audio_loss_mask
 
 
@@ -77,13 +77,9 @@ class StepLoss:
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
         self.data_seconds = getattr(self, "data_seconds", 0.0) + time.perf_counter() - assembling
-        noisy_video = add_noise(video, noise_video, sigmas)
-        noisy_audio = add_noise(audio, noise_audio, sigmas)
-        video_sigmas = loss_mask = None
-        if any(conditioned):
-            condition = FirstFrameCondition.for_clips(conditioned, video)
-            noisy_video = condition.keep_clean(noisy_video, video)
-            video_sigmas, loss_mask = condition.token_sigmas(sigmas), condition.loss_mask
+        noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
+            video, audio, noise_video, noise_audio, sigmas, conditioned
+        )
         fps = [example.fps for _, example in members]  # each clip's own: its positions' time axis
         inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
         prediction = self._predict("primary", members, prompt, *inputs)

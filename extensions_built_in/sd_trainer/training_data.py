@@ -9,7 +9,7 @@ sees exactly what an uninterrupted one would have.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
 from toolkit.distributed import is_main_process
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
+from toolkit.models.arch_rules import ArchRules
 from toolkit.monitoring.latents import collect_encode_reports
 from toolkit.trace import get_tracer
 
@@ -40,6 +41,7 @@ class TrainingExample:
     caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
     train_audio: bool = True  # its dataset's `audio`: False trains the video only (no audio loss)
     is_reg: bool = False  # from a regularisation dataset (`is_reg`)
+    is_val: bool = False  # from a held-out dataset (`is_val`): evaluated, never trained on
     network_weight: float = 1.0  # LoRA strength while training on it (the dataset's `network_weight`)
     flip_x: bool = False
     flip_y: bool = False
@@ -55,10 +57,12 @@ class EncodedData:
     skipped: list[tuple[Path, str]]
     latent_cache_hits: int = 0
     text_cache_hits: int = 0
+    held_out: list[TrainingExample] = field(default_factory=list)  # evaluated, never trained on (held_out.py)
 
 
-def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[MediaDataset]:
-    """One MediaDataset per `datasets:` entry; an entry with `audio: false` reads no audio at all."""
+def open_datasets(dataset_configs, audio_sample_rate: int, seed: int, rules: ArchRules) -> list[MediaDataset]:
+    """One MediaDataset per `datasets:` entry, cut by the model's `rules`; an entry with `audio: false` reads no
+    audio at all."""
     return [
         MediaDataset(
             folder=dataset.folder_path,
@@ -78,6 +82,7 @@ def open_datasets(dataset_configs, audio_sample_rate: int, seed: int) -> list[Me
             shrink_video_to_frames=dataset.shrink_video_to_frames,
             auto_frame_count=dataset.auto_frame_count,
             shuffle_tokens=dataset.shuffle_tokens,
+            rules=rules,
         )
         for dataset in dataset_configs
     ]
@@ -164,6 +169,7 @@ def _example(item, caption: str, latents, prompt, dataset_config) -> TrainingExa
         caption_dropout_rate=dataset_config.caption_dropout_rate,
         train_audio=dataset_config.audio,
         is_reg=dataset_config.is_reg,
+        is_val=dataset_config.is_val,
         network_weight=dataset_config.network_weight,
         flip_x=item.flip_x,
         flip_y=item.flip_y,

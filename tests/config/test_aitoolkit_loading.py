@@ -18,7 +18,7 @@ import run
 from extensions_built_in.sd_trainer.config import TrainProcessConfig
 from toolkit.config import JobConfig, load_config, parse_config
 from toolkit.config.aitoolkit import NOT_USED, RENAMED
-from toolkit.config.frame_rules import nearest_frame_count, nearest_multiple_of_32
+from toolkit.extensions import arch_rules
 from toolkit.errors import ConfigError
 
 from tests.config.aitoolkit_facts import AITOOLKIT_LTX2_YAML, key_paths, ui_ltx2_job
@@ -143,12 +143,12 @@ def test_our_own_jobs_have_nothing_to_note(valid_job: dict) -> None:
 
 @pytest.mark.parametrize(("frames", "nearest"), [(1, 1), (2, 1), (5, 9), (9, 9), (13, 17), (40, 41), (120, 121)])
 def test_nearest_frame_count(frames: int, nearest: int) -> None:
-    assert nearest_frame_count(frames) == nearest
+    assert arch_rules("ltx2").nearest_frame_count(frames) == nearest
 
 
 @pytest.mark.parametrize(("size", "nearest"), [(1, 32), (20, 32), (47, 32), (48, 64), (1000, 992), (1024, 1024)])
 def test_nearest_multiple_of_32(size: int, nearest: int) -> None:
-    assert nearest_multiple_of_32(size) == nearest
+    assert arch_rules("ltx2").nearest_size(size) == nearest
 
 
 def test_single_resolution_and_off_grid_buckets_become_a_list_on_the_grid(valid_job: dict) -> None:

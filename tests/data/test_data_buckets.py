@@ -7,6 +7,9 @@ import torch
 
 from toolkit.data.buckets import pick_bucket, resize_and_crop
 from toolkit.errors import DataError
+from toolkit.models.arch_rules import ArchRules
+
+LTX2_GRID = ArchRules("LTX-2", frame_step=8, size_multiple=32)
 
 
 @pytest.mark.parametrize(
@@ -23,14 +26,24 @@ from toolkit.errors import DataError
     ],
 )
 def test_pick_bucket(height: int, width: int, resolutions: list[int], bucket: tuple[int, int]) -> None:
-    assert pick_bucket(height, width, resolutions) == bucket
+    assert pick_bucket(height, width, resolutions, LTX2_GRID) == bucket
     assert bucket[0] % 32 == 0 and bucket[1] % 32 == 0
 
 
 @pytest.mark.parametrize("resolutions", [[], [100], [0], [512, 500]])
 def test_bad_resolutions_name_the_setting(resolutions: list[int]) -> None:
     with pytest.raises(DataError, match="dataset resolution"):
-        pick_bucket(512, 512, resolutions)
+        pick_bucket(512, 512, resolutions, LTX2_GRID)
+
+
+def test_buckets_follow_the_arch_s_size_multiple() -> None:
+    sixteen = ArchRules("Toy", frame_step=1, size_multiple=16, default_size=64)
+    assert pick_bucket(720, 1280, [464], sixteen) == (464, 816)  # 464 x 824.9, on a grid of 16
+    with pytest.raises(DataError) as caught:
+        pick_bucket(512, 512, [500], sixteen)
+    assert str(caught.value) == (
+        "dataset resolution [500]: [500] not positive multiples of 16; the Toy VAE needs sizes like 128, 256, 384"
+    )
 
 
 def test_resize_and_crop_keeps_the_centre() -> None:

@@ -104,12 +104,12 @@ def test_other_file_with_same_stem_keeps_its_entry(clip: Path, tmp_path: Path) -
 
 
 def test_failed_write_leaves_no_file(clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def write_half_then_fail(tensors: dict, filename: str, metadata: dict) -> None:
-        Path(filename).write_bytes(b"\x00" * 100)
+    def write_half_then_fail(tensors: dict, path: Path, metadata: dict) -> None:
+        Path(path).write_bytes(b"\x00" * 100)
         raise OSError(28, "No space left on device")
 
     cache = LatentCache(tmp_path / "cache")
-    monkeypatch.setattr(cache_module, "save_file", write_half_then_fail)
+    monkeypatch.setattr(cache_module, "write_safetensors", write_half_then_fail)
     with pytest.raises(DataError) as raised:
         cache.get_or_compute(clip, SETTINGS, CountingEncoder())
     assert "No space left" in str(raised.value) and str(tmp_path / "cache") in str(raised.value)

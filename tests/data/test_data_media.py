@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from toolkit.data.audio import rms_dbfs
 from toolkit.data.demo_clips import make_demo_clips
-from toolkit.data.media import probe_media, read_video, source_frame_indices
+from toolkit.data.media import AudioTrack, probe_media, read_video, source_frame_indices
 from toolkit.data.video_writer import write_video
 from toolkit.errors import DataError
 
@@ -183,3 +184,25 @@ def test_other_containers_decode_the_same(demo_folder: Path, tmp_path: Path, suf
     # Re-encoding is lossy; the frames stay close.
     assert (again.frames.float() - source.frames.float()).abs().mean().item() < 3.0
     assert again.audio is not None and again.audio.waveform.shape == source.audio.waveform.shape
+
+
+def test_audio_is_resampled_while_decoding(tmp_path: Path) -> None:
+    """libswresample (PyAV's AudioResampler) takes 48 kHz to 16 kHz as it decodes: a 440 Hz tone keeps its pitch
+    and level, a 10 kHz one (above the new 8 kHz Nyquist) is filtered out instead of folding back to 6 kHz."""
+    from tests.data.test_data_audio import dominant_frequency, tone
+
+    seconds, rate = 0.5, 48000
+    path = write_video(
+        tmp_path / "tones.mp4", torch.zeros(12, 32, 32, 3, dtype=torch.uint8), 24,
+        AudioTrack(torch.stack([tone(440, rate, seconds), tone(10_000, rate, seconds)]), rate),
+    )
+    native = read_video(path, num_frames=12).audio
+    resampled = read_video(path, num_frames=12, audio_sample_rate=16000).audio
+    spread = read_video(path, num_frames=6, spread=True, audio_sample_rate=16000).audio
+    assert native is not None and resampled is not None and spread is not None
+    assert (native.sample_rate, resampled.sample_rate, spread.sample_rate) == (48000, 16000, 16000)
+    assert tuple(resampled.waveform.shape) == (2, 8000)
+    assert dominant_frequency(resampled.waveform[0], 16000) == pytest.approx(440, abs=2)
+    middle = slice(800, -800)  # away from the codec's start and end
+    assert rms_dbfs(resampled.waveform[0, middle]) == pytest.approx(rms_dbfs(native.waveform[0, 2400:-2400]), abs=0.2)
+    assert rms_dbfs(resampled.waveform[1, middle]) < rms_dbfs(native.waveform[1, 2400:-2400]) - 40

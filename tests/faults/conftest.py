@@ -108,3 +108,23 @@ def copy_clips(folder: Path, count: int = 1) -> Path:
 def tiny_ready(tiny_model_dir) -> Path:
     """The tiny model built once before any child process needs it (they share LTX2_TRACE_CACHE)."""
     return tiny_model_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_ready, tmp_path_factory) -> Path:
+    """One finished 4-step run (`training_job`) with saves at steps 2 and 4 in `out/fault/`, trained once for the
+    cases that need a run to resume; each copies it (`copy_trained`) and leaves this one as it is."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = write_yaml(folder / "job.yaml", training_job(folder, copy_clips(folder / "clips")))
+    outcome = run_probe([str(config)], cwd=folder)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    return folder
+
+
+def copy_trained(trained: Path, folder: Path) -> tuple[dict[str, Any], Path]:
+    """The trained run copied to `folder/out/fault`: (its job, to edit and write to folder/job.yaml; the run folder).
+
+    The job trains on the trained run's clips, which the cases never change.
+    """
+    shutil.copytree(trained / "out", folder / "out")
+    return training_job(folder, trained / "clips"), folder / "out" / "fault"

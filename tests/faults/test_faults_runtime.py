@@ -1,4 +1,4 @@
-"""Fault suite, runtime half: broken media, signals, kill -9 in a save, a trace that cannot be written, non-finite training.
+"""Fault suite, runtime half: broken media, SIGTERM in training, kill -9 in a save, a trace that cannot be written, non-finite training.
 
 These load the tiny model in a child process, so there are few of them: each
 is a category the config checks cannot reach (the file's bytes, the process's
@@ -93,7 +93,7 @@ def _wait_for(process, ready: Callable[[], bool], log: Path, timeout: float = 90
         time.sleep(0.05)
 
 
-def test_sigterm_during_training_saves_and_exits_130(tmp_path: Path, tiny_ready) -> None:
+def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, tiny_ready) -> None:
     job = training_job(tmp_path, copy_clips(tmp_path / "clips"), train={"steps": 500, "lr": 1e-3, "dtype": "fp32", "disable_sampling": True})
     job["config"]["process"][0]["save"]["save_every"] = 1000
     metrics = tmp_path / "out" / "fault" / "metrics.jsonl"
@@ -102,11 +102,17 @@ def test_sigterm_during_training_saves_and_exits_130(tmp_path: Path, tiny_ready)
     _wait_for(process, lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, log)
     process.send_signal(signal.SIGTERM)
     outcome = outcome_from_log(process.wait(timeout=900), log)
-    assert outcome.returncode == 130, outcome.output[-3000:]
+    assert outcome.returncode == 143, outcome.output[-3000:]
     assert "Stopped by SIGTERM at step" in outcome.output
     step = int(outcome.output.split("Stopped by SIGTERM at step ")[1].split(";")[0])
     assert 0 < step < 500
-    assert (tmp_path / "out" / "fault" / "checkpoints" / f"step_{step:09d}" / "state.json").is_file()
+    save = tmp_path / "out" / "fault" / "checkpoints" / f"step_{step:09d}"
+    assert (save / "state.json").is_file()
+    assert outcome.stderr.strip().splitlines()[-2] == (
+        f"Interrupted by SIGTERM while training; the last save, {save} (step {step}), is intact: run the same config "
+        "again to resume from it."
+    )
+    assert not (tmp_path / "out" / "fault" / "run.lock").exists()
 
 
 def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path: Path, tiny_ready) -> None:

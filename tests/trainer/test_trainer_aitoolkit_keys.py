@@ -79,7 +79,7 @@ def test_dataset_and_training_keys_in_one_run(tmp_path, monkeypatch):
 
     # The cache keeps both versions of a clip: encoding again reads all five entries.
     assert len(list((trainer.run_folder / "latent_cache").glob("*.safetensors"))) == 5
-    datasets = open_datasets(trainer.config.datasets, trainer.model.audio_sample_rate, 42)
+    datasets = open_datasets(trainer.config.datasets, trainer.model.audio_sample_rate, 42, trainer.model.rules)
     again = encode_datasets(trainer.model, datasets, trainer.config.datasets, trainer.run_folder, lambda text: text)
     assert again.latent_cache_hits == 5
 

@@ -1,7 +1,8 @@
 """Two CPU processes (gloo) under `accelerate launch` train one LoRA: the one a single process trains
 with the doubled batch on the same data order, written once, traced once; a SIGTERM that reaches one
 process stops both at the same step with one checkpoint, and the same command resumes; a killed rank
-ends the run."""
+ends the run. Two of the four clips are held out (validation_split) and evaluated, one by each
+process: the evaluation losses are the single process's."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ SETTINGS = {
     "sample.sample_every": 2,
     "sample.sample_steps": 2,
     "sample.prompts": ["a red square moving left to right, with a 440 Hz tone"],
+    "train.validation_split": 0.5,  # two clips trained, two evaluated (one per process)
+    "train.eval_every": 2,
+    "train.eval_batch_size": 5,  # a clip's five noise levels in one forward
+    "save.keep_best": True,
 }
 
 
@@ -86,31 +91,59 @@ def test_a_stop_reaching_one_rank_stops_both_at_one_step_and_the_run_resumes(two
     assert "hook_train_loop step=2 " in resumed and "hook_train_loop step=1 " not in resumed
 
 
-def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two_processes, tmp_path):
+@pytest.fixture(scope="module")
+def one_process(two_processes, tmp_path_factory):
+    """The same run in one process with the doubled batch."""
+    folder = tmp_path_factory.mktemp("one_process")
+    single = build_trainer(
+        write_config(folder, {**SETTINGS, "train.batch_size": 2, "datasets.0.folder_path": str(two_processes["clips"])}, name=NAME)
+    )
+    single.run()
+    return {"trainer": single, "run_folder": folder / "output" / NAME}
+
+
+def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two_processes, one_process):
     ranks = [load_file(str(two_processes["probe"] / f"rank{rank}.safetensors")) for rank in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 0
     for key in ranks[0]:
         assert torch.equal(ranks[0][key], ranks[1][key]), key  # one update, applied on both ranks
 
     saved = load_file(str(two_processes["run_folder"] / f"{NAME}.safetensors"))
-    single = build_trainer(
-        write_config(tmp_path, {**SETTINGS, "train.batch_size": 2, "datasets.0.folder_path": str(two_processes["clips"])}, name=NAME)
-    )
-    single.run()
-    expected = lora_tensors(single)
+    expected = lora_tensors(one_process["trainer"])
     assert expected.keys() == ranks[0].keys()
     for key, tensor in expected.items():
         torch.testing.assert_close(ranks[0][key], tensor, rtol=1e-4, atol=1e-5)  # float sums in another order
         assert tensor.abs().max() > 0
     assert len(saved) == len(expected)
-    single_files = _files(tmp_path / "output" / NAME)
+    single_files = _files(one_process["run_folder"])
     assert _files(two_processes["run_folder"]) == single_files  # exactly one set of output files
     assert len([name for name in single_files if name.startswith("samples/") and name.endswith(".mp4")]) == 2
 
 
+def test_the_evaluation_loss_of_two_processes_is_the_one_of_one_process(two_processes, one_process):
+    """Each process evaluates one held-out clip and the sums are added up; the stopped run evaluated step 0,
+    the resumed one steps 2 (the stop came before its evaluation) and 3."""
+
+    def evaluations(run_folder):
+        records = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: {k: v for k, v in r["metrics"].items() if "Eval_Loss" in k}
+                for r in records if "06_Diffusion/Eval_Loss" in r["metrics"]}
+
+    assert [e.path.name for e in one_process["trainer"].data.held_out] == ["demo_02.mp4", "demo_03.mp4"]
+    two, one = evaluations(two_processes["run_folder"]), evaluations(one_process["run_folder"])
+    assert sorted(two) == sorted(one) == [0, 2, 3]
+    for step, metrics in one.items():
+        assert two[step].keys() == metrics.keys() and len(metrics) == 18  # loss, video, audio; each at 5 levels
+        for name, value in metrics.items():
+            assert two[step][name] == pytest.approx(value, rel=1e-5), (step, name)
+    assert one[3]["06_Diffusion/Eval_Loss"] < one[0]["06_Diffusion/Eval_Loss"]  # trained: not equal by accident
+    held_out = [line for line in two_processes["outputs"][1].splitlines() if line.startswith("[VERBOSE]   held_out ")]
+    assert len(held_out) == 1 and "Evaluating 2 held-out clips" in held_out[0] and "clips_here=1" in held_out[0]
+
+
 def test_main_process_alone_writes_and_traces(two_processes):
     run_folder, outputs = two_processes["run_folder"], two_processes["outputs"]
-    loras = [f"{NAME}.safetensors", f"{NAME}_000000002.safetensors", f"{NAME}_000000003.safetensors"]
+    loras = [f"{NAME}.safetensors", f"{NAME}_000000002.safetensors", f"{NAME}_000000003.safetensors", f"{NAME}_best.safetensors"]
     assert sorted(p.name for p in run_folder.glob("*.safetensors")) == loras
     assert sorted(p.name for p in (run_folder / "checkpoints").iterdir()) == ["step_000000002", "step_000000003"]
     for output in outputs:
@@ -132,8 +165,8 @@ def test_main_process_alone_writes_and_traces(two_processes):
 def test_a_killed_rank_ends_the_run_with_an_error(tmp_path, tiny_ready, two_processes):
     config = write_config(
         tmp_path, {**SETTINGS, "train.steps": 100_000, "save.save_every": 100_000, "model.verbose": False,
-                   "train.disable_sampling": True,
-                   "datasets.0.folder_path": str(two_processes["clips"])}, name=NAME,
+                   "train.disable_sampling": True, "train.validation_split": None, "train.eval_every": None,
+                   "save.keep_best": False, "datasets.0.folder_path": str(two_processes["clips"])}, name=NAME,
     )
     probe_dir = tmp_path / "probe"
     probe_dir.mkdir()

@@ -121,7 +121,7 @@ def test_pretrained_lokr_file_loads_at_the_trained_update_under_another_alpha(tr
 
     from toolkit.config import NetworkConfig
     from toolkit.network.formats import load_lora_state
-    from toolkit.network.lora import attach_network
+    from toolkit.network.attach import attach_network
 
     trainer = trained["trainer"]
     transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
@@ -153,7 +153,7 @@ def test_full_rank_lokr_keeps_both_factors_whole_at_scale_one(tiny_model_dir):
     from diffusers import LTX2VideoTransformer3DModel
 
     from toolkit.config import NetworkConfig
-    from toolkit.network.lora import attach_network
+    from toolkit.network.attach import attach_network
 
     transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
     config = NetworkConfig(type="lokr", linear=1, linear_alpha=1, lokr_full_rank=True)
@@ -169,7 +169,7 @@ def test_lokr_factor_sets_the_small_factor_size(tiny_model_dir):
     from diffusers import LTX2VideoTransformer3DModel
 
     from toolkit.config import NetworkConfig
-    from toolkit.network.lora import attach_network
+    from toolkit.network.attach import attach_network
 
     transformer = LTX2VideoTransformer3DModel.from_pretrained(tiny_model_dir / "transformer")
     network = attach_network(transformer, NetworkConfig(type="lokr", linear=4, lokr_factor=2, target_modules=["attn1.to_q"]), 0)

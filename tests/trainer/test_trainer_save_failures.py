@@ -104,7 +104,9 @@ def test_process_killed_in_save_keeps_the_previous_checkpoint(tmp_path, tiny_rea
     )
     assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     partial = run_folder / "checkpoints" / ".step_000000004.partial"
-    assert [p.name for p in partial.iterdir()] == ["lora.safetensors"]
+    # the LoRA, and the training state's file opened for torch.save, which died before writing to it
+    assert sorted(p.name for p in partial.iterdir()) == ["lora.safetensors", "training_state.pt"]
+    assert (partial / "training_state.pt").stat().st_size == 0
     saved_lora = checkpoints.load_training_state(run_folder / "checkpoints" / "step_000000002").lora_state
     _check_step_2_survived(run_folder, saved_lora)
     _check_resume_then_save(config, run_folder, saved_lora)

@@ -68,8 +68,12 @@ def test_the_ui_s_launches_say_queued_and_how_a_process_it_started_ended(tmp_pat
     launches.mark_ended(first, 130)
     # the trainer's status says running (it was killed before writing its end) but the UI saw exit code 130
     assert infer_state(run, _status("running", dead_pid), None, launches.latest(run)) == ("stopped", None)
+    terminated = launches.queue(run, run / "job.yaml", "cuda")
+    launches.mark_started(terminated, dead_pid, 0.0)
+    launches.mark_ended(terminated, 143)  # SIGTERM (toolkit.stopping): stopped too, not failed
+    assert infer_state(run, _status("running", dead_pid), None, launches.latest(run)) == ("stopped", None)
     launches.mark_ended(launches.queue(run, run / "job.yaml", "cuda:0"), None)
-    assert [launch.device for launch in launches.of_run(run)] == ["cuda:0", "cuda:0"]
+    assert [launch.device for launch in launches.of_run(run)] == ["cuda:0", "cuda:0", "cuda:0"]
     summary = summarize(0, run, launches)
     assert (summary.state, summary.started_by) == ("queued", "ui")
 
@@ -93,6 +97,17 @@ def test_metrics_are_read_from_an_offset_in_whole_lines_and_speed_follows_the_la
     recent = progress(whole)
     assert (recent.last_step, recent.last_loss) == (7, 0.5)
     assert recent.steps_per_second == pytest.approx(0.5)  # 3 steps in 6 s since the resume, not the earlier pace
+
+
+def test_the_evaluation_loss_is_a_series_of_its_own_at_the_steps_it_was_logged(tmp_path):
+    lines = [{"step": step, "time": 100.0 + step, "metrics": {"01_Training/Loss": 1.0}} for step in range(4)]
+    lines += [{"step": step, "time": 101.0 + step, "metrics": {"06_Diffusion/Eval_Loss": 2.0 - step / 4,
+                                                              "06_Diffusion/Eval_Loss/sigma_0.50": 9.0}} for step in (0, 2, 4)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in sorted(lines, key=lambda l: l["time"])))
+    columns = read_metrics(tmp_path).as_json()
+    assert columns["steps"] == [0, 1, 2, 3, 4]
+    assert columns["eval_loss"] == [2.0, None, 1.5, None, 1.0] and columns["eval_loss_ema"] == [None] * 5
+    assert columns["loss"] == [1.0, 1.0, 1.0, 1.0, None]
 
 
 def test_paths_are_refused_outside_their_folder_also_through_a_link(tmp_path):

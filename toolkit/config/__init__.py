@@ -17,7 +17,7 @@ from toolkit.config.dataset import DatasetConfig
 from toolkit.config.job import JobConfig, JobSpec
 from toolkit.config.loader import load_config, merge_configs, parse_config, read_config_file, substitute_name
 from toolkit.config.logging_config import GenerateLoggingConfig, LoggingConfig
-from toolkit.config.model import TINY_MODEL_NAME, ModelConfig
+from toolkit.config.model import ModelConfig
 from toolkit.config.notes import ConfigNotes
 from toolkit.config.network import NetworkConfig, SaveConfig
 from toolkit.config.process import ModelProcessConfig, ProcessConfig
@@ -25,7 +25,6 @@ from toolkit.config.sampling import GenerateConfig, SampleConfig, SamplePrompt, 
 from toolkit.config.train import EMAConfig, TrainConfig
 
 __all__ = [
-    "TINY_MODEL_NAME",
     "ConfigModel",
     "ConfigNotes",
     "DatasetConfig",

@@ -35,27 +35,6 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
-def check_frame_count(num_frames: int) -> int:
-    """LTX-2's video VAE compresses time 8x after the first frame, so clips have 8k+1 frames."""
-    if (num_frames - 1) % 8 == 0:
-        return num_frames
-    below = (num_frames - 1) // 8 * 8 + 1
-    above = below + 8
-    raise ValueError(f"{num_frames} frames is not 8k+1 as LTX-2 needs (nearest valid: {below} or {above})")
-
-
-def check_multiple_of_32(size: int, what: str) -> int:
-    """LTX-2's video VAE compresses space 32x, so widths and heights are multiples of 32."""
-    if size > 0 and size % 32 == 0:
-        return size
-    if size < 32:
-        nearest = "32"
-    else:
-        below = size // 32 * 32
-        nearest = f"{below} or {below + 32}"
-    raise ValueError(f"{what} {size} is not a positive multiple of 32 as LTX-2 needs (nearest valid: {nearest})")
-
-
 _DEVICE_PATTERN = re.compile(r"cpu|cuda|cuda:\d+|auto")
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from toolkit.config.base import ConfigModel, check_frame_count, check_multiple_of_32
+from toolkit.config.arch_rules import rules_in_use
+from toolkit.config.base import ConfigModel
 
 
-def _multiple_of_32(size: int) -> int:
-    return check_multiple_of_32(size, "resolution")
+def _bucket_size(size: int) -> int:
+    return rules_in_use().check_size(size, "resolution")
 
 
 class DatasetConfig(ConfigModel):
@@ -25,7 +26,11 @@ class DatasetConfig(ConfigModel):
     caption_dropout_rate: float = Field(
         default=0.0, ge=0.0, le=1.0, description="Probability of training a step on an empty caption (0..1)."
     )
-    num_frames: int = Field(default=9, ge=1, description="Frames per training clip; LTX-2 needs 8k+1 (1, 9, 17, ...).")
+    num_frames: int = Field(
+        default_factory=lambda: rules_in_use().default_num_frames,
+        ge=1,
+        description="Frames per training clip, a count the model takes (e.g. 8k+1 for LTX-2: 1, 9, 17, ...).",
+    )
     shrink_video_to_frames: bool = Field(
         default=True,
         description=(
@@ -36,7 +41,8 @@ class DatasetConfig(ConfigModel):
     auto_frame_count: bool = Field(
         default=False,
         description=(
-            "Train each clip on as many frames as it has (rounded down to 8k+1) instead of `num_frames`; "
+            "Train each clip on as many frames as it has (rounded down to a count the model takes) instead of "
+            "`num_frames`; "
             "clips of different lengths go to different buckets."
         ),
     )
@@ -53,14 +59,21 @@ class DatasetConfig(ConfigModel):
         default=False,
         description="Regularisation folder: its clips are trained with the LoRA at `network_weight` (keeps the base model's behaviour).",
     )
+    is_val: bool = Field(
+        default=False,
+        description=(
+            "Held-out folder: its clips are never trained on; they are encoded like the training clips (same "
+            "caches) and give the evaluation loss every `train.eval_every` steps."
+        ),
+    )
     network_weight: float = Field(
         default=1.0,
         description="LoRA strength while training on this folder's clips (1: the full LoRA; used with `is_reg`).",
     )
-    resolution: list[Annotated[int, AfterValidator(_multiple_of_32)]] = Field(
-        default_factory=lambda: [64],
+    resolution: list[Annotated[int, AfterValidator(_bucket_size)]] = Field(
+        default_factory=lambda: [rules_in_use().default_size],
         min_length=1,
-        description="Bucket sizes of the short side in pixels, each a multiple of 32.",
+        description="Bucket sizes of the short side in pixels, each a multiple of the model's (e.g. 32 for LTX-2).",
     )
     fps: float | None = Field(
         default=None, gt=0.0, description="Resample clips to this frame rate; null keeps each clip's own rate."
@@ -103,5 +116,26 @@ class DatasetConfig(ConfigModel):
 
     @field_validator("num_frames")
     @classmethod
-    def _frames_are_8k_plus_1(cls, num_frames: int) -> int:
-        return check_frame_count(num_frames)
+    def _frames_follow_the_arch(cls, num_frames: int) -> int:
+        return rules_in_use().check_frame_count(num_frames)
+
+    @model_validator(mode="after")
+    def _held_out_clips_are_not_augmented(self) -> DatasetConfig:
+        """A held-out folder is measured, not trained: what only changes training has no meaning there."""
+        if not self.is_val:
+            return self
+        training_only = {
+            "is_reg": self.is_reg,
+            "num_repeats": self.num_repeats != 1,
+            "flip_x": self.flip_x,
+            "flip_y": self.flip_y,
+            "shuffle_tokens": self.shuffle_tokens,
+            "caption_dropout_rate": self.caption_dropout_rate > 0,
+        }
+        set_keys = [key for key, is_set in training_only.items() if is_set]
+        if set_keys:
+            raise ValueError(
+                f"is_val: true with {', '.join(set_keys)}: a held-out folder is only evaluated (each clip once, "
+                f"as it is, with its caption), never trained; remove {', '.join(set_keys)} from it, or is_val"
+            )
+        return self

@@ -5,10 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator, model_validator
 
 from toolkit.config.base import ConfigModel, Precision, QuantizationType, check_device
-from toolkit.extensions import registered_archs
-
-TINY_MODEL_NAME = "tiny-ltx2"
-"""`name_or_path` value that selects the small LTX-2 the project builds locally."""
+from toolkit.extensions import arch_rules, default_arch, registered_archs
+from toolkit.models.arch_rules import ArchRules
 
 
 class ModelConfig(ConfigModel):
@@ -16,9 +14,9 @@ class ModelConfig(ConfigModel):
 
     name_or_path: str = Field(
         description=(
-            "Hugging Face repo id, local diffusers folder or single-file .safetensors of the LTX-2 checkpoint; "
-            f"'{TINY_MODEL_NAME}' (LTX-2.0), 'tiny-ltx2.3' or 'tiny-ltx2.5' means the small model of that version "
-            "built locally (no download)."
+            "Hugging Face repo id, local diffusers folder or single-file .safetensors of the checkpoint; the name "
+            "of one of the arch's tiny models means that small model, built locally (no download): e.g. for LTX-2 "
+            "'tiny-ltx2' (LTX-2.0), 'tiny-ltx2.3' or 'tiny-ltx2.5'."
         )
     )
     base_model_path: str | None = Field(
@@ -28,7 +26,7 @@ class ModelConfig(ConfigModel):
             "file does not hold (text encoder, tokenizer and scheduler; connectors or vocoder only if the file lacks them)."
         ),
     )
-    arch: str = Field(default="ltx2", description="Model architecture, as registered by an extension.")
+    arch: str = Field(default_factory=default_arch, description="Model architecture, as registered by an extension.")
     max_sequence_length: int | None = Field(
         default=None,
         ge=1,
@@ -97,6 +95,10 @@ class ModelConfig(ConfigModel):
         if arch not in known:
             raise ValueError(f"unknown model arch {arch!r} (registered: {', '.join(known) or 'none'})")
         return arch
+
+    def arch_rules(self) -> ArchRules:
+        """The shape rules `arch` registered (frame counts, sizes, defaults), read without importing the model."""
+        return arch_rules(self.arch)
 
     @field_validator("te_device")
     @classmethod

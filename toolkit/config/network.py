@@ -70,6 +70,13 @@ class SaveConfig(ConfigModel):
         default="diffusers",
         description="Key layout of the saved file: diffusers (load_lora_weights) or comfy (original LTX-2 names).",
     )
+    keep_best: bool = Field(
+        default=False,
+        description=(
+            "Keep the LoRA with the lowest evaluation loss as <name>_best.safetensors (and <name>_best_ema with "
+            "an EMA); needs train.eval_every. Its step and loss are in each checkpoint's state.json."
+        ),
+    )
     push_to_hub: bool = Field(
         default=False,
         description=(

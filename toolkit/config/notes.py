@@ -19,7 +19,7 @@ class ConfigNotes:
     not_used: list[str] = field(default_factory=list)
     """Keys accepted but not used by this trainer, with the reason: `config.process[0].sqlite_db_path (...)`."""
     adjusted: list[str] = field(default_factory=list)
-    """Values changed to what LTX-2 needs: `config.process[0].sample.num_frames 40 -> 41 (...)`."""
+    """Values changed to what the model takes: `config.process[0].sample.num_frames 40 -> 41 (...)`."""
     found: list[str] = field(default_factory=list)
     """What the check before loading found in the media and the run will do by rule (toolkit/preflight):
     `config.process[0].datasets[0].resolution: data/a.mp4: 64x64 is scaled up 64x ...`."""
@@ -33,7 +33,7 @@ class ConfigNotes:
         for heading, items in (
             ("ai-toolkit keys read as this trainer's", self.mapped),
             ("not used by this trainer", self.not_used),
-            ("adjusted for LTX-2", self.adjusted),
+            ("adjusted to what the model takes", self.adjusted),
             ("found in the dataset folders (checked before loading)", self.found),
         ):
             if items:

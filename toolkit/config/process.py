@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from toolkit.config.arch_rules import arch_of, validating_for
 from toolkit.config.base import ConfigModel, check_device
 from toolkit.config.model import ModelConfig
 from toolkit.errors import ConfigError
@@ -34,6 +35,12 @@ class ProcessConfig(ConfigModel):
 
         One line per problem, each starting with its key path under `where`; a process type adds its own checks.
         """
+        return []
+
+    def run_folder_problems(self, where: str, name: str) -> list[str]:
+        """What the process's run folder (`<its output folder>/<name>`, `name` being `config.name`) makes
+        impossible, checked before loading: names too long for its file system, a saved run the config
+        cannot resume. One line per problem, each starting with its key path; none by default."""
         return []
 
     def notices_before_loading(self, where: str) -> list[str]:
@@ -140,6 +147,13 @@ class ModelProcessConfig(ProcessConfig):
     @classmethod
     def _device_is_known(cls, device: str) -> str:
         return check_device(device)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _values_follow_the_arch(cls, data: Any, handler: ModelWrapValidatorHandler[ModelProcessConfig]) -> Any:
+        """Frame counts, sizes and their defaults follow this process's `model.arch` (toolkit/config/arch_rules.py)."""
+        with validating_for(arch_of(data)):
+            return handler(data)
 
     @model_validator(mode="after")
     def _text_encoder_follows_device(self) -> ModelProcessConfig:

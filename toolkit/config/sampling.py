@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from toolkit.config.base import ConfigModel, check_frame_count, check_multiple_of_32
+from toolkit.config.arch_rules import rules_in_use
+from toolkit.config.base import ConfigModel
 
 
 _INLINE_CTRL_IMG = re.compile(r"\s*--ctrl_img\s+(?P<path>.+?)\s*(?=\s--|$)")
@@ -24,7 +25,7 @@ class SamplePrompt(ConfigModel):
     ctrl_img: str | None = Field(
         default=None,
         description=(
-            "Image used as the first frame (image-to-video, through LTX2ImageToVideoPipeline); "
+            "Image used as the first frame (image-to-video, e.g. through LTX2ImageToVideoPipeline); "
             "resized and center-cropped to the sample size."
         ),
     )
@@ -54,22 +55,36 @@ class SamplingSettings(ConfigModel):
 
     neg: str = Field(default="", description="Negative prompt.")
     seed: int = Field(default=42, description="Seed of the first prompt.")
-    width: int = Field(default=64, description="Video width in pixels, a multiple of 32.")
-    height: int = Field(default=64, description="Video height in pixels, a multiple of 32.")
-    num_frames: int = Field(default=9, ge=1, description="Frames per video; LTX-2 needs 8k+1 (1, 9, 17, ...).")
-    fps: float = Field(default=24.0, gt=0.0, description="Frame rate of the video and of its audio timing.")
+    width: int = Field(
+        default_factory=lambda: rules_in_use().default_size,
+        description="Video width in pixels, a multiple of the model's (e.g. 32 for LTX-2).",
+    )
+    height: int = Field(
+        default_factory=lambda: rules_in_use().default_size,
+        description="Video height in pixels, a multiple of the model's (e.g. 32 for LTX-2).",
+    )
+    num_frames: int = Field(
+        default_factory=lambda: rules_in_use().default_num_frames,
+        ge=1,
+        description="Frames per video, a count the model takes (e.g. 8k+1 for LTX-2: 1, 9, 17, ...).",
+    )
+    fps: float = Field(
+        default_factory=lambda: rules_in_use().default_fps,
+        gt=0.0,
+        description="Frame rate of the video and of its audio timing (default: the model's pipelines').",
+    )
     sample_steps: int = Field(default=8, ge=1, description="Denoising steps.")
     guidance_scale: float = Field(default=4.0, ge=0.0, description="Classifier-free guidance scale (1 disables).")
 
     @field_validator("width", "height")
     @classmethod
-    def _sizes_are_multiples_of_32(cls, size: int, info: ValidationInfo) -> int:
-        return check_multiple_of_32(size, str(info.field_name))
+    def _sizes_follow_the_arch(cls, size: int, info: ValidationInfo) -> int:
+        return rules_in_use().check_size(size, str(info.field_name))
 
     @field_validator("num_frames")
     @classmethod
-    def _frames_are_8k_plus_1(cls, num_frames: int) -> int:
-        return check_frame_count(num_frames)
+    def _frames_follow_the_arch(cls, num_frames: int) -> int:
+        return rules_in_use().check_frame_count(num_frames)
 
 
 class SampleConfig(SamplingSettings):

@@ -124,6 +124,41 @@ class TrainConfig(ConfigModel):
             "(timestep 0, left out of the video loss); a number in 0..1 is the probability per clip."
         ),
     )
+    eval_every: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Evaluate the held-out clips (datasets with is_val, or validation_split) every N steps, before the "
+            "first step and at the end: the loss at fixed noise levels with fixed noise, no gradients "
+            "(docs/evaluation.md). null: no evaluation."
+        ),
+    )
+    validation_split: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "Hold out this fraction of the training clips (at least one; chosen by a seeded hash of the file "
+            "names) and evaluate them instead of training on them. null: only is_val datasets are held out."
+        ),
+    )
+    eval_noise_levels: int = Field(
+        default=5,
+        ge=1,
+        le=20,
+        description=(
+            "Noise levels each held-out clip is evaluated at: the middles of that many equally likely slices of "
+            "the training noise-level distribution (timestep_type, content_or_style, timestep_shift)."
+        ),
+    )
+    eval_batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "(clip, noise level) pairs per evaluation forward; null: batch_size (a forward without gradients "
+            "never needs more memory than a training step of the same batch)."
+        ),
+    )
     ema_config: EMAConfig = Field(default_factory=EMAConfig, description="EMA of the LoRA weights.")
     diff_output_preservation: bool = Field(
         default=False,

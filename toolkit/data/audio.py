@@ -1,14 +1,18 @@
-"""Audio waveform helpers in plain torch (torchaudio has no build for our torch).
+"""Audio waveform helpers on tensors (torchaudio has no build for our torch).
 
-`resample_audio` is band-limited (windowed-sinc polyphase, the method and
-defaults torchaudio uses), so resampling neither shifts a tone's pitch nor
-folds content above the new Nyquist frequency back into the audible range.
+Audio read from a file is resampled while it is decoded (toolkit/data/media.py, PyAV's
+`AudioResampler`). `resample_audio` is for a waveform that is already a tensor: the model's
+`encode_audio` given audio at another rate than its audio VAE's. Both go through
+libswresample, which is band-limited: resampling neither shifts a tone's pitch nor folds
+content above the new Nyquist frequency back into the audible range.
 """
 
 from __future__ import annotations
 
 import math
 
+import av
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -20,29 +24,38 @@ from toolkit.errors import DataError
 SILENCE_THRESHOLD_DBFS = -60.0
 DBFS_FLOOR = -120.0
 
-# Zero crossings of the sinc on each side, and the cutoff as a fraction of the
-# lower Nyquist frequency: torchaudio's defaults, a good quality/speed balance.
-_LOWPASS_FILTER_WIDTH = 6
-_ROLLOFF = 0.99
-
 
 def resample_audio(waveform: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
-    """Resample float `waveform` (..., samples) from `source_rate` to `target_rate` Hz."""
+    """Resample float `waveform` (..., samples) from `source_rate` to `target_rate` Hz with libswresample.
+
+    Each channel is resampled on its own (as mono) on the CPU, then returned on the waveform's device and
+    dtype, `ceil(samples * target_rate / source_rate)` samples long.
+    """
     if source_rate <= 0 or target_rate <= 0:
         raise DataError(f"cannot resample audio from {source_rate} Hz to {target_rate} Hz; rates must be positive")
     if source_rate == target_rate:
         return waveform
-    common = math.gcd(int(source_rate), int(target_rate))
-    source_step, target_step = int(source_rate) // common, int(target_rate) // common
-    kernel, width = _sinc_kernel(source_step, target_step, waveform.dtype)
     leading_shape, length = waveform.shape[:-1], waveform.shape[-1]
-    flat = F.pad(waveform.reshape(-1, 1, length), (width, width + source_step))
-    # Each output channel of the conv is one phase of the polyphase filter bank;
-    # interleaving the phases gives the output samples in order.
-    phases = F.conv1d(flat, kernel.to(waveform.device), stride=source_step)
-    resampled = phases.transpose(1, 2).reshape(flat.shape[0], -1)
-    target_length = math.ceil(target_step * length / source_step)
-    return resampled[:, :target_length].reshape(*leading_shape, -1)
+    target_length = math.ceil(target_rate * length / source_rate)
+    rows = waveform.detach().reshape(-1, length).to("cpu", torch.float32).numpy()
+    resampled = np.stack([_resample_row(row, int(source_rate), int(target_rate), target_length) for row in rows])
+    return torch.from_numpy(resampled).to(waveform.device, waveform.dtype).reshape(*leading_shape, target_length)
+
+
+def _resample_row(row: np.ndarray, source_rate: int, target_rate: int, target_length: int) -> np.ndarray:
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=target_rate)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(row)[None], format="fltp", layout="mono")
+    frame.sample_rate = source_rate
+    chunks = [out.to_ndarray()[0] for out in (*resampler.resample(frame), *resampler.resample(None))]
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    # libswresample rounds the length its own way (one sample either side); a waveform too short for its
+    # filter comes back (nearly) empty, which is an error rather than silence.
+    if samples.shape[0] < target_length - 1:
+        raise DataError(
+            f"cannot resample {row.shape[0]} samples from {source_rate} Hz to {target_rate} Hz: too short for the "
+            f"resampler's filter (it gave {samples.shape[0]} of {target_length} samples)"
+        )
+    return np.pad(samples[:target_length], (0, max(0, target_length - samples.shape[0])))
 
 
 def rms_dbfs(waveform: torch.Tensor) -> float:
@@ -95,15 +108,3 @@ def match_channels(waveform: torch.Tensor, channels: int, source: str) -> torch.
         "or set audio: false in the dataset config to train the video only"
     )
 
-
-def _sinc_kernel(source_step: int, target_step: int, dtype: torch.dtype) -> tuple[torch.Tensor, int]:
-    """Hann-windowed sinc filters, one per output phase: (target_step, 1, taps)."""
-    cutoff = min(source_step, target_step) * _ROLLOFF
-    width = math.ceil(_LOWPASS_FILTER_WIDTH * source_step / cutoff)
-    input_times = torch.arange(-width, width + source_step, dtype=torch.float64)[None, None] / source_step
-    output_offsets = torch.arange(0, -target_step, -1, dtype=torch.float64)[:, None, None] / target_step
-    times = ((output_offsets + input_times) * cutoff).clamp(-_LOWPASS_FILTER_WIDTH, _LOWPASS_FILTER_WIDTH)
-    window = torch.cos(times * math.pi / _LOWPASS_FILTER_WIDTH / 2) ** 2
-    times = times * math.pi
-    sinc = torch.where(times == 0, torch.ones_like(times), torch.sin(times) / times)
-    return (sinc * window * (cutoff / source_step)).to(dtype), width

@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
+from toolkit.safetensors_files import write_safetensors
 from toolkit.trace import get_tracer
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class _SafetensorsCache:
             # Not flushed to disk (no fsync per entry, which cost more than the encode of a small clip): an entry
             # a power cut leaves unreadable is found by `_load`, deleted and computed again.
             with atomic_write(entry, durable=False) as temporary:
-                save_file(tensors, str(temporary), metadata={"format": _FORMAT, **metadata})
+                write_safetensors(tensors, temporary, metadata={"format": _FORMAT, **metadata})
         except (OSError, SafetensorError) as error:
             raise DataError(
                 f"cannot write {self.kind} entry {entry} ({error}); "

@@ -13,6 +13,9 @@ spread frames are labelled at the rate that keeps real time. A video of a
 single frame is a still: it trains as one frame, as an image does (repeating it
 would teach a frozen clip, and its audio would be stretched many times over).
 Either way each such clip gets a notice.
+
+What the model takes (frame counts, bucket sizes, the rate a still trains at) is its arch's
+answer (`ClipSettings.rules`, toolkit/models/arch_rules.py).
 """
 
 from __future__ import annotations
@@ -26,10 +29,7 @@ from toolkit.data.buckets import pick_bucket
 
 if TYPE_CHECKING:
     from toolkit.data.probe import MediaInfo  # (PyAV is imported only where headers are read)
-
-# A still image has no frame rate of its own; LTX-2 pipelines default to 24 fps,
-# so a 1-frame clip at 24 fps conditions the model the way inference will.
-STILL_IMAGE_FPS = 24.0
+    from toolkit.models.arch_rules import ArchRules
 
 # Frames scaled up more than this look blurred: the model learns the blur. ai-toolkit upscales small
 # clips without a word; here it trains the same way but says so, before loading.
@@ -50,6 +50,7 @@ class ClipSettings:
     shrink_video_to_frames: bool
     auto_frame_count: bool
     loads_audio: bool  # audio is read (the dataset's `audio: true`)
+    rules: ArchRules  # the model's frame counts and sizes; a still trains at its `default_fps`
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,12 @@ class ClipPlan:
 
 def plan_clip(info: MediaInfo, settings: ClipSettings, frame_count: int | None) -> ClipPlan:
     """The plan for one file; `frame_count` is the video's real frame count (None: unknown, no short-clip rule)."""
-    bucket = pick_bucket(info.height, info.width, settings.resolutions)
+    bucket = pick_bucket(info.height, info.width, settings.resolutions, settings.rules)
     notices = [*_upscale_notices(info, bucket, settings), *_audio_notices(info, settings)]
     if info.is_image:
-        fps = settings.fps if settings.fps is not None else STILL_IMAGE_FPS
+        # A still has no frame rate of its own: at the one the model's pipelines default to, a 1-frame clip
+        # conditions the model the way inference will.
+        fps = settings.fps if settings.fps is not None else settings.rules.default_fps
         return ClipPlan(1, False, float(fps), bucket, tuple(notices))
     num_frames, spread, short = _frames(info, settings, frame_count)
     notices += short
@@ -123,7 +126,7 @@ def _frames(info: MediaInfo, settings: ClipSettings, frame_count: int | None) ->
             return settings.num_frames, settings.shrink_video_to_frames, []
         # Output frame i shows source frame floor(i * source_fps / clip_fps): count those inside the clip.
         fitting = int((frame_count - 1) * clip_fps / info.fps + _FRAME_TIME_EPSILON) + 1
-        return (fitting - 1) // 8 * 8 + 1, settings.shrink_video_to_frames, []
+        return settings.rules.frame_count_at_most(fitting), settings.shrink_video_to_frames, []
     if frame_count is None or settings.num_frames == 1:
         return settings.num_frames, settings.shrink_video_to_frames, []
     if frame_count == 1:
@@ -155,7 +158,7 @@ def _upscale_notices(info: MediaInfo, bucket: tuple[int, int], settings: ClipSet
         f"{info.width}x{info.height} is scaled up {scale:.3g}x to its {bucket[1]}x{bucket[0]} bucket "
         f"(resolution {list(settings.resolutions)}); frames scaled up more than {UPSCALE_NOTICE_ABOVE:g}x are "
         f"blurred and the LoRA learns the blur: add a resolution near the clip's short side ({short_side} px, "
-        f"rounded to a multiple of 32), or use larger clips",
+        f"rounded to a multiple of {settings.rules.size_multiple}), or use larger clips",
     )]
 
 

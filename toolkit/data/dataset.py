@@ -19,14 +19,17 @@ from typing import Any, Literal
 import torch
 from torch.utils.data import Dataset
 
-from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, resample_audio, rms_dbfs
+from toolkit.data.audio import SILENCE_THRESHOLD_DBFS, fit_length, is_silent, match_channels, rms_dbfs
 from toolkit.data.buckets import check_resolutions, resize_and_crop
 from toolkit.data.captions import shuffle_caption
 from toolkit.data.media import AudioTrack, read_video
 from toolkit.data.clip_rules import MediaNotice
 from toolkit.data.dataset_scan import FolderScan, MediaEntry
+from toolkit.data.files import is_image
 from toolkit.errors import DataError
+from toolkit.extensions import arch_rules, default_arch
 from toolkit.logging import get_logger
+from toolkit.models.arch_rules import ArchRules
 from toolkit.trace import NullTracer, get_tracer
 
 OnCorrupt = Literal["skip", "error"]
@@ -83,16 +86,19 @@ class MediaDataset(Dataset[MediaItem]):
       clip's own rate); images give one frame. With `shrink_video_to_frames` the
       frames are spread evenly over the whole clip instead (see `read_video`).
       With `auto_frame_count` each clip gives as many frames as it holds at that
-      rate, rounded down to 8k+1, instead of `num_frames`. A clip with fewer frames
+      rate, rounded down to a count the model takes, instead of `num_frames`. A clip with fewer frames
       than asked is spread over its whole length, frames repeated, and a 1-frame
       video trains as a still (clip_rules.py); each gets a notice (`notices`).
     - Frames are scaled and center-cropped to the bucket picked from `resolutions`.
+    - `rules`: the model's frame counts, sizes and still-image rate (its arch's, toolkit/models/arch_rules.py;
+      None: the default arch's).
     - `flip_x` adds a left-right mirrored copy of every item, then `flip_y` an
       upside-down copy of every item so far (both: 4 items a file), as ai-toolkit
       does; `num_repeats` repeats the whole list (`len` counts every repeat).
-    - Audio is resampled to `audio_sample_rate` with `audio_channels` channels and
-      cut or padded to the clip's duration; `audio_sample_rate=None` loads no audio.
-      More than two channels are downmixed to stereo first (with a notice).
+    - Audio is decoded at `audio_sample_rate` (libswresample resamples while decoding; more
+      than two channels are downmixed to stereo in the same pass, with a notice), given
+      `audio_channels` channels and cut or padded to the clip's duration;
+      `audio_sample_rate=None` loads no audio.
       A file without audio raises (`missing_audio="error"`) or gets silence; a track
       whose RMS is below SILENCE_THRESHOLD_DBFS (-60 dBFS) is the same case: a warning
       names the clip, then it raises or is trained as silence.
@@ -124,11 +130,13 @@ class MediaDataset(Dataset[MediaItem]):
         shrink_video_to_frames: bool = False,
         auto_frame_count: bool = False,
         shuffle_tokens: bool = False,
+        rules: ArchRules | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.caption_ext = caption_ext.lstrip(".")
         self.num_frames = num_frames
-        self.resolutions = check_resolutions(resolutions)
+        self.rules = rules or arch_rules(default_arch())
+        self.resolutions = check_resolutions(resolutions, self.rules)
         self.fps = fps
         self.caption_dropout_rate = caption_dropout_rate
         self.default_caption = default_caption
@@ -149,7 +157,7 @@ class MediaDataset(Dataset[MediaItem]):
         self._check_settings()
         scan = FolderScan(
             self.folder, self.caption_ext, default_caption, num_frames, fps, self.resolutions, on_corrupt,
-            missing_audio, audio_sample_rate is not None, shrink_video_to_frames, auto_frame_count,
+            missing_audio, audio_sample_rate is not None, shrink_video_to_frames, auto_frame_count, self.rules,
         )
         self._entries = scan.entries()
         self.skipped: list[tuple[Path, str]] = scan.skipped
@@ -182,7 +190,9 @@ class MediaDataset(Dataset[MediaItem]):
         variant = self._variants[index % len(self._variants)]
         entry = self._entries[variant.entry]
         with self._load_span(entry) as span:
-            clip = read_video(entry.path, entry.num_frames, self.fps, spread=entry.spread)
+            # A still gets the rate its plan gave it (the dataset's fps, else the model's default).
+            fps = entry.fps if is_image(entry.path) else self.fps
+            clip = read_video(entry.path, entry.num_frames, fps, spread=entry.spread, audio_sample_rate=self.audio_sample_rate)
             frames = clip.frames.permute(0, 3, 1, 2).to(torch.float32) / 127.5 - 1.0  # (T, C, H, W)
             video = _flipped(resize_and_crop(frames, entry.bucket), variant).permute(1, 0, 2, 3).contiguous()
             audio, audio_is_silence = self._audio_for(clip.audio, clip.duration_s, entry.path)
@@ -307,8 +317,7 @@ class MediaDataset(Dataset[MediaItem]):
                     f"{path}: no audio track; set missing_audio: silence in the dataset config, or remove it"
                 )
             return torch.zeros(self.audio_channels, num_samples), True
-        waveform = resample_audio(audio.waveform, audio.sample_rate, self.audio_sample_rate)
-        waveform = match_channels(waveform, self.audio_channels, str(path))
+        waveform = match_channels(audio.waveform, self.audio_channels, str(path))  # decoded at audio_sample_rate
         return fit_length(waveform, num_samples).contiguous(), False
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from toolkit.data.clip_rules import ClipPlan, ClipSettings, MediaNotice, needs_missing_audio, plan_clip
 from toolkit.data.files import list_media_files, read_caption, unreadable_media_files
@@ -19,6 +20,9 @@ from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.logging.events import publish_event
 from toolkit.trace import get_tracer
+
+if TYPE_CHECKING:
+    from toolkit.models.arch_rules import ArchRules
 
 _logger = get_logger(__name__)
 
@@ -55,6 +59,7 @@ class FolderScan:
     wants_audio: bool  # a clip without an audio track is then an error (or silence, per missing_audio)
     shrink_video_to_frames: bool
     auto_frame_count: bool
+    rules: ArchRules
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     notices: list[MediaNotice] = field(default_factory=list)
 
@@ -99,7 +104,7 @@ class FolderScan:
     def _settings(self) -> ClipSettings:
         return ClipSettings(
             self.num_frames, self.fps, self.resolutions, self.shrink_video_to_frames, self.auto_frame_count,
-            loads_audio=self.wants_audio,
+            loads_audio=self.wants_audio, rules=self.rules,
         )
 
     @staticmethod

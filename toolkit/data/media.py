@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from toolkit.data.audio import stretch_audio
-from toolkit.data.clip_rules import STILL_IMAGE_FPS, real_time_fps, source_frame_indices, spread_frame_indices
+from toolkit.data.clip_rules import real_time_fps, source_frame_indices, spread_frame_indices
 from toolkit.data.files import is_image
 from toolkit.data.images import image_to_rgb
 from toolkit.data.probe import (
@@ -28,9 +28,10 @@ from toolkit.data.probe import (
     video_stream,
 )
 from toolkit.errors import DataError
+from toolkit.extensions import arch_rules, default_arch
 
 __all__ = [
-    "STILL_IMAGE_FPS", "AudioTrack", "MediaInfo", "VideoClip", "count_frames", "probe_media", "read_video",
+    "AudioTrack", "MediaInfo", "VideoClip", "count_frames", "probe_media", "read_video",
     "real_time_fps", "source_frame_indices", "spread_frame_indices",
 ]
 
@@ -97,8 +98,10 @@ def probe_media(path: str | Path) -> MediaInfo:
     return info
 
 
-def read_video(path: str | Path, num_frames: int, fps: float | None = None, spread: bool = False) -> VideoClip:
-    """Take `num_frames` frames of `path`.
+def read_video(
+    path: str | Path, num_frames: int, fps: float | None = None, spread: bool = False, audio_sample_rate: int | None = None
+) -> VideoClip:
+    """Take `num_frames` frames of `path`, and the audio that plays with them.
 
     By default they are consecutive from the start: with `fps` set, frames are
     picked at that rate (frames are dropped or repeated; no interpolation);
@@ -110,8 +113,13 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     set, else the rate that keeps real time (`source_fps * (num_frames - 1) /
     (frames - 1)`); the whole audio track is stretched to their duration.
 
-    An image is a 1-frame clip whatever `num_frames` says, at `fps` or
-    `STILL_IMAGE_FPS`, with no audio.
+    The audio is decoded at `audio_sample_rate` (None: the track's own rate): libswresample
+    converts the samples, downmixes more than two channels to stereo and resamples in one
+    pass as the track is decoded.
+
+    An image is a 1-frame clip whatever `num_frames` says, with no audio, at `fps`;
+    a still has no rate of its own, so without one it gets the default arch's
+    `default_fps` (the dataset passes its own arch's).
     """
     path = Path(path)
     if num_frames < 1:
@@ -121,10 +129,10 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
     if fps is not None and fps <= 0:
         raise DataError(f"{path}: fps must be positive, got {fps}; fix fps in the dataset config")
     if is_image(path):
-        clip_fps = float(fps) if fps is not None else STILL_IMAGE_FPS
+        clip_fps = float(fps) if fps is not None else arch_rules(default_arch()).default_fps
         return VideoClip(_read_image(path), clip_fps, 1.0 / clip_fps, path, None, (0,))
     if spread:
-        return _read_spread(path, num_frames, fps)
+        return _read_spread(path, num_frames, fps, audio_sample_rate)
 
     with open_container(path) as container:
         stream = video_stream(container, path)
@@ -141,7 +149,7 @@ def read_video(path: str | Path, num_frames: int, fps: float | None = None, spre
         duration_s = num_frames / clip_fps
         audio = None
         if container.streams.audio:
-            audio = _decode_audio(container, container.streams.audio[0], duration_s, path)
+            audio = _decode_audio(container, container.streams.audio[0], duration_s, path, audio_sample_rate)
     return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
 
 
@@ -158,7 +166,7 @@ def count_frames(path: str | Path) -> int:
             ) from error
 
 
-def _read_spread(path: Path, num_frames: int, fps: float | None) -> VideoClip:
+def _read_spread(path: Path, num_frames: int, fps: float | None, audio_sample_rate: int | None) -> VideoClip:
     with open_container(path) as container:
         stream = video_stream(container, path)
         source_fps = stream_fps(stream, path)
@@ -177,7 +185,8 @@ def _read_spread(path: Path, num_frames: int, fps: float | None) -> VideoClip:
         duration_s = num_frames / clip_fps
         audio = None
         if container.streams.audio:
-            whole = _decode_audio(container, container.streams.audio[0], frame_count / source_fps, path)
+            duration = frame_count / source_fps
+            whole = _decode_audio(container, container.streams.audio[0], duration, path, audio_sample_rate)
             samples = max(1, int(round(duration_s * whole.sample_rate)))
             audio = AudioTrack(stretch_audio(whole.waveform, samples), whole.sample_rate, whole.source_channels)
     return VideoClip(frames, clip_fps, duration_s, path, audio, tuple(source_indices))
@@ -211,10 +220,15 @@ def _decode_frames(
 
 
 def _decode_audio(
-    container: av.container.InputContainer, stream: av.audio.stream.AudioStream, duration_s: float, path: Path
+    container: av.container.InputContainer,
+    stream: av.audio.stream.AudioStream,
+    duration_s: float,
+    path: Path,
+    sample_rate: int | None,
 ) -> AudioTrack:
-    """Decode the first `duration_s` seconds of audio as float32 planar samples."""
-    sample_rate = stream.rate
+    """Decode the first `duration_s` seconds of audio as float32 planar samples at `sample_rate` (None: the
+    stream's own)."""
+    sample_rate = sample_rate or stream.rate
     wanted = int(round(duration_s * sample_rate))
     resampler = None
     source_channels = 0
@@ -224,17 +238,19 @@ def _decode_audio(
         container.seek(0)  # the video pass moved the read position past the audio we want
         for frame in container.decode(stream):
             if resampler is None:
-                # Same rate, only the sample format changes: fltp gives (channels, samples) floats
-                # in [-1, 1] whatever the codec stores. More than two channels (5.1, 7.1, ...) are
-                # downmixed to stereo by FFmpeg's standard matrix (centre and surrounds at -3 dB).
+                # One resampler for the stream: fltp gives (channels, samples) floats in [-1, 1] whatever
+                # the codec stores; more than two channels (5.1, 7.1, ...) are downmixed to stereo by
+                # FFmpeg's standard matrix (centre and surrounds at -3 dB); the rate becomes `sample_rate`
+                # (band-limited, so a tone keeps its pitch and nothing above the new Nyquist folds back).
                 source_channels = len(frame.layout.channels)
                 layout = frame.layout if source_channels <= 2 else "stereo"
-                resampler = av.AudioResampler(format="fltp", layout=layout, rate=frame.sample_rate)
-            for converted in resampler.resample(frame):
-                chunks.append(converted.to_ndarray())
-                have += chunks[-1].shape[1]
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
+            have += _collect(resampler.resample(frame), chunks)
             if have >= wanted:
                 break
+        else:
+            if resampler is not None:
+                _collect(resampler.resample(None), chunks)  # the stream ended: the samples libswresample holds back
     except av.error.FFmpegError as error:
         raise DataError(
             f"{path}: audio decoding failed ({error}); re-encode the audio track or remove the file"
@@ -243,6 +259,13 @@ def _decode_audio(
         raise DataError(f"{path}: the audio stream holds no samples; re-encode the audio track or remove it")
     waveform = np.concatenate(chunks, axis=1)[:, :wanted].astype(np.float32)
     return AudioTrack(torch.from_numpy(np.ascontiguousarray(waveform)), int(sample_rate), source_channels)
+
+
+def _collect(frames: list[av.AudioFrame], chunks: list[np.ndarray]) -> int:
+    """Add the resampler's output to `chunks`; how many samples it added."""
+    arrays = [frame.to_ndarray() for frame in frames]
+    chunks.extend(arrays)
+    return sum(array.shape[1] for array in arrays)
 
 
 def _read_image(path: Path) -> torch.Tensor:

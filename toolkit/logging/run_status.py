@@ -7,7 +7,7 @@
 The trainer writes it atomically at start, on each save and at the end (`RunStatusFile`); the web
 UI and a user's scripts read it (`read_run_status`). A run killed without a chance to write its
 end leaves `running` with a pid that is no longer alive: readers check the pid. The exit codes
-are run.py's: 0 finished, 130 stopped (Ctrl-C, SIGINT/SIGTERM), 2 a config error, 1 anything else.
+are run.py's: 0 finished, 130 stopped by Ctrl-C (SIGINT), 143 stopped by SIGTERM, 2 a config error, 1 anything else.
 Plain Python, no torch: the UI reads it without loading any training code.
 """
 
@@ -22,11 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from toolkit.atomic_write import atomic_write
-from toolkit.errors import ConfigError, LTX2TraceError
+from toolkit.errors import ConfigError, ToolkitError
 
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "stopped", "failed")
 EXIT_FINISHED, EXIT_FAILED, EXIT_CONFIG_ERROR, EXIT_STOPPED = 0, 1, 2, 130
+EXIT_TERMINATED = 143
+STOPPED_EXIT_CODES = (EXIT_STOPPED, EXIT_TERMINATED)
 
 
 def utc_now() -> str:
@@ -34,7 +36,7 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-class RunStatusError(LTX2TraceError):
+class RunStatusError(ToolkitError):
     """A run folder's status.json cannot be read as a run status."""
 
 
@@ -88,8 +90,8 @@ class RunStatusFile:
         self._write()
         try:
             yield self
-        except KeyboardInterrupt:
-            self.end("stopped", current_step(), EXIT_STOPPED)
+        except KeyboardInterrupt as interrupt:  # toolkit.stopping.Stopped knows its signal's code (143 for SIGTERM)
+            self.end("stopped", current_step(), getattr(interrupt, "exit_code", EXIT_STOPPED))
             raise
         except BaseException as error:
             code = EXIT_CONFIG_ERROR if isinstance(error, ConfigError) else EXIT_FAILED

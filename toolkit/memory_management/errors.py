@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from toolkit.errors import LTX2TraceError, ModelLoadError
+from toolkit.errors import ToolkitError, ModelLoadError
 
 
-class QuantizationError(LTX2TraceError):
+class QuantizationError(ToolkitError):
     """A model cannot be quantized as configured (unknown qtype, nothing to quantize)."""
 
 
-class OffloadError(LTX2TraceError):
+class OffloadError(ToolkitError):
     """Layer offloading cannot be attached or detached as asked."""
 
 
-class MemoryPlanError(LTX2TraceError):
+class MemoryPlanError(ToolkitError):
     """A memory plan cannot be built from the given settings or checkpoint folder."""
 
 

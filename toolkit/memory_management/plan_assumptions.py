@@ -6,12 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from toolkit.memory_management.plan_loading import LoadStep
+from toolkit.memory_management.plan_result import GIB
 
 if TYPE_CHECKING:
-    from toolkit.memory_management.plan import ComponentPlan
+    from toolkit.memory_management.plan_result import ComponentPlan
     from toolkit.memory_management.plan_settings import MemoryPlanSettings
-
-GIB = 1024**3
 
 
 def assumptions(

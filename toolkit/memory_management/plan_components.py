@@ -7,7 +7,7 @@ with weights, in the order the model loads them, described layer by layer
 are written in roles, not in one model's component names):
 
 - ``text_encoder``: encodes prompts, then may be unloaded (`te_dtype`, `quantize_te`);
-- ``prompt_adapter``: turns text-encoder states into what the denoiser reads (LTX-2's connectors);
+- ``prompt_adapter``: turns text-encoder states into what the denoiser reads (e.g. LTX-2's connectors);
 - ``denoiser``: the model the LoRA trains (`dtype`, `quantize`, layer offloading);
 - ``decoder``: VAEs and vocoders (`vae_dtype`), idle while training.
 """

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from toolkit.memory_management.plan_result import GIB, MemoryPlan
 
-if TYPE_CHECKING:
-    from toolkit.memory_management.plan import MemoryPlan
-
-GIB = 1024**3
 COMPONENT_HEADER = ("component", "class", "params", "dtype", "stored", "loaded", "device", "offloaded", "quantized")
 LOADING_HEADER = ("component", "on host before", "kept on host", "largest block in flight", "host peak", "to device")
 PHASE_HEADER = ("phase", "memory", "total", "budget", "status", "largest parts")
+
+
+def format_plan(plan: MemoryPlan) -> str:
+    """The plan as a readable table: components, LoRA, phase totals against budgets, what to change."""
+    return "\n".join(plan_lines(plan))
 
 
 def plan_lines(plan: MemoryPlan) -> list[str]:

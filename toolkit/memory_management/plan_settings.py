@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from toolkit.extensions import default_arch
 from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.selection import check_offload_percent
 
@@ -16,17 +17,18 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 class MemoryPlanSettings:
     """The settings a memory plan depends on; names follow the job config's `model:` and `network:`.
 
-    arch: `model.arch`; its registered model class provides the components (`memory_plan_components`).
+    arch: `model.arch` (default: the registered default arch); its registered model class provides the
+    components (`memory_plan_components`).
     name_or_path: what the model class reads configs from (a local folder, a tiny model's name), or
     anything else (hub id, single file, None) for the published architecture of `version`.
-    version: the model version to plan (LTX-2: "2.0", "2.3", "2.5"); None: the one `arch` names.
+    version: the model version to plan (e.g. LTX-2: "2.0", "2.3", "2.5"); None: the one `arch` names.
     stored_dtype: the checkpoint's dtype when no folder is read (the published one is bf16).
-    vae_dtype: dtype of the decoders (VAEs, vocoder; the LTX-2 loader keeps them fp32).
+    vae_dtype: dtype of the decoders (VAEs, vocoder; e.g. the LTX-2 loader keeps them fp32).
     device_is_host: the run computes on the CPU, so every component stays in host RAM as it loads.
     """
 
     name_or_path: str | None = None
-    arch: str = "ltx2"
+    arch: str = field(default_factory=default_arch)
     version: str | None = None
     dtype: str = "bf16"
     te_dtype: str | None = None
@@ -48,7 +50,7 @@ class MemoryPlanSettings:
         """Settings from a job's `model` (and `network`) config objects, read by attribute."""
         return cls(
             name_or_path=model.name_or_path,
-            arch=getattr(model, "arch", "ltx2"),
+            arch=getattr(model, "arch", None) or default_arch(),
             dtype=model.dtype,
             te_dtype=model.te_dtype,
             quantize=model.quantize,

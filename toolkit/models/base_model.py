@@ -3,8 +3,9 @@
 The toolkit never imports a model's package. It asks the extension registry
 for the class registered under `model.arch` (`toolkit.extensions.load_model_class`)
 and calls what is declared here: before any weights load, the class answers
-for its LoRA targets, the key names of its LoRA files, its tiny model and its
-memory plan; once loaded, an instance runs the phases of training and sampling.
+for its shape rules, its LoRA targets, the key names of its LoRA files, its tiny
+model and its memory plan; once loaded, an instance runs the phases of training
+and sampling.
 Dependencies point down: processes -> this interface -> toolkit.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from toolkit.models.arch_rules import ArchRules
 from toolkit.models.generation import GeneratedClip, GenerationSettings
 
 
@@ -41,6 +43,11 @@ class BaseModel(ABC):
 
     arch: ClassVar[str]
     """The `model.arch` this class was written for (a class may be registered under several)."""
+
+    rules: ClassVar[ArchRules]
+    """Frame counts, sizes and sampling floor the model takes, and its default sample sizes. The same object is
+    registered with the arch (`register_model_arch(..., rules)`), so the config loader and the dataset read
+    them through `toolkit.extensions.arch_rules(arch)` without importing this class."""
 
     # -- before loading: answered by the class, no weights read ------------------------------
     @classmethod

@@ -1,7 +1,7 @@
 """The classes a diffusers pipeline folder's model_index.json names, resolved the way diffusers does.
 
 Each entry is `[library, class name]`: the library is `diffusers`,
-`transformers`, or a diffusers pipeline module (`ltx2` for LTX-2's connectors
+`transformers`, or a diffusers pipeline module (e.g. `ltx2` for LTX-2's connectors
 and vocoder). The loader and the memory plan both read classes from here, so
 a folder is built from the classes it was saved with, never from a fixed list.
 """

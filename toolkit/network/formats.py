@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
 from toolkit.models.base_model import LoraFileKeys
+from toolkit.safetensors_files import write_safetensors
 
 FORMATS = ("diffusers", "comfy")
 ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers.loaders.lora_base.LORA_ADAPTER_METADATA_KEY
@@ -168,7 +168,7 @@ def save_lora(
     _refuse_nonfinite(path, peft_state, tensors, dtype)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as temporary:
-        save_file(tensors, str(temporary), metadata=header)
+        write_safetensors(tensors, temporary, metadata=header)
     return path
 
 

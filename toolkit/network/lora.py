@@ -1,4 +1,6 @@
-"""LoRA adapters (peft) on a model's transformer; `attach_network` also serves LoKr (toolkit/network/lokr.py).
+"""LoRA adapters (peft) on a model's transformer; `LoraNetwork` also holds a LoKr adapter (toolkit/network/lokr.py).
+
+`network.type` picks between them in toolkit/network/attach.py.
 
 Which layers a LoRA adapts when `network.target_modules` is not set is the model's answer
 (`BaseModel.lora_target_pattern`, toolkit/models/base_model.py), passed in as `default_targets`.
@@ -157,14 +159,3 @@ def linear_kinds(names: list[str]) -> dict[str, int]:
         kinds[kind] = kinds.get(kind, 0) + 1
     return kinds
 
-
-def attach_network(
-    transformer: torch.nn.Module, network_config, seed: int, default_targets: str | None = None
-) -> LoraNetwork:
-    """The adapter `network.type` asks for: LoRA, or LoKr (peft's LoKrConfig), on the config's layers
-    or else those matching `default_targets` (the model's `lora_target_pattern()`)."""
-    if network_config.type == "lokr":
-        from toolkit.network.lokr import attach_lokr
-
-        return attach_lokr(transformer, network_config, seed, default_targets)
-    return attach_lora(transformer, network_config, seed, default_targets)

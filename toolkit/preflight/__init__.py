@@ -5,7 +5,8 @@ what the values point to: the output folder, the dataset folders, their media
 and captions, the sample prompts and their images, and the LoRA filters
 against the transformer built on the meta device. Each process config lists the checks that
 concern it (`ProcessConfig.problems_before_loading`, e.g. extensions_built_in/sd_trainer/config.py)
-from the modules of this package. `run.py` runs them for every job, `--dry-run`
+from the modules of this package, and what its run folder allows (`ProcessConfig.run_folder_problems`:
+the run's name against the file system, a saved run it would resume). `run.py` runs them for every job, `--dry-run`
 included, and reports every problem of every file in one message (exit 2).
 
 What the checks find that is not a problem but changes what trains (a clip shorter
@@ -30,6 +31,7 @@ def problems_before_loading(job: JobConfig) -> list[str]:
     problems: list[str] = []
     for index, process in enumerate(job.config.process):
         problems += process.problems_before_loading(f"config.process[{index}]")
+        problems += process.run_folder_problems(f"config.process[{index}]", job.config.name)
     return problems
 
 

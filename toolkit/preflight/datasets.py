@@ -21,29 +21,31 @@ from toolkit.data.files import (
     unreadable_media_files,
 )
 from toolkit.errors import DataError
+from toolkit.models.arch_rules import ArchRules
 from toolkit.preflight.media import media_findings
 
 _SHOWN = 3  # files named in one message; the rest are counted
 
 
-def dataset_problems(datasets: list[DatasetConfig], where: str) -> list[str]:
+def dataset_problems(datasets: list[DatasetConfig], where: str, rules: ArchRules) -> list[str]:
+    """What would stop the run in the dataset folders, for a model that takes what `rules` say (its arch's)."""
     problems: list[str] = []
     for index, dataset in enumerate(datasets):
-        problems += _one_dataset(dataset, f"{where}[{index}]")
+        problems += _one_dataset(dataset, f"{where}[{index}]", rules)
     return problems
 
 
-def dataset_notices(datasets: list[DatasetConfig], where: str) -> list[str]:
+def dataset_notices(datasets: list[DatasetConfig], where: str, rules: ArchRules) -> list[str]:
     """What training will do to files by rule, and the files it will skip (toolkit/preflight/media.py)."""
     notices: list[str] = []
     for index, dataset in enumerate(datasets):
         folder = Path(dataset.folder_path).expanduser()
         if folder.is_dir():
-            notices += media_findings(dataset, folder, f"{where}[{index}]").notices
+            notices += media_findings(dataset, folder, f"{where}[{index}]", rules).notices
     return notices
 
 
-def _one_dataset(dataset: DatasetConfig, where: str) -> list[str]:
+def _one_dataset(dataset: DatasetConfig, where: str, rules: ArchRules) -> list[str]:
     folder = Path(dataset.folder_path).expanduser()
     if not folder.is_dir():  # the schema checked it; it may have gone since
         return [f"{where}.folder_path: {folder} is not a folder"]
@@ -62,7 +64,7 @@ def _one_dataset(dataset: DatasetConfig, where: str) -> list[str]:
     problems = [f"{where}.caption_ext: {message}" for message in unreadable]
     if missing:
         problems.append(f"{where}.caption_ext: {_missing_captions(folder, media, missing, dataset.caption_ext)}")
-    return problems + media_findings(dataset, folder, where).problems
+    return problems + media_findings(dataset, folder, where, rules).problems
 
 
 def _no_media(folder: Path) -> str:

@@ -24,6 +24,7 @@ from toolkit.config import DatasetConfig
 from toolkit.data.clip_rules import ClipSettings, MediaNotice, needs_missing_audio, plan_clip
 from toolkit.data.files import list_media_files, unreadable_media_files
 from toolkit.errors import DataError
+from toolkit.models.arch_rules import ArchRules
 
 if TYPE_CHECKING:
     from toolkit.data.probe import MediaInfo
@@ -39,14 +40,15 @@ class MediaFindings:
     notices: list[str] = field(default_factory=list)
 
 
-def media_findings(dataset: DatasetConfig, folder: Path, where: str) -> MediaFindings:
-    """Problems and notices of the dataset in `folder` (configured by `dataset`, at key path `where`)."""
+def media_findings(dataset: DatasetConfig, folder: Path, where: str, rules: ArchRules) -> MediaFindings:
+    """Problems and notices of the dataset in `folder` (configured by `dataset`, at key path `where`), for a
+    model that takes what `rules` say."""
     findings = MediaFindings()
     skipped = [MediaNotice(path, "folder_path", f"{reason}: skipped") for path, reason in unreadable_media_files(folder)]
     findings.notices += _grouped(skipped, where)
     settings = ClipSettings(
         dataset.num_frames, dataset.fps, dataset.resolution, dataset.shrink_video_to_frames,
-        dataset.auto_frame_count, loads_audio=dataset.audio,
+        dataset.auto_frame_count, loads_audio=dataset.audio, rules=rules,
     )
     media = list_media_files(folder)
     infos = [info for info in map(_header, media) if info is not None]

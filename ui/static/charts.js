@@ -1,4 +1,5 @@
-// The run page's charts (uPlot, shipped in static/vendor): loss raw and smoothed, learning rate, gradient norm.
+// The run page's charts (uPlot, shipped in static/vendor): loss raw and smoothed with the evaluation loss on the
+// held-out clips (points every train.eval_every steps), learning rate, gradient norm.
 // Metrics come from /api/runs/<i>/<name>/metrics?offset=N: only the lines after byte N, so a live page reads
 // each line once. A step logged again after a resume replaces the earlier value. Smoothing is TensorBoard's:
 // an exponential moving average with bias correction, the raw line kept faint underneath.
@@ -7,7 +8,7 @@
   const root = document.getElementById("charts");
   if (!root || typeof uPlot === "undefined") return;
   const api = root.dataset.api;
-  const names = ["loss", "video_loss", "audio_loss", "lr", "grad_norm"];
+  const names = ["loss", "video_loss", "audio_loss", "lr", "grad_norm", "eval_loss", "eval_loss_ema"];
   const values = Object.fromEntries(names.map((name) => [name, new Map()]));
   const slider = document.getElementById("smoothing");
   const shown = root.querySelector("output");
@@ -28,7 +29,14 @@
   function columns() {
     const steps = Array.from(new Set(names.flatMap((name) => Array.from(values[name].keys())))).sort((a, b) => a - b);
     const column = (name) => steps.map((step) => (values[name].has(step) ? values[name].get(step) : null));
-    return { steps, loss: column("loss"), video: column("video_loss"), audio: column("audio_loss"), lr: column("lr"), grad: column("grad_norm") };
+    return {
+      steps, loss: column("loss"), video: column("video_loss"), audio: column("audio_loss"), lr: column("lr"),
+      grad: column("grad_norm"), evaluation: column("eval_loss"), evaluationEma: column("eval_loss_ema"),
+    };
+  }
+
+  function lossData(data, weight) {
+    return [data.steps, data.loss, smooth(data.loss, weight), data.video, data.audio, data.evaluation, data.evaluationEma];
   }
 
   function options(element, series, extra) {
@@ -54,7 +62,9 @@
         { label: "smoothed", stroke: "#2563eb", width: 2, spanGaps: true },
         { label: "video", stroke: "#16a34a", width: 1, show: false, spanGaps: true },
         { label: "audio", stroke: "#d97706", width: 1, show: false, spanGaps: true },
-      ]), [data.steps, data.loss, smooth(data.loss, weight), data.video, data.audio], loss),
+        { label: "evaluation", stroke: "#dc2626", width: 2, spanGaps: true, points: { show: true, size: 6 } },
+        { label: "evaluation (EMA)", stroke: "#9333ea", width: 1, show: false, spanGaps: true, points: { show: true, size: 5 } },
+      ]), lossData(data, weight), loss),
       lr: new uPlot(options(lr, [{ label: "lr", stroke: "#7c3aed", width: 2, spanGaps: true }]), [data.steps, data.lr], lr),
       grad: new uPlot(options(grad, [{ label: "grad norm", stroke: "#db2777", width: 1, spanGaps: true }]), [data.steps, data.grad], grad),
     };
@@ -67,7 +77,7 @@
     if (!data.steps.length) return;
     if (!charts) { build(data); return; }
     const weight = Number(slider.value);
-    charts.loss.setData([data.steps, data.loss, smooth(data.loss, weight), data.video, data.audio]);
+    charts.loss.setData(lossData(data, weight));
     charts.lr.setData([data.steps, data.lr]);
     charts.grad.setData([data.steps, data.grad]);
   }

@@ -22,8 +22,9 @@ from toolkit.models.base_model import BaseModel, LoraFileKeys
 from toolkit.trace import Lines, get_tracer
 
 from . import loading, placement
-from .checkpoint import COMPONENT_ORDER, CheckpointSource, resolve_source
-from .checkpoint_configs import check_saved_classes, read_variant
+from .arch_rules import LTX2_RULES
+from .checkpoint import COMPONENT_ORDER, CheckpointSource, read_variant, resolve_source
+from .checkpoint_configs import check_saved_classes
 from .component_match import check_components_match
 from .variant import LTX2Variant, check_arch
 from .generation import GeneratedClip, GenerationSettings  # noqa: F401 (part of this module's API)
@@ -49,6 +50,7 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
     """
 
     arch = "ltx2"
+    rules = LTX2_RULES
 
     def __init__(self, model_config, device: str = "cpu"):
         self.config = model_config

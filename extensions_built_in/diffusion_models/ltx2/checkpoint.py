@@ -24,10 +24,11 @@ from extensions_built_in.diffusion_models.ltx2.single_file.keys import SINGLE_FI
 from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
 from .checkpoint_configs import component_class as _indexed_class
-from .checkpoint_configs import component_entry
+from .checkpoint_configs import component_entry, variant_of_folder
 from .single_file_loading import component_class as _single_file_class
 from .single_file_loading import load_single_file_component
-from .variant import class_hint
+from .single_file_variant import variant_of_single_file
+from .variant import LTX2Variant, class_hint
 
 # The components a LoRA run loads, in load order; model_index.json (or a single file) names each one's class.
 COMPONENT_ORDER = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
@@ -113,6 +114,17 @@ def component_class(source: CheckpointSource, name: str):
     if name in source.single_file_components:
         return _single_file_class(source.single_file_header, name)
     return _indexed_class(source.base, name)
+
+
+def read_variant(source: CheckpointSource, local_only: bool = False) -> LTX2Variant:
+    """The LTX-2 version of a resolved CheckpointSource.
+
+    A diffusers folder or hub id: from its configs. A single file: from what the file holds (its header's
+    config and model_version, else its tensor names), the base folder for the rest; see single_file_variant.py.
+    """
+    if source.kind == "single_file":
+        return variant_of_single_file(source)
+    return variant_of_folder(source.base, local_only)
 
 
 def load_component(source: CheckpointSource, name: str, dtype):

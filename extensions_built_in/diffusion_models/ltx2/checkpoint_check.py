@@ -16,10 +16,10 @@ import json
 import struct
 from pathlib import Path
 
-from toolkit.errors import LTX2TraceError, ModelLoadError
+from toolkit.errors import ToolkitError, ModelLoadError
 
-from .checkpoint import COMPONENT_ORDER, resolve_source
-from .checkpoint_configs import check_saved_classes, component_class, component_config_json, component_entry, read_variant
+from .checkpoint import COMPONENT_ORDER, read_variant, resolve_source
+from .checkpoint_configs import check_saved_classes, component_class, component_config_json, component_entry
 from .variant import VERSION_BY_ARCH, check_arch, class_hint
 
 
@@ -66,7 +66,7 @@ def build_on_meta(base: str, name: str):
                 module = cls(cls.config_class.from_pretrained(base, subfolder=name))
             else:
                 module = cls.from_config(cls.load_config(base, subfolder=name))
-    except LTX2TraceError:
+    except ToolkitError:
         raise
     except Exception as error:  # noqa: BLE001 - a rejected config surfaces as many exception types
         raise ModelLoadError(

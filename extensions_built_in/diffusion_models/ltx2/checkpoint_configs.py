@@ -119,19 +119,6 @@ def unused_components(base: str, loaded: tuple[str, ...]) -> dict[str, str]:
     return {name: entry[1] for name, entry in listed_components(read_model_index(base)).items() if name not in loaded}
 
 
-def read_variant(source, local_only: bool = False) -> LTX2Variant:
-    """The LTX-2 version of a resolved CheckpointSource.
-
-    A diffusers folder or hub id: from its configs. A single file: from what the file holds (its header's
-    config and model_version, else its tensor names), the base folder for the rest; see single_file_variant.py.
-    """
-    if source.kind == "single_file":
-        from .single_file_variant import variant_of_single_file
-
-        return variant_of_single_file(source)
-    return variant_of_folder(source.base, local_only)
-
-
 def check_saved_classes(base: str, names: tuple[str, ...]) -> dict[str, str]:
     """Each component's class as model_index.json names it, checked against the class its config.json was saved
     from (`_class_name` for diffusers, `architectures` for transformers); a mismatch fails before any weight is

@@ -1,0 +1,94 @@
+"""What an evaluation of 4 held-out clips at 5 noise levels costs, as a multiple of one training step (tiny LTX-2).
+
+    python benchmarks/bench_eval.py [--rounds 8] [--device cpu|cuda]
+
+Sets up the tiny example's trainer on the four demo clips with the same four clips held out
+(`is_val`, a copy in another folder), then, interleaved in each round, times one training step
+(`hook_train_loop`, batch 1), one evaluation with the default `eval_batch_size` (= batch_size 1:
+20 forwards) and one with `eval_batch_size: 5` (a clip's five levels in one forward: 4 forwards).
+Prints the median seconds of each and the evaluations' ratios to the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WARM_UP_ROUNDS = 2
+
+
+def _config(folder: Path, device: str) -> Path:
+    held_out = folder / "held_out"
+    held_out.mkdir()
+    for clip in sorted((REPO_ROOT / "data/demo_clips").glob("demo_0*")):
+        shutil.copy2(clip, held_out / clip.name)
+    raw = yaml.safe_load((REPO_ROOT / "config/examples/train_lora_ltx2_tiny.yaml").read_text())
+    raw["config"]["name"] = "bench_eval"
+    process = raw["config"]["process"][0]
+    process.update(training_folder=str(folder / "output"), device=device)
+    dataset = {**process["datasets"][0], "folder_path": str(REPO_ROOT / "data/demo_clips"), "cache_latents_to_disk": False}
+    process["datasets"] = [dataset, {**dataset, "folder_path": str(held_out), "is_val": True}]
+    process["train"].update(steps=10_000, disable_sampling=True, eval_every=10_000)
+    process["model"]["verbose"] = False
+    process["logging"] = {"use_tensorboard": False, "progress_bar": False}
+    path = folder / "bench_eval.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO_ROOT))
+    import torch
+
+    from toolkit.config import load_config
+    from toolkit.job import Job
+
+    times: dict[str, list[float]] = {"training step": [], "evaluation, eval_batch_size 1": [], "evaluation, eval_batch_size 5": []}
+
+    def timed(name: str, work) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        work()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times[name].append(time.perf_counter() - started)
+
+    def rounds(trainer) -> None:  # in place of the training loop, once everything is set up
+        evaluation = trainer.evaluation
+        for index in range(WARM_UP_ROUNDS + args.rounds):
+            timed("training step", lambda: trainer.hook_train_loop(index))
+            for batch in (1, 5):
+                evaluation.loss.batch_size = batch
+                timed(f"evaluation, eval_batch_size {batch}", lambda: evaluation.evaluate(index))
+        if evaluation.loss.clips != 4 or len(evaluation.loss.sigmas) != 5:
+            raise SystemExit(f"expected 4 clips at 5 levels, got {evaluation.loss.clips} at {evaluation.loss.sigmas}")
+        trainer.saved = {}  # nothing is saved: the run's summary names no LoRA
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = _config(Path(folder), args.device)
+        trainer = Job(load_config(path), path).processes[0]
+        trainer._train = lambda: rounds(trainer)
+        trainer.run()
+    medians = {name: statistics.median(values[WARM_UP_ROUNDS:]) for name, values in times.items()}
+    step = medians["training step"]
+    print(f"\n{args.rounds} rounds on {args.device} ({torch.get_num_threads()} CPU threads), medians:")
+    print(f"{'':<32}{'seconds':>10}{'x training step':>18}")
+    for name, median in medians.items():
+        print(f"{name:<32}{median:>10.4f}{median / step:>17.2f}x")
+
+
+if __name__ == "__main__":
+    main()

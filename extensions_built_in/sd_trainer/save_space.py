@@ -1,0 +1,76 @@
+"""Room on the disk for the saves a run will write, checked before it starts them.
+
+A save is the user's LoRA file, the resume folder's copy of the LoRA (float32), the optimizer state
+(`training_state.pt`), and with an EMA the same LoRA files again. A resumed run knows its size from
+the last save on disk, before anything loads; a new run knows it once the LoRA is attached (its
+parameter count), before the first step. The run stops with a FileSystemError when the free space
+is short of what the saves still to come need at their peak: the newest save is written before the
+oldest is pruned, so up to `save.max_step_saves_to_keep` + 1 saves share the disk, plus the final LoRA.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from toolkit.errors import FileSystemError
+from toolkit.preflight.output_folders import nearest_existing
+
+from .checkpoint_files import CHECKPOINT_DIR, ema_filename, lora_filename, save_folder_name, step_saves
+
+SAVE_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+# Bytes of optimizer state per trained parameter: AdamW keeps two float32 moments; the 8-bit AdamW two
+# bytes; Prodigy four float32 tensors (moments, its step-size estimate's sums, the starting weights).
+OPTIMIZER_STATE_BYTES = {"adamw": 8, "adamw8bit": 2, "prodigy": 16}
+
+
+def check_room(
+    run_folder: Path, name: str, config, start_step: int, outcome: str, lora_params: int | None = None, ema: bool = False
+) -> None:
+    """FileSystemError when the disk of `run_folder` cannot hold the saves the run will write from `start_step`.
+
+    Their size is the save at `start_step` on disk (a resumed run) or, given `lora_params`, estimated from
+    the LoRA's parameter count (a new run). `outcome` says what survives and how to go on.
+    """
+    if lora_params is None:
+        save_bytes, final_bytes = measured_save_bytes(run_folder, name, start_step)
+    else:
+        save_bytes, final_bytes = estimated_save_bytes(lora_params, config.save.dtype, config.train.optimizer, ema)
+    if config.save.keep_best:
+        final_bytes *= 2  # <name>_best (and _best_ema) beside the final LoRA files, the same size
+    needed = bytes_needed(save_bytes, final_bytes, start_step, config.train, config.save, len(step_saves(run_folder)))
+    free = shutil.disk_usage(nearest_existing(run_folder)).free
+    if free < needed:
+        raise FileSystemError(
+            f"{run_folder}: {_mib(free)} free on its disk, but the saves this run will write need about "
+            f"{_mib(needed)} (save.max_step_saves_to_keep + 1 step saves of {_mib(save_bytes)} at the peak, and the "
+            f"final LoRA); free some space, lower save.max_step_saves_to_keep, or choose another training_folder. "
+            f"{outcome[0].upper()}{outcome[1:]}."
+        )
+
+
+def estimated_save_bytes(lora_params: int, save_dtype: str, optimizer: str, ema: bool) -> tuple[int, int]:
+    """(bytes of one step save, bytes of the final LoRA files) for a LoRA of `lora_params` parameters."""
+    user_file = lora_params * SAVE_DTYPE_BYTES[save_dtype]
+    lora_copies = (user_file + lora_params * 4) * (2 if ema else 1)
+    return lora_copies + lora_params * OPTIMIZER_STATE_BYTES[optimizer], user_file * (2 if ema else 1)
+
+
+def measured_save_bytes(run_folder: Path, name: str, step: int) -> tuple[int, int]:
+    """(bytes of the step save on disk, bytes of its user LoRA files): the sizes of the saves still to come."""
+    folder = run_folder / CHECKPOINT_DIR / save_folder_name(step)
+    user_files = [run_folder / lora_filename(name, step), run_folder / ema_filename(name, step)]
+    user_bytes = sum(path.stat().st_size for path in user_files if path.is_file())
+    return sum(path.stat().st_size for path in folder.iterdir()) + user_bytes, user_bytes
+
+
+def bytes_needed(save_bytes: int, final_bytes: int, start_step: int, train, save_config, saves_on_disk: int) -> int:
+    """The disk space the rest of the run takes at its peak, beyond what its saves on disk hold already."""
+    first = (start_step // save_config.save_every + 1) * save_config.save_every
+    ahead = len(range(first, train.steps, save_config.save_every)) + 1  # the last one is the final save
+    peak = min(saves_on_disk + ahead, save_config.max_step_saves_to_keep + 1)
+    return max(peak - saves_on_disk, 1) * save_bytes + final_bytes
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024**2:.1f} MiB"
