@@ -15,9 +15,11 @@ METRICS_FILENAME = "metrics.jsonl"
 class JsonlMetricsSink(MetricsSink):
     """Appends ``{"step": 3, "time": <unix s>, "metrics": {...}}`` lines to a file.
 
-    Each line is flushed to the OS as it is written, so a crashed run keeps
-    every step it logged. Non-finite values are written as ``NaN`` /
-    ``Infinity``, which Python's ``json`` reads back.
+    Each line is flushed to the OS as it is written (by the logger's writer
+    thread, within half a second of the step; ``time`` is when the values were
+    logged), so a run that fails keeps every step it logged and a killed one
+    loses at most the last half second. Non-finite values are written as
+    ``NaN`` / ``Infinity``, which Python's ``json`` reads back.
     """
 
     name = "metrics.jsonl file"
