@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 from doc_section import load_average, machine, write_section
-from tiny_trainer_timing import WARM_UP_STEPS, tiny_trainer
+from tiny_trainer_timing import WARM_UP_STEPS, tiny_trainer, use_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHECK_LIMIT = 1.10
@@ -60,7 +60,7 @@ CONFIGS = {
 
 def small_ltx2(folder: Path, layers: int) -> Path:
     """The tiny LTX-2 with `layers` transformer blocks, in diffusers layout under `folder`."""
-    sys.path.insert(0, str(REPO_ROOT))
+    use_tree(REPO_ROOT)
     import torch
     from diffusers import LTX2VideoTransformer3DModel
 
