@@ -11,14 +11,15 @@ tests/memory/test_memory_plan_slice.py (the same structure, narrower):
 - `planned` is the memory plan for the same folder and settings.
 
 Host memory is measured as anonymous resident memory (psutil RSS less its file-backed
-and shared part): the checkpoint's memory-mapped pages are page cache the kernel can
-drop, which the plan does not count. Plain RSS is reported next to it.
+and shared part): pages of memory-mapped files are page cache the kernel can drop,
+which the plan does not count. Plain RSS is reported next to it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -79,6 +80,15 @@ class Scenario:
     offload_percent: float = 0.0
     lora_rank: int = 16
 
+    def model_settings(self) -> dict:
+        """The `model:` settings of this scenario (ModelConfig and MemoryPlanSettings use the same names)."""
+        return {
+            "quantize": self.qtype is not None,
+            "qtype": self.qtype or "qfloat8",
+            "layer_offloading": self.offload_percent > 0,
+            "layer_offloading_transformer_percent": self.offload_percent or 1.0,
+        }
+
 
 SCENARIOS = (
     Scenario("bf16"),
@@ -88,18 +98,36 @@ SCENARIOS = (
 
 
 def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
-    """A diffusers folder holding only the transformer slice, in bf16 shards of at most `shard_bytes`."""
+    """A diffusers folder holding only the transformer slice, in bf16 shards of at most `shard_bytes`.
+
+    Written shard by shard (the same files and index `save_pretrained` writes), so that building a slice of
+    several GB holds one shard in memory, not the whole model.
+    """
     import diffusers
     from accelerate import init_empty_weights
-    from accelerate.utils import set_module_tensor_to_device
+    from huggingface_hub import split_torch_state_dict_into_shards
+    from safetensors.torch import save_file
 
     with init_empty_weights():
         transformer = diffusers.LTX2VideoTransformer3DModel(**shape.transformer_args())
+    empty = {name: tensor.to(torch.bfloat16) for name, tensor in transformer.state_dict().items()}
+    split = split_torch_state_dict_into_shards(
+        empty, filename_pattern="diffusion_pytorch_model{suffix}.safetensors", max_shard_size=shard_bytes
+    )
+    target = folder / "transformer"
+    target.mkdir(parents=True, exist_ok=True)
+    transformer.save_config(target)
     generator = torch.Generator().manual_seed(0)
-    for name, parameter in list(transformer.named_parameters()):
-        value = torch.randn(parameter.shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
-        set_module_tensor_to_device(transformer, name, "cpu", value=value, dtype=torch.bfloat16)
-    transformer.save_pretrained(folder / "transformer", max_shard_size=shard_bytes, safe_serialization=True)
+    for filename, names in split.filename_to_tensors.items():
+        shard = {
+            name: torch.randn(empty[name].shape, generator=generator, dtype=torch.float32).mul_(0.02).to(torch.bfloat16)
+            for name in names
+        }
+        save_file(shard, target / filename, metadata={"format": "pt"})
+        del shard
+    if split.is_sharded:
+        index = {"metadata": split.metadata, "weight_map": split.tensor_to_filename}
+        (target / "diffusion_pytorch_model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     index = {
         "_class_name": "LTX2Pipeline",
         "_diffusers_version": diffusers.__version__,
@@ -109,8 +137,29 @@ def build_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> Path:
     return folder
 
 
+def ensure_slice(shape: SliceShape, folder: Path, shard_bytes: int) -> bool:
+    """Build the slice in `folder` unless a slice of the same shape is there already; True when it was built."""
+    config = folder / "transformer" / "config.json"
+    if config.is_file():
+        saved = json.loads(config.read_text())
+        if all(saved.get(key) == value for key, value in shape.transformer_args().items()):
+            return False
+        remove_slice(folder)  # another shape: its shards must not mix with the new ones
+    folder.mkdir(parents=True, exist_ok=True)
+    build_slice(shape, folder, shard_bytes)
+    return True
+
+
+def remove_slice(folder: Path) -> None:
+    """Delete what `build_slice` wrote in `folder`, and the folder when nothing else is left in it."""
+    shutil.rmtree(folder / "transformer", ignore_errors=True)
+    (folder / "model_index.json").unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
-    """The plan's bytes for the slice: loading and training, host (and device on CUDA)."""
+    """The plan's bytes for the slice: loading, training and sampling, host (and device on CUDA)."""
     from dataclasses import replace
 
     import diffusers
@@ -132,25 +181,24 @@ def planned(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
         roles={"transformer": "denoiser"},
     )
     settings = MemoryPlanSettings(
-        name_or_path=str(folder),
-        quantize=scenario.qtype is not None,
-        qtype=scenario.qtype or "qfloat8",
-        layer_offloading=scenario.offload_percent > 0,
-        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
-        lora_rank=scenario.lora_rank,
-        device_is_host=device == "cpu",
+        name_or_path=str(folder), lora_rank=scenario.lora_rank, device_is_host=device == "cpu", **scenario.model_settings()
     )
     plan = build_memory_plan(settings, device_total_bytes=None, host_total_bytes=None, model=model)
     training_device = plan.phase("training", "device").total
+    sampling_device = plan.phase("sampling", "device").total
     training_host = plan.phase("training", "host").total
+    on_host = device == "cpu"  # what the plan puts on the device is in host RAM too
     result = {
         "loading host": plan.phase("loading", "host").total,
-        "training host": training_host + (training_device if device == "cpu" else 0),
+        "training host": training_host + (training_device if on_host else 0),
+        # the plan has no host phase for sampling: the offloaded layers stay where training has them
+        "sampling host": training_host + (sampling_device if on_host else 0),
         "resident tensors": plan.components["transformer"].loaded_bytes,
     }
-    if device != "cpu":
+    if not on_host:
         result["loading device"] = plan.phase("loading", "device").total
         result["training device"] = training_device
+        result["sampling device"] = sampling_device
     return result
 
 
@@ -200,26 +248,16 @@ class MemorySampler:
 def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, int]:
     """Runs in the child process: LTX2Model's loader, the LoRA, offloading, one AdamW step."""
     from extensions_built_in.diffusion_models.ltx2 import loading
-    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
-    from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
-    from toolkit.config import ModelConfig, NetworkConfig
+    from toolkit.config import NetworkConfig
     from toolkit.network.attach import attach_network
 
-    config = ModelConfig(
-        name_or_path=str(folder),
-        quantize=scenario.qtype is not None,
-        qtype=scenario.qtype or "qfloat8",
-        layer_offloading=scenario.offload_percent > 0,
-        layer_offloading_transformer_percent=scenario.offload_percent or 1.0,
-    )
-    model = LTX2Model(config, device=device)
-    model.source = resolve_source(str(folder))
-    _import_what_loading_imports()
+    model = slice_model(folder, scenario, device)
+    import_what_loading_imports()
     if device != "cpu":
         torch.zeros(1, device=device)  # the CUDA context, before the baseline
     sampler = MemorySampler()
     baseline_anon, baseline_rss = sampler.reset()
-    _reset_cuda(device)
+    reset_cuda_peak(device)
     model.components["transformer"] = loading.load_one(model, "transformer")
     network_config = NetworkConfig(linear=scenario.lora_rank, linear_alpha=scenario.lora_rank)
     network = attach_network(model.transformer, network_config, 0, model.lora_target_pattern())
@@ -229,23 +267,35 @@ def _load_and_step(folder: Path, scenario: Scenario, device: str) -> dict[str, i
         "loading host": sampler.peak_anon - baseline_anon,
         "loading host rss": sampler.peak_rss - baseline_rss,
         "resident tensors": _tensor_bytes(model.transformer, exclude_adapters=True),
-        "loading device": _cuda_peak(device),
+        "loading device": cuda_peak(device),
     }
     sampler.reset()
-    _reset_cuda(device)
+    reset_cuda_peak(device)
     _training_step(model, network)
     measured.update(
         {
             "training host": sampler.peak_anon - baseline_anon,
             "training host rss": sampler.peak_rss - baseline_rss,
-            "training device": _cuda_peak(device),
+            "training device": cuda_peak(device),
         }
     )
     sampler.stop()
     return measured
 
 
-def _import_what_loading_imports() -> None:
+def slice_model(folder: Path, scenario: Scenario, device: str):
+    """The LTX2Model a training run makes for the slice in `folder`, before it loads anything: its transformer
+    loads as training loads it with `loading.load_one(model, "transformer")`."""
+    from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from toolkit.config import ModelConfig
+
+    model = LTX2Model(ModelConfig(name_or_path=str(folder), **scenario.model_settings()), device=device)
+    model.source = resolve_source(str(folder))
+    return model
+
+
+def import_what_loading_imports() -> None:
     """Libraries imported lazily on the way (tens of MB of code): imported before the baseline is taken."""
     import diffusers
     import optimum.quanto  # noqa: F401
@@ -289,17 +339,19 @@ def _tensor_bytes(module: torch.nn.Module, exclude_adapters: bool) -> int:
     return total
 
 
-def _reset_cuda(device: str) -> None:
-    if device != "cpu":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+def reset_cuda_peak(device: str) -> None:
+    """Start a new CUDA peak (`cuda_peak`) on `device` ("cuda", "cuda:1"); nothing on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
 
 
-def _cuda_peak(device: str) -> int:
-    if device == "cpu":
+def cuda_peak(device: str) -> int:
+    """The most bytes allocated on `device` since `reset_cuda_peak`; 0 on the CPU."""
+    if torch.device(device).type != "cuda":
         return 0
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device)
 
 
 if __name__ == "__main__":

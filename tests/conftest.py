@@ -89,6 +89,46 @@ def tiny_models(tiny_model):
 
 
 @pytest.fixture(scope="session")
+def ltx_core():
+    """Lightricks' ltx-core (requirements-ltx-core.txt), its configurators, key maps and LoRA fusion.
+
+    ltx-core imports torchaudio at module level for its mel preprocessor (`AudioProcessor`), and torchaudio
+    has no build for this torch. None of what the tests use needs it, so for the length of the import a
+    placeholder stands in that fails loudly if anything reaches for it; it is removed again right after,
+    and transformers' own "is torchaudio there" answer is fixed (it caches it) before the placeholder exists.
+    """
+    import sys
+    import types
+
+    import transformers.utils.import_utils
+
+    transformers.utils.import_utils.is_torchaudio_available()
+
+    class _NoTorchaudio(types.ModuleType):
+        def __getattr__(self, name):
+            if name.startswith("__"):
+                raise AttributeError(name)  # module introspection (inspect, pytest) asks for dunders
+            raise ImportError(f"torchaudio.{name}: torchaudio is not installed (no build for this torch)")
+
+    had_torchaudio = "torchaudio" in sys.modules
+    sys.modules.setdefault("torchaudio", _NoTorchaudio("torchaudio"))
+    try:
+        from ltx_core import loader
+        from ltx_core.model.audio_vae import model_configurator as audio
+        from ltx_core.model.transformer import model_configurator as transformer
+        from ltx_core.model.video_vae import model_configurator as video
+        from ltx_core.text_encoders.gemma.encoders import encoder_configurator as text
+    except ImportError as error:
+        raise ImportError(
+            f"{error}: the ltx-core tests need it installed: pip install --no-deps -r requirements-ltx-core.txt"
+        ) from error
+    finally:
+        if not had_torchaudio:
+            del sys.modules["torchaudio"]
+    return types.SimpleNamespace(loader=loader, audio=audio, transformer=transformer, video=video, text=text)
+
+
+@pytest.fixture(scope="session")
 def demo_clips() -> Path:
     return DEMO_CLIPS
 

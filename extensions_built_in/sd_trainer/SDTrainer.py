@@ -37,6 +37,7 @@ from .trigger import TriggerWord
 from .tensorboard_callback import TensorBoardCallback
 from .interrupts import StopRequest
 from .lora_export import push_final_lora, saved_file_warnings
+from .lora_metadata import TrainedClips, file_metadata, run_metadata
 from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
 from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
@@ -106,6 +107,9 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
                 self.model.unload_text_encoder()
 
             self.network = self._attach_network()
+            self.run_metadata = run_metadata(
+                config, self.job.name, self.model.base_model_names(), self.network.kind, TrainedClips.of(self.data.examples)
+            )
             self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
             if self.parallel.fsdp:  # every forward goes through FSDP, which shards the base weights
                 self.network = ShardedLora(self.network)  # names taken before wrapping
@@ -370,6 +374,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             ema_state=self.ema.state_dict() if self.ema is not None else None,
             scaler_state=self.updates.scaler.state_dict() if self.updates.scaler.is_enabled() else None,
             model_metadata=self._model_metadata(),
+            file_metadata=file_metadata(self.run_metadata, self.model.base_model_names(), self.config.save.format, self.step),
         )
         config_text = yaml.safe_dump(self.job.config.model_dump(mode="json"), sort_keys=False)
         written = checkpoints.save_training_state(

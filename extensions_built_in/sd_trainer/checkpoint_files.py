@@ -32,14 +32,17 @@ def lora_filename(name: str, step: int | None) -> str:
     return f"{name}.safetensors" if step is None else f"{name}_{step:09d}.safetensors"
 
 
-def ema_filename(name: str, step: int | None) -> str:
-    """The EMA LoRA beside `lora_filename(name, step)`: `<name>_ema.safetensors`, `<name>_<step>_ema.safetensors`."""
-    return lora_filename(name, step).removesuffix(".safetensors") + "_ema.safetensors"
+def no_ema_filename(name: str, step: int | None) -> str:
+    """With an EMA, the trained weights beside `lora_filename(name, step)` (which holds the EMA):
+    `<name>_no_ema.safetensors`, `<name>_<step>_no_ema.safetensors`."""
+    return lora_filename(name, step).removesuffix(".safetensors") + "_no_ema.safetensors"
 
 
-def best_filename(name: str, ema: bool = False) -> str:
-    """`save.keep_best`'s LoRA: `<name>_best.safetensors`, the EMA's `<name>_best_ema.safetensors`."""
-    return f"{name}_best_ema.safetensors" if ema else f"{name}_best.safetensors"
+def best_filename(name: str, kind: str, ema_on: bool) -> str:
+    """`save.keep_best`'s LoRA of `kind` ("raw" or "ema"), named as the run's other LoRA files are: with an EMA
+    the EMA's best is `<name>_best.safetensors` and the trained weights' `<name>_best_no_ema.safetensors`;
+    without one the trained weights' best is `<name>_best.safetensors`."""
+    return f"{name}_best_no_ema.safetensors" if ema_on and kind != "ema" else f"{name}_best.safetensors"
 
 
 def save_folder_name(step: int) -> str:

@@ -1,7 +1,8 @@
 """Saves and resume: the LoRA file, and beside it everything needed to continue exactly.
 
 A save is a folder `checkpoints/step_<N>/` holding the LoRA (diffusers
-format, the trained tensors and alpha as they are), optimizer and scheduler state, RNG states, the step and the config.
+format, the trained tensors and alpha as they are; with an EMA also `ema.safetensors`), optimizer and
+scheduler state, RNG states, the step and the config.
 It is written under a temporary name and renamed into place, so a process
 killed mid-save leaves the previous save intact and loadable; once in place it is
 read back (`verify_save`) before any older save is pruned, and a resume takes the
@@ -9,7 +10,8 @@ newest save that verifies, renaming each newer damaged one `step_<N>.damaged`
 (checkpoint_files.py holds the names and the torch-free checks). The user-facing
 LoRA `<name>_<N>.safetensors` sits in the run folder, written the same way,
 in `save.format` with the strength folded into the weights so that every
-loader applies it (toolkit/network/formats.py).
+loader applies it (toolkit/network/formats.py); with an EMA it holds the EMA
+weights and `<name>_<N>_no_ema.safetensors` the trained ones.
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from toolkit.trace import get_tracer
 from .checkpoint_files import (
     CHECKPOINT_DIR,
     EMA_CHECKPOINT_FILE,
-    ema_filename,
     lora_filename,
     mark_damaged,
+    no_ema_filename,
     save_folder_name,
     save_problem,
     step_saves,
@@ -60,6 +62,7 @@ class TrainingState:
     scaler_state: dict | None = None  # the fp16 GradScaler's scale and growth tracker (train.dtype: fp16 on CUDA)
     model_metadata: dict = field(default_factory=dict)  # what the base model is (LTX-2 version): LoRA header + state.json
     lora_rank: int | None = None  # the adapter's rank; None: read from the LoRA A shapes (a LoKr needs it given)
+    file_metadata: dict = field(default_factory=dict)  # what LoRA browsers read (lora_metadata.py): user files only
 
 
 def rng_state() -> dict:
@@ -77,6 +80,32 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _user_files(name: str, step: int | None, state: TrainingState) -> list[tuple[str, dict, dict]]:
+    """(file name, weights, extra header) of each LoRA file for users at one save.
+
+    With an EMA the LoRA file holds the EMA weights, as ai-toolkit saves them (they are what the
+    samples show); the trained weights go beside it under `no_ema_filename`.
+    """
+    if state.ema_state is None:
+        return [(lora_filename(name, step), state.lora_state, {})]
+    return [
+        (lora_filename(name, step), state.ema_state, {"ema": True}),
+        (no_ema_filename(name, step), state.lora_state, {"ema": False}),
+    ]
+
+
+def _save_user_files(model, run_folder: Path, name: str, step: int | None, state: TrainingState, save_config) -> list[Path]:
+    """Every LoRA file for users at one save (`step` None: the final ones), in `save.format` with the strength folded."""
+    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata, **state.file_metadata}
+    return [
+        model.save_model(
+            run_folder / filename, weights, save_config.format, SAVE_DTYPES[save_config.dtype], {**metadata, **extra},
+            state.lora_alpha, rank=state.lora_rank,
+        )
+        for filename, weights, extra in _user_files(name, step, state)
+    ]
+
+
 def save_training_state(
     model, run_folder: Path, name: str, state: TrainingState, save_config, config_text: str, keep: int
 ) -> dict:
@@ -90,29 +119,19 @@ def save_training_state(
     refuse_nonfinite(state, run_folder)
     started = time.perf_counter()
     with get_tracer().span("save_checkpoint", step=state.step, format=save_config.format, dtype=save_config.dtype) as span:
-        dtype = SAVE_DTYPES[save_config.dtype]
-        metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
-        lora_path = model.save_model(
-            run_folder / lora_filename(name, state.step), state.lora_state, save_config.format, dtype, metadata,
-            state.lora_alpha, rank=state.lora_rank,
-        )
-        ema_path = None
-        if state.ema_state is not None:
-            ema_path = model.save_model(
-                run_folder / ema_filename(name, state.step), state.ema_state, save_config.format, dtype,
-                {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
-            )
+        user_files = _save_user_files(model, run_folder, name, state.step, state, save_config)
+        metadata = {"step": state.step, "format": "diffusers", "name": name, **state.model_metadata}  # resume copies
         final = _write_save_folder(model, run_folder / CHECKPOINT_DIR, state, metadata, config_text)
-        _verified(final, [lora_path, *([ema_path] if ema_path else [])], run_folder, state.step)
+        _verified(final, user_files, run_folder, state.step)
         removed = prune(run_folder, name, keep)
-        files = [lora_path, *([ema_path] if ema_path else []), *sorted(final.iterdir())]
+        files = [*user_files, *sorted(final.iterdir())]
         span.set(
             files=[str(p) for p in files],
             bytes=sum(p.stat().st_size for p in files),
             removed=removed,
             seconds=time.perf_counter() - started,
         )
-    return {"lora": lora_path, "checkpoint": final, **({"ema": ema_path} if ema_path else {})}
+    return {"lora": user_files[0], "checkpoint": final, **({"no_ema": user_files[1]} if len(user_files) > 1 else {})}
 
 
 def _write_save_folder(model, checkpoints: Path, state: TrainingState, metadata: dict, config_text: str) -> Path:
@@ -172,21 +191,9 @@ def _verified(final: Path, lora_files: list[Path], run_folder: Path, step: int) 
 
 
 def save_final_loras(model, run_folder: Path, name: str, state: TrainingState, save_config) -> dict[str, Path]:
-    """The run's final `<name>.safetensors` (and `<name>_ema.safetensors` with an EMA) in the run folder."""
-    dtype = SAVE_DTYPES[save_config.dtype]
-    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata}
-    written = {
-        "final": model.save_model(
-            run_folder / lora_filename(name, None), state.lora_state, save_config.format, dtype, metadata, state.lora_alpha,
-            rank=state.lora_rank,
-        )
-    }
-    if state.ema_state is not None:
-        written["final_ema"] = model.save_model(
-            run_folder / ema_filename(name, None), state.ema_state, save_config.format, dtype,
-            {**metadata, "ema": True}, state.lora_alpha, rank=state.lora_rank,
-        )
-    return written
+    """The run's final `<name>.safetensors` (the EMA with one; then the trained weights in `<name>_no_ema.safetensors`)."""
+    written = _save_user_files(model, run_folder, name, None, state, save_config)
+    return {"final": written[0], **({"final_no_ema": written[1]} if len(written) > 1 else {})}
 
 
 def refuse_nonfinite(state: TrainingState, run_folder: Path) -> None:
@@ -215,7 +222,7 @@ def prune(run_folder: Path, name: str, keep: int) -> list[str]:
         shutil.rmtree(old)
         lora = run_folder / lora_filename(name, step)
         lora.unlink(missing_ok=True)
-        (run_folder / ema_filename(name, step)).unlink(missing_ok=True)
+        (run_folder / no_ema_filename(name, step)).unlink(missing_ok=True)
         removed.append(old.name)
     return removed
 

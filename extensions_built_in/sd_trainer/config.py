@@ -27,7 +27,7 @@ from toolkit.preflight.lora_targets import lora_target_problems
 from toolkit.preflight.output_folders import output_folder_problems, run_name_problems
 from toolkit.preflight.sampling import sample_problems
 
-from .checkpoint_files import ema_filename
+from .checkpoint_files import no_ema_filename
 from .resume_check import newest_whole_save, resume_problems
 
 
@@ -76,7 +76,7 @@ class TrainProcessConfig(ModelProcessConfig):
 
     def run_folder_problems(self, where: str, name: str) -> list[str]:
         """The run's name must fit the file system; a run saved in the folder must be one this config can resume."""
-        longest = ema_filename(name, max(self.train.steps, 1))
+        longest = no_ema_filename(name, max(self.train.steps, 1))
         problems = run_name_problems(self.training_folder, name, longest)
         if problems:
             return problems  # a name the folder cannot take holds no saved run either

@@ -1,10 +1,12 @@
 """EMA of the LoRA weights, kept by diffusers' `EMAModel` and updated after each optimizer step.
 
-`train.ema_config.ema_decay` is the decay of every update; as in diffusers, the first
-update takes the weights as they are (there is nothing to average yet). The EMA is a
-training callback (updated through `on_optimizer_step`, inside the step's trace span),
-saved beside the LoRA under the LoRA's own key names, restored on resume, and swapped
-into the adapter while samples are made.
+It is ai-toolkit's EMA (toolkit/ema.py, `ExponentialMovingAverage` with its update count): the
+average starts from the adapter's initial weights, and update n blends at
+`min(ema_decay, (1 + n) / (10 + n))`, so early updates follow the weights closely and later ones
+settle at `train.ema_config.ema_decay`. diffusers' `EMAModel` computes exactly that with
+`update_after_step=-1` and no minimum decay. The EMA is a training callback (updated through
+`on_optimizer_step`, inside the step's trace span), saved as the LoRA file (the trained weights
+beside it, checkpoints.py), restored on resume, and swapped into the adapter while samples are made.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ class LoraEMA(TrainingCallback):
         # Imported here: diffusers.training_utils brings diffusers' UNets and schedulers, which a run without EMA never uses.
         from diffusers.training_utils import EMAModel
 
-        # min_decay = decay: a constant decay after the first update (no warm-up ramp).
-        average = EMAModel(list(self.parameters.values()), decay=self.decay, min_decay=self.decay)
+        # update_after_step=-1: update n uses min(decay, (1 + n) / (10 + n)), from the weights as they are now.
+        average = EMAModel(list(self.parameters.values()), decay=self.decay, min_decay=0.0, update_after_step=-1)
         average.to(dtype=torch.float32)
         return average
 

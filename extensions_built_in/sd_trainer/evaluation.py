@@ -21,6 +21,7 @@ from toolkit.monitoring.tensorboard import Category
 
 from . import checkpoints
 from .checkpoint_files import best_filename
+from .lora_metadata import file_metadata
 from .held_out_loss import HeldOutLoss, HeldOutLosses
 
 EVAL_TIME = f"{Category.PERFORMANCE}/Eval_Time_s"
@@ -194,11 +195,13 @@ def _best_lora_writer(trainer) -> Callable[[str, int, float], Path]:
 
     def write(kind: str, step: int, loss: float) -> Path:
         name = trainer.job.name
-        path = trainer.run_folder / best_filename(name, ema=kind == "ema")
+        path = trainer.run_folder / best_filename(name, kind, ema_on=trainer.ema is not None)
         if trainer.parallel.is_main:
             lora_state = trainer.ema.state_dict() if kind == "ema" else trainer.network.state_dict()
-            metadata = {"step": step, "format": trainer.config.save.format, "name": name, "eval_loss": loss,
-                        **trainer._model_metadata(), **({"ema": True} if kind == "ema" else {})}
+            fmt = trainer.config.save.format
+            metadata = {"step": step, "format": fmt, "name": name, "eval_loss": loss, **trainer._model_metadata(),
+                        **file_metadata(trainer.run_metadata, trainer.model.base_model_names(), fmt, step),
+                        **({"ema": kind == "ema"} if trainer.ema is not None else {})}
             trainer.model.save_model(
                 path, lora_state, trainer.config.save.format, checkpoints.SAVE_DTYPES[trainer.config.save.dtype],
                 metadata, trainer.network.alpha, rank=trainer.network.rank,

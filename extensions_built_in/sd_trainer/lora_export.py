@@ -22,10 +22,11 @@ def saved_file_warnings(save_config, final_lora: Path, network_kind: str) -> lis
 
 
 def push_final_lora(saved: dict[str, Path], save_config, job_name: str, step: int, tracer, logger) -> None:
-    """After the local save: upload the final LoRA (and its EMA) to `save.hf_repo_id` when `save.push_to_hub`."""
+    """After the local save: upload the final LoRA (and, with an EMA, the trained weights beside it) to
+    `save.hf_repo_id` when `save.push_to_hub`."""
     if not save_config.push_to_hub:
         return
-    files = [saved["final"], *([saved["final_ema"]] if "final_ema" in saved else [])]
+    files = [saved["final"], *([saved["final_no_ema"]] if "final_no_ema" in saved else [])]
     with tracer.span("push_to_hub", repo=save_config.hf_repo_id, private=save_config.hf_private, files=files) as span:
         url = push_lora_files(files, save_config.hf_repo_id, save_config.hf_private, f"{job_name}: LoRA after {step} steps")
         span.set(commit=url)

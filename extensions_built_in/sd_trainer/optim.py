@@ -1,7 +1,11 @@
 """Optimizer and learning-rate schedule for the LoRA weights.
 
 The optimizers are the field's (torch AdamW, bitsandbytes AdamW8bit,
-prodigyopt Prodigy) with `train.optimizer_params` passed to them as they are;
+prodigyopt Prodigy), built as ai-toolkit builds them (its toolkit/optimizer.py):
+`eps=1e-6` unless `optimizer_params` sets it, the optimizer's own weight decay
+unless `train.weight_decay` or `optimizer_params` sets one, and Prodigy at
+`lr` 1.0 when `train.lr` is below 0.1 (Prodigy finds the step size itself; its
+lr is a multiplier). `train.optimizer_params` are passed as they are;
 the schedules are diffusers' (`diffusers.optimization.get_scheduler`), with
 `train.lr_warmup_steps` of linear warmup. `check_optimizer_settings` runs
 before any model is loaded, so a missing package or a misspelt parameter
@@ -17,6 +21,7 @@ import torch
 
 from toolkit.deferred_packages import DEFERRED, import_deferred, is_installed
 from toolkit.errors import ConfigError
+from toolkit.logging import get_logger
 
 _PACKAGES = {"adamw8bit": "bitsandbytes==0.50.2", "prodigy": "prodigyopt==1.1.2"}
 
@@ -58,9 +63,25 @@ def _package(name: str) -> str:
     return _PACKAGES[name].split("==")[0]
 
 
+# ai-toolkit's epsilon for every Adam-family optimizer it builds (adamw, adamw8bit, prodigy).
+AITOOLKIT_EPS = 1e-6
+# Below this, ai-toolkit takes train.lr for an Adam-style rate and runs Prodigy at 1.0, its own default.
+PRODIGY_MIN_LR = 0.1
+
+
 def optimizer_params(train_config) -> dict[str, Any]:
     """The keyword arguments the optimizer gets besides the parameters and `lr`."""
-    return {"weight_decay": train_config.weight_decay, **train_config.optimizer_params}
+    params: dict[str, Any] = {"eps": AITOOLKIT_EPS}
+    if train_config.weight_decay is not None:
+        params["weight_decay"] = train_config.weight_decay
+    return {**params, **train_config.optimizer_params}
+
+
+def optimizer_lr(train_config) -> float:
+    """The optimizer's `lr`: `train.lr`, except Prodigy below 0.1 runs at 1.0 (as in ai-toolkit)."""
+    if train_config.optimizer == "prodigy" and train_config.lr < PRODIGY_MIN_LR:
+        return 1.0
+    return train_config.lr
 
 
 def check_optimizer_settings(train_config, import_package: bool = True) -> None:
@@ -109,8 +130,14 @@ def _check_optimizer_params(optimizer_type: type, train_config) -> None:
 def build_optimizer(parameters, train_config) -> torch.optim.Optimizer:
     """`train.optimizer` over `parameters` at `train.lr`, with `train.optimizer_params`."""
     optimizer_type = optimizer_class(train_config.optimizer)
+    lr = optimizer_lr(train_config)
+    if lr != train_config.lr:
+        get_logger(__name__).info(
+            "train.optimizer: prodigy runs at lr %g (train.lr %g is below %g, an Adam-style rate; Prodigy finds "
+            "the step size itself), as in ai-toolkit", lr, train_config.lr, PRODIGY_MIN_LR,
+        )
     try:
-        return optimizer_type(parameters, lr=train_config.lr, **optimizer_params(train_config))
+        return optimizer_type(parameters, lr=lr, **optimizer_params(train_config))
     except (TypeError, ValueError, RuntimeError) as error:
         raise ConfigError(
             f"train.optimizer: {train_config.optimizer} could not be built with optimizer_params "

@@ -25,11 +25,14 @@ class EncodedSamplePrompt:
 
 
 def first_sample_due(step: int, train_config, sample_config) -> bool:
-    """The baseline sample before training: at step 0 unless skipped or deferred by `sample_start_step`;
-    always with `force_first_sample` (also when resuming, as in ai-toolkit)."""
+    """The baseline sample before training, decided as ai-toolkit decides it: never with `skip_first_sample`
+    (it wins over `force_first_sample`); with `force_first_sample` also when resuming; else at step 0,
+    unless `sample_start_step` defers sampling."""
+    if train_config.skip_first_sample:
+        return False
     if train_config.force_first_sample:
         return True
-    return step == 0 and not train_config.skip_first_sample and sample_config.sample_start_step == 0
+    return step == 0 and sample_config.sample_start_step == 0
 
 
 def sample_due(step: int, train_config, sample_config) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from toolkit.errors import FileSystemError
 from toolkit.preflight.output_folders import nearest_existing
 
-from .checkpoint_files import CHECKPOINT_DIR, ema_filename, lora_filename, save_folder_name, step_saves
+from .checkpoint_files import CHECKPOINT_DIR, lora_filename, no_ema_filename, save_folder_name, step_saves
 
 SAVE_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 # Bytes of optimizer state per trained parameter: AdamW keeps two float32 moments; the 8-bit AdamW two
@@ -37,7 +37,7 @@ def check_room(
     else:
         save_bytes, final_bytes = estimated_save_bytes(lora_params, config.save.dtype, config.train.optimizer, ema)
     if config.save.keep_best:
-        final_bytes *= 2  # <name>_best (and _best_ema) beside the final LoRA files, the same size
+        final_bytes *= 2  # <name>_best (and _best_no_ema) beside the final LoRA files, the same size
     needed = bytes_needed(save_bytes, final_bytes, start_step, config.train, config.save, len(step_saves(run_folder)))
     free = shutil.disk_usage(nearest_existing(run_folder)).free
     if free < needed:
@@ -59,7 +59,7 @@ def estimated_save_bytes(lora_params: int, save_dtype: str, optimizer: str, ema:
 def measured_save_bytes(run_folder: Path, name: str, step: int) -> tuple[int, int]:
     """(bytes of the step save on disk, bytes of its user LoRA files): the sizes of the saves still to come."""
     folder = run_folder / CHECKPOINT_DIR / save_folder_name(step)
-    user_files = [run_folder / lora_filename(name, step), run_folder / ema_filename(name, step)]
+    user_files = [run_folder / lora_filename(name, step), run_folder / no_ema_filename(name, step)]
     user_bytes = sum(path.stat().st_size for path in user_files if path.is_file())
     return sum(path.stat().st_size for path in folder.iterdir()) + user_bytes, user_bytes
 

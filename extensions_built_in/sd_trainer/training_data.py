@@ -38,6 +38,7 @@ class TrainingExample:
     prompt: dict[str, torch.Tensor]  # video_embeds, audio_embeds, attention_mask (batch dim 1)
     fps: float
     audio_is_silence: bool
+    pixel_shape: tuple[int, int, int]  # (frames, height, width) of the clip as trained
     caption_dropout_rate: float = 0.0  # its dataset's: the chance a step trains this clip on the empty caption
     train_audio: bool = True  # its dataset's `audio`: False trains the video only (no audio loss)
     is_reg: bool = False  # from a regularisation dataset (`is_reg`)
@@ -173,6 +174,7 @@ def _example(item, caption: str, latents, prompt, dataset_config) -> TrainingExa
         network_weight=dataset_config.network_weight,
         flip_x=item.flip_x,
         flip_y=item.flip_y,
+        pixel_shape=tuple(item.video.shape[1:]),
     )
 
 

@@ -277,3 +277,20 @@ def test_process_type_problem_does_not_hide_the_others(valid_job: dict) -> None:
         f"{P}.model.qtype: 'q9' is not allowed (allowed: 'qfloat8', 'qint8', 'qint4' or 'uint4')",
         f"{P}.save: push_to_hub needs hf_repo_id (the Hub repo, user/name); set it or switch push_to_hub off",
     ]
+
+
+def test_the_schedules_warmup_moves_to_lr_warmup_steps(valid_job: dict) -> None:
+    """ai-toolkit gives a schedule's warmup in lr_scheduler_params.num_warmup_steps; ours is train.lr_warmup_steps."""
+    valid_job["config"]["process"][0]["train"].update(
+        lr_scheduler="cosine", lr_scheduler_params={"num_warmup_steps": 50, "num_cycles": 0.5}
+    )
+    job = parse_config(valid_job)
+    train = trainer(job).train
+    assert (train.lr_warmup_steps, train.lr_scheduler_params) == (50, {"num_cycles": 0.5})
+    assert job.notes.mapped == [f"{P}.train.lr_scheduler_params.num_warmup_steps -> train.lr_warmup_steps"]
+    valid_job["config"]["process"][0]["train"].update(lr_scheduler_params={"num_warmup_steps": 50}, lr_warmup_steps=10)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(valid_job)
+    assert f"{P}.train.lr_scheduler_params.num_warmup_steps: ai-toolkit's place for train.lr_warmup_steps" in (
+        caught.value.problems[0]
+    )

@@ -33,7 +33,7 @@ def test_valid_yaml_loads_typed_with_defaults(write_job: WriteJob, valid_job: di
     assert train.train.timestep_shift == 3.0 and train.train.unload_text_encoder is True
     assert train.datasets[0].resolution == [32, 64]
     assert train.sample.prompts == [SamplePrompt(prompt="a cat cat_lora"), SamplePrompt(prompt="a dog", seed=7)]
-    assert train.save.format == "diffusers" and train.logging.inspect is False and train.logging.inspect_every == 100
+    assert train.save.format == "comfy" and train.logging.inspect is False and train.logging.inspect_every == 100
 
 
 def test_name_placeholder_is_replaced_everywhere(write_job: WriteJob, valid_job: dict) -> None:

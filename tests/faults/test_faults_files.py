@@ -44,7 +44,7 @@ def test_a_name_too_long_for_the_file_system_stops_before_loading(name, expected
     assert run.main([str(write_yaml(tmp_path / "job.yaml", job))]) == 2
     error = capsys.readouterr().err
     assert f"- config.name: {name[:20]!r}... {expected} for the file system of {tmp_path / 'out'}" in error, error
-    assert "takes file names of at most 255 bytes" in error and "shorten config.name to at most 207 bytes" in error
+    assert "takes file names of at most 255 bytes" in error and "shorten config.name to at most 204 bytes" in error
     assert not (tmp_path / "out").exists()
 
 

@@ -164,9 +164,11 @@ class _LoraWriter:
     """The model's save point, as LTX2Model.save_model writes a LoRA file (without the model)."""
 
     def save_model(self, path, lora_state, fmt, dtype, metadata, alpha, fold_strength=True, rank=None):
+        from extensions_built_in.diffusion_models.ltx2.lora_names import LTX2_LORA_FILE_KEYS
         from toolkit.network.formats import save_lora
 
-        return save_lora(Path(path), lora_state, fmt, dtype, metadata, alpha, fold_strength, rank)
+        # LTX2Model.save_model passes its key names: save.format comfy (the default) needs them.
+        return save_lora(Path(path), lora_state, fmt, dtype, metadata, alpha, fold_strength, rank, keys=LTX2_LORA_FILE_KEYS)
 
 
 def test_a_save_that_does_not_read_back_prunes_nothing(trained_run, tmp_path, monkeypatch) -> None:

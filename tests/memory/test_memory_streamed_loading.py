@@ -71,9 +71,12 @@ def test_sharded_files_stream_into_the_same_weights(tmp_path):
     empty = _empty(32, 4)
     seen = []
     report = stream_into(empty, folder_sources(files), torch.bfloat16, (r"blocks\.\d+",), seen.append, "stack")
-    # state_dict order: the root's own tensors, then each child in turn.
-    assert [block.name for block in seen] == ["", "proj_in", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "norm"]
-    assert seen[2].module_names == ("blocks.0.0", "blocks.0.1")
+    # Blocks in state_dict order (the root's own tensors, then each child in turn), each module handed over once.
+    blocks = list(dict.fromkeys(loaded.block for loaded in seen))
+    assert blocks == ["", "proj_in", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "norm"]
+    assert [loaded.name for loaded in seen if loaded.block == "blocks.0"] == ["blocks.0.0", "blocks.0.1"]
+    assert [loaded.name for loaded in seen][:2] == ["", "proj_in"]
+    assert sum(loaded.bytes_read for loaded in seen) == report.bytes_read
     for key, tensor in original.state_dict().items():
         loaded = empty.state_dict()[key]
         assert loaded.dtype == torch.bfloat16 and torch.equal(loaded, tensor.to(torch.bfloat16)), key
@@ -88,7 +91,7 @@ def test_quantized_while_streaming_equals_quantized_after(tmp_path):
     quantize_module(original, "qint8", exclude=("proj_in",), component="stack")
     empty = _empty(64, 3)
     with quantize_while_loading(empty, "qint8", exclude=("proj_in",), component="stack") as (quantize, report):
-        stream_into(empty, folder_sources(files), None, (r"blocks\.\d+",), lambda block: quantize(block.module_names), "stack")
+        stream_into(empty, folder_sources(files), None, (r"blocks\.\d+",), lambda loaded: quantize((loaded.name,)), "stack")
     assert sorted(report.quantized) == [f"blocks.{i}.{j}" for i in range(3) for j in range(2)]
     assert report.bytes_after == module_bytes(original) and report.bytes_before > 3 * report.bytes_after // 2
     for key, tensor in original.state_dict().items():
@@ -120,23 +123,24 @@ def test_the_host_holds_the_quantized_blocks_plus_one_block_at_most(tmp_path):
     del original
     _, warm_up = _saved(tmp_path / "small", 16, 2, "1GB")  # first calls import and allocate; not the load's cost
     with quantize_while_loading(small := _empty(16, 2), "qint8", component="stack") as (quantize, _):
-        stream_into(small, folder_sources(warm_up), None, (r"blocks\.\d+",), lambda b: quantize(b.module_names), "stack")
+        stream_into(small, folder_sources(warm_up), None, (r"blocks\.\d+",), lambda loaded: quantize((loaded.name,)), "stack")
     empty = _empty(width, depth)
     baseline, read_peak, quantize_peak = _anonymous_rss(), 0, 0
 
-    def on_block(block):
+    def on_module(loaded):
         nonlocal read_peak, quantize_peak
-        read_peak = max(read_peak, _anonymous_rss() - baseline)  # the block read at full precision
-        quantize(block.module_names)
+        read_peak = max(read_peak, _anonymous_rss() - baseline)  # the module read at full precision, and read-ahead
+        quantize((loaded.name,))
         quantize_peak = max(quantize_peak, _anonymous_rss() - baseline)  # and quantized, quanto's temporaries released
 
     with quantize_while_loading(empty, "qint8", exclude=("proj_in",), component="stack") as (quantize, report):
-        read = stream_into(empty, folder_sources(files), torch.float32, (r"blocks\.\d+",), on_block, "stack")
+        read = stream_into(empty, folder_sources(files), torch.float32, (r"blocks\.\d+",), on_module, "stack")
     resident = module_bytes(empty)
     assert resident < full_bytes / 3
     # Reading the whole model first (from_pretrained, then quantize_module) holds all of full_bytes. Streamed,
-    # the host holds the quantized blocks so far plus the one block in flight (sampled at block boundaries:
-    # inside one layer's quantization quanto's temporaries add a few times that layer, released after it).
+    # the host holds the quantized blocks so far plus one block in flight: the module being quantized and what the
+    # reader read ahead (sampled at module boundaries: inside one layer's quantization quanto's temporaries add a
+    # few times that layer, released after it).
     assert read_peak < resident + read.largest_block_bytes + 4 * MiB < full_bytes
     assert quantize_peak < resident + read.largest_block_bytes + 4 * MiB
     assert _anonymous_rss() - baseline < resident + 4 * MiB

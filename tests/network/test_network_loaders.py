@@ -1,25 +1,18 @@
 """Our LoRA files apply the trained strength in ComfyUI, Lightricks' ltx-core and diffusers.
 
-ComfyUI and ltx-core are not installed here; their loading rules are written
-down below as a fixture of facts, from their source:
+ltx-core (requirements-ltx-core.txt) and diffusers run for real: ltx-core reads the file with its own
+loader and key map (`SafetensorsStateDictLoader`, `LTXV_LORA_COMFY_RENAMING_MAP`, as
+`SingleGPUModelBuilder.lora` does) and fuses it with `apply_loras` into the model's weights (bf16,
+as ltx-core holds them); diffusers with `LTX2Pipeline.load_lora_weights`.
 
-- ComfyUI (`comfy/lora.py::model_lora_keys_unet`, `load_lora`,
-  `comfy/weight_adapter/lora.py`): every model weight
-  ``diffusion_model.<name>.weight`` is reachable from the LoRA key
-  ``diffusion_model.<name>`` (the "generic" format). For such a key ``x`` it
-  reads ``x.lora_B.weight`` as up and ``x.lora_A.weight`` as down, and
-  ``x.alpha`` when present; the patch is ``strength * (alpha / rank) * up @ down``
-  with ``alpha / rank`` replaced by 1.0 when there is no ``.alpha`` key. Keys it
-  does not map (``transformer.`` keys for LTX-2) are logged "lora key not
-  loaded" and skipped.
-- ltx-core (`ltx_core/loader/sd_ops.py::LTXV_LORA_COMFY_RENAMING_MAP`,
-  `fuse_loras.py::_prepare_deltas`): the LoRA keys lose their
-  ``diffusion_model.`` prefix; for each model weight ``<name>.weight`` (original
-  LTX-2 names) the delta is ``(lora_B * strength) @ lora_A`` from
-  ``<name>.lora_B.weight`` and ``<name>.lora_A.weight``; alpha is never read and
-  other keys are ignored.
-
-diffusers is installed: its `LTX2Pipeline.load_lora_weights` is run for real.
+ComfyUI is not installed here; its loading rules are written down below as a fixture of facts, from
+its source (`comfy/lora.py::model_lora_keys_unet`, `load_lora`, `comfy/weight_adapter/lora.py`):
+every model weight ``diffusion_model.<name>.weight`` is reachable from the LoRA key
+``diffusion_model.<name>`` (the "generic" format). For such a key ``x`` it reads
+``x.lora_B.weight`` as up and ``x.lora_A.weight`` as down, and ``x.alpha`` when present; the patch
+is ``strength * (alpha / rank) * up @ down`` with ``alpha / rank`` replaced by 1.0 when there is no
+``.alpha`` key. Keys it does not map (``transformer.`` keys for LTX-2) are logged "lora key not
+loaded" and skipped.
 """
 
 from __future__ import annotations
@@ -55,16 +48,21 @@ def comfyui_patches(lora: dict[str, torch.Tensor], model_weights: list[str], str
     return patches, sorted(set(lora) - loaded)
 
 
-def ltx_core_patches(lora: dict[str, torch.Tensor], model_weights: list[str], strength: float = 1.0):
-    """ltx-core's delta per original model weight name."""
-    renamed = {key.replace("diffusion_model.", "", 1): value for key, value in lora.items()}
-    patches = {}
-    for weight in model_weights:
-        prefix = weight.removesuffix(".weight")
-        key_a, key_b = f"{prefix}.lora_A.weight", f"{prefix}.lora_B.weight"
-        if key_a in renamed and key_b in renamed:
-            patches[weight] = (renamed[key_b].float() * strength) @ renamed[key_a].float()
-    return patches
+def ltx_core_patches(ltx_core, path: Path, model_weights: dict[str, torch.Tensor], strength: float = 1.0):
+    """What ltx-core adds to each model weight (original LTX-2 names) when it fuses the LoRA file at `path`.
+
+    Also returns the file's modules that match no model weight (ltx-core skips those without a word).
+    """
+    loader = ltx_core.loader
+    lora = loader.SafetensorsStateDictLoader().load(str(path), sd_ops=loader.LTXV_LORA_COMFY_RENAMING_MAP)
+    base = {name: weight.to(torch.bfloat16) for name, weight in model_weights.items()}
+    model = loader.StateDict(base, torch.device("cpu"), 0, {torch.bfloat16})
+    fused = loader.apply_loras(model, [loader.LoraStateDictWithStrength(lora, strength)], dtype=torch.float32).sd
+    modules = {key.rsplit(".lora_", 1)[0] for key in lora.sd}
+    patches = {name: fused[name] - weight.float() for name, weight in base.items() if name[: -len(".weight")] in modules}
+    unpatched = [name for name in base if name not in patches and not torch.equal(fused[name], base[name].float())]
+    assert unpatched == [], f"ltx-core changed weights the LoRA does not adapt: {unpatched[:5]}"
+    return patches, sorted(module for module in modules if f"{module}.weight" not in base)
 
 
 def diffusers_patches(pipeline, path: Path, adapter: str) -> dict[str, torch.Tensor]:
@@ -95,17 +93,20 @@ def pipeline(tiny_model_dir):
     return LTX2Pipeline.from_pretrained(tiny_model_dir)
 
 
-@pytest.fixture
-def original_weights(transformer) -> list[str]:
-    """The transformer's weight names as ComfyUI and ltx-core see them (original LTX-2 layout)."""
-    return [to_original_name(name) for name, _ in transformer.named_parameters() if name.endswith(".weight")]
+@pytest.fixture(scope="module")
+def original_weights(tiny_model_dir) -> dict[str, torch.Tensor]:
+    """The tiny transformer's weights under their original LTX-2 names, as ComfyUI and ltx-core see them."""
+    weights = {}
+    for file in sorted((tiny_model_dir / "transformer").glob("*.safetensors")):
+        weights.update(load_file(str(file)))
+    return {to_original_name(name): tensor for name, tensor in weights.items() if name.endswith(".weight")}
 
 
-def _trained_lora(transformer, alpha: float, seed: int):
+def _trained_lora(transformer, alpha: float, seed: int, targets: list[str] = TARGETS):
     """A LoRA as training leaves it: both matrices non-zero. Returns (state, trained delta per original name)."""
     from peft.tuners.lora import LoraLayer
 
-    network = attach_lora(transformer, NetworkConfig(linear=RANK, linear_alpha=alpha, target_modules=TARGETS), seed)
+    network = attach_lora(transformer, NetworkConfig(linear=RANK, linear_alpha=alpha, target_modules=targets), seed)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, parameter in network.named_parameters():
@@ -120,19 +121,19 @@ def _trained_lora(transformer, alpha: float, seed: int):
 
 @pytest.mark.parametrize("alpha", [float(RANK), RANK / 2])
 def test_comfy_file_applies_the_trained_delta_in_comfyui_ltx_core_and_diffusers(
-    transformer, pipeline, original_weights, tmp_path, alpha
+    transformer, pipeline, original_weights, ltx_core, tmp_path, alpha
 ):
     state, trained = _trained_lora(transformer, alpha, seed=11)
     assert len(trained) == 2 + 3 * 2  # proj_in, time_embed.linear; three per block in both blocks
     path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, alpha, keys=KEYS)
     lora = load_file(str(path))
 
-    comfy, not_loaded = comfyui_patches(lora, original_weights)
-    ltx_core = ltx_core_patches(lora, original_weights)
+    comfy, not_loaded = comfyui_patches(lora, list(original_weights))
+    fused, unmatched = ltx_core_patches(ltx_core, path, original_weights)
     diffusers = diffusers_patches(pipeline, path, adapter=f"alpha_{alpha:g}")
 
-    assert not_loaded == []
-    for tool, patches in {"ComfyUI": comfy, "ltx-core": ltx_core, "diffusers": diffusers}.items():
+    assert not_loaded == [] and unmatched == []
+    for tool, patches in {"ComfyUI": comfy, "ltx-core": fused, "diffusers": diffusers}.items():
         assert sorted(patches) == sorted(trained), tool
         for name, delta in trained.items():
             torch.testing.assert_close(patches[name], delta, rtol=1e-5, atol=1e-7, msg=f"{tool}: {name}")
@@ -144,23 +145,56 @@ def test_comfy_file_applies_the_trained_delta_in_comfyui_ltx_core_and_diffusers(
             torch.testing.assert_close(folded[key], raw[key] * alpha / RANK)
 
 
-def test_unfolded_file_would_load_at_the_wrong_strength_in_comfyui_and_ltx_core(transformer, original_weights, tmp_path):
+@pytest.mark.parametrize("version", ["2.3", "2.5"])
+def test_ltx_core_and_comfyui_apply_the_trained_delta_of_the_2_3_and_2_5_layers(
+    tiny_model_dir, ltx_core, tmp_path, version
+):
+    """The layers only 2.3+ has (per-head gates, prompt modulation, 2.5's bias-free feed-forwards) under their
+    original names: ltx-core fuses exactly what peft trained, at a strength of alpha / rank = 1/2."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
+
+    folder = ensure_tiny_ltx2(version=version) / "transformer"
+    weights = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    weights = {to_original_name(name): tensor for name, tensor in weights.items() if name.endswith(".weight")}
+    targets = ["attn1.to_gate_logits", "audio_attn2.to_gate_logits", "prompt_adaln.linear", "ff.net.0.proj"]
+    transformer = LTX2VideoTransformer3DModel.from_pretrained(folder)
+    has_prompt_modulation = transformer.config.cross_attn_mod and transformer.config.use_prompt_adaln_single
+    state, trained = _trained_lora(transformer, RANK / 2, 21, targets)
+    assert any("to_gate_logits" in name for name in trained)
+    assert any("prompt_adaln_single" in name for name in trained) is bool(has_prompt_modulation)
+    path = save_lora(tmp_path / "lora.safetensors", state, "comfy", torch.float32, {}, RANK / 2, keys=KEYS)
+
+    fused, unmatched = ltx_core_patches(ltx_core, path, weights)
+    comfy, not_loaded = comfyui_patches(load_file(str(path)), list(weights))
+    assert unmatched == [] and not_loaded == []
+    for tool, patches in {"ltx-core": fused, "ComfyUI": comfy}.items():
+        assert sorted(patches) == sorted(trained), tool
+        for name, delta in trained.items():
+            torch.testing.assert_close(patches[name], delta, rtol=1e-5, atol=1e-7, msg=f"{tool}: {name}")
+
+
+def test_unfolded_file_would_load_at_the_wrong_strength_in_comfyui_and_ltx_core(
+    transformer, original_weights, ltx_core, tmp_path
+):
     """Why the strength is folded: the trained tensors alone give ComfyUI and ltx-core twice the update at alpha = rank / 2."""
     state, trained = _trained_lora(transformer, RANK / 2, seed=12)
     path = save_lora(tmp_path / "raw.safetensors", state, "comfy", torch.float32, {}, RANK / 2, fold_strength=False, keys=KEYS)
     lora = load_file(str(path))
-    for patches in (comfyui_patches(lora, original_weights)[0], ltx_core_patches(lora, original_weights)):
+    for patches in (comfyui_patches(lora, list(original_weights))[0], ltx_core_patches(ltx_core, path, original_weights)[0]):
         for name, delta in trained.items():
             torch.testing.assert_close(patches[name], 2 * delta, rtol=1e-5, atol=1e-7)
 
 
-def test_diffusers_file_patches_nothing_in_comfyui_and_ltx_core(transformer, original_weights, tmp_path):
+def test_diffusers_file_patches_nothing_in_comfyui_and_ltx_core(transformer, original_weights, ltx_core, tmp_path):
     state, _ = _trained_lora(transformer, RANK, seed=13)
     path = save_lora(tmp_path / "diffusers.safetensors", state, "diffusers", torch.float32, {}, RANK, keys=KEYS)
     lora = load_file(str(path))
-    patches, not_loaded = comfyui_patches(lora, original_weights)
+    patches, not_loaded = comfyui_patches(lora, list(original_weights))
     assert patches == {} and len(not_loaded) == len(lora)
-    assert ltx_core_patches(lora, original_weights) == {}
+    fused, unmatched = ltx_core_patches(ltx_core, path, original_weights)
+    assert fused == {} and len(unmatched) == len(lora) // 2  # every module's A and B, under `transformer.` names
 
 
 @pytest.mark.parametrize("fmt", ["diffusers", "comfy"])

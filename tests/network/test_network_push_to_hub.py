@@ -52,7 +52,7 @@ def stand_in_api(monkeypatch, online_with_token):
 
 @pytest.fixture
 def lora_files(tmp_path):
-    files = [tmp_path / "my_lora.safetensors", tmp_path / "my_lora_ema.safetensors"]
+    files = [tmp_path / "my_lora.safetensors", tmp_path / "my_lora_no_ema.safetensors"]
     for index, path in enumerate(files):
         path.write_bytes(bytes([index]) * 64)
     return files
@@ -84,7 +84,7 @@ def test_upload_creates_the_repo_and_commits_the_files_at_its_root(stand_in_api,
     (create, commit) = stand_in_api.calls
     assert create == ("create_repo", "me/my-lora", "model", True, True)
     assert commit[0:2] == ("create_commit", "me/my-lora") and commit[3:] == ("my_lora: LoRA after 3 steps", "model")
-    assert commit[2] == {"my_lora.safetensors": bytes([0]) * 64, "my_lora_ema.safetensors": bytes([1]) * 64}
+    assert commit[2] == {"my_lora.safetensors": bytes([0]) * 64, "my_lora_no_ema.safetensors": bytes([1]) * 64}
 
 
 def test_a_refused_upload_keeps_the_hub_reason(stand_in_api, lora_files):

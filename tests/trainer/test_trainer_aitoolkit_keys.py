@@ -113,7 +113,8 @@ def test_first_sample_and_sample_start_step(tmp_path):
     assert due(base, 4) == (False, [2, 4, 6])  # resumed: no baseline sample
     assert due({**base, "train.force_first_sample": True}, 4)[0] is True
     assert due({**base, "train.skip_first_sample": True}, 0)[0] is False
-    assert due({**base, "train.skip_first_sample": True, "train.force_first_sample": True}, 0)[0] is True
+    # ai-toolkit checks skip_first_sample first: it wins over force_first_sample.
+    assert due({**base, "train.skip_first_sample": True, "train.force_first_sample": True}, 0)[0] is False
     assert due({**base, "sample.sample_start_step": 3}, 0) == (False, [4, 6])
 
 

@@ -1,9 +1,10 @@
-"""EMA of the LoRA weights (diffusers' EMAModel): equal to an EMA computed by hand, saved beside the LoRA, resumed, sampled with."""
+"""EMA of the LoRA weights: ai-toolkit's EMA computed by hand, saved as the LoRA (the trained weights beside it), resumed, sampled with."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from extensions_built_in.sd_trainer import checkpoints
 from tests.trainer.conftest import lora_tensors, set_up_trainer, train_steps, write_config
@@ -42,12 +43,13 @@ def trained(tmp_path_factory, tiny_cache_dir):
     return {"trainer": trainer, "weights": weights, "config": config}
 
 
-def test_ema_equals_a_hand_computed_ema(trained):
+def test_ema_equals_ai_toolkits_ema_computed_by_hand(trained):
     weights = trained["weights"]
-    # diffusers' EMAModel: the first update takes the weights after step 1, later ones blend at DECAY.
-    expected = {name: tensor.clone() for name, tensor in weights[1].items()}
-    for after_step in weights[2:]:
-        expected = {name: DECAY * expected[name] + (1 - DECAY) * after_step[name] for name in expected}
+    # ai-toolkit's ExponentialMovingAverage: from the initial weights, update n blends at min(decay, (1+n)/(10+n)).
+    expected = {name: tensor.clone() for name, tensor in weights[0].items()}
+    for update, after_step in enumerate(weights[1:], start=1):
+        decay = min(DECAY, (1 + update) / (10 + update))
+        expected = {name: decay * expected[name] + (1 - decay) * after_step[name] for name in expected}
     ema = trained["trainer"].ema.state_dict()
     assert ema.keys() == expected.keys()
     for name in expected:
@@ -56,22 +58,21 @@ def test_ema_equals_a_hand_computed_ema(trained):
     assert any(not torch.allclose(ema[name], weights[-1][name]) for name in expected if "lora_B" in name)
 
 
-def test_ema_is_saved_beside_the_lora_and_in_the_checkpoint(trained):
+def test_the_lora_file_holds_the_ema_and_the_trained_weights_lie_beside_it(trained):
     trainer = trained["trainer"]
-    ema = trainer.ema.state_dict()
-    beside = trainer.run_folder / checkpoints.ema_filename(NAME, 3)
-    assert beside.name == f"{NAME}_000000003_ema.safetensors"
-    assert trainer.saved["ema"] == beside
-    in_checkpoint = trainer.saved["checkpoint"] / checkpoints.EMA_CHECKPOINT_FILE
-    for path in (beside, in_checkpoint):
-        loaded = load_lora_state(path, keys=KEYS)
-        assert loaded.keys() == ema.keys()
-        for name in ema:
-            torch.testing.assert_close(loaded[name], ema[name])
-    # The trained LoRA file holds the trained weights, not the EMA.
-    trained_file = load_lora_state(trainer.saved["lora"], keys=KEYS)
-    for name, tensor in lora_tensors(trainer).items():
-        torch.testing.assert_close(trained_file[name], tensor)
+    ema, weights = trainer.ema.state_dict(), lora_tensors(trainer)
+    main, beside = trainer.run_folder / f"{NAME}_000000003.safetensors", trainer.run_folder / f"{NAME}_000000003_no_ema.safetensors"
+    assert (trainer.saved["lora"], trainer.saved["no_ema"]) == (main, beside)
+    assert beside.name == checkpoints.no_ema_filename(NAME, 3)
+    checkpoint = trainer.saved["checkpoint"]
+    for path, expected in ((main, ema), (checkpoint / checkpoints.EMA_CHECKPOINT_FILE, ema),
+                           (beside, weights), (checkpoint / "lora.safetensors", weights)):
+        loaded = load_lora_state(path, alpha=trainer.network.alpha, keys=KEYS)
+        assert loaded.keys() == expected.keys()
+        for name in expected:
+            torch.testing.assert_close(loaded[name], expected[name], msg=f"{path.name}: {name}")
+    with safe_open(str(main), "pt") as handle, safe_open(str(beside), "pt") as other:
+        assert (handle.metadata()["ema"], other.metadata()["ema"]) == ("True", "False")
 
 
 def test_resume_restores_the_ema_and_continues_it(trained):
@@ -110,14 +111,15 @@ def test_samples_use_the_ema_weights_and_training_gets_its_weights_back(trained)
     assert all(torch.equal(after[name], trained_weights[name]) for name in trained_weights)
 
 
-def test_final_save_writes_the_ema_lora(trained):
+def test_final_save_writes_the_ema_as_the_lora_and_the_trained_weights_beside_it(trained):
     trainer = trained["trainer"]
     trainer.save(final=True)
-    final_ema = trainer.run_folder / f"{NAME}_ema.safetensors"
-    assert trainer.saved["final_ema"] == final_ema
-    loaded, ema = load_lora_state(final_ema, keys=KEYS), trainer.ema.state_dict()
-    for name in ema:
-        torch.testing.assert_close(loaded[name], ema[name])
+    assert trainer.saved["final"] == trainer.run_folder / f"{NAME}.safetensors"
+    assert trainer.saved["final_no_ema"] == trainer.run_folder / f"{NAME}_no_ema.safetensors"
+    for key, expected in (("final", trainer.ema.state_dict()), ("final_no_ema", lora_tensors(trainer))):
+        loaded = load_lora_state(trainer.saved[key], alpha=trainer.network.alpha, keys=KEYS)
+        for name in expected:
+            torch.testing.assert_close(loaded[name], expected[name])
 
 
 def test_resume_from_a_save_without_ema_starts_the_ema_from_the_resumed_weights(tmp_path, tiny_cache_dir):

@@ -172,8 +172,9 @@ def test_the_best_lora_is_the_one_of_the_lowest_evaluation_loss(evaluated):
     run_folder = evaluated["run_folder"]
     evaluations = _evaluations(run_folder)
     state = json.loads((run_folder / "checkpoints" / f"step_{STEPS:09d}" / "state.json").read_text())["evaluation"]
-    for weights, file_name, kind in (("Eval_Loss", f"{NAME}_best.safetensors", "raw"),
-                                     ("Eval_Loss_EMA", f"{NAME}_best_ema.safetensors", "ema")):
+    # With an EMA, the run's LoRA files hold the EMA and the trained weights go to _no_ema: the best ones too.
+    for weights, file_name, kind in (("Eval_Loss", f"{NAME}_best_no_ema.safetensors", "raw"),
+                                     ("Eval_Loss_EMA", f"{NAME}_best.safetensors", "ema")):
         best_step = min(evaluations, key=lambda step: evaluations[step][f"06_Diffusion/{weights}"])
         assert best_step in (50, 100)  # training lowers the held-out loss here; step 0 is not the best
         assert state["best"][kind] == {"step": best_step, "loss": pytest.approx(evaluations[best_step][f"06_Diffusion/{weights}"]),
@@ -181,7 +182,7 @@ def test_the_best_lora_is_the_one_of_the_lowest_evaluation_loss(evaluated):
         assert state[weights] == pytest.approx(evaluations[100][f"06_Diffusion/{weights}"])
         with safe_open(str(run_folder / file_name), "pt") as handle:
             assert handle.metadata()["step"] == str(best_step)
-        same_step = f"{NAME}_{best_step:09d}" + ("_ema" if kind == "ema" else "") + ".safetensors"
+        same_step = f"{NAME}_{best_step:09d}" + ("" if kind == "ema" else "_no_ema") + ".safetensors"
         best, saved = load_file(run_folder / file_name), load_file(run_folder / same_step)
         assert best.keys() == saved.keys() and all(torch.equal(best[k], saved[k]) for k in best)
     assert not list(run_folder.glob("*.tmp*"))

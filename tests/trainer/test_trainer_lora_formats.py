@@ -1,4 +1,4 @@
-"""The LoRA files the trainer saves (diffusers and comfy formats) load in diffusers and reproduce the trained model."""
+"""The LoRA files the trainer saves (comfy, the default, and diffusers) load in diffusers and reproduce the trained model."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def trained(tmp_path_factory, tiny_cache_dir):
             "train.lr": 1e-2,
             "train.steps": 3,
             "save.dtype": "float32",
+            "save.format": "diffusers",  # not the default: the run warns about it, and each format is saved below
         },
     )
     trainer = set_up_trainer(config)
@@ -163,6 +164,20 @@ def test_the_run_log_warns_that_comfyui_and_ltx_core_skip_the_diffusers_format(t
     (line,) = [line for line in log.splitlines() if "save.format: comfy" in line]
     assert "WARNING" in line and "ComfyUI" in line and "ltx-core" in line
     assert str(trainer.run_folder / "trainer_test.safetensors") in line
+
+
+def test_by_default_every_lora_is_in_the_original_layout_and_nothing_is_said_about_it(traced_tiny_run):
+    log = (traced_tiny_run / "train.log").read_text()
+    assert "save.format" not in log
+    written = sorted(traced_tiny_run.glob("*.safetensors"))
+    assert [path.name for path in written] == [
+        f"{traced_tiny_run.name}.safetensors", f"{traced_tiny_run.name}_000000006.safetensors",
+        f"{traced_tiny_run.name}_000000012.safetensors",
+    ]
+    for path in written:
+        with safe_open(str(path), "pt") as handle:
+            assert handle.metadata()["format"] == "comfy"
+            assert handle.keys() and all(key.startswith("diffusion_model.") for key in handle.keys())
 
 
 def test_checkpoint_keeps_the_trained_tensors_and_alpha_for_resume(trained):

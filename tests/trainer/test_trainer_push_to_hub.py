@@ -31,7 +31,7 @@ def test_offline_run_saves_locally_then_exits_1_naming_the_file(tmp_path, monkey
     assert len(early) == 1 and "WARNING" in early[0]
 
 
-def test_after_the_run_the_final_lora_and_its_ema_are_uploaded(tmp_path, monkeypatch):
+def test_after_the_run_the_final_lora_and_the_one_without_ema_are_uploaded(tmp_path, monkeypatch):
     """push_final_lora, as SDTrainer calls it after the final save (the offline run above goes the same way)."""
     import huggingface_hub
 
@@ -43,7 +43,7 @@ def test_after_the_run_the_final_lora_and_its_ema_are_uploaded(tmp_path, monkeyp
     monkeypatch.setenv("HF_TOKEN", "hf_stand_in_token")
     RecordingHfApi.calls, RecordingHfApi.fail_with = [], None
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
-    saved = {"final": tmp_path / f"{NAME}.safetensors", "final_ema": tmp_path / f"{NAME}_ema.safetensors"}
+    saved = {"final": tmp_path / f"{NAME}.safetensors", "final_no_ema": tmp_path / f"{NAME}_no_ema.safetensors"}
     for index, path in enumerate(saved.values()):
         path.write_bytes(bytes([index + 5]) * 16)
     messages = []
@@ -56,10 +56,10 @@ def test_after_the_run_the_final_lora_and_its_ema_are_uploaded(tmp_path, monkeyp
     push_final_lora(saved, save, NAME, 7, get_tracer(), Logger())
     (create, commit) = RecordingHfApi.calls
     assert create == ("create_repo", "me/ltx2-lora", "model", True, True)
-    assert commit[2] == {f"{NAME}.safetensors": bytes([5]) * 16, f"{NAME}_ema.safetensors": bytes([6]) * 16}
+    assert commit[2] == {f"{NAME}.safetensors": bytes([5]) * 16, f"{NAME}_no_ema.safetensors": bytes([6]) * 16}
     assert commit[3] == f"{NAME}: LoRA after 7 steps"
     assert messages == [
-        f"Uploaded {NAME}.safetensors, {NAME}_ema.safetensors to the Hub: https://huggingface.co/me/ltx2-lora/commit/0123abcd"
+        f"Uploaded {NAME}.safetensors, {NAME}_no_ema.safetensors to the Hub: https://huggingface.co/me/ltx2-lora/commit/0123abcd"
     ]
     RecordingHfApi.calls = []
     push_final_lora(saved, SaveConfig(), NAME, 7, get_tracer(), Logger())  # push_to_hub off: nothing

@@ -42,7 +42,7 @@ def test_tiny_example_trains_samples_and_traces(tmp_path, tiny_ready):
 
     run_folder = tmp_path / name
     lora = load_file(run_folder / f"{name}.safetensors")
-    assert lora and all(key.startswith("transformer.") for key in lora)
+    assert lora and all(key.startswith("diffusion_model.") for key in lora)  # save.format: comfy, the default
     assert max(t.float().abs().max() for k, t in lora.items() if "lora_B" in k) > 0
 
     samples = sorted((run_folder / "samples").glob("*.mp4"))

@@ -41,7 +41,10 @@ def test_optimizer_params_reach_the_optimizer() -> None:
     group = optimizer.param_groups[0]
     assert type(optimizer) is torch.optim.AdamW
     assert (group["lr"], group["weight_decay"], tuple(group["betas"]), group["eps"]) == (2e-4, 0.05, (0.8, 0.95), 1e-6)
-    assert build_optimizer(_weights(), TrainConfig()).param_groups[0]["weight_decay"] == 1e-4
+    # Nothing set: ai-toolkit's eps and the optimizer's own weight decay (torch AdamW: 0.01).
+    defaults = build_optimizer(_weights(), TrainConfig()).param_groups[0]
+    assert (defaults["eps"], defaults["weight_decay"]) == (1e-6, 0.01)
+    assert build_optimizer(_weights(), TrainConfig(weight_decay=1e-4)).param_groups[0]["weight_decay"] == 1e-4
 
 
 def test_prodigy_is_prodigyopt_with_its_params_and_steps() -> None:
@@ -51,6 +54,10 @@ def test_prodigy_is_prodigyopt_with_its_params_and_steps() -> None:
     check_optimizer_settings(train)
     optimizer = build_optimizer(weights, train)
     assert isinstance(optimizer, prodigyopt.Prodigy) and optimizer.param_groups[0]["d_coef"] == 2.0
+    # As in ai-toolkit, an Adam-style train.lr (below 0.1) runs Prodigy at its own lr, 1.0.
+    low = build_optimizer(_weights(), TrainConfig(lr=1e-4, optimizer="prodigy")).param_groups[0]
+    assert (low["lr"], low["eps"], low["weight_decay"]) == (1.0, 1e-6, 0.0)
+    assert build_optimizer(_weights(), TrainConfig(lr=0.5, optimizer="prodigy")).param_groups[0]["lr"] == 0.5
     weights[0].grad = torch.ones(4, 4)
     optimizer.step()
     assert not torch.equal(weights[0].detach(), torch.ones(4, 4))
@@ -68,7 +75,7 @@ def test_adamw8bit_is_bitsandbytes_adamw8bit_with_the_params(monkeypatch: pytest
 
     class RecordingAdamW8bit(torch.optim.AdamW):
         def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, **kwargs):
-            built.update(lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+            built.update(lr=lr, weight_decay=weight_decay, betas=tuple(betas), eps=eps)
             super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
     fake = types.ModuleType("bitsandbytes")
@@ -76,7 +83,7 @@ def test_adamw8bit_is_bitsandbytes_adamw8bit_with_the_params(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "bitsandbytes", fake)
     train = TrainConfig(lr=3e-4, optimizer="adamw8bit", optimizer_params={"betas": [0.9, 0.99]})
     assert isinstance(build_optimizer(_weights(), train), RecordingAdamW8bit)
-    assert built == {"lr": 3e-4, "weight_decay": 1e-4, "betas": (0.9, 0.99)}
+    assert built == {"lr": 3e-4, "weight_decay": 1e-2, "betas": (0.9, 0.99), "eps": 1e-6}  # bitsandbytes' own decay
 
 
 def test_unknown_optimizer_params_are_named_before_anything_loads() -> None:

@@ -133,6 +133,7 @@ def _read_trainer_keys(process: dict[str, Any], where: str, notes: ConfigNotes, 
             _set_aside(mapping, path, key, unused, notes, problems)
     _move_text_embedding_cache(process, where, notes)
     _move_image_to_video(process, where, notes, problems)
+    _move_scheduler_warmup(process, where, notes, problems)
 
 
 def _blocks(process: dict[str, Any], where: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -200,6 +201,21 @@ def _move_image_to_video(process: dict[str, Any], where: str, notes: ConfigNotes
     if isinstance(train, dict) and "i2v" not in train:
         train["i2v"] = values[0]
     notes.mapped.append(f"{where}.datasets[*].do_i2v -> train.i2v")
+
+
+def _move_scheduler_warmup(process: dict[str, Any], where: str, notes: ConfigNotes, problems: list[str]) -> None:
+    """ai-toolkit passes its warmup to the schedule (lr_scheduler_params.num_warmup_steps); we set it in train:."""
+    train = process.get("train")
+    params = train.get("lr_scheduler_params") if isinstance(train, dict) else None
+    if not isinstance(params, dict) or "num_warmup_steps" not in params:
+        return
+    path = f"{where}.train.lr_scheduler_params.num_warmup_steps"
+    warmup = params.pop("num_warmup_steps")
+    if "lr_warmup_steps" in train:
+        problems.append(f"{path}: ai-toolkit's place for train.lr_warmup_steps, which is given too; keep one of them")
+        return
+    train["lr_warmup_steps"] = warmup
+    notes.mapped.append(f"{path} -> train.lr_warmup_steps")
 
 
 def _datasets(process: dict[str, Any]) -> list[dict[str, Any]]:

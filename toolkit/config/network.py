@@ -67,14 +67,19 @@ class SaveConfig(ConfigModel):
         default=4, ge=1, description="How many step checkpoints to keep; older ones are deleted."
     )
     format: Literal["diffusers", "comfy"] = Field(
-        default="diffusers",
-        description="Key layout of the saved file: diffusers (load_lora_weights) or comfy (original LTX-2 names).",
+        default="comfy",
+        description=(
+            "Key layout of every LoRA file a run writes (final, step saves, EMA): comfy, the original LTX-2 "
+            "layout (`diffusion_model.` + original module names) that ComfyUI, Lightricks' ltx-core, ai-toolkit "
+            "and diffusers' load_lora_weights read; or diffusers (`transformer.` + diffusers names), which only "
+            "diffusers reads."
+        ),
     )
     keep_best: bool = Field(
         default=False,
         description=(
-            "Keep the LoRA with the lowest evaluation loss as <name>_best.safetensors (and <name>_best_ema with "
-            "an EMA); needs train.eval_every. Its step and loss are in each checkpoint's state.json."
+            "Keep the LoRA with the lowest evaluation loss as <name>_best.safetensors (with an EMA: the EMA's, "
+            "judged by its own loss, and the trained weights' as <name>_best_no_ema); needs train.eval_every. Its step and loss are in each checkpoint's state.json."
         ),
     )
     push_to_hub: bool = Field(

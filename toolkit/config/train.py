@@ -26,10 +26,19 @@ class EMAConfig(ConfigModel):
 
     use_ema: bool = Field(
         default=False,
-        description="Keep an EMA of the LoRA weights, save it beside the LoRA (<name>_ema.safetensors) and sample with it.",
+        description=(
+            "Keep an EMA of the LoRA weights, sample with it and save it as the LoRA file, as ai-toolkit does; "
+            "the trained weights go beside it (<name>_no_ema.safetensors)."
+        ),
     )
     ema_decay: float = Field(
-        default=0.99, gt=0.0, lt=1.0, description="EMA decay: ema = decay * ema + (1 - decay) * weights after each step."
+        default=0.999,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "EMA decay: after update n, ema = d * ema + (1 - d) * weights with d = min(ema_decay, (1 + n) / (10 + n)), "
+            "starting from the initial weights (ai-toolkit's EMA)."
+        ),
     )
 
 
@@ -66,8 +75,13 @@ class TrainConfig(ConfigModel):
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute transformer activations in the backward pass to save memory."
     )
-    weight_decay: float = Field(
-        default=1e-4, ge=0.0, description="AdamW weight decay of the LoRA weights (decoupled, as in AdamW)."
+    weight_decay: float | None = Field(
+        default=None,
+        ge=0.0,
+        description=(
+            "Weight decay of the LoRA weights; null keeps the optimizer's own (AdamW and AdamW8bit: 0.01, "
+            "Prodigy: 0), as ai-toolkit does. optimizer_params.weight_decay overrides it."
+        ),
     )
     nonfinite: Literal["stop", "skip_step"] = Field(
         default="stop",
@@ -105,7 +119,7 @@ class TrainConfig(ConfigModel):
     skip_first_sample: bool = Field(default=False, description="Do not sample before the first step.")
     force_first_sample: bool = Field(
         default=False,
-        description="Sample before the first step even when resuming from a checkpoint (or when skip_first_sample is on).",
+        description="Sample before the first step even when resuming from a checkpoint (skip_first_sample wins, as in ai-toolkit).",
     )
     disable_sampling: bool = Field(default=False, description="Never sample during training.")
     distributed_timeout_minutes: float = Field(

@@ -24,10 +24,11 @@ def assumptions(
         f"Loading in this order: {order}. "
         + (f"{', '.join(streamed)} stream block by block; " if streamed else "")
         + (f"{', '.join(whole)} load whole (one block). " if whole else "")
-        + "Each tensor is copied out of the memory-mapped checkpoint at its load dtype, a block is quantized "
-        "when asked and put where it stays before the next is read. Host peak = what earlier components left on "
-        "the host + the loading component's host share + its largest block in flight.",
-        "The checkpoint's mapped pages are page cache, not counted: the kernel drops them when RAM runs short.",
+        + "Each tensor is read from the checkpoint and cast to its load dtype; each module is quantized when asked "
+        "and put where it stays as soon as it holds its tensors, while the next are read (at most the rest of a "
+        "block ahead). Host peak = what earlier components left on the host + the loading component's host share "
+        "+ its largest block in flight.",
+        "The checkpoint's pages in the page cache are not counted: the kernel drops them when RAM runs short.",
         "Largest blocks in flight: "
         + ", ".join(
             f"{c.name} {c.block.name} {_gib(c.block.total)} ({_gib(c.block.load_bytes)} at {c.dtype}"

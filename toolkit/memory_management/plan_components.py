@@ -14,8 +14,6 @@ are written in roles, not in one model's component names):
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.selection import offloadable_kind
+from toolkit.memory_management.tensor_reader import read_header
 
 ROLES = ("text_encoder", "prompt_adapter", "denoiser", "decoder")
 
@@ -128,9 +127,7 @@ def stored_bytes(subfolder: Path) -> int:
 
 
 def _safetensors_data_bytes(path: Path) -> int:
-    with path.open("rb") as handle:
-        (header_length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_length))
+    header, _ = read_header(path)
     return sum(
         entry["data_offsets"][1] - entry["data_offsets"][0] for key, entry in header.items() if key != "__metadata__"
     )

@@ -1,23 +1,25 @@
 """Host and device memory while a model loads, streamed: each component is filled block by block.
 
 A component the model streams (`PlannedModel.block_patterns`) is built empty
-(meta device) and filled from the memory-mapped checkpoint one block at a time
-(a module a pattern names, such as ``transformer_blocks.7``; tensors outside
-every block are grouped by the outermost module that holds no block): each
-tensor is copied out of the file already cast to its load dtype, the block is
-quantized when asked (its full-precision copy lives until the block is done),
-and put where it stays (device, or host for the offloaded share and, with
-``low_vram``, for the components that wait on the host) before the next block
-is read. A component that does not stream loads whole the same way (it is one
-block). So, per component in load order,
+(meta device) and filled from the checkpoint one block at a time (a module a
+pattern names, such as ``transformer_blocks.7``; tensors outside every block
+are grouped by the outermost module that holds no block): each tensor is read
+and cast to its load dtype, and each module, once it holds its tensors, is
+quantized when asked and put where it stays (device, or host for the offloaded
+share and, with ``low_vram``, for the components that wait on the host) while
+the next tensors are read, at most the largest block less the largest module
+ahead (streamed_loading.py): the host never holds more of a component in
+flight than its largest block at the load dtype plus its quantized copy. A
+component that does not stream loads whole (it is one block). So, per
+component in load order,
 
     host peak = what earlier components left on the host
               + this component's host share (all of it, at the worst moment: its last block)
               + its largest block in flight (load-dtype copy + quantized copy,
                 less what of it stays on the host: that is in the host share).
 
-The checkpoint's pages are page cache, not counted: the kernel drops them
-under pressure. Blocks are converted on the host and then moved, so the
+The checkpoint's pages in the page cache are not counted: the kernel drops
+them under pressure. Blocks are converted on the host and then moved, so the
 device holds only what stays there.
 """
 

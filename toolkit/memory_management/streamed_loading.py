@@ -2,19 +2,24 @@
 
     sources = {"blocks.0.linear.weight": TensorSource("model-00001.safetensors", "blocks.0.linear.weight"), ...}
     report = stream_into(model, sources, torch.bfloat16, block_patterns=(r"blocks\\.\\d+",),
-                         on_block=lambda block: quantize_and_place(block), label="transformer")
+                         on_module=lambda loaded: quantize_and_place(loaded.name), label="transformer")
 
-A checkpoint of tens of GB never needs to sit in host memory whole: each block's
-tensors are read from the memory-mapped files (safetensors ``safe_open``), cast,
-and set into the empty model (accelerate's ``set_module_tensor_to_device``);
-then ``on_block`` quantizes the block and moves it where it belongs, before the
-next block is read. The host peak is what stays resident plus one block.
+A checkpoint of tens of GB never needs to sit in host memory whole: each
+block's tensors are read from the files with plain reads straight into
+tensors of their stored dtype (tensor_reader.py), cast only when the load
+dtype differs, and set into the empty model (accelerate's
+``set_module_tensor_to_device``); as soon as a module holds all its tensors,
+``on_module`` quantizes it and moves it where it belongs. A reader thread reads
+the next tensors meanwhile, so the disk keeps reading while the loader casts,
+quantizes and moves; it holds at most the largest block less its largest
+module, so the host peak is still what stays resident plus one block in flight.
 
 A block is the module a ``block_patterns`` regex names (a transformer block,
 a decoder layer); tensors outside every block are grouped by the outermost
 module that holds no block (``time_embed``, ``embed_tokens``), and a tensor on
 a module that holds blocks (``scale_shift_table`` on the root) is a block of
-its own. Blocks are read in the model's own order.
+its own. Blocks are read in the model's own order, the tensors of a block in
+the order they lie in the files.
 
 Model-agnostic: which files, which key names and which blocks come from the
 model's extension.
@@ -28,6 +33,7 @@ import json
 import logging
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +42,7 @@ import torch
 from torch import nn
 
 from toolkit.memory_management.errors import StreamedLoadError
+from toolkit.memory_management.tensor_reader import ReadAhead, StoredTensor, stored_tensors
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +56,12 @@ class TensorSource:
 
 
 @dataclass(frozen=True)
-class LoadedBlock:
-    """One block just filled: its name ("" for the root) and the names of the modules whose tensors it set."""
+class LoadedModule:
+    """A module that just received all its tensors: its block ("" for the root's own tensors), its name, and the
+    bytes of its tensors as stored."""
 
+    block: str
     name: str
-    module_names: tuple[str, ...]
     bytes_read: int
 
 
@@ -96,12 +104,9 @@ def safetensors_files(folder: Path) -> list[Path]:
 
 def folder_sources(files: Sequence[Path]) -> dict[str, TensorSource]:
     """{tensor name: TensorSource} of every tensor in `files`, from their headers (no tensor is read)."""
-    from safetensors import safe_open
-
     sources = {}
     for path in files:
-        with safe_open(str(path), framework="pt") as handle:
-            sources.update({key: TensorSource(str(path), key) for key in handle.keys()})
+        sources.update({key: TensorSource(str(path), key) for key in stored_tensors(path)})
     return sources
 
 
@@ -139,14 +144,17 @@ def stream_into(
     sources: dict[str, TensorSource],
     dtype: torch.dtype | None,
     block_patterns: Sequence[str],
-    on_block: Callable[[LoadedBlock], None],
+    on_module: Callable[[LoadedModule], None],
     label: str,
 ) -> StreamReport:
-    """Fill `module` (built on the meta device) from `sources`, block by block, calling `on_block` after each.
+    """Fill `module` (built on the meta device) from `sources`, block by block in the model's order.
 
-    dtype: floating tensors are cast to it (None: as stored). Every parameter and persistent buffer of
-    `module` must have a source, and every source a tensor in `module`: a mismatch is a StreamedLoadError
-    naming both sides.
+    `on_module` is called for each module as soon as it holds all its tensors (to quantize it and move it
+    where it belongs) while a reader thread reads the next tensors (tensor_reader.ReadAhead), at most as
+    many bytes ahead as keep the host within one block in flight: the largest block less its largest module.
+    Within a block, tensors are read in file order. dtype: floating tensors are cast to it (None: as stored).
+    Every parameter and persistent buffer of `module` must have a source, and every source a tensor in
+    `module`: a mismatch is a StreamedLoadError naming both sides.
     """
     expected = [key for key, _ in _state_items(module)]
     # A tied tensor is read once, under the name the model lists first; its other names may be in the files too.
@@ -154,36 +162,72 @@ def stream_into(
     sources = {key: source for key, source in sources.items() if key not in aliases}
     _check_names(label, expected, sources)
     report = StreamReport(files=sorted({source.path for source in sources.values()}))
-    blocks = group_into_blocks(expected, block_patterns)
-    first_file = _first_file(blocks, sources)
-    with _open_files(report.files) as handles, _progress(label, report.files, sources, handles, first_file) as progress:
+    layouts = {path: stored_tensors(path) for path in report.files}
+    stored = {key: layouts[source.path][source.key] for key, source in sources.items()}
+    blocks = {
+        name: sorted(keys, key=lambda key: (stored[key].path, stored[key].offset))
+        for name, keys in group_into_blocks(expected, block_patterns).items()
+    }
+    order = [stored[key] for keys in blocks.values() for key in keys]
+    window = _read_ahead_window(blocks, stored, dtype)
+    with ReadAhead(order, window) as reader, _progress(label, report.files, order) as progress:
         for block_name, keys in blocks.items():
-            block_bytes = 0
+            remaining = Counter(_owner(key) for key in keys)
+            module_bytes: Counter[str] = Counter()
             for key in keys:
-                progress.reading(sources[key].path)
-                stored = _set_tensor(module, key, sources[key], handles, dtype, label)
-                block_bytes += stored
-                progress.update(stored)
+                tensor = stored[key]
+                progress.reading(tensor.path)
+                _set_tensor(module, key, reader.take(), sources[key], dtype, label)
+                reader.done(tensor.nbytes)
+                progress.update(tensor.nbytes)
+                owner = _owner(key)
+                module_bytes[owner] += tensor.nbytes
+                remaining[owner] -= 1
+                if remaining[owner] == 0:
+                    on_module(LoadedModule(block_name, owner, module_bytes[owner]))
+            block_bytes = sum(module_bytes.values())
             report.tensors += len(keys)
             report.bytes_read += block_bytes
             report.blocks += 1
             if block_bytes > report.largest_block_bytes:
                 report.largest_block, report.largest_block_bytes = block_name, block_bytes
-            owners = tuple(dict.fromkeys(key.rpartition(".")[0] for key in keys))
-            on_block(LoadedBlock(block_name, owners, block_bytes))
             release_freed_host_memory()
     return report
 
 
-def _set_tensor(module: nn.Module, key: str, source: TensorSource, handles, dtype, label: str) -> int:
-    """Read one tensor, cast it and set it into `module`; returns its bytes as stored."""
+def _owner(key: str) -> str:
+    """The module a tensor belongs to ("" for the root's own)."""
+    return key.rpartition(".")[0]
+
+
+def _read_ahead_window(blocks: dict[str, list[str]], stored: dict[str, StoredTensor], dtype: torch.dtype | None) -> int:
+    """Bytes the reader may hold ahead of the loader: the largest block less the largest module, at the load dtype.
+
+    The loader holds at most one module in flight (being quantized or moved), so the host holds no more than
+    the largest block in flight, which is what the memory plan counts (plan_loading.py).
+    """
+
+    def load_bytes(key: str) -> int:
+        tensor = stored[key]
+        cast = dtype if dtype is not None and tensor.dtype.is_floating_point else tensor.dtype
+        return tensor.numel * cast.itemsize
+
+    largest_block = largest_module = 0
+    for keys in blocks.values():
+        per_module = Counter()
+        for key in keys:
+            per_module[_owner(key)] += load_bytes(key)
+        largest_block = max(largest_block, sum(per_module.values()))
+        largest_module = max(largest_module, *per_module.values(), 0)
+    return largest_block - largest_module
+
+
+def _set_tensor(module: nn.Module, key: str, tensor: torch.Tensor, source: TensorSource, dtype, label: str) -> None:
+    """Cast one tensor just read (a copy only when its dtype changes) and set it into `module`."""
     from accelerate.utils import set_module_tensor_to_device
 
-    tensor = handles[source.path].get_tensor(source.key)
-    stored = tensor.numel() * tensor.element_size()
-    cast = dtype if dtype is not None and tensor.is_floating_point() else tensor.dtype
-    # Own (aligned) copies rather than views into the memory-mapped file.
-    tensor = tensor.to(cast, copy=True)
+    if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+        tensor = tensor.to(dtype)
     try:
         set_module_tensor_to_device(module, key, "cpu", value=tensor, dtype=tensor.dtype)
     except ValueError as error:  # a shape the config does not describe
@@ -191,7 +235,6 @@ def _set_tensor(module: nn.Module, key: str, source: TensorSource, handles, dtyp
             f"streamed loading of the {label}: {source.key} in {source.path} does not fit {key}: {error}; "
             "the files hold a different model than its config describes"
         ) from error
-    return stored
 
 
 def release_freed_host_memory() -> None:
@@ -255,14 +298,6 @@ def _check_names(label: str, expected: list[str], sources: dict[str, TensorSourc
     )
 
 
-@contextlib.contextmanager
-def _open_files(paths: list[str]):
-    from safetensors import safe_open
-
-    with contextlib.ExitStack() as stack:
-        yield {path: stack.enter_context(safe_open(path, framework="pt")) for path in paths}
-
-
 class _Progress:
     """A tqdm bar in bytes (with rate) for one component, its description naming the file being read."""
 
@@ -285,35 +320,16 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _progress(label: str, files: list[str], sources: dict[str, TensorSource], handles, first_file: str):
+def _progress(label: str, files: list[str], order: list[StoredTensor]):
     """The component's progress bar; a log line first names the component, its size and its files."""
     from tqdm import tqdm
 
-    total = sum(_stored_bytes(handles[source.path], source.key) for source in sources.values())
+    total = sum(tensor.nbytes for tensor in order)
     names = ", ".join(Path(path).name for path in files)
     folder = Path(files[0]).parent if files else ""
     logger.info("Loading %s: streaming %s from %s (%s)", label, tqdm.format_sizeof(total, "B", 1024), names, folder)
-    progress = _Progress(label, total, first_file)
+    progress = _Progress(label, total, order[0].path if order else "")
     try:
         yield progress
     finally:
         progress.bar.close()
-
-
-def _first_file(blocks: dict[str, list[str]], sources: dict[str, TensorSource]) -> str:
-    first_key = next((keys[0] for keys in blocks.values() if keys), None)
-    return sources[first_key].path if first_key is not None else ""
-
-
-def _stored_bytes(handle, key: str) -> int:
-    sliced = handle.get_slice(key)
-    count = 1
-    for size in sliced.get_shape():
-        count *= size
-    return count * _DTYPE_BYTES[sliced.get_dtype()]
-
-
-_DTYPE_BYTES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
-    "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8,
-}

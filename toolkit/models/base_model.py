@@ -34,6 +34,19 @@ class LoraFileKeys:
     to_diffusers: Callable[[dict[str, Any]], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class BaseModelNames:
+    """How LoRA browsers and UIs name a base model: what a LoRA file's `modelspec.*` and `ss_*` header keys say.
+
+    `architecture` is the SAI model spec's base architecture (``ltx-2.3``; a LoRA file's
+    `modelspec.architecture` is ``<architecture>/lora``); `implementations` maps each `save.format` to
+    whose key names that format uses (`modelspec.implementation`).
+    """
+
+    architecture: str
+    implementations: Mapping[str, str]
+
+
 class BaseModel(ABC):
     """A model arch: class-level answers needed before loading, and the phases it runs once loaded.
 
@@ -137,3 +150,7 @@ class BaseModel(ABC):
     def metadata(self) -> dict[str, str]:
         """Strings describing the base model for a saved LoRA's header and the run's state.json."""
         return {}
+
+    def base_model_names(self) -> BaseModelNames | None:
+        """How LoRA browsers name this (loaded) base model; None when the arch does not say."""
+        return None

@@ -73,7 +73,7 @@ def format_warning(fmt: str, path: Path | str, network_type: str = "lora") -> st
         return (
             f"{path} is in diffusers format (save.format: diffusers): LTX2Pipeline.load_lora_weights reads it, "
             "but ComfyUI and Lightricks' ltx-core patch nothing from its 'transformer.' keys. "
-            "For those tools set save.format: comfy (diffusers reads that format too)."
+            "For those tools use save.format: comfy, the default (diffusers reads that format too)."
         )
     return None
 

@@ -18,7 +18,7 @@ import torch
 
 from toolkit.devices import resolve_device
 from toolkit.errors import ModelLoadError
-from toolkit.models.base_model import BaseModel, LoraFileKeys
+from toolkit.models.base_model import BaseModel, BaseModelNames, LoraFileKeys
 from toolkit.trace import Lines, get_tracer
 
 from . import loading, placement
@@ -35,6 +35,8 @@ from .phase_predict import PredictPhase
 from .timestep_conditioning import TIMESTEP_SCALE  # noqa: F401 (read from here too)
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# Whose key names a `save.format: comfy` LoRA uses (its `modelspec.implementation`).
+ORIGINAL_IMPLEMENTATION = "https://github.com/Lightricks/LTX-2"
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -177,6 +179,13 @@ class LTX2Model(EncodePhase, PredictPhase, GeneratePhase, BaseModel):
             "ltx2_arch": self.variant.arch,
             "ltx2_variant": json.dumps(self.variant.describe(), sort_keys=True),
         }
+
+    def base_model_names(self) -> BaseModelNames | None:
+        """`ltx-2.0` / `ltx-2.3` / `ltx-2.5`; the original layout's key names are Lightricks' (LTX-2 repository)."""
+        if self.variant is None:
+            return None
+        implementations = {"comfy": ORIGINAL_IMPLEMENTATION, "diffusers": "diffusers"}
+        return BaseModelNames(architecture=f"ltx-{self.variant.version}", implementations=implementations)
 
     # -- load_model --------------------------------------------------------
     def load_model(self) -> "LTX2Model":

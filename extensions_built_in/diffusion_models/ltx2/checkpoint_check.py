@@ -12,11 +12,10 @@ version `model.arch` names is planned.
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
 
 from toolkit.errors import ToolkitError, ModelLoadError
+from toolkit.memory_management.tensor_reader import read_header
 
 from .checkpoint import COMPONENT_ORDER, read_variant, resolve_source
 from .checkpoint_configs import check_saved_classes, component_class, component_config_json, component_entry
@@ -96,9 +95,7 @@ def _check_weight_names(module, folder: Path, name: str, class_name: str) -> Non
 
 
 def _safetensors_keys(path: Path) -> set[str]:
-    with path.open("rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(length))
+    header, _ = read_header(path)
     return {key for key in header if key != "__metadata__"}
 
 

@@ -3,8 +3,8 @@
 The transformer and the text encoder are the two components too big to hold
 whole in host RAM at their stored dtype (19B and 12B parameters). Each is built
 empty (meta device) and filled block by block by
-toolkit.memory_management.streamed_loading, each block quantized (with
-`quantize` / `quantize_te`) and placed before the next is read. The files are
+toolkit.memory_management.streamed_loading, each module quantized (with
+`quantize` / `quantize_te`) and placed once it holds its tensors, while the next are read. The files are
 a diffusers folder's `<component>/*.safetensors` (sharded or not) or a single
 LTX-2 file; names are translated by diffusers' single-file renames
 (single_file_loading) or transformers' own checkpoint renames (Gemma's
@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from toolkit.memory_management.streamed_loading import (
-    LoadedBlock,
+    LoadedModule,
     StreamReport,
     TensorSource,
     folder_sources,
@@ -83,19 +83,18 @@ def plan_stream(source: CheckpointSource, name: str, dtype: torch.dtype) -> Stre
 def stream_component(
     plan: StreamPlan, dtype: torch.dtype, quantize_block, device: torch.device | Callable[[str], torch.device]
 ) -> tuple[nn.Module, StreamReport]:
-    """Fill `plan.model` block by block: each block quantized (`quantize_block(module_names)`, or None) and moved
-    to its device before the next is read. `device` is one device for every block, or a function of the block's
-    name (the offloaded share of the transformer stays on the host, the rest goes to the GPU as it arrives)."""
+    """Fill `plan.model` block by block: each module quantized (`quantize_block(module_names)`, or None) and moved
+    to its device as soon as it holds its tensors. `device` is one device for every block, or a function of the
+    block's name (the offloaded share of the transformer stays on the host, the rest goes to the GPU as it arrives)."""
     model = plan.model
     device_of = device if callable(device) else (lambda _name: device)
 
-    def place(block: LoadedBlock) -> None:
+    def place(loaded: LoadedModule) -> None:
         if quantize_block is not None:
-            quantize_block(block.module_names)
-        target = device_of(block.name)
+            quantize_block((loaded.name,))
+        target = device_of(loaded.block)
         if target.type != "cpu":
-            for module_name in block.module_names:
-                model.get_submodule(module_name)._apply(lambda tensor: tensor.to(target), recurse=False)
+            model.get_submodule(loaded.name)._apply(lambda tensor: tensor.to(target), recurse=False)
 
     report = stream_into(model, plan.sources, dtype, BLOCK_PATTERNS[plan.component], place, plan.component)
     if hasattr(model, "tie_weights"):

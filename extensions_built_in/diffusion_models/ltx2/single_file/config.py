@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from toolkit.errors import CheckpointError
+
 # ltx-core's transformer configurator checks these values (check_config_value); written as it expects them.
 _TRANSFORMER_CONSTANTS = {
     "dropout": 0.0,
@@ -85,6 +87,14 @@ _CONNECTOR_FIELDS = (
     ("causal_temporal_positioning", "causal_temporal_positioning"),
     ("caption_proj_before_connector", "per_modality_projections"),
 )
+# 2.3+ (caption projection in the connectors): ltx-core picks its text feature extractor by these four entries
+# and refuses a file that has only some of them; a 2.0 file has none (its projection is in the transformer).
+_CAPTION_IN_CONNECTORS = {
+    "caption_proj_before_connector": True,
+    "caption_projection_first_linear": False,
+    "caption_proj_input_norm": False,
+    "caption_projection_second_linear": False,
+}
 _DOWNSAMPLE_BLOCKS = {
     "spatial": "compress_space_res",
     "temporal": "compress_time_res",
@@ -148,6 +158,8 @@ def from_ltx_config(ltx: Mapping[str, Any]) -> dict[str, dict]:
     if ltx.get("audio_vae"):
         values = {name: _get(ltx["audio_vae"], path) for path, name in _AUDIO_VAE_FIELDS}
         configs["audio_vae"] = {name: value for name, value in values.items() if value is not None}
+        if configs["audio_vae"].get("attn_resolutions") == []:
+            configs["audio_vae"]["attn_resolutions"] = None  # diffusers' spelling of "no attention"
     if ltx.get("vocoder"):
         configs["vocoder"] = _diffusers_vocoder(ltx["vocoder"])
     return configs
@@ -160,10 +172,13 @@ def _ltx_transformer(config: Mapping[str, Any], connectors: Mapping[str, Any] | 
     section["audio_positional_embedding_max_pos"] = [config["audio_pos_embed_max_pos"]]
     section["frequencies_precision"] = "float64" if config.get("rope_double_precision") else "float32"
     section["vae_scale_factors"] = list(config["vae_scale_factors"])  # ComfyUI's LTXV model takes it too
-    section["caption_proj_before_connector"] = not config.get("use_prompt_embeddings", True)
+    caption_in_connectors = not config.get("use_prompt_embeddings", True)
     if connectors:
         section.update({ltx_name: connectors[name] for ltx_name, name in _CONNECTOR_FIELDS if name in connectors})
         section["connector_positional_embedding_max_pos"] = [connectors["connector_rope_base_seq_len"]]
+        caption_in_connectors = bool(section.pop("caption_proj_before_connector", caption_in_connectors))
+    if caption_in_connectors:
+        section.update(_CAPTION_IN_CONNECTORS)
     return section
 
 
@@ -219,7 +234,7 @@ def _ltx_vae(config: Mapping[str, Any]) -> dict:
         channels = config["block_out_channels"][index]
     encoder_blocks.append(["res_x", {"num_layers": layers[-1]}])
 
-    # The decoder runs from the latent side: diffusers stores its per-block lists in the other order.
+    # Built from the latent side: diffusers stores its per-block lists in the other order.
     up_blocks = len(config["decoder_block_out_channels"])
     decoder_layers = list(reversed(config["decoder_layers_per_block"]))
     inject = list(reversed(_per_block(config["decoder_inject_noise"], up_blocks + 1)))
@@ -239,7 +254,9 @@ def _ltx_vae(config: Mapping[str, Any]) -> dict:
         "out_channels": config["out_channels"],
         "latent_channels": config["latent_channels"],
         "encoder_blocks": encoder_blocks,
-        "decoder_blocks": decoder_blocks,
+        # ltx-core's VideoDecoder builds `reversed(decoder_blocks)`: the list starts at the pixel side.
+        "decoder_blocks": decoder_blocks[::-1],
+        "decoder_base_channels": _decoder_base_channels(config),
         "patch_size": config["patch_size"],
         "norm_layer": "pixel_norm",
         "latent_log_var": "uniform",
@@ -248,6 +265,17 @@ def _ltx_vae(config: Mapping[str, Any]) -> dict:
         "spatial_padding_mode": config["decoder_spatial_padding_mode"],
         "encoder_spatial_padding_mode": config["encoder_spatial_padding_mode"],
     }
+
+
+def _decoder_base_channels(config: Mapping[str, Any]) -> int:
+    """ltx-core's `decoder_base_channels`: its decoder's first convolution has 8 times as many channels."""
+    channels = config["decoder_block_out_channels"][-1]  # diffusers' conv_in width (its lists run the other way)
+    if channels % 8:
+        raise CheckpointError(
+            f"single-file save: the video decoder's first convolution has {channels} channels; ltx-core builds it "
+            "with 8 x decoder_base_channels, so it cannot describe this decoder (use a multiple of 8)"
+        )
+    return channels // 8
 
 
 def _diffusers_vae(section: Mapping[str, Any]) -> dict:
@@ -270,7 +298,7 @@ def _diffusers_vae(section: Mapping[str, Any]) -> dict:
         config["spatial_compression_ratio"] = config.get("patch_size", 4) * 2 ** sum(t != "temporal" for t in types)
         config["temporal_compression_ratio"] = 2 ** sum(t != "spatial" for t in types)
     if section.get("decoder_blocks"):
-        config.update(_diffusers_decoder_blocks(section["decoder_blocks"]))
+        config.update(_diffusers_decoder_blocks(list(reversed(section["decoder_blocks"]))))
     return config
 
 
@@ -298,6 +326,7 @@ def _diffusers_encoder_blocks(blocks: list, latent_channels: int) -> dict:
 
 
 def _diffusers_decoder_blocks(blocks: list) -> dict:
+    """diffusers' decoder lists from ltx-core's blocks in build order (latent side first)."""
     names = {value: key for key, value in _UPSAMPLE_BLOCKS.items()}
     layers, inject, scaling, residual, factor, upsample = [], [], [], [], [], []
     pending: tuple | None = None
@@ -328,6 +357,9 @@ def _ltx_audio_vae(config: Mapping[str, Any]) -> dict:
     section: dict = {}
     for path, name in _AUDIO_VAE_FIELDS:
         _set(section, path, list(config[name]) if isinstance(config[name], tuple) else config[name])
+    # diffusers' None means no attention; ltx-core tests `res in attn_resolutions` and takes a missing entry
+    # as {8, 16, 32}: the empty list is the one value that means the same to both.
+    _set(section, "model.params.ddconfig.attn_resolutions", list(config.get("attn_resolutions") or []))
     _set(section, "preprocessing.mel.n_mel_channels", config["mel_bins"])
     return section
 
