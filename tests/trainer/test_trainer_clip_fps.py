@@ -34,6 +34,7 @@ def _clip(model, fps: float, seed: int) -> TrainingExample:
         prompt=model.get_prompt_embeds(["a red square"]).as_tensors(),
         fps=fps,
         audio_is_silence=False,
+        pixel_shape=(9, 64, 64),
     )
 
 
