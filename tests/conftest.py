@@ -147,6 +147,25 @@ def jsonl_reader():
     return read_jsonl
 
 
+@pytest.fixture
+def project_logs(caplog):
+    """caplog that also hears the project's own loggers at WARNING and above.
+
+    A LogManager configured by an earlier test (any run in this process) stops propagation at the
+    project's root logger, where Python's root (caplog's usual place) no longer hears it. The same
+    record may then arrive twice; assert with `in`, not with counts.
+    """
+    import logging
+
+    project_root = logging.getLogger("ltx2_trace")
+    project_root.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING), caplog.at_level(logging.WARNING, logger="ltx2_trace"):
+            yield caplog
+    finally:
+        project_root.removeHandler(caplog.handler)
+
+
 @pytest.fixture(scope="session")
 def traced_tiny_run(tmp_path_factory, tiny_cache_dir) -> Path:
     """The run folder of one 12-step tiny training, shared by every test that only reads what it wrote.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import subprocess
@@ -237,3 +238,24 @@ def test_tensorboard_flag_starts_tensorboard_on_the_folder(
     monkeypatch.setattr(cli.subprocess, "run", record)
     assert cli.main(["--tensorboard", str(tmp_path)]) == 0
     assert launched == [[sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path)]]
+
+
+# What a run may need but `run.py --help` must not import (each costs from a tenth of a second to seconds).
+HEAVY_MODULES = (
+    "torch", "diffusers", "transformers", "peft", "accelerate", "safetensors", "optimum", "bitsandbytes",
+    "tensorboard", "moviepy", "wandb", "av", "PIL", "numpy", "pydantic", "yaml",
+)  # fmt: skip
+
+
+def test_help_imports_no_heavy_module() -> None:
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['run.py', '--help']\n"
+        "try:\n    runpy.run_path('run.py', run_name='__main__')\nexcept SystemExit as done:\n    assert done.code == 0\n"
+        "print(sorted({name.split('.')[0] for name, module in sys.modules.items() if module is not None}))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    usage, imported = result.stdout.rsplit("\n", 2)[:2]
+    assert "usage: run.py" in usage
+    assert sorted(set(HEAVY_MODULES) & set(ast.literal_eval(imported))) == []

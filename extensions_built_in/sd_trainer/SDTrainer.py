@@ -243,6 +243,17 @@ class SDTrainer(BaseProcess):
         if sampling and first_sample_due(self.step, train, self.config.sample):
             self._notify("on_sample", self.step, self._sample(self.step))
         self.logger.start_progress(train.steps, desc=self.parallel.progress_label(self.job.name, train), initial=self.step)
+        try:
+            self._steps(sampling)
+        finally:
+            self.logger.flush()  # the metrics still queued for the writer thread reach the files, however the loop ends
+        self.logger.close_progress()
+        self.save(final=True)
+        self._notify("on_train_end")
+
+    def _steps(self, sampling: bool) -> None:
+        """Step, save and sample until `train.steps`, or until a stop request (saved, then `Stopped`)."""
+        train = self.config.train
         with StopRequest() as stop:
             while self.step < train.steps:
                 result = self.hook_train_loop(self.step)
@@ -265,9 +276,6 @@ class SDTrainer(BaseProcess):
                         stop.signal_name or "another process", self.step,
                     )
                     raise Stopped(stop.signum)
-        self.logger.close_progress()
-        self.save(final=True)
-        self._notify("on_train_end")
 
     def _sample(self, step: int) -> list[Path]:
         """Sample with the EMA weights when the EMA is on (swapped back afterwards)."""
@@ -300,7 +308,9 @@ class SDTrainer(BaseProcess):
                     with adapter_strength(self.model.transformer, strength):
                         parts = self.step_loss.compute(members, step, keep_details)
                         self.updates.backward(parts.loss * share)
-                    totals += torch.tensor([parts.loss.item(), parts.video.item(), parts.audio.item()]) * share
+                    # One read-back for the three (the loss is needed every step: the non-finite guard, the progress bar).
+                    losses = torch.stack([parts.loss.detach(), parts.video.detach(), parts.audio.detach()])
+                    totals += losses.float().cpu() * share
                     for name, value in parts.auxiliary.items():
                         aux_totals[name] = aux_totals.get(name, 0.0) + value.item() * share
                     data_seconds += parts.data_seconds

@@ -15,7 +15,6 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from diffusers.training_utils import EMAModel
 
 from toolkit.trace import get_tracer
 
@@ -32,7 +31,10 @@ class LoraEMA(TrainingCallback):
         self.parameters = dict(network.named_parameters())
         self.average = self._new_average()
 
-    def _new_average(self) -> EMAModel:
+    def _new_average(self):
+        # Imported here: diffusers.training_utils brings diffusers' UNets and schedulers, which a run without EMA never uses.
+        from diffusers.training_utils import EMAModel
+
         # update_after_step=-1: update n uses min(decay, (1 + n) / (10 + n)), from the weights as they are now.
         average = EMAModel(list(self.parameters.values()), decay=self.decay, min_decay=0.0, update_after_step=-1)
         average.to(dtype=torch.float32)

@@ -11,7 +11,6 @@ reads back from its trace what reached the model.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from collections.abc import Callable
@@ -118,15 +117,14 @@ def test_a_caption_with_a_byte_order_mark_reaches_the_model_without_it(tmp_path:
     assert MediaDataset(tmp_path, num_frames=9, resolutions=[64])[0].caption == "a red square"
 
 
-def test_a_dangling_link_is_skipped_by_name_and_counted(tmp_path: Path, caplog) -> None:
+def test_a_dangling_link_is_skipped_by_name_and_counted(tmp_path: Path, project_logs) -> None:
     _clip(tmp_path / "a.mp4", 9)
     (tmp_path / "gone.mp4").symlink_to(tmp_path / "moved" / "gone.mp4")
-    with caplog.at_level(logging.WARNING):
-        dataset = MediaDataset(tmp_path, num_frames=9, resolutions=[64])
+    dataset = MediaDataset(tmp_path, num_frames=9, resolutions=[64])
     assert dataset.paths == [tmp_path / "a.mp4"]
     [(path, reason)] = dataset.skipped
     assert path == tmp_path / "gone.mp4" and f"a link to {tmp_path / 'moved' / 'gone.mp4'}, which does not exist" in reason
-    assert f"skipped {tmp_path / 'gone.mp4'}: " in caplog.text
+    assert f"skipped {tmp_path / 'gone.mp4'}: " in project_logs.text
     (tmp_path / "a.mp4").unlink()
     with pytest.raises(DataError, match=r"no usable clips or images \(1 media files, 1 skipped\)"):
         MediaDataset(tmp_path, num_frames=9, resolutions=[64])
@@ -144,40 +142,37 @@ def test_a_file_this_user_cannot_read_is_skipped_by_name(tmp_path: Path, monkeyp
     assert dataset.skipped == [(locked, f"{locked}: not readable by this user (permission denied); fix or remove it")]
 
 
-def test_a_latent_entry_recorded_for_another_clip_is_encoded_again(tmp_path: Path, caplog) -> None:
+def test_a_latent_entry_recorded_for_another_clip_is_encoded_again(tmp_path: Path, project_logs) -> None:
     first, second = _clip(tmp_path / "first.mp4", 1), _clip(tmp_path / "second.mp4", 5)
     cache, settings = LatentCache(tmp_path / "cache"), {"frames": 9}
     cache.get_or_compute(first, settings, lambda: {"latents": torch.zeros(2)})
     # An entry copied over the second clip's (a cache folder carried between runs, a renamed clip).
     cache.entry_path(first, settings).replace(cache.entry_path(second, settings))
-    with caplog.at_level(logging.WARNING):
-        latents = cache.get_or_compute(second, settings, lambda: {"latents": torch.ones(2)})
+    latents = cache.get_or_compute(second, settings, lambda: {"latents": torch.ones(2)})
     assert latents["latents"].tolist() == [1.0, 1.0] and cache.misses == 2 and cache.hits == 0
-    assert f"latent cache entry {cache.entry_path(second, settings)} was not computed for this clip" in caplog.text
-    assert f"source: recorded {first.resolve()}, not {second.resolve()}" in caplog.text
+    assert f"latent cache entry {cache.entry_path(second, settings)} was not computed for this clip" in project_logs.text
+    assert f"source: recorded {first.resolve()}, not {second.resolve()}" in project_logs.text
     assert cache.get_or_compute(second, settings, lambda: {"latents": torch.full((2,), 7.0)})["latents"].tolist() == [1.0, 1.0]
 
 
-def test_a_latent_entry_recorded_with_other_settings_is_encoded_again(tmp_path: Path, caplog) -> None:
+def test_a_latent_entry_recorded_with_other_settings_is_encoded_again(tmp_path: Path, project_logs) -> None:
     clip = _clip(tmp_path / "clip.mp4", 1)
     cache = LatentCache(tmp_path / "cache")
     entry = cache.entry_path(clip, {"frames": 9})
     save_file({"latents": torch.zeros(2)}, str(entry), metadata={"source": str(clip.resolve()), "settings": '{"frames": 17}'})
-    with caplog.at_level(logging.WARNING):
-        latents = cache.get_or_compute(clip, {"frames": 9}, lambda: {"latents": torch.ones(2)})
+    latents = cache.get_or_compute(clip, {"frames": 9}, lambda: {"latents": torch.ones(2)})
     assert latents["latents"].tolist() == [1.0, 1.0]
-    assert f"{entry} was not computed for this clip" in caplog.text
-    assert 'settings: recorded {"frames": 17}, not {"frames": 9}' in caplog.text
+    assert f"{entry} was not computed for this clip" in project_logs.text
+    assert 'settings: recorded {"frames": 17}, not {"frames": 9}' in project_logs.text
 
 
-def test_a_text_embedding_entry_recorded_for_another_caption_is_encoded_again(tmp_path: Path, caplog) -> None:
+def test_a_text_embedding_entry_recorded_for_another_caption_is_encoded_again(tmp_path: Path, project_logs) -> None:
     cache, settings = TextEmbeddingCache(tmp_path / "cache"), {"encoder": "gemma"}
     cache.get_or_compute("a red square", settings, lambda: {"embeds": torch.zeros(2)})
     cache.entry_path("a red square", settings).replace(cache.entry_path("a blue circle", settings))
-    with caplog.at_level(logging.WARNING):
-        embeds = cache.get_or_compute("a blue circle", settings, lambda: {"embeds": torch.ones(2)})
+    embeds = cache.get_or_compute("a blue circle", settings, lambda: {"embeds": torch.ones(2)})
     assert embeds["embeds"].tolist() == [1.0, 1.0]
-    assert "caption: recorded a red square, not a blue circle" in caplog.text
+    assert "caption: recorded a red square, not a blue circle" in project_logs.text
 
 
 # --- short clips and 5.1 audio ----------------------------------------------------------------------

@@ -301,3 +301,32 @@ def test_each_flag_removes_only_its_own_categories(tmp_path, flag, removed):
     fake_training(tmp_path, TensorBoardFlags(**FLAGS_ON, **{flag: False}))
     prefixes = {tag.split("/", 1)[0] for tag in all_tags(read_events(tmp_path))}
     assert prefixes == set(Category.ALL) - removed
+
+
+def test_a_log_call_is_one_event_and_histograms_are_those_add_histogram_makes(tmp_path):
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    from toolkit.logging.sinks import TensorBoardSink
+
+    torch.manual_seed(0)
+    weights = {"10_Parameter_Histograms/Weights/a": torch.randn(8, 16), "10_Parameter_Histograms/Weights/b": torch.randn(5)}
+    batched = TensorBoardSink(tmp_path / "batched")
+    batched.log({"01_Training/Loss": 0.5, "04_Learning_Rate/Learning_Rate": 1e-4, "14_System/rss_mb": 512.0}, step=3)
+    batched.add_histograms(weights, step=3)
+    batched.close()
+    one_by_one = TensorBoardSink(tmp_path / "one_by_one")
+    for tag, tensor in weights.items():
+        one_by_one.writer.add_histogram(tag, tensor, 3)
+    one_by_one.close()
+
+    def summaries(folder: Path) -> list:
+        (events_file,) = folder.glob("events.out.tfevents.*")
+        return [event for event in LegacyEventFileLoader(str(events_file)).Load() if event.HasField("summary")]
+
+    scalars, histograms = summaries(tmp_path / "batched")
+    assert scalars.step == histograms.step == 3
+    assert {value.tag: value.simple_value for value in scalars.summary.value} == pytest.approx(
+        {"01_Training/Loss": 0.5, "04_Learning_Rate/Learning_Rate": 1e-4, "14_System/rss_mb": 512.0}
+    )
+    expected = {value.tag: value.histo for event in summaries(tmp_path / "one_by_one") for value in event.summary.value}
+    assert {value.tag: value.histo for value in histograms.summary.value} == expected

@@ -22,7 +22,7 @@ def test_weight_decay_setting_decays_the_weights():
     optimizer.step()
     # AdamW's decoupled decay with a zero gradient: w <- w * (1 - lr * weight_decay)
     torch.testing.assert_close(weights.detach(), torch.full((4,), 2.0 * (1 - 0.1 * 0.5)))
-    assert TrainConfig().weight_decay == 1e-4
+    assert TrainConfig().weight_decay is None  # unset: the optimizer's own default, as in ai-toolkit (docs/aitoolkit.md)
 
 
 def test_exclude_modules_are_suffixes_on_module_name_boundaries(tiny_model):

@@ -98,7 +98,9 @@ class _SafetensorsCache:
 
     def _store(self, entry: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
         try:
-            with atomic_write(entry) as temporary:
+            # Not flushed to disk (no fsync per entry, which cost more than the encode of a small clip): an entry
+            # a power cut leaves unreadable is found by `_load`, deleted and computed again.
+            with atomic_write(entry, durable=False) as temporary:
                 write_safetensors(tensors, temporary, metadata={"format": _FORMAT, **metadata})
         except (OSError, SafetensorError) as error:
             raise DataError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from toolkit.logging.sinks import (
     TensorBoardSink,
     open_wandb_sink,
 )
+from toolkit.logging.sinks.background import BackgroundWriter
 
 WARNINGS_LOGGER_NAME = "py.warnings"
 
@@ -33,7 +35,9 @@ class LogManager:
     ``get_logger`` is its child, so loggers taken before configuration get the
     handlers once they exist. Only the main process gets the file handler and
     the metrics sinks; other ranks print WARNING and above to the console.
-    All methods are thread safe.
+    The sinks write on one background thread (``BackgroundWriter``), in the
+    order the values were logged; ``flush``, ``cleanup`` and the end of the
+    interpreter wait for it. All methods are thread safe.
     """
 
     _instance: LogManager | None = None
@@ -46,7 +50,9 @@ class LogManager:
         self._is_main = True
         self._installed: list[tuple[logging.Logger, logging.Handler]] = []
         self._loggers: dict[str, UnifiedLogger] = {}
-        self._sinks = SinkSet(warnings_to=logging.getLogger(f"{ROOT_LOGGER_NAME}.logging"))
+        warnings_to = logging.getLogger(f"{ROOT_LOGGER_NAME}.logging")
+        self._background = BackgroundWriter(warnings_to)
+        self._sinks = SinkSet(warnings_to=warnings_to, background=self._background)
         self._metrics = MetricsTracker(self._config.metrics_window)
         self._tensorboard = TensorBoardSink.disabled()
         self._last_step = -1
@@ -101,9 +107,13 @@ class LogManager:
             self._install_handlers(config)
             self._configured = True
             if self._is_main and config.tensorboard_path is not None:
-                self._tensorboard = TensorBoardSink(config.tensorboard_path, config.tensorboard_flush_every)
+                self._tensorboard = TensorBoardSink(
+                    config.tensorboard_path, config.tensorboard_flush_every, background=self._background
+                )
             if self._is_main and config.enable_metrics:
                 self._open_sinks(config)
+            # A run that fails or is interrupted still writes what it logged (the writer thread is a daemon).
+            atexit.register(self.flush)
             return self._process_logger(config.name)
 
     def ensure_configured(self, name: str) -> UnifiedLogger:
@@ -149,11 +159,13 @@ class LogManager:
         """Close progress bars, sinks (TensorBoard included) and handlers; loggers stay usable
         and fall back to Python's default handling until the next configuration."""
         with self._lock:
+            atexit.unregister(self.flush)
             for unified in self._loggers.values():
                 unified.close_progress()
             self._sinks.close()
             self._tensorboard.close()
             self._tensorboard = TensorBoardSink.disabled()
+            self._background.stop()
             for std_logger, handler in self._installed:
                 std_logger.removeHandler(handler)
                 handler.close()

@@ -268,12 +268,12 @@ class TensorBoardMonitor:
         """Weight and gradient histograms of the trainable parameters (frozen base weights are skipped)."""
         if not self.should_log(step, Category.HISTOGRAMS):
             return
-        writer = self.tensorboard.writer
+        tensors = {}
         for name, param in zip(*values_of.trainable(named_params)):
-            writer.add_histogram(f"{Category.HISTOGRAMS}/Weights/{name}", param.detach().float().cpu(), step)
+            tensors[f"{Category.HISTOGRAMS}/Weights/{name}"] = param
             if param.grad is not None:
-                writer.add_histogram(f"{Category.HISTOGRAMS}/Gradients/{name}", param.grad.detach().float().cpu(), step)
-        self.tensorboard.flush_if_due(step)
+                tensors[f"{Category.HISTOGRAMS}/Gradients/{name}"] = param.grad
+        self.tensorboard.add_histograms(values_of.host_copies(tensors), step)
 
     def log_gradients(
         self,

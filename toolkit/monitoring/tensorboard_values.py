@@ -6,6 +6,7 @@ tensorboard.py), so each can be checked on its own.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,7 @@ class TensorBoardError(ValueError):
     """An input the monitor cannot turn into an event; the message says which and how to fix it."""
 
 
+@functools.lru_cache(maxsize=65536)  # the same few thousand names, at every logged step
 def block_of_parameter(name: str) -> str:
     """``transformer_blocks.3.attn1.to_q.lora_A.weight`` -> ``transformer_blocks.3``;
     a name without a numeric index -> its first part."""
@@ -35,16 +37,27 @@ def trainable(named_params: NamedParameters) -> tuple[list[str], list[torch.Tens
 
 
 def norms(tensors: list[torch.Tensor]) -> list[float]:
-    """L2 norms, read back with one device sync per device rather than one per tensor."""
+    """L2 norms (float32), one fused kernel and one read-back per device rather than one per tensor
+    (``torch._foreach_norm``, what ``clip_grad_norm_`` uses)."""
     found = [0.0] * len(tensors)
     by_device: dict[torch.device, list[int]] = {}
     for index, tensor in enumerate(tensors):
         by_device.setdefault(tensor.device, []).append(index)
     for indices in by_device.values():
-        stacked = torch.stack([torch.linalg.vector_norm(tensors[i].detach(), dtype=torch.float32) for i in indices])
-        for index, norm in zip(indices, stacked.tolist()):
+        detached = [tensors[i].detach() for i in indices]
+        for index, norm in zip(indices, torch.stack(torch._foreach_norm(detached, 2, dtype=torch.float32)).tolist()):
             found[index] = norm
     return found
+
+
+def host_copies(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """float32 copies on the CPU, with one transfer (and one device sync) for all of them."""
+    if not tensors:
+        return {}
+    flat = torch.cat([tensor.detach().float().flatten() for tensor in tensors.values()]).cpu()
+    sizes = [tensor.numel() for tensor in tensors.values()]
+    parts = flat.split(sizes)
+    return {name: part.view(tensor.shape) for (name, tensor), part in zip(tensors.items(), parts)}
 
 
 def snr_db(signal_power: float, error_power: float) -> float:

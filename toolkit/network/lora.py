@@ -9,7 +9,7 @@ Which layers a LoRA adapts when `network.target_modules` is not set is the model
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,15 +27,22 @@ class LoraNetwork:
     alpha: float
     target_modules: list[str]
     kind: str = "lora"
+    _named: list[tuple[str, torch.nn.Parameter]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return [p for _, p in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [
-            (n, p) for n, p in self.transformer.named_parameters()
-            if p.requires_grad and any(marker in n for marker in ADAPTER_PARAMETER_MARKERS)
-        ]
+        """The adapter's weights under peft's names, found once: a step asks for them several times (clipping,
+        metrics) and walking every module of the transformer each time cost more than the metrics themselves.
+        Loading weights, the EMA and casting (`.data =`) keep the same Parameter objects, so the list stays
+        true; under FSDP it keeps the names from before wrapping."""
+        if self._named is None:
+            self._named = [
+                (n, p) for n, p in self.transformer.named_parameters()
+                if p.requires_grad and any(marker in n for marker in ADAPTER_PARAMETER_MARKERS)
+            ]
+        return list(self._named)
 
     @property
     def num_parameters(self) -> int:

@@ -4,6 +4,7 @@ encoder once every prompt is encoded (an object LTX2Model owns)."""
 from __future__ import annotations
 
 import gc
+import weakref
 
 import torch
 
@@ -107,8 +108,13 @@ class PromptPhase:
             if encoder is not None:
                 encoder.to("cpu")
                 self.components["text_encoder"] = None
+                left = weakref.ref(encoder)
                 del encoder
-            gc.collect()
+                if left() is not None:
+                    # Only a reference cycle keeps it: a full collection frees it. Skipped otherwise, since
+                    # walking every object of a process with torch, diffusers and transformers loaded
+                    # took longer than anything else between caching and the first step.
+                    gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             span.set(lambda: {"memory_after": memory_snapshot()})

@@ -15,9 +15,11 @@ METRICS_FILENAME = "metrics.jsonl"
 class JsonlMetricsSink(MetricsSink):
     """Appends ``{"step": 3, "time": <unix s>, "metrics": {...}}`` lines to a file.
 
-    Each line is flushed to the OS as it is written, so a crashed run keeps
-    every step it logged. Non-finite values are written as ``NaN`` /
-    ``Infinity``, which Python's ``json`` reads back.
+    Each line is flushed to the OS as it is written (by the logger's writer
+    thread, within half a second of the step; ``time`` is when the values were
+    logged), so a run that fails keeps every step it logged and a killed one
+    loses at most the last half second. Non-finite values are written as
+    ``NaN`` / ``Infinity``, which Python's ``json`` reads back.
     """
 
     name = "metrics.jsonl file"
@@ -34,7 +36,11 @@ class JsonlMetricsSink(MetricsSink):
             ) from error
 
     def log(self, metrics: dict[str, float], step: int) -> None:
-        record = {"step": step, "time": round(time.time(), 3), "metrics": metrics}
+        self.log_record(metrics, step, time.time())
+
+    def log_record(self, metrics: dict[str, float], step: int, wall_time: float) -> None:
+        """One line, stamped with the time the values were logged (not the later time the writer thread writes it)."""
+        record = {"step": step, "time": round(wall_time, 3), "metrics": metrics}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from toolkit.logging.errors import LoggingError
+from toolkit.logging.sinks.background import BackgroundWriter
 from toolkit.logging.sinks.base import MetricsSink
 
 
@@ -19,16 +21,22 @@ class TensorBoardSink(MetricsSink):
     not numbers) are written through ``writer`` by whoever made them, into the
     same event file. ``TensorBoardSink.disabled()`` writes nothing and creates
     no file: what other ranks and runs without TensorBoard get.
+
+    The scalars of one ``log`` call are one event (a summary with a value per
+    tag) and the histograms of one ``add_histograms`` call another: a step's
+    numbers cost one write, not one per tag. ``flush`` and ``close`` first wait
+    for the logger's writer thread (``background``), which writes the scalars.
     """
 
     name = "TensorBoard writer"
 
-    def __init__(self, log_dir: str | Path, flush_every: int = 100) -> None:
+    def __init__(self, log_dir: str | Path, flush_every: int = 100, background: BackgroundWriter | None = None) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir: Path | None = Path(log_dir)
         self.flush_every = flush_every
         self._last_flush_step = 0
+        self._background = background
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._writer: Any = SummaryWriter(log_dir=str(self.log_dir))
@@ -45,6 +53,7 @@ class TensorBoardSink(MetricsSink):
         sink.flush_every = 100
         sink._last_flush_step = 0
         sink._writer = None
+        sink._background = None
         return sink
 
     @property
@@ -57,10 +66,31 @@ class TensorBoardSink(MetricsSink):
         return self._writer
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        self.log_record(metrics, step, None)
+
+    def log_record(self, metrics: dict[str, float], step: int, wall_time: float | None) -> None:
+        """The values as one event at ``step``, stamped ``wall_time`` (now when None)."""
         if self._writer is None:
             return
-        for tag, value in metrics.items():
-            self._writer.add_scalar(tag, value, step)
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        # What SummaryWriter.add_scalar writes for each tag (a simple_value), all in one event.
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in metrics.items()]
+        self._writer.file_writer.add_summary(Summary(value=values), step, wall_time)
+        self.flush_if_due(step)
+
+    def add_histograms(self, histograms: Mapping[str, Any], step: int) -> None:
+        """Histograms of several tensors or arrays, as ``add_histogram`` makes them (its bins), in one event
+        at ``step``: one write instead of one per tensor, which held the step up once TensorBoard's own
+        queue of 10 events was full."""
+        if self._writer is None or not histograms:
+            return
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from torch.utils.tensorboard.summary import histogram
+
+        bins = self._writer.default_bins  # what add_histogram's bins="tensorflow" stands for
+        values = [value for tag, data in histograms.items() for value in histogram(tag, data, bins).value]
+        self._writer.file_writer.add_summary(Summary(value=values), step)
         self.flush_if_due(step)
 
     def flush_if_due(self, step: int) -> None:
@@ -70,11 +100,16 @@ class TensorBoardSink(MetricsSink):
             self._last_flush_step = step
 
     def flush(self) -> None:
+        """Write out everything given so far (scalars still waiting for the writer thread included)."""
+        if self._background is not None:
+            self._background.drain()
         if self._writer is not None:
             self._writer.flush()
 
     def close(self) -> None:
-        """Flush and close the event file; later calls write nothing."""
+        """Write out everything given so far and close the event file; later calls write nothing."""
+        if self._background is not None:
+            self._background.drain()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
