@@ -1,4 +1,4 @@
-"""SDTrainer: the `sd_trainer` process. Trains a LoRA on LTX-2's video and audio streams.
+"""SDTrainer: the `sd_trainer` process. Trains a LoRA on a model's video and audio streams (LTX-2, or any arch).
 
 `run` reads top to bottom as the run happens: set up, load, encode the
 data, free the text encoder, attach the LoRA, resume, then step, sample
@@ -130,8 +130,7 @@ class SDTrainer(BaseProcess):
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
             self.step_loss = FlowMatchingLoss(
-                config.train, self.model, self.data, self.order, self.empty_prompt, self.preservation, self.network,
-                self.tracer,
+                config.train, self.model, self.data, self.order, self.empty_prompt, self.preservation, self.network
             )
             self.evaluation = Evaluation.for_trainer(self)
             self.step = plan.load_into(

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 
 from toolkit.models.model_inputs import NoisePrediction, PromptEmbeds
+from toolkit.trace import get_tracer
 
 from .callbacks import StepDetails
 from .flow_matching import draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
@@ -50,7 +51,6 @@ class FlowMatchingLoss:
         empty_prompt: PromptEmbeds,
         preservation,
         network,
-        tracer,
     ):
         self.train = train
         self.model = model
@@ -59,7 +59,6 @@ class FlowMatchingLoss:
         self.empty_prompt = empty_prompt
         self.preservation = preservation
         self.network = network
-        self.tracer = tracer
         self.last_details: StepDetails | None = None  # the tensors of the last group computed with keep_details
         self._assembling = 0.0
 
@@ -164,7 +163,8 @@ class FlowMatchingLoss:
         self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields
     ) -> NoisePrediction:
         """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation, evaluation)."""
-        with self.autocast(), self.tracer.span(
+        # The per-process tracer at call time, as the model's phases read it: never one closed since.
+        with self.autocast(), get_tracer().span(
             "predict_noise", lambda: _clip_fields(members), kind=kind, sigmas=sigmas, **fields
         ):
             return self.model.get_noise_prediction(

@@ -10,13 +10,12 @@ from extensions_built_in.sd_trainer.step_loss import FlowMatchingLoss
 from extensions_built_in.sd_trainer.training_data import TrainingExample
 from toolkit.config import TrainConfig
 from toolkit.models.model_inputs import PromptEmbeds
-from toolkit.trace import get_tracer
 
 
 def _loss(model) -> FlowMatchingLoss:
     """The training loss around the shared tiny model (fp32, no preservation); the clips are given to `group_loss`."""
     empty = model.get_prompt_embeds([""])
-    return FlowMatchingLoss(TrainConfig(dtype="fp32"), model, None, None, empty, None, None, get_tracer())
+    return FlowMatchingLoss(TrainConfig(dtype="fp32"), model, None, None, empty, None, None)
 
 
 def _clip(model, fps: float, seed: int) -> TrainingExample:
