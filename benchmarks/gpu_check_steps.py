@@ -99,9 +99,9 @@ class SliceBatch:
         )
 
     def prompt(self):
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+        from toolkit.models.model_inputs import PromptEmbeds
 
-        return PromptEmbeds(video_embeds=self.video_embeds, audio_embeds=self.audio_embeds, attention_mask=self.attention_mask)
+        return PromptEmbeds({"video": self.video_embeds, "audio": self.audio_embeds}, self.attention_mask)
 
 
 def load(model, rank: int, gradient_checkpointing: bool):

@@ -310,7 +310,7 @@ def import_what_loading_imports() -> None:
 
 def _training_step(model, network) -> None:
     """One forward, backward and AdamW step of the LoRA on a few random tokens (activations stay small)."""
-    from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
+    from toolkit.models.model_inputs import PromptEmbeds
 
     transformer, device = model.transformer, model.device
     shape = transformer.config
@@ -318,8 +318,10 @@ def _training_step(model, network) -> None:
     video = torch.randn(1, shape.in_channels, 2, 2, 2, device=device)
     audio = torch.randn(1, audio_channels, 4, shape.audio_in_channels // audio_channels, device=device)
     prompt = PromptEmbeds(
-        video_embeds=torch.randn(1, 8, shape.caption_channels, device=device),
-        audio_embeds=torch.randn(1, 8, shape.caption_channels, device=device),
+        embeds={
+            "video": torch.randn(1, 8, shape.caption_channels, device=device),
+            "audio": torch.randn(1, 8, shape.caption_channels, device=device),
+        },
         attention_mask=torch.ones(1, 8, dtype=torch.long, device=device),
     )
     optimizer = torch.optim.AdamW(network.parameters(), lr=1e-4)

@@ -3,6 +3,8 @@
 - toolkit/ never imports an extension (`extensions_built_in`, `extensions`), not even inside a function;
 - a model (extensions_built_in/diffusion_models) never imports a process (any other extension package);
 - a process never imports another process;
+- a process imports only the toolkit and its own package: never a model's package (it reaches the model
+  through the registry and the interface in toolkit/models/), not even inside a function;
 - the web UI (ui/) imports no extension: it reads run folders and starts run.py, and reaches process and
   model classes only through the toolkit (the registry, `Job.dry_run`); nothing in toolkit/ or the
   extensions imports the UI;
@@ -120,6 +122,8 @@ def layer_violations(imports: list[Import]) -> list[str]:
             problems.append(f"a model imports a process: {found}")
         if source_process and target_process and source_process != target_process:
             problems.append(f"a process imports another process: {found}")
+        elif source_process and not target_process and any(_within(found.target, top) for top in EXTENSION_ROOTS):
+            problems.append(f"a process imports a model's package: {found}")
         if _within(found.source, UI) and any(_within(found.target, top) for top in EXTENSION_ROOTS):
             problems.append(f"the UI imports an extension: {found}")
         if not _within(found.source, UI) and _within(found.target, UI):
@@ -242,6 +246,7 @@ def test_checker_finds_each_kind_of_wrong_import(tmp_path):
         "extensions_built_in/diffusion_models/m.py": "from extensions_built_in.trainer.run import go\nX = 1\n",
         "extensions_built_in/trainer/__init__.py": "",
         "extensions_built_in/trainer/run.py": "def go():\n    pass\n",
+        "extensions_built_in/trainer/inspect.py": "def look():\n    from extensions_built_in.diffusion_models.m import X\n",
         "extensions_built_in/sampler/__init__.py": "from ..trainer import run\n",
         "ui/__init__.py": "",
         "ui/pages.py": "from toolkit.lazy import f\ndef g():\n    from extensions_built_in.trainer import run\n",
@@ -251,6 +256,7 @@ def test_checker_finds_each_kind_of_wrong_import(tmp_path):
     assert problems == [
         "a model imports a process: extensions_built_in/diffusion_models/m.py:1 imports extensions_built_in.trainer.run",
         "a process imports another process: extensions_built_in/sampler/__init__.py:1 imports extensions_built_in.trainer.run",
+        "a process imports a model's package: extensions_built_in/trainer/inspect.py:2 imports extensions_built_in.diffusion_models.m",
         "toolkit imports an extension: toolkit/lazy.py:2 imports extensions_built_in.diffusion_models.m",
         "imports the UI: toolkit/served.py:1 imports ui.pages",
         "the UI imports an extension: ui/pages.py:3 imports extensions_built_in.trainer.run",

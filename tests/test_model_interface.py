@@ -11,6 +11,7 @@ from toolkit.config import NetworkConfig
 from toolkit.extensions import arch_rules, load_model_class
 from toolkit.memory_management.plan_settings import MemoryPlanSettings
 from toolkit.models.base_model import BaseModel, LoraFileKeys
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.network.formats import load_lora_state, save_lora
 from toolkit.network.lora import resolve_targets
 
@@ -76,3 +77,57 @@ def test_default_targets_are_the_callers_to_give():
     with pytest.raises(ValueError, match="no default LoRA targets"):
         resolve_targets(layer, NetworkConfig())
     assert resolve_targets(layer, NetworkConfig(), default_targets=r"to_k") == ["to_k"]
+
+
+def test_prompt_embeds_are_joined_moved_and_cached_without_knowing_the_streams():
+    one = PromptEmbeds({"video": torch.ones(1, 3, 4), "audio": torch.zeros(1, 3, 2)}, torch.tensor([[0, 1, 1]]),
+                       {"text_states": torch.ones(1, 3, 8)})
+    other = PromptEmbeds({"video": torch.full((1, 3, 4), 2.0), "audio": torch.ones(1, 3, 2)}, torch.tensor([[1, 1, 1]]))
+    batch = PromptEmbeds.cat([one, other, one])
+    assert batch.batch_size == 3 and batch["video"][:, 0, 0].tolist() == [1.0, 2.0, 1.0]
+    assert batch.for_sampling == {}  # kept only when every prompt has it
+    assert one.repeat(2).for_sampling["text_states"].shape == (2, 3, 8)
+    assert batch.rows_equal(one) == [True, False, True]
+    halved = batch.to(dtype=torch.float16)
+    assert halved["video"].dtype == torch.float16 and halved.attention_mask.dtype == torch.int64  # masks keep theirs
+    cached = one.as_tensors()
+    assert sorted(cached) == ["attention_mask", "audio_embeds", "video_embeds"]  # the cache files' keys
+    back = PromptEmbeds.from_tensors(cached)
+    assert back.rows_equal(one) == [True] and torch.equal(back.attention_mask, one.attention_mask)
+
+
+def test_the_transformer_has_one_owner_that_every_phase_reads(tiny_model):
+    """What `replace_transformer` puts in place (FSDP's wrapper in a sharded run) is what prediction, sampling and
+    the observers use; LoRA files are written by the toolkit's save_model, which no arch overrides."""
+    from extensions_built_in.diffusion_models.ltx2.generation import build_pipeline
+
+    model = type(tiny_model)(tiny_model.config, "cpu")
+    model.components.update(tiny_model.components)
+    calls = []
+
+    class Wrapped(torch.nn.Module):
+        """Like FSDP's wrapper: the module inside, its attributes read through."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(self.inner, name)
+
+        def forward(self, **kwargs):
+            calls.append(sorted(kwargs))
+            return self.inner(**kwargs)
+
+    wrapped = Wrapped(tiny_model.transformer)
+    model.replace_transformer(wrapped)
+    assert model.transformer is wrapped and model.components["transformer"] is wrapped
+    assert build_pipeline(model.generation).transformer is wrapped
+    prompt = model.get_prompt_embeds(["a red square"])
+    with torch.no_grad():
+        model.get_noise_prediction(torch.randn(1, 4, 2, 2, 2), torch.randn(1, 2, 5, 2), torch.tensor([0.5]), prompt, 24.0)
+    assert len(calls) == 1 and "hidden_states" in calls[0]
+    assert type(tiny_model).save_model is BaseModel.save_model

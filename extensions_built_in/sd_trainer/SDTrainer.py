@@ -1,8 +1,12 @@
-"""SDTrainer: the `sd_trainer` process. Trains a LoRA on LTX-2's video and audio streams.
+"""SDTrainer: the `sd_trainer` process. Trains a LoRA on a model's video and audio streams (LTX-2, or any arch).
 
 `run` reads top to bottom as the run happens: set up, load, encode the
 data, free the text encoder, attach the LoRA, resume, then step, sample
-and save until done. `hook_train_loop` is one optimizer step.
+and save until done. `hook_train_loop` is one optimizer step; the loss it
+minimises is the strategy object it holds (`step_loss`: FlowMatchingLoss,
+step_loss.py), and resuming is the plan it holds (`resume`: resuming.py).
+The model is reached only through the toolkit's interface
+(toolkit/models/base_model.py), whatever `model.arch` names.
 """
 
 from __future__ import annotations
@@ -16,13 +20,10 @@ import yaml
 
 from toolkit import distributed
 from toolkit.dry_run import dry_run_report
-from toolkit.errors import ConfigError
 from toolkit.job import BaseProcess
-from toolkit.network.formats import load_lora_state
-from toolkit.network.attach import attach_network
 from toolkit.logging.run_status import RunStatusFile
 from toolkit.run_lock import RunLock
-from toolkit.run_setup import RunContext
+from toolkit.run_setup import RunContext, open_run
 from toolkit.stopping import Stopped
 from toolkit.trace import memory_snapshot
 
@@ -40,24 +41,24 @@ from .lora_export import push_final_lora, saved_file_warnings
 from .lora_metadata import TrainedClips, file_metadata, run_metadata
 from .network_strength import adapter_strength
 from .nonfinite import WeightUpdate
-from .optim import build_grad_scaler, build_optimizer, build_scheduler, check_optimizer_settings
-from .finished_run import report_finished
-from .resuming import ResumePlan, Resuming
+from .optim import build_grad_scaler, build_optimizer, build_scheduler
+from .finished_run import report_finished, summarise_run
+from .network_setup import attach_trained_network
+from .run_checks import check_run_settings
+from .resuming import ResumePlan, resume_point
 from .run_guard import RunGuard
 from .sampling import TrainingSampler, first_sample_due, sample_due
-from .step_loss import StepLoss
+from .step_loss import FlowMatchingLoss
 from .sharded_training import ShardedLora, check_fsdp_run, shard_transformer
 from .training_data import ExampleOrder, encode_datasets, open_datasets
 
 
-class SDTrainer(StepLoss, Resuming, BaseProcess):
-    """LoRA training on LTX-2 (see the README's training section)."""
+class SDTrainer(BaseProcess):
+    """LoRA training on the video and audio streams of the model `model.arch` names (docs/training.md)."""
 
     def run(self) -> None:
         config = self.config
-        _check_dtype(config.train.dtype, config.device)
-        _check_datasets(config.datasets)
-        check_optimizer_settings(config.train)
+        check_run_settings(config)
         self.guard = RunGuard(Path(config.training_folder) / self.job.name)
         # The main process holds the folder's lock from before anything is written there until the run ends.
         self.lock = RunLock(self.guard.run_folder) if distributed.is_main_process() else None
@@ -72,7 +73,8 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
 
     def _run(self) -> None:
         config = self.config
-        plan, run = self._open_run()
+        self.resume, run = self._open_run()
+        plan = self.resume
         self.step = plan.step
         # status.json, written by the main process: what the UI and scripts read about the run. A rerun of a
         # finished run changes nothing in its folder, its status included. The guard inside it makes a full
@@ -102,18 +104,18 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             )
             if not config.train.disable_sampling and self.parallel.is_main:
                 self.sampler.encode_prompts()
-            self.empty_prompt = {n: t.cpu() for n, t in self.model.get_prompt_embeds([""]).as_tensors().items()}
+            self.empty_prompt = self.model.get_prompt_embeds([""]).to("cpu")
             if config.train.unload_text_encoder:
                 self.model.unload_text_encoder()
 
-            self.network = self._attach_network()
+            self.network = attach_trained_network(self.model, config, self.tracer)
             self.run_metadata = run_metadata(
                 config, self.job.name, self.model.base_model_names(), self.network.kind, TrainedClips.of(self.data.examples)
             )
             self.parallel.start_equal(self.network.parameters())  # before the EMA copies it
             if self.parallel.fsdp:  # every forward goes through FSDP, which shards the base weights
                 self.network = ShardedLora(self.network)  # names taken before wrapping
-                self.model.transformer = shard_transformer(self.model.transformer, self.network, self.parallel.accelerator)
+                self.model.replace_transformer(shard_transformer(self.model.transformer, self.network, self.parallel.accelerator))
             self.optimizer = build_optimizer(self.network.parameters(), config.train)
             self.scheduler = build_scheduler(self.optimizer, config.train)
             self.updates = WeightUpdate(
@@ -127,8 +129,15 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             per_step = self.parallel.effective_batch(config.train.batch_size, config.train.gradient_accumulation)
             self.order = ExampleOrder([example.is_reg for example in self.data.examples], config.train.seed, per_step)
             self.ema = LoraEMA(self.network, config.train.ema_config.ema_decay) if config.train.ema_config.use_ema else None
+            self.step_loss = FlowMatchingLoss(
+                config.train, self.model, self.data, self.order, self.empty_prompt, self.preservation, self.network
+            )
             self.evaluation = Evaluation.for_trainer(self)
-            self.step = self._resume(plan)
+            self.step = plan.load_into(
+                network=self.network, ema=self.ema, evaluation=self.evaluation, optimizer=self.optimizer,
+                scheduler=self.scheduler, scaler=self.updates.scaler, model_metadata=self._model_metadata(),
+                lr=config.train.lr, name=self.job.name, logger=self.logger, tracer=self.tracer,
+            )
             if plan.folder is None and self.parallel.is_main:  # a new run: its saves' size is known from now on
                 save_space.check_room(
                     self.run_folder, self.job.name, config, 0, self.guard.how_to_go_on(),
@@ -138,7 +147,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             self.callbacks = self._build_callbacks()
             self._warn_about_the_saved_files()
             self._train()
-        self._summarise()
+        summarise_run(self.logger, self.step, self.updates.skipped, self.data, self.saved, self.evaluation.summary())
         try:
             if self.parallel.is_main:
                 self._push_to_hub()
@@ -147,12 +156,27 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
 
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
-        _check_dtype(self.config.train.dtype, self.config.device)
-        _check_datasets(self.config.datasets)
-        check_optimizer_settings(self.config.train, import_package=False)
+        check_run_settings(self.config, import_package=False)
         return dry_run_report(self.config.model, self.config.network, self.config.device)
 
     # -- set-up phases -----------------------------------------------------
+    def _open_run(self) -> tuple[ResumePlan, RunContext]:
+        """The save to resume from (a change it cannot take stops the run here, before loading), then the run's
+        log and trace, which say what the resume found."""
+        with self.parallel.main_first():  # the main process renames damaged saves; the others then find the same one
+            plan = resume_point(
+                self.guard.run_folder, self.config, f"config.process[{self.process_index}]",
+                str(self.job.config_path) if self.job.config_path else None, rename=self.parallel.is_main,
+            )
+        run = open_run(self.job.name, self.config.training_folder, self.config.model, self.config.logging, plan.step)
+        self.run_folder, self.tracer, self.logger = run.folder, run.tracer, run.logger
+        if self.lock is not None and self.lock.notice:
+            self.logger.warning("%s", self.lock.notice)
+        self.tracer.event("config_notes", **self.job.config.notes.trace_fields())
+        self.parallel.describe(self.tracer, self.logger, self.config.train)
+        plan.report(self.logger, self.tracer)
+        return plan, run
+
     def _build_callbacks(self) -> list[TrainingCallback]:
         """Observers of the run: the metrics (always: metrics.jsonl, TensorBoard), the rest opt-in from the config."""
         callbacks: list[TrainingCallback] = [TensorBoardCallback.for_run(self.logger, self.config.logging)]
@@ -197,32 +221,6 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             self.model, captions, self.config.trigger_word, train.diff_output_preservation_class
         )
         return OutputPreservation(class_prompts, train)
-
-    def _attach_network(self):
-        network = attach_network(
-            self.model.transformer, self.config.network, self.config.train.seed, self.model.lora_target_pattern()
-        )
-        if self.config.network.pretrained_lora_path:
-            pretrained = Path(self.config.network.pretrained_lora_path)
-            keys = self.model.lora_file_keys()
-            network.load_state_dict(load_lora_state(pretrained, alpha=network.alpha, rank=network.rank, keys=keys))
-        if self.config.train.gradient_checkpointing:
-            self.model.transformer.enable_gradient_checkpointing()
-        self.model.transformer.train()
-        self.model.offload_transformer()
-        if self.config.model.compile:
-            # In place (nn.Module.compile): the module, its parameter names and the LoRA state dict stay as they are.
-            self.model.transformer.compile()
-            self.tracer.event("compile", module=type(self.model.transformer).__name__, backend="inductor")
-        self.tracer.event(
-            "network",
-            type=network.kind,
-            rank=network.rank,
-            alpha=network.alpha,
-            target_modules=len(network.target_modules),
-            trainable_params=network.num_parameters,
-        )
-        return network
 
     def _warn_about_the_saved_files(self) -> None:
         if not self.parallel.is_main:
@@ -291,8 +289,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
         """
         train = self.config.train
         keep_details = any(callback.wants_details(step) for callback in getattr(self, "callbacks", []))
-        started = time.perf_counter()
-        self.data_seconds = 0.0
+        started, data_seconds = time.perf_counter(), 0.0
         with self.tracer.step_scope(step), self.tracer.span(
             "hook_train_loop", step=step, micro_batches=train.gradient_accumulation, batch_size=train.batch_size,
             processes=self.parallel.world_size,
@@ -304,16 +301,18 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
             positions = self.parallel.share(everyone)
             for micro in range(train.gradient_accumulation):
                 micro_positions = positions[micro * train.batch_size : (micro + 1) * train.batch_size]
-                for strength, members in self._by_network_weight(micro_positions).items():
+                for strength, members in self.step_loss.by_network_weight(micro_positions).items():
                     share = len(members) / len(micro_positions) / train.gradient_accumulation
                     # The backward runs at the same strength: gradient checkpointing recomputes the forward there.
                     with adapter_strength(self.model.transformer, strength):
-                        loss, video_loss, audio_loss, aux_losses = self.compute_loss(members, step, keep_details)
-                        self.updates.backward(loss * share)
+                        parts = self.step_loss.compute(members, step, keep_details)
+                        self.updates.backward(parts.loss * share)
                     # One read-back for the three (the loss is needed every step: the non-finite guard, the progress bar).
-                    totals += torch.stack([loss.detach(), video_loss.detach(), audio_loss.detach()]).float().cpu() * share
-                    for name, value in aux_losses.items():
+                    losses = torch.stack([parts.loss.detach(), parts.video.detach(), parts.audio.detach()])
+                    totals += losses.float().cpu() * share
+                    for name, value in parts.auxiliary.items():
                         aux_totals[name] = aux_totals.get(name, 0.0) + value.item() * share
+                    data_seconds += parts.data_seconds
             totals, aux_totals = self.parallel.average_step(self.network.parameters(), totals, aux_totals)
             self.updates.unscale()
             grad_norm = self._clip_gradients()
@@ -324,7 +323,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
                 self._notify("on_optimizer_step", step)
             result = StepResult(
                 *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(everyone),
-                aux_losses=aux_totals, data_seconds=self.data_seconds, skipped=not updated,
+                aux_losses=aux_totals, data_seconds=data_seconds, skipped=not updated,
             )
             span.set(
                 loss=result.loss,
@@ -338,7 +337,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
                 skipped=result.skipped,
             )
             span.set(lambda: {"memory": memory_snapshot()})
-        self._notify("on_step_end", step, result, self.last_details if keep_details else None)
+        self._notify("on_step_end", step, result, self.step_loss.last_details if keep_details else None)
         return result
 
     def _clip_gradients(self) -> float:
@@ -350,8 +349,7 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
     # -- saving ------------------------------------------------------------
     def _model_metadata(self) -> dict:
         """What the base model is (for LTX-2: its version and flags), in the LoRA's header and state.json."""
-        describe = getattr(self.model, "metadata", None)
-        return dict(describe()) if callable(describe) else {}
+        return dict(self.model.metadata())
 
     def save(self, final: bool = False) -> None:
         """The checkpoint (and with `final` the LoRA files); written by the main process only."""
@@ -388,32 +386,3 @@ class SDTrainer(StepLoss, Resuming, BaseProcess):
 
     def _push_to_hub(self) -> None:
         push_final_lora(self.saved, self.config.save, self.job.name, self.step, self.tracer, self.logger)
-
-    def _summarise(self) -> None:
-        skipped = self.data.skipped
-        self.logger.info(
-            "Done: %d steps%s, %d clips trained on, %d skipped%s. LoRA: %s",
-            self.step,
-            f" ({self.updates.skipped} skipped as non-finite)" if self.updates.skipped else "",
-            len(self.data.examples),
-            len(skipped),
-            "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
-            self.saved.get("final"),
-        )
-        best = self.evaluation.summary()
-        if best:
-            self.logger.info("Evaluation:%s", best)
-
-
-def _check_datasets(datasets) -> None:
-    training = [dataset for dataset in datasets if not dataset.is_val]  # held-out folders are checked by the schema
-    if training and all(dataset.is_reg for dataset in training):
-        raise ConfigError(
-            "datasets: every dataset has is_reg: true; regularisation clips only hold the LoRA back, "
-            "so add a dataset without is_reg to train on"
-        )
-
-
-def _check_dtype(dtype: str, device: str) -> None:
-    if dtype == "fp16" and not device.startswith("cuda") and device != "auto":
-        raise ConfigError("train.dtype: fp16 needs a CUDA device; on the CPU use bf16 or fp32")

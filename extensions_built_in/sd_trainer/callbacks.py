@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from toolkit.models.model_inputs import PromptEmbeds
+
 
 @dataclass
 class StepResult:
@@ -46,7 +48,7 @@ class StepDetails:
     audio_prediction: torch.Tensor
     video_target: torch.Tensor
     audio_target: torch.Tensor
-    prompt: object  # PromptEmbeds of the batch
+    prompt: PromptEmbeds  # of the batch
     fps: list[float]  # per clip, as the transformer got them
     video_loss_mask: torch.Tensor | None = None
 

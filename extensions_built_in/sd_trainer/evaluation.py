@@ -49,7 +49,8 @@ class Evaluation:
     def for_trainer(cls, trainer) -> Evaluation:
         """The evaluation of a trainer set up to its held-out clips, LoRA, EMA and logger."""
         train, held_out = trainer.config.train, trainer.data.held_out
-        loss = HeldOutLoss(trainer.model, held_out, train, trainer.parallel, trainer._predict) if held_out else None
+        predict = trainer.step_loss.predict
+        loss = HeldOutLoss(trainer.model, held_out, train, trainer.parallel, predict) if held_out else None
         best = BestLora(_best_lora_writer(trainer)) if trainer.config.save.keep_best else None
         if loss is not None:
             publish_event(

@@ -1,4 +1,5 @@
-"""A rerun of a run that already reached `train.steps`: said, not retrained."""
+"""How a run ends, said: the summary of a run that trained, and a rerun of a run that already reached
+`train.steps` (said, not retrained)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,20 @@ def report_finished(run: RunContext, name: str, steps: int, saved_step: int, che
     )
     run.logger.finish()
     return {"final": lora, "checkpoint": checkpoint}
+
+
+def summarise_run(logger, step: int, skipped_updates: int, data, saved: dict[str, Path], evaluation: str) -> None:
+    """The run's last lines: steps (and those skipped as non-finite), clips trained on and skipped (each with its
+    reason), the final LoRA, and with evaluation the lowest loss and its file (`evaluation`, "" without)."""
+    skipped = data.skipped
+    logger.info(
+        "Done: %d steps%s, %d clips trained on, %d skipped%s. LoRA: %s",
+        step,
+        f" ({skipped_updates} skipped as non-finite)" if skipped_updates else "",
+        len(data.examples),
+        len(skipped),
+        "".join(f"\n  skipped {path}: {reason}" for path, reason in skipped),
+        saved.get("final"),
+    )
+    if evaluation:
+        logger.info("Evaluation:%s", evaluation)

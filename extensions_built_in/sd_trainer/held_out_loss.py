@@ -3,7 +3,7 @@
 Each clip is evaluated at the same noise levels (`flow_matching.evaluation_sigmas`: quantiles of
 the training distribution) with noise drawn from a generator seeded by the clip's file name and
 the level, never from the training RNG, so evaluating changes nothing in training and the same
-weights always give the same loss. The forward is the training forward (`SDTrainer._predict`:
+weights always give the same loss. The forward is the training forward (`FlowMatchingLoss.predict`:
 same autocast, same trace point, the clip's `network_weight` as adapter strength, the
 image-to-video condition drawn as training draws it, from the clip's own generator), run
 without gradients and with the transformer in eval mode (no LoRA dropout), in chunks of
@@ -68,7 +68,7 @@ class HeldOutLoss:
         self.model = model
         self.train = train
         self.parallel = parallel
-        self.predict = predict  # SDTrainer._predict: the traced, autocast training forward
+        self.predict = predict  # FlowMatchingLoss.predict: the traced, autocast training forward
         self.sigmas = evaluation_sigmas(
             train.eval_noise_levels, train.timestep_type, train.content_or_style, train.timestep_shift
         )
@@ -119,8 +119,6 @@ class HeldOutLoss:
         return torch.cat(video).double(), torch.cat(audio).double()
 
     def _chunk_losses(self, example: TrainingExample, sigmas: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
         device, count = self.model.device, len(sigmas)
         noise_video, noise_audio, conditioned = [], [], []
         for sigma in sigmas:
@@ -136,7 +134,7 @@ class HeldOutLoss:
         noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
             clean_video, clean_audio, noise_video, noise_audio, sigma_tensor, conditioned
         )
-        prompt = PromptEmbeds.cat([PromptEmbeds(**example.prompt)] * count).to(device)
+        prompt = example.prompt.repeat(count).to(device)
         members = [(None, example)] * count
         with adapter_strength(self.model.transformer, example.network_weight):
             prediction = self.predict(

@@ -4,16 +4,18 @@
   masks, the clip's audio segment (length, level), timestep and sigma;
 - outputs: the first and last values of prediction and target per stream, MSE, cosine
   similarity, and the predicted clean latent decoded to a frame (.png) and audio (.wav);
-- attention: LTX-2's cross-attention per block (text to video, text to audio, audio to video,
-  video to audio), read from the query and key the model computes by probing processors
-  during one extra no-grad forward with the step's inputs;
+- attention: the cross-attention per block the model names (`BaseModel.attention_modules`; LTX-2: text
+  to video, text to audio, audio to video, video to audio), read from the query and key the model
+  computes by probing processors during one extra no-grad forward with the step's inputs;
 - conditioning: how much the prompt (and, for image-to-video, the first frame) changes
   the prediction.
 
 Each block goes to the console once (a tree with a timestamp: printed by the trace when it
 prints, by the logger otherwise), the trace and TensorBoard (16_Inspection/...); all four
-are also written to <run>/inspection/step_NNNNNN/inspection.json beside the decoded media. The computations live in toolkit.monitoring; this file knows
-where LTX-2 and the trainer keep the tensors.
+are also written to <run>/inspection/step_NNNNNN/inspection.json beside the decoded media. The computations live in
+toolkit.monitoring; what only the model knows (its tokens, its attention modules, its decoders, its timestep
+scale) it answers through the model interface (toolkit/models/base_model.py); this file knows where the
+trainer keeps the tensors.
 """
 
 from __future__ import annotations
@@ -26,13 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extensions_built_in.diffusion_models.ltx2 import latent_layout, placement
-from extensions_built_in.diffusion_models.ltx2.attention_probes import cross_attention_modules
-from extensions_built_in.diffusion_models.ltx2.LTX2Model import TIMESTEP_SCALE
-from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
 from toolkit.data import read_video
 from toolkit.logging.events import trace_prints
 from toolkit.monitoring.attention_stats import AttentionProbe
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.monitoring.inspection import (
     audio_level,
     compare_stream,
@@ -42,7 +41,6 @@ from toolkit.monitoring.inspection import (
     numeric_leaves,
     predicted_clean,
     relative_change,
-    token_summary,
 )
 
 from .callbacks import StepDetails, StepResult, TrainingCallback
@@ -118,7 +116,7 @@ def inputs_block(model, details: StepDetails) -> dict:
     return {
         "clip": details.paths[0],
         "caption": details.captions[0],
-        "tokens": token_summary(model.tokenizer, details.captions[0], model.max_sequence_length),
+        "tokens": model.describe_prompt_tokens(details.captions[0]),
         "latents": describe_tensors(
             video=details.video_latents,
             noisy_video=details.noisy_video,
@@ -126,13 +124,13 @@ def inputs_block(model, details: StepDetails) -> dict:
             noisy_audio=details.noisy_audio,
         ),
         "prompt_embeds": {
-            **describe_tensors(video=prompt.video_embeds, audio=prompt.audio_embeds, mask=prompt.attention_mask),
+            **describe_tensors(**prompt.embeds, mask=prompt.attention_mask),
             "tokens_attended": prompt.attention_mask.sum(dim=-1).tolist(),
         },
         "audio_segment": clip_audio_segment(model, details),
         "noise": {
             "sigma": details.sigmas.float().tolist(),
-            "timestep": (details.sigmas.float() * TIMESTEP_SCALE).tolist(),
+            "timestep": (details.sigmas.float() * model.timestep_scale).tolist(),
             "first_frame_conditioned": details.video_loss_mask is not None,
         },
         "fps": details.fps[0],
@@ -141,9 +139,10 @@ def inputs_block(model, details: StepDetails) -> dict:
 
 
 def clip_audio_segment(model, details: StepDetails) -> dict:
-    """Length and level of the first clip's audio over the frames it was trained on, read from the clip itself."""
+    """Length and level of the first clip's audio over the frames it was trained on, read from the clip itself
+    (an arch's `frame_step` is its VAE's time compression: each latent frame after the first is that many frames)."""
     latent_frames = details.video_latents.shape[2]
-    num_frames = (latent_frames - 1) * model.vae.temporal_compression_ratio + 1
+    num_frames = (latent_frames - 1) * model.rules.frame_step + 1
     clip = read_video(details.paths[0], num_frames, fps=details.fps[0])
     if clip.audio is None:
         return {"source": details.paths[0], "audio": "none (an image, or a video without an audio track)"}
@@ -176,29 +175,20 @@ def outputs_block(model, details: StepDetails, folder: Path) -> dict:
 
 
 def decode_frame(model, video_latents: torch.Tensor, path: Path) -> tuple[Path, tuple[int, int]]:
-    """Decode normalised video latents (1, C, F, H, W) with the video VAE; save the middle frame as a PNG."""
+    """Decode normalised video latents (1, C, F, H, W) with the model's video decoder; save the middle frame as a PNG."""
     from PIL import Image
 
-    vae = model.vae
-    with placement.on_device(model, ("vae",)):
-        latents = latent_layout.denormalize_video(video_latents.to(model.device), vae)
-        temb = torch.zeros(1, device=model.device, dtype=vae.dtype) if vae.config.timestep_conditioning else None
-        frames = vae.decode(latents.to(vae.dtype), temb, return_dict=False)[0]
-    frame = frames[0, :, frames.shape[2] // 2].float().clamp(-1, 1)
+    frames = model.decode_video(video_latents)
+    frame = frames[0, :, frames.shape[2] // 2]
     pixels = ((frame + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     Image.fromarray(pixels).save(path)
     return path, pixels.shape[:2]
 
 
 def decode_audio(model, audio_latents: torch.Tensor, path: Path) -> tuple[Path, float]:
-    """Decode normalised audio latents (1, C, L, M) with the audio VAE and vocoder; save 16-bit WAV."""
-    audio_vae, vocoder = model.audio_vae, model.vocoder
-    with placement.on_device(model, ("audio_vae", "vocoder")):
-        latents = latent_layout.denormalize_audio(audio_latents.to(model.device), audio_vae)
-        mel_spectrogram = audio_vae.decode(latents.to(audio_vae.dtype), return_dict=False)[0]
-        waveform = vocoder(mel_spectrogram.to(next(vocoder.parameters()).dtype))
-    rate = int(vocoder.config.output_sampling_rate)
-    samples = (waveform[0].float().clamp(-1, 1) * 32767).round().to(torch.int16).cpu().numpy()  # (channels, samples)
+    """Decode normalised audio latents (1, C, L, M) with the model's audio decoder; save 16-bit WAV."""
+    waveform, rate = model.decode_audio(audio_latents)
+    samples = (waveform[0] * 32767).round().to(torch.int16).cpu().numpy()  # (channels, samples)
     with wave.open(str(path), "wb") as file:
         file.setnchannels(samples.shape[0])
         file.setsampwidth(2)
@@ -218,23 +208,21 @@ def rerun_blocks(trainer, details: StepDetails) -> dict:
     video_sigmas = None if mask is None else details.sigmas[:, None] * mask.flatten(1)
 
     def predict(prompt: PromptEmbeds, noisy_video: torch.Tensor, token_sigmas: torch.Tensor | None):
-        with trainer._autocast():
+        with trainer.step_loss.autocast():
             return model.get_noise_prediction(
                 noisy_video, details.noisy_audio, details.sigmas, prompt, fps=details.fps, video_sigmas=token_sigmas
             )
 
-    with AttentionProbe(cross_attention_modules(model.transformer)) as probe:
+    with AttentionProbe(model.attention_modules()) as probe:
         conditioned = predict(details.prompt, details.noisy_video, video_sigmas)
-    empty = PromptEmbeds.cat([PromptEmbeds(**trainer.empty_prompt)] * details.sigmas.shape[0]).to(model.device)
+    empty = trainer.empty_prompt.repeat(details.sigmas.shape[0]).to(model.device)
     unconditioned = predict(empty, details.noisy_video, video_sigmas)
     conditioning = {
         "prompt_effect": {
             "video": relative_change(conditioned.video, unconditioned.video, mask),
             "audio": relative_change(conditioned.audio, unconditioned.audio),
         },
-        "caption_dropped": [
-            bool(torch.equal(one.cpu(), empty.video_embeds[:1].cpu())) for one in details.prompt.video_embeds.split(1)
-        ],
+        "caption_dropped": details.prompt.rows_equal(empty),
     }
     if mask is not None:
         conditioning["first_frame_effect"] = {"video": first_frame_effect(details, predict, conditioned.video)}

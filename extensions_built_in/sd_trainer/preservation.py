@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.trace import get_tracer
 
 from .flow_matching import masked_mse
@@ -29,16 +30,16 @@ class ClassPrompts:
     """The class caption of each training example and its encoded prompt (batch dim 1, on the CPU)."""
 
     captions: list[str]
-    prompts: list[dict[str, torch.Tensor]]
+    prompts: list[PromptEmbeds]
 
 
 def encode_class_prompts(model, captions: list[str], trigger_word: str, class_word: str) -> ClassPrompts:
     """Encode the class caption of every training caption (each distinct one once)."""
     class_captions = [class_caption(caption, trigger_word, class_word) for caption in captions]
-    encoded: dict[str, dict[str, torch.Tensor]] = {}
+    encoded: dict[str, PromptEmbeds] = {}
     for text in class_captions:
         if text not in encoded:
-            encoded[text] = {name: t.cpu() for name, t in model.get_prompt_embeds([text]).as_tensors().items()}
+            encoded[text] = model.get_prompt_embeds([text]).to("cpu")
     return ClassPrompts(class_captions, [encoded[text] for text in class_captions])
 
 
@@ -66,10 +67,7 @@ class OutputPreservation:
         `predict(kind, prompt, **trace_fields)` predicts the batch's noisy latents with `prompt`;
         `example_indices` say which training example each clip of the batch is.
         """
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
-        prompts = [PromptEmbeds(**self.class_prompts.prompts[index]) for index in example_indices]
-        class_prompt = PromptEmbeds.cat(prompts).to(device)
+        class_prompt = PromptEmbeds.cat([self.class_prompts.prompts[index] for index in example_indices]).to(device)
         with torch.no_grad():
             network.set_enabled(False)
             try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from toolkit.errors import ConfigError
 from toolkit.models.generation import GenerationSettings
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.trace import get_tracer
 
 SAMPLES_DIR = "samples"
@@ -20,7 +21,7 @@ class EncodedSamplePrompt:
     index: int
     prompt: str
     seed: int
-    embeds: object  # PromptEmbeds with text states
+    embeds: PromptEmbeds  # encoded with what sampling reads besides (keep_text_states)
     control_image: str | None = None
 
 

@@ -1,40 +1,82 @@
 """The loss of one step's clips: flow matching on video and audio, grouped by adapter strength and shape.
 
-A mixin of SDTrainer (it reads the trainer's config, model, data, order and
-preservation), kept apart so that `SDTrainer.hook_train_loop` reads as one
-optimizer step and this file as the loss it minimises.
+`FlowMatchingLoss` is the strategy SDTrainer holds (`trainer.step_loss`), built once the data, the
+example order, the LoRA and the preservation prompts exist and given each of them: `hook_train_loop`
+reads as one optimizer step and this file as the loss it minimises. Its `predict` is the one traced,
+autocast training forward; the held-out evaluation and the inspection use it too.
 """
 
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import torch
+
+from toolkit.models.model_inputs import NoisePrediction, PromptEmbeds
+from toolkit.trace import get_tracer
 
 from .callbacks import StepDetails
 from .flow_matching import draw_sigmas, masked_loss, timestep_loss_weights, velocity_target
 from .i2v import draw_conditioned, noised_inputs
-from .training_data import TrainingExample, audio_loss_mask
+from .training_data import EncodedData, ExampleOrder, TrainingExample, audio_loss_mask
+
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
-class StepLoss:
-    """compute_loss and its parts; mixed into SDTrainer."""
+class LossParts(NamedTuple):
+    """The loss of some clips and what it is made of."""
 
-    def _by_network_weight(self, positions: list[int]) -> dict[float, list[int]]:
+    loss: torch.Tensor  # what backward runs on: video and audio weighted, plus the auxiliary losses at their strengths
+    video: torch.Tensor
+    audio: torch.Tensor
+    auxiliary: dict[str, torch.Tensor]  # unweighted by their strength (output preservation)
+    data_seconds: float  # of the time, assembling the batch (latents, noise, prompts)
+
+
+class FlowMatchingLoss:
+    """Flow matching on video and audio latents, for the clips at some positions of the run.
+
+    `train` is the `train:` config block; `data` the encoded examples; `order` which example each position
+    of the run is; `empty_prompt` the encoded empty caption (caption dropout); `preservation` the output
+    preservation loss or None; `network` the LoRA (preservation switches it off for its base prediction).
+    """
+
+    def __init__(
+        self,
+        train,
+        model,
+        data: EncodedData,
+        order: ExampleOrder,
+        empty_prompt: PromptEmbeds,
+        preservation,
+        network,
+    ):
+        self.train = train
+        self.model = model
+        self.data = data
+        self.order = order
+        self.empty_prompt = empty_prompt
+        self.preservation = preservation
+        self.network = network
+        self.last_details: StepDetails | None = None  # the tensors of the last group computed with keep_details
+        self._assembling = 0.0
+
+    def by_network_weight(self, positions: list[int]) -> dict[float, list[int]]:
         """The positions grouped by their dataset's `network_weight` (the adapter strength they train at)."""
         groups: dict[float, list[int]] = {}
         for position in positions:
             groups.setdefault(self.data.examples[self.order.example_at(position)].network_weight, []).append(position)
         return groups
 
-    def compute_loss(self, positions: list[int], step: int, keep_details: bool = False):
+    def compute(self, positions: list[int], step: int, keep_details: bool = False) -> LossParts:
         """Flow-matching loss of the clips at `positions`, video and audio weighted as configured,
         plus the auxiliary losses (output preservation) at their strengths.
 
         Clips of different shapes (buckets) are predicted in separate groups and weighted by size.
-        Returns (loss, video loss, audio loss, {auxiliary loss name: unweighted value}).
         """
-        train = self.config.train
+        train = self.train
+        self._assembling = 0.0
         examples = [self.data.examples[self.order.example_at(p)] for p in positions]
         groups: dict[tuple, list[tuple[int, TrainingExample]]] = {}
         for position, example in zip(positions, examples):
@@ -43,7 +85,7 @@ class StepLoss:
         aux_total: dict[str, torch.Tensor] = {}
         for members in groups.values():
             share = len(members) / len(examples)
-            video_loss, audio_loss, aux_losses = self._group_loss(members, step, keep_details)
+            video_loss, audio_loss, aux_losses = self.group_loss(members, step, keep_details)
             video_total = video_total + share * video_loss
             audio_total = audio_total + share * audio_loss
             for name, value in aux_losses.items():
@@ -51,13 +93,12 @@ class StepLoss:
         loss = train.video_loss_weight * video_total + train.audio_loss_weight * audio_total
         if "preservation" in aux_total:
             loss = loss + self.preservation.strength * aux_total["preservation"]
-        return loss, video_total, audio_total, aux_total
+        return LossParts(loss, video_total, audio_total, aux_total, self._assembling)
 
-    def _group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
-        from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
+    def group_loss(self, members: list[tuple[int, TrainingExample]], step: int, keep_details: bool = False):
+        """(video loss, audio loss, {auxiliary loss: value}) of clips of one shape, predicted together."""
         device = self.model.device
-        train = self.config.train
+        train = self.train
         assembling = time.perf_counter()
         video = torch.stack([e.video_latents for _, e in members]).to(device)
         audio = torch.stack([e.audio_latents for _, e in members]).to(device)
@@ -70,19 +111,19 @@ class StepLoss:
             noise_video.append(torch.randn(example.video_latents.shape, generator=generator))
             noise_audio.append(torch.randn(example.audio_latents.shape, generator=generator))
             dropped = torch.rand(1, generator=generator).item() < example.caption_dropout_rate
-            prompts.append(PromptEmbeds(**(self.empty_prompt if dropped else example.prompt)))
+            prompts.append(self.empty_prompt if dropped else example.prompt)
             conditioned.append(draw_conditioned(generator, train.i2v_probability))
         sigmas = torch.cat(sigmas).to(device)
         noise_video = torch.stack(noise_video).to(device)
         noise_audio = torch.stack(noise_audio).to(device)
         prompt = PromptEmbeds.cat(prompts).to(device)
-        self.data_seconds = getattr(self, "data_seconds", 0.0) + time.perf_counter() - assembling
+        self._assembling += time.perf_counter() - assembling
         noisy_video, noisy_audio, video_sigmas, loss_mask = noised_inputs(
             video, audio, noise_video, noise_audio, sigmas, conditioned
         )
         fps = [example.fps for _, example in members]  # each clip's own: its positions' time axis
         inputs = (noisy_video, noisy_audio, sigmas, fps, video_sigmas)
-        prediction = self._predict("primary", members, prompt, *inputs)
+        prediction = self.predict("primary", members, prompt, *inputs)
         video_target = velocity_target(video, noise_video)
         audio_target = velocity_target(audio, noise_audio)
         clip_weights = timestep_loss_weights(sigmas, train.timestep_type)
@@ -94,7 +135,7 @@ class StepLoss:
         if self.preservation is not None:
 
             def predict(kind: str, class_prompt, **fields):
-                return self._predict(kind, members, class_prompt, *inputs, **fields)
+                return self.predict(kind, members, class_prompt, *inputs, **fields)
 
             indices = [self.order.example_at(position) for position, _ in members]
             aux_losses["preservation"] = self.preservation.loss(predict, self.network, indices, loss_mask, device)
@@ -118,20 +159,22 @@ class StepLoss:
             )
         return video_loss, audio_loss, aux_losses
 
-    def _predict(self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields):
-        """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation)."""
-        with self._autocast(), self.tracer.span(
+    def predict(
+        self, kind: str, members, prompt, noisy_video, noisy_audio, sigmas, fps, video_sigmas, **fields
+    ) -> NoisePrediction:
+        """One traced transformer prediction; `kind` says which (primary, auxiliary, preservation, evaluation)."""
+        # The per-process tracer at call time, as the model's phases read it: never one closed since.
+        with self.autocast(), get_tracer().span(
             "predict_noise", lambda: _clip_fields(members), kind=kind, sigmas=sigmas, **fields
         ):
             return self.model.get_noise_prediction(
                 noisy_video, noisy_audio, sigmas, prompt, fps=fps, video_sigmas=video_sigmas
             )
 
-    def _autocast(self):
-        dtype = self.config.train.dtype
-        enabled = dtype != "fp32"
-        torch_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
-        return torch.autocast(self.model.device.type, dtype=torch_dtype, enabled=enabled)
+    def autocast(self):
+        """The training forward's autocast (`train.dtype`; off for fp32)."""
+        dtype = self.train.dtype
+        return torch.autocast(self.model.device.type, dtype=_AUTOCAST_DTYPES[dtype], enabled=dtype != "fp32")
 
 
 def _clip_fields(members) -> dict:

@@ -20,6 +20,7 @@ from toolkit.distributed import is_main_process
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
 from toolkit.models.arch_rules import ArchRules
+from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.monitoring.latents import collect_encode_reports
 from toolkit.trace import get_tracer
 
@@ -35,7 +36,7 @@ class TrainingExample:
     caption: str
     video_latents: torch.Tensor  # (C, F, H, W)
     audio_latents: torch.Tensor  # (C, L, M)
-    prompt: dict[str, torch.Tensor]  # video_embeds, audio_embeds, attention_mask (batch dim 1)
+    prompt: PromptEmbeds  # its caption encoded (batch dim 1, on the CPU)
     fps: float
     audio_is_silence: bool
     pixel_shape: tuple[int, int, int]  # (frames, height, width) of the clip as trained
@@ -114,7 +115,7 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
             for variant in range(dataset.variant_count):
                 item = dataset[variant]
                 latents = _encode_media(model, item, latent_cache, silence)
-                prompts: dict[str, dict[str, torch.Tensor]] = {}
+                prompts: dict[str, PromptEmbeds] = {}
                 for repeat in range(dataset.num_repeats):
                     raw_caption = item.caption if repeat == 0 else dataset.caption_at(variant + repeat * dataset.variant_count)
                     caption = caption_transform(raw_caption)
@@ -201,14 +202,14 @@ def _encode_media(model, item, cache: LatentCache | None, silence: SilenceLatent
     return cache.get_or_compute(item.path, settings, compute, variant=variant)
 
 
-def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> dict[str, torch.Tensor]:
-    def compute() -> dict[str, torch.Tensor]:
-        return {name: t.cpu() for name, t in model.get_prompt_embeds([caption]).as_tensors().items()}
+def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> PromptEmbeds:
+    def compute() -> PromptEmbeds:
+        return model.get_prompt_embeds([caption]).to("cpu")
 
     if cache is None:
         return compute()
     settings = {"encoder": model.text_encoder_identity(), "max_length": model.max_sequence_length}
-    return cache.get_or_compute(caption, settings, compute)
+    return PromptEmbeds.from_tensors(cache.get_or_compute(caption, settings, lambda: compute().as_tensors()))
 
 
 def audio_loss_mask(examples: list[TrainingExample], device: torch.device) -> torch.Tensor | None:

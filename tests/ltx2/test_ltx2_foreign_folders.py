@@ -75,7 +75,7 @@ def test_foreign_folder_loads_as_its_version(foreign_model):
 def test_foreign_folder_encodes_predicts_and_samples(foreign_model, tmp_path):
     _, model = foreign_model
     prompt = model.get_prompt_embeds(["a red square"])
-    assert tuple(prompt.video_embeds.shape) == (1, 128, 32) and tuple(prompt.audio_embeds.shape) == (1, 128, 8)
+    assert tuple(prompt["video"].shape) == (1, 128, 32) and tuple(prompt["audio"].shape) == (1, 128, 8)
     latents = model.encode_images(torch.rand(1, 3, 9, 32, 32) * 2 - 1).latents
     assert tuple(latents.shape) == (1, 8, 2, 4, 4)
     audio = torch.randn(1, 1, 25, 4)

@@ -137,8 +137,8 @@ def pipeline_step(model, image_to_video: bool) -> TransformerCall:
     with CallRecorder(model.transformer) as recorder:
         pipeline(
             **image,
-            prompt_embeds=prompt.text_states,
-            prompt_attention_mask=prompt.text_mask,
+            prompt_embeds=prompt.for_sampling["text_states"],
+            prompt_attention_mask=prompt.for_sampling["text_mask"],
             height=SIZE,
             width=SIZE,
             num_frames=NUM_FRAMES,

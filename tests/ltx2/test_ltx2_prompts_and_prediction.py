@@ -34,12 +34,12 @@ def test_prompt_embeds_shapes(tiny_model):
     width = tiny_model.transformer.config.caption_channels
     assert width == 32
     embeds = tiny_model.get_prompt_embeds(["a red square moving left", "hi", "a blue circle"])
-    assert tuple(embeds.video_embeds.shape) == (3, max_length, width)
-    assert tuple(embeds.audio_embeds.shape) == (3, max_length, width)
+    assert tuple(embeds["video"].shape) == (3, max_length, width)
+    assert tuple(embeds["audio"].shape) == (3, max_length, width)
     assert tuple(embeds.attention_mask.shape) == (3, max_length)
-    assert embeds.text_states is None and embeds.text_mask is None
-    assert torch.isfinite(embeds.video_embeds).all() and torch.isfinite(embeds.audio_embeds).all()
-    assert not torch.equal(embeds.video_embeds[0], embeds.video_embeds[1])
+    assert embeds.for_sampling == {}  # the text states only when asked (sampling)
+    assert torch.isfinite(embeds["video"]).all() and torch.isfinite(embeds["audio"]).all()
+    assert not torch.equal(embeds["video"][0], embeds["video"][1])
 
 
 def test_short_prompt_is_left_padded(tiny_model):
@@ -47,16 +47,16 @@ def test_short_prompt_is_left_padded(tiny_model):
     token_count = len(tiny_model.tokenizer("hi").input_ids)
     assert token_count == 3  # <bos> h i
     expected_mask = torch.tensor([[0] * (128 - token_count) + [1] * token_count])
-    assert torch.equal(embeds.text_mask.cpu(), expected_mask)
+    assert torch.equal(embeds.for_sampling["text_mask"].cpu(), expected_mask)
     hidden = tiny_model.text_encoder.config.text_config
-    assert tuple(embeds.text_states.shape) == (1, 128, hidden.hidden_size * (hidden.num_hidden_layers + 1))
+    assert tuple(embeds.for_sampling["text_states"].shape) == (1, 128, hidden.hidden_size * (hidden.num_hidden_layers + 1))
 
 
 def test_tokens_kept_in_the_trace_equal_the_mask(tiny_model, traced):
     prompts = ["a red square", "a blue circle moving from top to bottom"]
     embeds = tiny_model.get_prompt_embeds(prompts, keep_text_states=True)
     (end,) = span_ends(traced(), "get_prompt_embeds")
-    assert end["fields"]["tokens_kept"] == embeds.text_mask.sum(dim=1).tolist()
+    assert end["fields"]["tokens_kept"] == embeds.for_sampling["text_mask"].sum(dim=1).tolist()
     assert end["fields"]["tokens_kept"] == [1 + len(prompt) for prompt in prompts]  # <bos> and one token a byte
     assert end["fields"]["truncated"] == [False, False]
     assert end["fields"]["video_embeds"]["shape"] == [2, 128, 32]
@@ -65,8 +65,8 @@ def test_tokens_kept_in_the_trace_equal_the_mask(tiny_model, traced):
 def test_prompt_longer_than_max_length_is_truncated(tiny_model, traced):
     long_prompt = "a very long caption " * 10  # 200 bytes, more than 128 tokens
     embeds = tiny_model.get_prompt_embeds([long_prompt, "short"], keep_text_states=True)
-    assert embeds.text_mask[0].sum().item() == 128
-    assert tuple(embeds.video_embeds.shape) == (2, 128, 32)
+    assert embeds.for_sampling["text_mask"][0].sum().item() == 128
+    assert tuple(embeds["video"].shape) == (2, 128, 32)
     (end,) = span_ends(traced(), "get_prompt_embeds")
     assert end["fields"]["truncated"] == [True, False]
     assert end["fields"]["tokens_kept"] == [128, 1 + len("short")]

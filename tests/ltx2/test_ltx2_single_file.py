@@ -17,8 +17,8 @@ from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
 from tests.conftest import tiny_model_config
 from toolkit.errors import CheckpointError, ModelLoadError
-from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
 from extensions_built_in.diffusion_models.ltx2.single_file.keys import SINGLE_FILE_COMPONENTS, component_of
+from tests.ltx2.single_file_writer.write import save_single_file
 
 CONVERTERS = {
     "transformer": single_file_utils.convert_ltx2_transformer_to_diffusers,

@@ -34,10 +34,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from extensions_built_in.diffusion_models.ltx2.single_file.config import from_ltx_config, to_ltx_config
-from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
-from extensions_built_in.diffusion_models.ltx2.single_file.keys import original_keys
+from extensions_built_in.diffusion_models.ltx2.single_file.config import from_ltx_config
 from extensions_built_in.diffusion_models.ltx2.tiny.model import build_components
+from tests.ltx2.single_file_writer.config import to_ltx_config
+from tests.ltx2.single_file_writer.keys import original_keys
+from tests.ltx2.single_file_writer.write import save_single_file
 
 PREFIX = "model.diffusion_model."
 VERSIONS = ("2.0", "2.3", "2.5")

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 from tests.conftest import tiny_model_config
 from toolkit.errors import ModelLoadError
-from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
+from tests.ltx2.single_file_writer.write import save_single_file
 from extensions_built_in.diffusion_models.ltx2.single_file.header import read_header
 from extensions_built_in.diffusion_models.ltx2.tiny.model import ensure_tiny_ltx2
 

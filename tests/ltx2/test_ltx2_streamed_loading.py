@@ -82,7 +82,7 @@ def _headers(files) -> int:
 
 
 def test_single_file_streams_the_same_weights(tiny_model_dir, tmp_path):
-    from extensions_built_in.diffusion_models.ltx2.single_file.export import save_single_file
+    from tests.ltx2.single_file_writer.write import save_single_file
 
     single_file = save_single_file(tiny_model_dir, tmp_path / "ltx-2-tiny.safetensors")
     source = resolve_source(str(single_file), str(tiny_model_dir))

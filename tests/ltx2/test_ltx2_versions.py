@@ -62,8 +62,8 @@ def test_encode_predict_on_each_version(tiny_models, version):
     model = tiny_models(version)
     prompt = model.get_prompt_embeds(["a red square", "a blue circle"])
     # 2.3+: the connectors project straight to the transformer's widths (video 2x8, audio 2x4).
-    assert tuple(prompt.video_embeds.shape) == (2, 128, 16)
-    assert tuple(prompt.audio_embeds.shape) == (2, 128, 8)
+    assert tuple(prompt["video"].shape) == (2, 128, 16)
+    assert tuple(prompt["audio"].shape) == (2, 128, 8)
     frames = torch.rand(1, 3, 9, 32, 32) * 2 - 1
     latents = model.encode_images(frames).latents
     assert tuple(latents.shape) == (1, 4, 2, 4, 4)

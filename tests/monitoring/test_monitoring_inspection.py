@@ -148,7 +148,7 @@ def test_input_values_match_the_steps_tensors(inspected_run):
         assert tokens["input_ids_first_20"][0] == tokenizer.bos_token_id
         assert inputs["latents"]["video"]["shape"] == list(details.video_latents.shape) == [1, 4, 2, 8, 8]
         assert inputs["latents"]["audio"]["mean"] == pytest.approx(details.audio_latents.mean().item(), abs=1e-6)
-        assert inputs["prompt_embeds"]["video"]["shape"] == list(details.prompt.video_embeds.shape)
+        assert inputs["prompt_embeds"]["video"]["shape"] == list(details.prompt["video"].shape)
         assert inputs["noise"]["sigma"] == pytest.approx(details.sigmas.tolist())
         assert inputs["noise"]["timestep"] == pytest.approx([1000 * s for s in details.sigmas.tolist()])
         assert inputs["fps"] == details.fps[0] and inputs["clip_fps"] == details.fps  # the first clip's, each clip's
@@ -237,7 +237,7 @@ def test_the_weights_from_the_seen_query_and_key_rebuild_each_modules_output(tin
         received = weights.sum(dim=(0, 1, 2))
         assert stats.share_on_top_key == pytest.approx((received.max() / received.sum()).item(), rel=1e-5)
     text_call = seen["transformer_blocks.0.text_to_video"][0]
-    assert text_call.key.shape[1] == prompt.video_embeds.shape[1] and text_call.mask is not None
+    assert text_call.key.shape[1] == prompt["video"].shape[1] and text_call.mask is not None
     for module in modules.values():
         assert not isinstance(module.processor, ProbingProcessor)
 
@@ -271,7 +271,7 @@ def test_image_to_video_steps_get_the_first_frame_check_and_a_masked_loss(tiny_m
     video = tiny_model.encode_images(torch.rand(1, 3, 9, 64, 64, generator=generator) * 2 - 1).latents
     audio = tiny_model.encode_audio(torch.randn(1, 1, 6000, generator=generator) * 0.1, 16000).latents
     prompt = tiny_model.get_prompt_embeds(["a red square"])
-    empty = {name: t.cpu() for name, t in tiny_model.get_prompt_embeds([""]).as_tensors().items()}
+    empty = tiny_model.get_prompt_embeds([""]).to("cpu")
     condition = FirstFrameCondition.for_clips([True], video)
     sigmas = torch.tensor([0.6])
     noise_video, noise_audio = torch.randn(video.shape, generator=generator), torch.randn(audio.shape, generator=generator)
@@ -287,7 +287,7 @@ def test_image_to_video_steps_get_the_first_frame_check_and_a_masked_loss(tiny_m
         audio_prediction=prediction.audio, video_target=velocity_target(video, noise_video),
         audio_target=velocity_target(audio, noise_audio), prompt=prompt, fps=[24.0], video_loss_mask=condition.loss_mask,
     )
-    trainer = SimpleNamespace(model=tiny_model, empty_prompt=empty, _autocast=contextlib.nullcontext)
+    trainer = SimpleNamespace(model=tiny_model, empty_prompt=empty, step_loss=SimpleNamespace(autocast=contextlib.nullcontext))
     with torch.no_grad():
         conditioning = rerun_blocks(trainer, details)["conditioning"]
         outputs = outputs_block(tiny_model, details, tmp_path)

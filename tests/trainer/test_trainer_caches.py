@@ -59,8 +59,8 @@ def test_caches_are_reused_and_invalidated(tmp_path, encode_calls):
         assert cached.path == encoded.path
         assert torch.equal(cached.video_latents, encoded.video_latents)
         assert torch.equal(cached.audio_latents, encoded.audio_latents)
-        for name, tensor in encoded.prompt.items():
-            assert torch.equal(cached.prompt[name], tensor)
+        for name, tensor in encoded.prompt.as_tensors().items():
+            assert torch.equal(cached.prompt.as_tensors()[name], tensor)
 
     touched = clips / "demo_02.mp4"
     stat = touched.stat()

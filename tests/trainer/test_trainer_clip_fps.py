@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
-from extensions_built_in.sd_trainer.step_loss import StepLoss
+from extensions_built_in.sd_trainer.step_loss import FlowMatchingLoss
 from extensions_built_in.sd_trainer.training_data import TrainingExample
 from toolkit.config import TrainConfig
-from toolkit.trace import get_tracer
+from toolkit.models.model_inputs import PromptEmbeds
 
 
-class _Loss(StepLoss):
-    """What StepLoss reads of the trainer, around the shared tiny model (fp32, no preservation)."""
-
-    def __init__(self, model):
-        self.model = model
-        self.config = SimpleNamespace(train=TrainConfig(dtype="fp32"))
-        self.empty_prompt = model.get_prompt_embeds([""]).as_tensors()
-        self.preservation = None
-        self.tracer = get_tracer()
+def _loss(model) -> FlowMatchingLoss:
+    """The training loss around the shared tiny model (fp32, no preservation); the clips are given to `group_loss`."""
+    empty = model.get_prompt_embeds([""])
+    return FlowMatchingLoss(TrainConfig(dtype="fp32"), model, None, None, empty, None, None)
 
 
 def _clip(model, fps: float, seed: int) -> TrainingExample:
@@ -31,7 +25,7 @@ def _clip(model, fps: float, seed: int) -> TrainingExample:
         caption="a red square",
         video_latents=torch.randn(4, 2, 2, 2, generator=generator),
         audio_latents=torch.randn(1, 6, 4, generator=generator),
-        prompt=model.get_prompt_embeds(["a red square"]).as_tensors(),
+        prompt=model.get_prompt_embeds(["a red square"]),
         fps=fps,
         audio_is_silence=False,
         pixel_shape=(9, 64, 64),
@@ -39,7 +33,7 @@ def _clip(model, fps: float, seed: int) -> TrainingExample:
 
 
 def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
-    loss = _Loss(tiny_model)
+    loss = _loss(tiny_model)
     members = [(0, _clip(tiny_model, 24.0, 1)), (1, _clip(tiny_model, 12.0, 2))]
     received = []
     hook = tiny_model.transformer.register_forward_pre_hook(
@@ -47,7 +41,7 @@ def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
     )
     try:
         with torch.no_grad():
-            loss._group_loss(members, step=0, keep_details=True)
+            loss.group_loss(members, step=0, keep_details=True)
     finally:
         hook.remove()
 
@@ -62,7 +56,7 @@ def test_two_clips_of_different_fps_each_get_their_own_positions(tiny_model):
 
     # The 12 fps clip's prediction in the batch is its prediction alone at 12 fps.
     details = loss.last_details
-    prompt = type(details.prompt)(**{k: v[1:] for k, v in details.prompt.as_tensors().items()})
+    prompt = PromptEmbeds({name: t[1:] for name, t in details.prompt.embeds.items()}, details.prompt.attention_mask[1:])
     with torch.no_grad():
         alone = tiny_model.get_noise_prediction(
             details.noisy_video[1:], details.noisy_audio[1:], details.sigmas[1:], prompt, fps=12.0

@@ -86,7 +86,7 @@ def _probe_gradients(examples) -> dict[str, int]:
 def _held_out_loss(trainer, examples):
     from extensions_built_in.sd_trainer.held_out_loss import HeldOutLoss
 
-    return HeldOutLoss(trainer.model, examples, trainer.config.train, trainer.parallel, trainer._predict)()
+    return HeldOutLoss(trainer.model, examples, trainer.config.train, trainer.parallel, trainer.step_loss.predict)()
 
 
 def _evaluations(run_folder: Path) -> dict[int, dict[str, float]]:

@@ -37,8 +37,8 @@ def test_first_frame_is_a_clean_condition_left_out_of_the_loss(i2v_trainer):
     trainer = i2v_trainer
     position = 5
     members = [(position, trainer.data.examples[trainer.order.example_at(position)])]
-    video_loss, audio_loss, aux = trainer._group_loss(members, step=1, keep_details=True)
-    details, call = trainer.last_details, trainer.recorded.calls[-1]
+    video_loss, audio_loss, aux = trainer.step_loss.group_loss(members, step=1, keep_details=True)
+    details, call = trainer.step_loss.last_details, trainer.recorded.calls[-1]
     _, _, frames, height, width = details.video_latents.shape
     first_frame_tokens = height * width
     sigma = details.sigmas[0].item()
@@ -86,7 +86,7 @@ def test_i2v_probability_is_drawn_per_clip_from_seed_and_position(i2v_trainer):
             row = []
             for position in range(12):
                 members = [(position, trainer.data.examples[trainer.order.example_at(position)])]
-                trainer._group_loss(members, step=0)
+                trainer.step_loss.group_loss(members, step=0)
                 row.append(trainer.recorded.calls[-1]["video_sigmas"] is not None)
             decisions.append(row)
     finally:

@@ -206,8 +206,6 @@ def test_both_files_change_the_pipeline_output_the_same_way(trained, tiny_model_
 @pytest.mark.parametrize("fmt", ["diffusers", "comfy"])
 def test_loaded_file_predicts_what_the_trained_transformer_predicts(trained, tiny_model_dir, fmt):
     """The file keeps the LoRA's strength (alpha / rank = 2 here), not only its matrices."""
-    from extensions_built_in.diffusion_models.ltx2.model_inputs import PromptEmbeds
-
     trainer, files = trained
     model = trainer.model
     example = trainer.data.examples[0]
@@ -215,7 +213,7 @@ def test_loaded_file_predicts_what_the_trained_transformer_predicts(trained, tin
     video = example.video_latents[None] + torch.randn(example.video_latents[None].shape, generator=generator)
     audio = example.audio_latents[None] + torch.randn(example.audio_latents[None].shape, generator=generator)
     sigmas = torch.tensor([0.6])
-    prompt = PromptEmbeds(**example.prompt)
+    prompt = example.prompt
     with torch.no_grad():
         trained_prediction = model.get_noise_prediction(video, audio, sigmas, prompt, fps=example.fps)
         trainer.network.set_enabled(False)

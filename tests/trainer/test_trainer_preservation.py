@@ -42,7 +42,7 @@ def preserving(tmp_path_factory, tiny_cache_dir):
 def _loss_calls(trainer):
     trainer.recorded.calls.clear()
     with torch.no_grad():
-        loss, video_loss, audio_loss, aux = trainer.compute_loss(POSITIONS, step=3)
+        loss, video_loss, audio_loss, aux, _ = trainer.step_loss.compute(POSITIONS, step=3)
     primary, auxiliary, preservation = trainer.recorded.calls
     return {"loss": loss, "video": video_loss, "audio": audio_loss, "aux": aux,
             "primary": primary, "auxiliary": auxiliary, "preservation": preservation}
@@ -53,8 +53,8 @@ def test_class_captions_are_encoded_before_the_text_encoder_is_unloaded(preservi
     captions = preserving.preservation.class_prompts.captions
     assert captions == [e.caption.replace(TRIGGER, CLASS_WORD) for e in preserving.data.examples]
     assert all(c.startswith(f"{CLASS_WORD} ") for c in captions)
-    expected = tiny_model.get_prompt_embeds([captions[0]]).as_tensors()
-    torch.testing.assert_close(preserving.preservation.class_prompts.prompts[0]["video_embeds"], expected["video_embeds"])
+    expected = tiny_model.get_prompt_embeds([captions[0]])
+    torch.testing.assert_close(preserving.preservation.class_prompts.prompts[0]["video"], expected["video"])
 
 
 def test_auxiliary_prediction_ignores_the_lora_weights(preserving):
@@ -62,9 +62,9 @@ def test_auxiliary_prediction_ignores_the_lora_weights(preserving):
     first = _loss_calls(trainer)
     # All three predictions see the same noisy latents; the class caption goes to the auxiliary and preservation ones.
     assert torch.equal(first["auxiliary"]["noisy_video"], first["primary"]["noisy_video"])
-    class_embeds = first["auxiliary"]["prompt"].video_embeds
-    assert torch.equal(class_embeds, first["preservation"]["prompt"].video_embeds)
-    assert not torch.equal(class_embeds, first["primary"]["prompt"].video_embeds)
+    class_embeds = first["auxiliary"]["prompt"]["video"]
+    assert torch.equal(class_embeds, first["preservation"]["prompt"]["video"])
+    assert not torch.equal(class_embeds, first["primary"]["prompt"]["video"])
 
     lora_b = {name: p for name, p in trainer.network.named_parameters() if "lora_B" in name}
     originals = {name: p.detach().clone() for name, p in lora_b.items()}

@@ -79,8 +79,8 @@ def sample_latents(model, caption: str, fps: float, audio_shape, seed: int) -> L
     # The pipeline works out the audio length from frames and fps; the start noise fixes it to the clip's.
     audio_noise = torch.randn((1, *audio_shape), generator=generator)
     video, audio = build_pipeline(model, LTX2Pipeline)(
-        prompt_embeds=prompt.text_states,
-        prompt_attention_mask=prompt.text_mask,
+        prompt_embeds=prompt.for_sampling["text_states"],
+        prompt_attention_mask=prompt.for_sampling["text_mask"],
         audio_latents=latent_layout.denormalize_audio(audio_noise, model.audio_vae),
         height=SIZE,
         width=SIZE,

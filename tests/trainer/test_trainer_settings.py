@@ -139,10 +139,10 @@ def test_caption_dropout_rate_applies_to_its_own_dataset(tmp_path, tiny_ready):
     recorded = RecordedPredictions(trainer.model)
     dropped_by_folder = {}
     for position in range(4):
-        trainer.compute_loss([position], 0)
+        trainer.step_loss.compute([position], 0)
         example = trainer.data.examples[trainer.order.example_at(position)]
-        embeds = recorded.calls[-1]["prompt"].video_embeds.cpu()
-        dropped = torch.equal(embeds, trainer.empty_prompt["video_embeds"])
-        assert dropped != torch.equal(embeds, example.prompt["video_embeds"])
+        embeds = recorded.calls[-1]["prompt"]["video"].cpu()
+        dropped = torch.equal(embeds, trainer.empty_prompt["video"])
+        assert dropped != torch.equal(embeds, example.prompt["video"])
         dropped_by_folder.setdefault(example.path.parent.name, set()).add(dropped)
     assert dropped_by_folder == {"always": {True}, "never": {False}}

@@ -69,14 +69,14 @@ def test_captions_are_encoded_with_the_trigger_word(triggered, tiny_model):
         assert example.path.with_suffix(".txt").read_text().strip() == example.caption.removeprefix(f"{TRIGGER} ")
     # What was encoded is the caption with the trigger word (the session model has the same weights).
     first = examples[0]
-    expected = tiny_model.get_prompt_embeds([first.caption]).as_tensors()
-    without = tiny_model.get_prompt_embeds([first.caption.removeprefix(f"{TRIGGER} ")]).as_tensors()
-    torch.testing.assert_close(first.prompt["video_embeds"], expected["video_embeds"])
-    assert not torch.allclose(first.prompt["video_embeds"], without["video_embeds"])
+    expected = tiny_model.get_prompt_embeds([first.caption])
+    without = tiny_model.get_prompt_embeds([first.caption.removeprefix(f"{TRIGGER} ")])
+    torch.testing.assert_close(first.prompt["video"], expected["video"])
+    assert not torch.allclose(first.prompt["video"], without["video"])
 
 
 def test_sample_prompts_have_the_placeholder_filled_before_encoding(triggered, tiny_model):
     prompts = triggered.sampler.prompts
     assert [p.prompt for p in prompts] == ["sqrtrace a red square moving left to right", "a blue circle, no trigger here"]
     expected = tiny_model.get_prompt_embeds([prompts[0].prompt], keep_text_states=True)
-    torch.testing.assert_close(prompts[0].embeds.text_states, expected.text_states)
+    torch.testing.assert_close(prompts[0].embeds.for_sampling["text_states"], expected.for_sampling["text_states"])

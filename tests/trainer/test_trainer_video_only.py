@@ -39,10 +39,10 @@ def test_audio_false_dataset_trains_video_only_beside_an_audio_dataset(tmp_path,
 
     positions = {trainer.order.example_at(p): p for p in range(4)}
     video_only_position = positions[by_folder["video_only"][0]]
-    loss, video_loss, audio_loss, _ = trainer.compute_loss([video_only_position], 0)
+    loss, video_loss, audio_loss, _, _ = trainer.step_loss.compute([video_only_position], 0)
     assert audio_loss.item() == 0.0 and video_loss.item() > 0.0
     torch.testing.assert_close(loss, video_loss * trainer.config.train.video_loss_weight)
-    _, _, mixed_audio_loss, _ = trainer.compute_loss([video_only_position, positions[by_folder["with_audio"][0]]], 0)
+    mixed_audio_loss = trainer.step_loss.compute([video_only_position, positions[by_folder["with_audio"][0]]], 0).audio
     assert mixed_audio_loss.item() > 0.0  # the clip with audio still trains its audio
     train_steps(trainer, 1)
 

@@ -1,7 +1,8 @@
-"""What a model's `generate_single_image` takes and returns: one sample's settings and the clip it wrote.
+"""What a model's `generate_single_image` takes and returns: one sample's settings and the clip it wrote, and the
+one writer of that clip.
 
 Part of the model interface (toolkit/models/base_model.py): processes build these from their config
-blocks and hand them to whatever model `model.arch` names.
+blocks and hand them to whatever model `model.arch` names; every model writes its sample with `write_clip`.
 """
 
 from __future__ import annotations
@@ -50,3 +51,21 @@ class GeneratedClip:
     width: int
     audio_samples: int
     sample_rate: int
+
+
+def write_clip(path: Path, frames, audio, sample_rate: int, fps: float) -> GeneratedClip:
+    """Write frames (T, H, W, 3) uint8 and audio (channels, samples) in [-1, 1] as an .mp4 (H.264 + AAC),
+    atomically: a temp file renamed into place."""
+    from toolkit.atomic_write import atomic_write
+    from toolkit.data import AudioTrack, write_video
+
+    with atomic_write(path) as temporary:
+        write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
+    return GeneratedClip(
+        path=path,
+        num_frames=frames.shape[0],
+        height=frames.shape[1],
+        width=frames.shape[2],
+        audio_samples=audio.shape[-1],
+        sample_rate=sample_rate,
+    )

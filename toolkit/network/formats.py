@@ -4,7 +4,7 @@ Both hold the same tensors. diffusers keys are ``transformer.<module>.lora_A.wei
 under diffusers' module names; the original format is
 ``diffusion_model.<module>.lora_A.weight`` under the names of the model's original
 checkpoint, which only the model knows: it passes its `LoraFileKeys`
-(`BaseModel.lora_file_keys()`, toolkit/models/base_model.py) to write or read that format.
+(`BaseModel.lora_file_keys()`, toolkit/models/lora_keys.py) to write or read that format.
 For LTX-2, `LTX2Pipeline.load_lora_weights` reads both. Files are written atomically.
 
 Strength. An adapter's update is ``(alpha / rank) * B @ A``, but the loaders
@@ -33,7 +33,7 @@ from safetensors import safe_open
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import CheckpointError
 from toolkit.finite import describe_names, nonfinite_tensor_names
-from toolkit.models.base_model import LoraFileKeys
+from toolkit.models.lora_keys import LoraFileKeys
 from toolkit.safetensors_files import write_safetensors
 
 FORMATS = ("diffusers", "comfy")

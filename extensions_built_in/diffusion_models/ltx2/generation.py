@@ -1,5 +1,5 @@
 """Sampling through diffusers' LTX2Pipeline (text-to-video) or LTX2ImageToVideoPipeline (a prompt
-with a control image), and writing the clip with its audio."""
+with a control image)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ from pathlib import Path
 
 import torch
 
-from toolkit.atomic_write import atomic_write
 from toolkit.errors import DataError
-from toolkit.models.generation import GeneratedClip, GenerationSettings  # noqa: F401 (this module's API)
+from toolkit.models.model_inputs import PromptEmbeds
 
 from .checkpoint import COMPONENT_ORDER
-from .model_inputs import PromptEmbeds
 
 TEXT_TO_VIDEO = "LTX2Pipeline"
 IMAGE_TO_VIDEO = "LTX2ImageToVideoPipeline"
@@ -74,7 +72,8 @@ def vae_decode_tiling(vae, enabled: bool) -> Iterator[None]:
 
 
 def build_pipeline(model, pipeline_class=None):
-    """A pipeline (LTX2Pipeline unless told otherwise) over the model's loaded components (no copies of the weights)."""
+    """A pipeline (LTX2Pipeline unless told otherwise) over the loaded `model.components` (no copies of the weights);
+    `model` is the LTX2Model or its GeneratePhase."""
     from diffusers import LTX2Pipeline
 
     pipeline_class = pipeline_class or LTX2Pipeline
@@ -91,13 +90,15 @@ def run_pipeline(
 ):
     """Returns frames (T, H, W, 3) uint8, audio (channels, samples) float and the audio sample rate.
 
-    With a `control_image` (a PIL image of the sample's size) LTX2ImageToVideoPipeline keeps its latents
+    `model` (the LTX2Model or its GeneratePhase) gives the components, the device and the prompt length. With a `control_image` (a PIL image of the sample's size) LTX2ImageToVideoPipeline keeps its latents
     as the clean first latent frame; otherwise LTX2Pipeline samples from text alone.
     """
     from diffusers import LTX2ImageToVideoPipeline, LTX2Pipeline
 
-    if prompt_embeds.text_states is None:
+    if "text_states" not in prompt_embeds.for_sampling:
         raise ValueError("sampling needs prompt embeds encoded with keep_text_states=True")
+    positive = prompt_embeds.for_sampling  # Gemma's stacked hidden states: LTX2Pipeline runs the connectors itself
+    negative = negative_embeds.for_sampling if negative_embeds is not None else {}
     image_inputs = {} if control_image is None else {"image": control_image}
     pipeline = build_pipeline(model, LTX2Pipeline if control_image is None else LTX2ImageToVideoPipeline)
     device = model.device
@@ -105,10 +106,10 @@ def run_pipeline(
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     output = pipeline(
         **image_inputs,
-        prompt_embeds=prompt_embeds.text_states.to(device),
-        prompt_attention_mask=prompt_embeds.text_mask.to(device),
-        negative_prompt_embeds=negative_embeds.text_states.to(device) if use_guidance else None,
-        negative_prompt_attention_mask=negative_embeds.text_mask.to(device) if use_guidance else None,
+        prompt_embeds=positive["text_states"].to(device),
+        prompt_attention_mask=positive["text_mask"].to(device),
+        negative_prompt_embeds=negative["text_states"].to(device) if use_guidance else None,
+        negative_prompt_attention_mask=negative["text_mask"].to(device) if use_guidance else None,
         height=settings.height,
         width=settings.width,
         num_frames=settings.num_frames,
@@ -131,21 +132,6 @@ def run_pipeline(
     )
     frames = (output.frames[0].permute(0, 2, 3, 1).clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     audio = output.audio[0].float().cpu()
-    sample_rate = int(model.vocoder.config.output_sampling_rate)
+    sample_rate = int(model.components["vocoder"].config.output_sampling_rate)
     return frames, audio, sample_rate
 
-
-def write_clip(path: Path, frames: torch.Tensor, audio: torch.Tensor, sample_rate: int, fps: float):
-    """Write an .mp4 (H.264 + AAC) atomically: a temp file renamed into place."""
-    from toolkit.data import AudioTrack, write_video
-
-    with atomic_write(path) as temporary:
-        write_video(temporary, frames, fps, AudioTrack(waveform=audio.clamp(-1, 1), sample_rate=sample_rate))
-    return GeneratedClip(
-        path=path,
-        num_frames=frames.shape[0],
-        height=frames.shape[1],
-        width=frames.shape[2],
-        audio_samples=audio.shape[-1],
-        sample_rate=sample_rate,
-    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from toolkit.models.base_model import LoraFileKeys
+from toolkit.models.lora_keys import LoraFileKeys
 
 from .single_file.keys import original_transformer_key
 

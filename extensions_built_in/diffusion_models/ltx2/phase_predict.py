@@ -1,4 +1,4 @@
-"""LTX2Model's get_noise_prediction: the transformer's velocity for noisy latents (mixed into LTX2Model)."""
+"""LTX2Model's get_noise_prediction: the transformer's velocity for noisy latents (an object LTX2Model owns)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ from collections.abc import Sequence
 
 import torch
 
+from toolkit.models.model_inputs import NoisePrediction, PromptEmbeds
+from toolkit.trace import get_tracer
+
 from . import latent_layout
-from .model_inputs import NoisePrediction, PromptEmbeds
 from .timestep_conditioning import TimestepConditioning
 
 
 class PredictPhase:
-    """get_noise_prediction; it uses LTX2Model's transformer, dtype and tracer."""
+    """get_noise_prediction on the model's transformer (read from `components` at call time: the one that trains,
+    sharded or not), in the model's dtype."""
+
+    def __init__(self, components: dict, dtype: torch.dtype):
+        self.components = components
+        self.dtype = dtype
 
     # -- get_noise_prediction ----------------------------------------------
     def get_noise_prediction(
@@ -33,14 +40,15 @@ class PredictPhase:
         LTX2Pipeline / LTX2ImageToVideoPipeline call it (see `timestep_conditioning`), so a LoRA
         trains on the forward it is sampled with.
         """
-        transformer = self.transformer
+        transformer = self.components["transformer"]
+        tracer = get_tracer()
         batch, _, frames, height, width = video_latents.shape
         audio_length = audio_latents.shape[2]
         conditioning = TimestepConditioning.for_noise_levels(sigmas, video_sigmas)
         rates = [float(fps)] * batch if isinstance(fps, (int, float)) else [float(rate) for rate in fps]
         if len(rates) != batch:
             raise ValueError(f"get_noise_prediction: {len(rates)} frame rates for a batch of {batch} clips")
-        with self.tracer.span(
+        with tracer.span(
             "get_noise_prediction",
             conditioning.trace_fields,
             video_latents=video_latents,
@@ -52,7 +60,7 @@ class PredictPhase:
             audio_tokens = latent_layout.pack_audio(audio_latents).to(self.dtype)
             if video_sigmas is not None:
                 # Image-to-video: tokens at noise level 0 are the clean condition (the first latent frame).
-                self.tracer.event(
+                tracer.event(
                     "i2v_conditioning",
                     lambda: {"tokens_fixed_per_clip": (video_sigmas == 0).sum(dim=1)},
                     applied=True,
@@ -62,8 +70,8 @@ class PredictPhase:
             video_pred, audio_pred = transformer(
                 hidden_states=video_tokens,
                 audio_hidden_states=audio_tokens,
-                encoder_hidden_states=prompt.video_embeds.to(self.dtype),
-                audio_encoder_hidden_states=prompt.audio_embeds.to(self.dtype),
+                encoder_hidden_states=prompt["video"].to(self.dtype),
+                audio_encoder_hidden_states=prompt["audio"].to(self.dtype),
                 **conditioning.transformer_kwargs(),
                 encoder_attention_mask=prompt.attention_mask,
                 audio_encoder_attention_mask=prompt.attention_mask,

@@ -3,7 +3,7 @@
 - `quantize` / `quantize_te`: the transformer / text encoder weights are quantized with
   optimum-quanto right after loading (on the CPU, before they move), then frozen.
 - `low_vram`: the VAEs, vocoder, text encoder and connectors wait in host RAM and move to
-  the device only for their work (`on_device`), and back after it.
+  the device only for their work (`Placement.on_device`), and back after it.
 - `layer_offloading`: a MemoryManager keeps a share of the transformer's (and the text
   encoder's) linear/conv weights in host RAM, bringing each in for its forward. For the
   transformer this happens after the LoRA is attached (`offload_transformer`).
@@ -14,7 +14,6 @@ Every move is a traced span with memory before and after.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 
 import torch
@@ -96,39 +95,35 @@ def move_component(name: str, module: torch.nn.Module, device: torch.device) -> 
     return True
 
 
-@contextlib.contextmanager
-def on_device(model, names: tuple[str, ...]) -> Iterator[None]:
-    """With low_vram, bring `names` to their working device for the block and send them back after."""
-    if not model.config.low_vram:
-        yield
-        return
-    moved = []
-    for name in names:
-        module = model.components.get(name)
-        if module is None or name not in IDLE_ON_CPU or getattr(module, "_ltx2_offloaded", False):
-            continue
-        target = model.te_device if name in ("text_encoder", "connectors") else model.device
-        if move_component(name, module, target):
-            moved.append((name, module))
-    try:
-        yield
-    finally:
-        for name, module in moved:
-            move_component(name, module, torch.device("cpu"))
+class Placement:
+    """With low_vram: brings the components a phase works with to their working device for the phase, and sends
+    them back to host RAM after it. Owned by LTX2Model and handed to each phase that needs it."""
 
+    def __init__(self, config, components: dict, device: torch.device, te_device: torch.device):
+        self.low_vram = config.low_vram
+        self.components = components  # LTX2Model's: read at call time (a component loaded or unloaded since counts)
+        self.device = device
+        self.te_device = te_device
 
-def uses(*names: str):
-    """Method decorator: the components a phase works with are on the device while it runs."""
-
-    def decorate(method):
-        @functools.wraps(method)
-        def wrapper(model, *args, **kwargs):
-            with on_device(model, names):
-                return method(model, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+    @contextlib.contextmanager
+    def on_device(self, *names: str) -> Iterator[None]:
+        """The components `names` on their working device for the block (with low_vram; as they are otherwise)."""
+        if not self.low_vram:
+            yield
+            return
+        moved = []
+        for name in names:
+            module = self.components.get(name)
+            if module is None or name not in IDLE_ON_CPU or getattr(module, "_ltx2_offloaded", False):
+                continue
+            target = self.te_device if name in ("text_encoder", "connectors") else self.device
+            if move_component(name, module, target):
+                moved.append((name, module))
+        try:
+            yield
+        finally:
+            for name, module in moved:
+                move_component(name, module, torch.device("cpu"))
 
 
 def offload_layers(name: str, module: torch.nn.Module, device: torch.device, percent: float):

@@ -103,19 +103,6 @@ def version_from_header(metadata: dict, ltx_config: dict, keys) -> str:
     )
 
 
-def version_from_diffusers_configs(configs: dict) -> str:
-    """The version a set of diffusers component configs describes (what the writer records)."""
-    transformer = configs.get("transformer", {})
-    if transformer.get("use_keyframes_abs_pos_embedding") or transformer.get("ff_bias") is False:
-        return "2.5"
-    caption_in_connectors = transformer.get("use_prompt_embeddings") is False
-    if transformer.get("gated_attn") or transformer.get("cross_attn_mod") or caption_in_connectors:
-        return "2.3"
-    if configs.get("vocoder", {}).get("_class_name") == "LTX2VocoderWithBWE":
-        return "2.3"
-    return "2.0"
-
-
 def _version_string(value) -> str | None:
     match = re.match(r"^\s*v?(\d+\.\d+)", str(value or ""))
     return match[1] if match and match[1] in VERSIONS else None

@@ -11,9 +11,10 @@ key names (keys.py), and a header with:
 - `diffusers`: each component's exact diffusers config, so this project
   rebuilds the same classes when it reads the file back.
 
-A diffusers folder (the tiny model, a merged LoRA) can so be handed to tools
-that expect the original file, and the single-file loading path is tested
-without the 40 GB download.
+The tests write the tiny models so, to test the single-file loading path without the 40 GB download, and
+build every component of the files with Lightricks' ltx-core (tests/ltx2/test_ltx2_single_file_readers.py).
+It lives with the tests: the trainer writes LoRAs, never base checkpoints, and the published single files
+are what users load.
 """
 
 from __future__ import annotations
@@ -24,15 +25,12 @@ from pathlib import Path
 
 import torch
 
+from extensions_built_in.diffusion_models.ltx2.single_file.keys import SINGLE_FILE_COMPONENTS
 from toolkit.atomic_write import atomic_write
 from toolkit.errors import CheckpointError
+
 from .config import to_ltx_config
-from .header import version_from_diffusers_configs
-from .keys import (
-    SINGLE_FILE_COMPONENTS,
-    original_keys,
-    original_transformer_key,  # noqa: F401  (the LoRA formats name modules with it)
-)
+from .keys import original_keys
 
 REQUIRED_COMPONENTS = ("transformer", "vae", "audio_vae")
 
@@ -134,3 +132,16 @@ def _json_ready(config: dict) -> dict:
         for key, value in config.items()
         if not key.startswith("_") or key == "_class_name"
     }
+
+
+def version_from_diffusers_configs(configs: dict) -> str:
+    """The version a set of diffusers component configs describes (what the writer records)."""
+    transformer = configs.get("transformer", {})
+    if transformer.get("use_keyframes_abs_pos_embedding") or transformer.get("ff_bias") is False:
+        return "2.5"
+    caption_in_connectors = transformer.get("use_prompt_embeddings") is False
+    if transformer.get("gated_attn") or transformer.get("cross_attn_mod") or caption_in_connectors:
+        return "2.3"
+    if configs.get("vocoder", {}).get("_class_name") == "LTX2VocoderWithBWE":
+        return "2.3"
+    return "2.0"
