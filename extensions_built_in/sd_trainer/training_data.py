@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from toolkit.data import LatentCache, MediaDataset, TextEmbeddingCache
+from toolkit.data import LatentCache, MediaDataset, PlannedItem, TextEmbeddingCache
 from toolkit.distributed import is_main_process
 from toolkit.errors import DataError
 from toolkit.logging import get_logger
@@ -113,15 +113,14 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
             text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
             for variant in range(dataset.variant_count):
-                item = dataset[variant]
-                latents = _encode_media(model, item, latent_cache, silence)
+                planned = dataset.planned(variant)
+                encoded = _encode_media(model, dataset, variant, latent_cache, silence)
                 prompts: dict[str, PromptEmbeds] = {}
                 for repeat in range(dataset.num_repeats):
-                    raw_caption = item.caption if repeat == 0 else dataset.caption_at(variant + repeat * dataset.variant_count)
-                    caption = caption_transform(raw_caption)
+                    caption = caption_transform(dataset.caption_at(variant + repeat * dataset.variant_count))
                     if caption not in prompts:
-                        prompts[caption] = _encode_caption(model, caption, text_cache)
-                    examples.append(_example(item, caption, latents, prompts[caption], dataset_config))
+                        prompts[caption] = encode_prompt(model, caption, text_cache)
+                    examples.append(_example(planned, caption, encoded, prompts[caption], dataset_config))
                 progress.update(1)
             skipped.extend(dataset.skipped)
             latent_hits += latent_cache.hits if latent_cache else 0
@@ -159,50 +158,72 @@ class SilenceLatents:
         return self._by_samples[samples]
 
 
-def _example(item, caption: str, latents, prompt, dataset_config) -> TrainingExample:
+def _example(planned: PlannedItem, caption: str, encoded: dict[str, torch.Tensor], prompt, dataset_config) -> TrainingExample:
     return TrainingExample(
-        path=item.path,
+        path=planned.path,
         caption=caption,
-        video_latents=latents["video_latents"][0],
-        audio_latents=latents["audio_latents"][0],
+        video_latents=encoded["video_latents"][0],
+        audio_latents=encoded["audio_latents"][0],
         prompt=prompt,
-        fps=item.fps,
-        audio_is_silence=item.audio_is_silence,
+        fps=float(encoded["clip_fps"]),
+        audio_is_silence=bool(encoded["audio_is_silence"]),
         caption_dropout_rate=dataset_config.caption_dropout_rate,
         train_audio=dataset_config.audio,
         is_reg=dataset_config.is_reg,
         is_val=dataset_config.is_val,
         network_weight=dataset_config.network_weight,
-        flip_x=item.flip_x,
-        flip_y=item.flip_y,
-        pixel_shape=tuple(item.video.shape[1:]),
+        flip_x=planned.flip_x,
+        flip_y=planned.flip_y,
+        pixel_shape=tuple(planned.video_shape[1:]),
     )
 
 
-def _encode_media(model, item, cache: LatentCache | None, silence: SilenceLatents) -> dict[str, torch.Tensor]:
+# What a latent cache entry holds besides the latents: what decoding the clip found, so that a hit decodes nothing.
+CLIP_FACTS = ("clip_fps", "audio_is_silence", "audio_rms_dbfs")
+
+
+def _encode_media(model, dataset: MediaDataset, variant: int, cache: LatentCache | None, silence: SilenceLatents):
+    """Item `variant`'s latents and CLIP_FACTS. With the cache on, its entry is found from the file and the
+    dataset's plan alone, so a hit (a resume, a rerun) never decodes the clip."""
+    planned = dataset.planned(variant)
+
     def compute() -> dict[str, torch.Tensor]:
-        video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path))
+        item = dataset[variant]
+        video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path)).latents.cpu()
         if item.audio is None:  # audio: false
-            return {"video_latents": video.latents.cpu(), "audio_latents": silence.for_clip(item.video.shape[1], item.fps)}
-        audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence])
-        return {"video_latents": video.latents.cpu(), "audio_latents": audio.latents.cpu()}
+            audio = silence.for_clip(item.video.shape[1], item.fps)
+        else:
+            audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence]).latents.cpu()
+        level = item.audio_rms_dbfs
+        return {
+            "video_latents": video,
+            "audio_latents": audio,
+            "clip_fps": torch.tensor(item.fps, dtype=torch.float64),
+            "audio_is_silence": torch.tensor(item.audio_is_silence),
+            "audio_rms_dbfs": torch.tensor(float("nan") if level is None else level, dtype=torch.float64),
+        }
 
     if cache is None:
         return compute()
     settings = {
-        "frames": tuple(item.video.shape),
-        "bucket": item.bucket,
-        "fps": item.fps,
-        "sample_rate": item.sample_rate,
+        "frames": planned.video_shape,
+        "bucket": planned.bucket,
+        "fps": planned.fps,
+        "sample_rate": planned.sample_rate,
         "encoder": model.encoder_identity(),
-        "frame_selection": item.frame_selection,
-        "flip": [item.flip_x, item.flip_y],
+        "frame_selection": planned.frame_selection,
+        "flip": [planned.flip_x, planned.flip_y],
+        "holds": ["video_latents", "audio_latents", *CLIP_FACTS],
     }
-    variant = "+".join(name for name, on in (("flip_x", item.flip_x), ("flip_y", item.flip_y)) if on)
-    return cache.get_or_compute(item.path, settings, compute, variant=variant)
+    encoded = cache.get_or_compute(planned.path, settings, compute, variant=planned.flips)
+    level = float(encoded["audio_rms_dbfs"])
+    dataset.check_recorded_audio(planned, None if level != level else level)  # NaN: no audio loaded
+    return encoded
 
 
-def _encode_caption(model, caption: str, cache: TextEmbeddingCache | None) -> PromptEmbeds:
+def encode_prompt(model, caption: str, cache: TextEmbeddingCache | None) -> PromptEmbeds:
+    """`caption`'s embeddings (on the CPU), through `cache` when it is on."""
+
     def compute() -> PromptEmbeds:
         return model.get_prompt_embeds([caption]).to("cpu")
 

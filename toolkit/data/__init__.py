@@ -16,6 +16,7 @@ _EXPORTS = {
     "LatentCache": "toolkit.data.cache",
     "MediaDataset": "toolkit.data.dataset",
     "MediaItem": "toolkit.data.dataset",
+    "PlannedItem": "toolkit.data.dataset",
     "TextEmbeddingCache": "toolkit.data.cache",
     "VideoClip": "toolkit.data.media",
     "make_demo_clips": "toolkit.data.demo_clips",

@@ -70,6 +70,35 @@ class MediaItem:
 
 
 @dataclass(frozen=True)
+class PlannedItem:
+    """An item as the scan planned it, known without decoding: what a latent cache entry is keyed on.
+
+    `fps` is the planned rate; the decoded clip's (`MediaItem.fps`) is the one that trains, and it can differ
+    where a header misstates the frame count of a spread clip.
+    """
+
+    path: Path
+    bucket: tuple[int, int]  # (height, width)
+    num_frames: int
+    fps: float
+    sample_rate: int | None  # None when the dataset loads no audio
+    has_audio_track: bool
+    flip_x: bool = False
+    flip_y: bool = False
+    frame_selection: str = "start"
+
+    @property
+    def video_shape(self) -> tuple[int, int, int, int]:
+        """(channels, frames, height, width) of the item's `video`, as decoding gives it."""
+        return (3, self.num_frames, *self.bucket)
+
+    @property
+    def flips(self) -> str:
+        """"flip_x", "flip_y", "flip_x+flip_y" or "": which mirrored copy of the file this is."""
+        return "+".join(name for name, on in (("flip_x", self.flip_x), ("flip_y", self.flip_y)) if on)
+
+
+@dataclass(frozen=True)
 class _Variant:
     """One file as trained: the file's entry and the flips applied to its frames."""
 
@@ -225,6 +254,31 @@ class MediaDataset(Dataset[MediaItem]):
             flip_y=variant.flip_y,
             frame_selection="spread" if entry.spread and clip.num_frames > 1 else "start",
         )
+
+    def planned(self, index: int) -> PlannedItem:
+        """Item `index` as planned by the scan, without decoding it (see PlannedItem)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of a dataset of {len(self)}")
+        variant = self._variants[index % len(self._variants)]
+        entry = self._entries[variant.entry]
+        return PlannedItem(
+            path=entry.path,
+            bucket=entry.bucket,
+            num_frames=entry.num_frames,
+            fps=entry.fps,
+            sample_rate=self.audio_sample_rate,
+            has_audio_track=entry.has_audio,
+            flip_x=variant.flip_x,
+            flip_y=variant.flip_y,
+            frame_selection="spread" if entry.spread and entry.num_frames > 1 else "start",
+        )
+
+    def check_recorded_audio(self, planned: PlannedItem, level: float | None) -> None:
+        """The silent-track rule of `__getitem__` for an item not decoded this time (its latents came from a cache):
+        `level` is the RMS its audio track had when it was decoded. A silent track raises or is warned about, as
+        `missing_audio` says now (it may have changed since)."""
+        if planned.has_audio_track and level is not None and is_silent(level):
+            self._silent_track(planned.path, level)
 
     def _silent_track(self, path: Path, level: float) -> bool:
         """A silent audio track falls under `missing_audio`: an error, or (warned once) trained as silence."""
