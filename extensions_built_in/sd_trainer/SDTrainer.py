@@ -50,7 +50,7 @@ from .run_guard import RunGuard
 from .sampling import TrainingSampler, first_sample_due, sample_due
 from .step_loss import FlowMatchingLoss
 from .sharded_training import ShardedLora, check_fsdp_run, shard_transformer
-from .training_data import ExampleOrder, encode_datasets, open_datasets
+from .training_data import ExampleOrder, empty_prompt, encode_datasets, open_datasets, text_encoder_may_wait
 
 
 class SDTrainer(BaseProcess):
@@ -104,7 +104,7 @@ class SDTrainer(BaseProcess):
             )
             if not config.train.disable_sampling and self.parallel.is_main:
                 self.sampler.encode_prompts()
-            self.empty_prompt = self.model.get_prompt_embeds([""]).to("cpu")
+            self.empty_prompt = empty_prompt(self.model, config.datasets, self.run_folder)
             if config.train.unload_text_encoder:
                 self.model.unload_text_encoder()
 
@@ -198,7 +198,7 @@ class SDTrainer(BaseProcess):
         model = model_class(self.config.model, self.parallel.device(self.config.device))
         # one process builds or reads first (the tiny model is built on first use)
         with self.guard.during("loading the model"), self.parallel.main_first():
-            return model.load_model()
+            return model.load_model(defer_text_encoder=text_encoder_may_wait(self.config))
 
     def _encode_data(self):
         config = self.config

@@ -221,6 +221,23 @@ def _encode_media(model, dataset: MediaDataset, variant: int, cache: LatentCache
     return encoded
 
 
+def text_encoder_may_wait(config) -> bool:
+    """Whether every prompt a run encodes before its first step can come from the text-embedding cache: each
+    dataset caches its captions (the empty prompt then goes through the cache too), no sample prompts (their
+    text states for the pipeline are never cached) and no preservation prompts. The model may then defer
+    reading its text encoder to the first prompt the cache does not hold: never, on a rerun or a resume."""
+    sampling = not config.train.disable_sampling and bool(config.sample.prompts)
+    cached = all(dataset.cache_text_embeddings for dataset in config.datasets)
+    return cached and not sampling and not config.train.diff_output_preservation
+
+
+def empty_prompt(model, dataset_configs, run_folder: Path) -> PromptEmbeds:
+    """The embeddings of "" (what caption dropout trains on), through the text-embedding cache when every dataset
+    caches its captions."""
+    cached = all(dataset.cache_text_embeddings for dataset in dataset_configs)
+    return encode_prompt(model, "", TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if cached else None)
+
+
 def encode_prompt(model, caption: str, cache: TextEmbeddingCache | None) -> PromptEmbeds:
     """`caption`'s embeddings (on the CPU), through `cache` when it is on."""
 

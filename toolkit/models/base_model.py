@@ -167,8 +167,10 @@ class BaseModel(ABC):
 
     # -- the phases, in the order they happen ------------------------------------------------
     @abstractmethod
-    def load_model(self) -> BaseModel:
-        """Read every component, place it on its device and dtype, freeze it; returns self."""
+    def load_model(self, defer_text_encoder: bool = False) -> BaseModel:
+        """Read every component, place it on its device and dtype, freeze it; returns self. `defer_text_encoder`
+        allows reading the text encoder at the first `get_prompt_embeds` instead (a run whose prompts all come from
+        the cache then never reads it); a model that cannot defer reads it now."""
 
     @abstractmethod
     def encode_images(self, video: torch.Tensor, clip: str | None = None) -> VideoLatents:

@@ -199,9 +199,12 @@ class LTX2Model(BaseModel):
         return BaseModelNames(architecture=f"ltx-{self.variant.version}", implementations=implementations)
 
     # -- load_model --------------------------------------------------------
-    def load_model(self) -> "LTX2Model":
-        """Read every component, put each on its device and dtype, freeze them."""
+    def load_model(self, defer_text_encoder: bool = False) -> "LTX2Model":
+        """Read every component, put each on its device and dtype, freeze them. With `defer_text_encoder` the text
+        encoder is read at the first `get_prompt_embeds` instead, so a run whose prompts all come from the cache
+        never reads it."""
         config = self.config
+        names = tuple(name for name in COMPONENT_ORDER if not (defer_text_encoder and name == "text_encoder"))
         with self.tracer.span(
             "load_model", name_or_path=config.name_or_path, dtype=self.dtype, device=self.device
         ) as span:
@@ -216,10 +219,13 @@ class LTX2Model(BaseModel):
                 from toolkit.dry_run import memory_plan_report
 
                 self.tracer.event("memory_plan_table", plan=Lines(memory_plan_report(config).splitlines()))
-            for name in COMPONENT_ORDER:
+            for name in names:
                 self.components[name] = loading.load_one(self, name)
+            if defer_text_encoder:
+                self.prompts.load_text_encoder = lambda: loading.load_one(self, "text_encoder")
+                span.set(deferred=["text_encoder"])
             loading.trace_skipped(self.source.base, COMPONENT_ORDER)
-            span.set(components=list(self.components), **loading.files_read(self.source, COMPONENT_ORDER))
+            span.set(components=list(self.components), **loading.files_read(self.source, names))
         return self
 
     # -- the phases, each handed to the object that runs it ------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Callable
 
 import torch
 
@@ -33,6 +34,8 @@ class PromptPhase:
         self.dtype = dtype
         self.te_device = te_device
         self.device = device
+        # Set by load_model(defer_text_encoder=True): reads the text encoder when the first prompt needs it.
+        self.load_text_encoder: Callable[[], torch.nn.Module] | None = None
 
     @property
     def max_sequence_length(self) -> int:
@@ -49,6 +52,8 @@ class PromptPhase:
         """Gemma 3 hidden states of every layer, then LTX-2's text connectors: embeddings for the video and the
         audio stream. With `keep_text_states` the stacked hidden states and their mask are kept for sampling
         (LTX2Pipeline runs the connectors itself)."""
+        if "text_encoder" not in self.components and self.load_text_encoder is not None:
+            self.components["text_encoder"] = self.load_text_encoder()
         if not self.text_encoder_loaded:
             raise ModelLoadError(
                 "get_prompt_embeds: the text encoder was unloaded; prompts must be encoded (or cached) before "
@@ -105,9 +110,9 @@ class PromptPhase:
             "unload_text_encoder", lambda: {"memory_before": memory_snapshot()}, encoders=["text_encoder"]
         ) as span:
             encoder = self.components.get("text_encoder")
+            self.components["text_encoder"] = None  # a deferred encoder never read stays unread from now on
             if encoder is not None:
                 encoder.to("cpu")
-                self.components["text_encoder"] = None
                 left = weakref.ref(encoder)
                 del encoder
                 if left() is not None:
