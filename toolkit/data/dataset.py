@@ -214,10 +214,7 @@ class MediaDataset(Dataset[MediaItem]):
         return len(self._variants)
 
     def __getitem__(self, index: int) -> MediaItem:
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} of a dataset of {len(self)}")
-        variant = self._variants[index % len(self._variants)]
-        entry = self._entries[variant.entry]
+        variant, entry = self._variant_entry(index)
         with self._load_span(entry) as span:
             # A still gets the rate its plan gave it (the dataset's fps, else the model's default).
             fps = entry.fps if is_image(entry.path) else self.fps
@@ -257,10 +254,7 @@ class MediaDataset(Dataset[MediaItem]):
 
     def planned(self, index: int) -> PlannedItem:
         """Item `index` as planned by the scan, without decoding it (see PlannedItem)."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"item {index} of a dataset of {len(self)}")
-        variant = self._variants[index % len(self._variants)]
-        entry = self._entries[variant.entry]
+        variant, entry = self._variant_entry(index)
         return PlannedItem(
             path=entry.path,
             bucket=entry.bucket,
@@ -272,6 +266,12 @@ class MediaDataset(Dataset[MediaItem]):
             flip_y=variant.flip_y,
             frame_selection="spread" if entry.spread and entry.num_frames > 1 else "start",
         )
+
+    def _variant_entry(self, index: int) -> tuple[_Variant, MediaEntry]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} of a dataset of {len(self)}")
+        variant = self._variants[index % len(self._variants)]
+        return variant, self._entries[variant.entry]
 
     def check_recorded_audio(self, planned: PlannedItem, level: float | None) -> None:
         """The silent-track rule of `__getitem__` for an item not decoded this time (its latents came from a cache):
