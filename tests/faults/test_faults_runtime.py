@@ -1,9 +1,10 @@
-"""Fault suite, runtime half: broken media, SIGTERM in training, kill -9 in a save, a trace that cannot be written, non-finite training.
+"""Fault suite, runtime half: broken media, SIGTERM in training, kill -9 in a save, a trace that cannot be written.
 
 These load the tiny model in a child process, so there are few of them: each
 is a category the config checks cannot reach (the file's bytes, the process's
 life, the disk at run time). Each asserts the exit code and that the message
-names the file; none asserts a duration.
+names the file; none asserts a duration. Non-finite training (exit 1, the step and the last good
+checkpoint named, no NaN in any file) is tests/trainer/test_trainer_nonfinite.py's, through run.main.
 """
 
 from __future__ import annotations
@@ -128,16 +129,3 @@ def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_command_resumes
     assert "Resuming fault from step 2" in resumed.output
     assert (run_folder / "fault.safetensors").is_file()
     assert (checkpoints / "step_000000004" / "state.json").is_file()
-
-
-def test_non_finite_training_stops_naming_the_step_and_writes_no_nan(tmp_path: Path, tiny_ready) -> None:
-    from safetensors.torch import load_file
-
-    job = training_job(tmp_path, copy_clips(tmp_path / "clips", count=2), train={"lr": 1e30, "dtype": "fp32"})
-    job["config"]["process"][0]["save"].update({"save_every": 1, "dtype": "float32"})
-    outcome = run_probe([str(write_yaml(tmp_path / "job.yaml", job))], cwd=tmp_path)
-    assert outcome.returncode == 1, outcome.output[-3000:]
-    assert "error: step " in outcome.stderr and "went non-finite (NaN or inf)" in outcome.stderr, outcome.stderr[-3000:]
-    assert "Last good checkpoint" in outcome.stderr and "Traceback" not in outcome.stderr
-    for saved in (tmp_path / "out").rglob("*.safetensors"):
-        assert all(tensor.isfinite().all() for tensor in load_file(str(saved)).values()), saved
