@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import run
+
 from tests.faults.conftest import (
     REPO_ROOT,
     copy_clips,
@@ -116,16 +118,34 @@ def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, tiny_ready)
     assert not (tmp_path / "out" / "fault" / "run.lock").exists()
 
 
-def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_command_resumes(tmp_path: Path, tiny_ready) -> None:
+def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_config_resumes(tmp_path: Path, tiny_ready) -> None:
+    from extensions_built_in.sd_trainer import checkpoints
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
     config = write_yaml(tmp_path / "job.yaml", training_job(tmp_path, copy_clips(tmp_path / "clips")))
     run_folder = tmp_path / "out" / "fault"
     killed = run_probe([str(config)], cwd=tmp_path, env={"FAULT_KILL_IN_SAVE": "2"})  # the save of step 4
     assert killed.returncode == -signal.SIGKILL, killed.output[-3000:]
     assert killed.probe is None  # died on the spot: nothing ran after the kill
-    checkpoints = run_folder / "checkpoints"
-    assert sorted(path.name for path in checkpoints.iterdir()) == [".step_000000004.partial", "step_000000002"]
-    resumed = run_probe([str(config)], cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.output[-3000:]
-    assert "Resuming fault from step 2" in resumed.output
+    saves = run_folder / "checkpoints"
+    assert sorted(path.name for path in saves.iterdir()) == [".step_000000004.partial", "step_000000002"]
+    # the LoRA, and the training state's file opened for torch.save, which died before writing to it
+    partial = saves / ".step_000000004.partial"
+    assert sorted(path.name for path in partial.iterdir()) == ["lora.safetensors", "training_state.pt"]
+    assert (partial / "training_state.pt").stat().st_size == 0
+    assert checkpoints.latest_checkpoint(run_folder) == saves / "step_000000002"
+    step_2 = checkpoints.load_training_state(saves / "step_000000002")
+    assert step_2.step == 2 and step_2.lora_state and step_2.optimizer_state["state"]  # Adam moments of 2 steps
+
+    # The same config again (run.py's main() in this process: the kill above is what needed a process of its own).
+    try:
+        assert run.main([str(config)]) == run.EXIT_OK
+    finally:
+        reset_tracer()
+        LogManager.get_instance().cleanup()
+    assert "Resuming fault from step 2" in (run_folder / "train.log").read_text()
     assert (run_folder / "fault.safetensors").is_file()
-    assert (checkpoints / "step_000000004" / "state.json").is_file()
+    assert sorted(path.name for path in saves.iterdir()) == ["step_000000002", "step_000000004"]  # no partial left
+    assert checkpoints.load_training_state(saves / "step_000000004").step == 4
+    assert not (run_folder / "run.lock").exists()  # the dead run's lock was taken over, then removed
