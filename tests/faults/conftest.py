@@ -47,6 +47,23 @@ def run_probe(args: list[str], cwd: Path, timeout: float = 900, env: dict[str, s
     return _outcome(result.returncode, result.stdout, result.stderr)
 
 
+def run_here(args: list[str], capsys) -> Outcome:
+    """run.py's main() in this process, for a case about what a run does rather than about its process (a
+    signal, a kill, what was imported): no interpreter to start, the same exit code and messages. The tracer
+    and the log handlers the run set up are closed after it, as at the end of a process."""
+    import run
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
+    try:
+        code = run.main(args)
+    finally:
+        reset_tracer()
+        LogManager.get_instance().cleanup()
+    captured = capsys.readouterr()
+    return Outcome(code, captured.out, captured.err, None)
+
+
 def start_probe(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     with open(log, "w") as handle:
         return subprocess.Popen(
