@@ -1,9 +1,9 @@
 """Fault suite, runtime half: broken media, SIGTERM in training, kill -9 in a save, a trace that cannot be written.
 
 Each is a category the config checks cannot reach (the file's bytes, the process's life, the disk at
-run time). What is about the process (a signal, a kill, a warning printed by the interpreter) runs
-run.py in a child process; broken media, found while encoding, and the resume after the kill run
-run.py's main() in this process (`run_here`), which gives the same exit code and message. Each asserts
+run time). What is about the process (a signal, a kill) runs run.py in a child process; the rest (broken
+media, found while encoding; the resume after the kill; a trace file that cannot be opened) runs
+run.py's main() in this process (`run_here`), which gives the same exit code and messages. Each asserts
 the exit code and that the message names the file; none asserts a duration. Non-finite training
 (exit 1, the step and the last good checkpoint named, no NaN in any file) is
 tests/trainer/test_trainer_nonfinite.py's, through run.main.
@@ -72,13 +72,13 @@ def test_broken_media_stops_the_run_naming_the_file(case: MediaFault, tmp_path: 
     assert not list((tmp_path / "out").rglob("*.safetensors"))  # stopped before training: nothing saved
 
 
-def test_unwritable_trace_file_is_dropped_with_a_warning_and_the_run_goes_on(tmp_path: Path, tiny_ready) -> None:
+def test_unwritable_trace_file_is_dropped_with_a_warning_and_the_run_goes_on(tmp_path: Path, tiny_ready, capsys) -> None:
     job = yaml.safe_load((REPO_ROOT / "config" / "examples" / "generate_ltx2_tiny.yaml").read_text())
     job["config"]["process"][0]["output_folder"] = str(tmp_path / "out")
     job["config"]["process"][0]["generate"]["prompts"] = ["a red square"]
     run_folder = tmp_path / "out" / job["config"]["name"]
     (run_folder / "trace.jsonl").mkdir(parents=True)  # a folder where the trace file goes: it cannot be opened
-    outcome = run_probe([str(write_yaml(tmp_path / "job.yaml", job))], cwd=tmp_path)
+    outcome = run_here([str(write_yaml(tmp_path / "job.yaml", job))], capsys)
     assert outcome.returncode == 0, outcome.output[-3000:]
     assert f"cannot write {run_folder / 'trace.jsonl'}" in outcome.stderr, outcome.stderr[-3000:]
     assert "[VERBOSE]" in outcome.stdout  # the console sink still runs
