@@ -97,6 +97,7 @@ def _wait_for(process, ready: Callable[[], bool], log: Path, timeout: float = 90
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, tiny_ready) -> None:
     job = training_job(tmp_path, copy_clips(tmp_path / "clips"), train={"steps": 500, "lr": 1e-3, "dtype": "fp32", "disable_sampling": True})
     job["config"]["process"][0]["save"]["save_every"] = 1000
@@ -119,6 +120,7 @@ def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, tiny_ready)
     assert not (tmp_path / "out" / "fault" / "run.lock").exists()
 
 
+@pytest.mark.slow
 def test_kill_9_in_a_save_keeps_the_last_checkpoint_and_the_same_config_resumes(tmp_path: Path, tiny_ready, capsys) -> None:
     from extensions_built_in.sd_trainer import checkpoints
 

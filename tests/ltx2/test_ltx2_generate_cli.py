@@ -47,6 +47,7 @@ def generate(tmp_path: Path, cache_dir: Path, *overrides: str):
     return run_cli(args, tmp_path, cache_dir), output / RUN_NAME
 
 
+@pytest.mark.slow
 def test_verbose_generate_writes_clips_and_traces(tiny_model_dir, tiny_cache_dir, tmp_path):
     result, run_folder = generate(tmp_path, tiny_cache_dir)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -27,6 +28,7 @@ def _config(folder: Path) -> Path:
     )
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_lora(tmp_path, tiny_ready):
     interrupted = _config(tmp_path / "interrupted")
     run_folder = tmp_path / "interrupted" / "output" / NAME

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import av
+import pytest
 import yaml
 from safetensors.torch import load_file
 
@@ -36,6 +37,7 @@ TRACED_PHASES = [
 ]
 
 
+@pytest.mark.slow
 def test_tiny_example_trains_samples_and_traces(tmp_path, tiny_ready):
     example = yaml.safe_load(TINY_EXAMPLE.read_text())
     name = example["config"]["name"]
