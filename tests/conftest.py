@@ -11,7 +11,13 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CLIPS = REPO_ROOT / "data" / "demo_clips"
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# One BLAS/OpenMP thread, here and in every child process (they inherit os.environ): the tiny model's
+# matrices are too small to split, and on a busy 2-core machine a second thread mostly spins
+# (test_trainer_resume.py: 27 CPU-s with 1 thread, 37 with 2, on a nearly idle machine).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# No test reaches a model hub: a hub id that is not in the local cache fails at once instead of
+# retrying over the network (a dry run of a 24 GB example waited 23 s in back-off without a network).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from toolkit.deferred_packages import defer  # noqa: E402
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import re
 
+import pytest
+
 from benchmarks import gpu_check
 
 PHASES = ("loading", "training adamw8bit", "training adamw", "sampling")
 
 
+@pytest.mark.slow
 def test_quick_cpu_run_reports_every_phase_with_finite_ratios(tmp_path, capsys):
     doc = tmp_path / "benchmarks.md"
     assert gpu_check.main(["--device", "cpu", "--quick", "--write-doc", str(doc)]) == 0

@@ -47,6 +47,23 @@ def run_probe(args: list[str], cwd: Path, timeout: float = 900, env: dict[str, s
     return _outcome(result.returncode, result.stdout, result.stderr)
 
 
+def run_here(args: list[str], capsys) -> Outcome:
+    """run.py's main() in this process, for a case about what a run does rather than about its process (a
+    signal, a kill, what was imported): no interpreter to start, the same exit code and messages. The tracer
+    and the log handlers the run set up are closed after it, as at the end of a process."""
+    import run
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
+    try:
+        code = run.main(args)
+    finally:
+        reset_tracer()
+        LogManager.get_instance().cleanup()
+    captured = capsys.readouterr()
+    return Outcome(code, captured.out, captured.err, None)
+
+
 def start_probe(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     with open(log, "w") as handle:
         return subprocess.Popen(
@@ -114,10 +131,17 @@ def tiny_ready(tiny_model_dir) -> Path:
 def trained_run(tiny_ready, tmp_path_factory) -> Path:
     """One finished 4-step run (`training_job`) with saves at steps 2 and 4 in `out/fault/`, trained once for the
     cases that need a run to resume; each copies it (`copy_trained`) and leaves this one as it is."""
+    import run
+    from toolkit.logging import LogManager
+    from toolkit.trace import reset_tracer
+
     folder = tmp_path_factory.mktemp("trained")
     config = write_yaml(folder / "job.yaml", training_job(folder, copy_clips(folder / "clips")))
-    outcome = run_probe([str(config)], cwd=folder)
-    assert outcome.returncode == 0, outcome.output[-3000:]
+    try:  # run.py's main() in this process: what is tested is what the run left, not the process that left it
+        assert run.main([str(config)]) == run.EXIT_OK
+    finally:
+        reset_tracer()
+        LogManager.get_instance().cleanup()
     return folder
 
 

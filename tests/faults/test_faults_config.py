@@ -156,6 +156,23 @@ def _exclude_every_target(job: dict, folder: Path) -> None:
     process(job)["network"].update(target_modules=["attn1.to_q"], exclude_modules=["attn1.to_q"])
 
 
+def _lora_filters_that_select_nothing(folder: Path) -> tuple[list[str], list[str]]:
+    """A target that matches nothing, and in a second file an exclude that removes every target: both are
+    checked on the meta-device transformer, which needs torch, so one run.py start checks both files."""
+    no_match = training_job(folder)
+    process(no_match)["network"]["target_modules"] = ["attn1.to_qq"]
+    all_excluded = training_job(folder)
+    _exclude_every_target(all_excluded, folder)
+    paths = [write_yaml(folder / "no_match.yaml", no_match), write_yaml(folder / "all_excluded.yaml", all_excluded)]
+    return [str(path) for path in paths], [
+        f"Invalid config {paths[0]}",
+        f"{P}.network.target_modules",
+        "'attn1.to_qq' matches no linear layer",
+        f"Invalid config {paths[1]}",
+        f"{P}.network.exclude_modules",
+    ]
+
+
 def _unchanged(job: dict, folder: Path) -> None:
     return None
 
@@ -212,14 +229,7 @@ CASES = [
     case("ctrl_img_missing", edited(_missing_ctrl_img), f"{P}.sample.prompts[0].ctrl_img", "{folder}/first.png"),
     case("training_folder_under_a_file", edited(_file_blocks_output), f"{P}.training_folder", "blocker is a file"),
     case("pretrained_lora_missing", edited(_set("network.pretrained_lora_path", "x.pt")), f"{P}.network.pretrained_lora_path"),
-    case(
-        "lora_target_matches_nothing",
-        edited(_set("network.target_modules", ["attn1.to_qq"])),
-        f"{P}.network.target_modules",
-        "'attn1.to_qq' matches no linear layer",
-        torch_free=False,
-    ),
-    case("lora_exclude_every_target", edited(_exclude_every_target), f"{P}.network.exclude_modules", torch_free=False),
+    ConfigFault("lora_filters_that_select_nothing", _lora_filters_that_select_nothing, torch_free=False),
     ConfigFault("problems_in_two_files_together", _two_files),
     case("dry_run_runs_the_same_checks", edited(_sampling_without_prompts, "--dry-run"), f"{P}.sample.prompts"),
 ]

@@ -4,8 +4,8 @@ Images from their true mode and bit depth, captions without a byte-order mark, f
 cannot be read skipped and counted, caches that record what they were computed from, clips
 shorter than `num_frames`, 5.1 audio, and what the check before loading finds in the media
 (exit 2 without importing torch, or notices printed dry run or not). The media are built here,
-tiny, with PyAV, Pillow and numpy. One run trains on all the recoverable faults at once and
-reads back from its trace what reached the model.
+tiny, with PyAV, Pillow and numpy. One run (run.py's main() in this process) trains on all the
+recoverable faults at once and reads back from its trace what reached the model.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import run
-from tests.faults.conftest import copy_clips, run_probe, training_job, write_yaml
+from tests.faults.conftest import copy_clips, run_here, run_probe, training_job, write_yaml
 from toolkit.config import DatasetConfig
 from toolkit.data.audio import match_channels
 from toolkit.data.cache import LatentCache, TextEmbeddingCache
@@ -289,7 +289,7 @@ def test_the_dry_run_prints_what_the_media_will_go_through(tmp_path: Path, monke
 # --- one run trains on every recoverable fault ---------------------------------------------------------
 
 
-def test_a_run_over_every_recoverable_media_fault_trains_what_a_viewer_would_see(tmp_path: Path, tiny_ready) -> None:
+def test_a_run_over_every_recoverable_media_fault_trains_what_a_viewer_would_see(tmp_path: Path, tiny_ready, capsys) -> None:
     clips = tmp_path / "clips"
     clips.mkdir()
     gray, short, still = _gray16_png(clips / "gray16.png"), _clip(clips / "short.mp4", 5), _clip(clips / "still.mp4", 1)
@@ -299,7 +299,7 @@ def test_a_run_over_every_recoverable_media_fault_trains_what_a_viewer_would_see
     job = training_job(tmp_path, clips, train={"steps": 1, "lr": 1e-3, "dtype": "fp32", "disable_sampling": True})
     job["config"]["process"][0]["datasets"][0].update(missing_audio="silence", shrink_video_to_frames=False)
     job["config"]["process"][0]["model"].update(verbose=True, trace_every=1)
-    outcome = run_probe([str(write_yaml(tmp_path / "job.yaml", job))], cwd=tmp_path)
+    outcome = run_here([str(write_yaml(tmp_path / "job.yaml", job))], capsys)
 
     assert outcome.returncode == 0, outcome.output[-3000:]
     assert "4 clips trained on, 1 skipped" in outcome.output and f"skipped {clips / 'gone.mp4'}: " in outcome.output
@@ -319,4 +319,3 @@ def test_a_run_over_every_recoverable_media_fault_trains_what_a_viewer_would_see
     prompts = [p for r in records if r["type"] == "span_begin" and r["name"] == "get_prompt_embeds" for p in r["fields"]["prompts"]]
     assert "a red square moving left to right" in prompts
     assert not any("\ufeff" in prompt for prompt in prompts)
-    assert outcome.probe == {"job_started": True, "torch_imported": True}

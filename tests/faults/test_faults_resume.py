@@ -191,6 +191,7 @@ def test_a_save_that_does_not_read_back_prunes_nothing(trained_run, tmp_path, mo
     assert checkpoints.load_training_state(run_folder / "checkpoints" / SAVES[1]).step == 4
 
 
+@pytest.mark.slow
 def test_resume_past_a_damaged_save_with_new_settings_then_a_full_disk(trained_run, tmp_path) -> None:
     job, run_folder = copy_trained(trained_run, tmp_path)
     _empty_training_state(run_folder / "checkpoints" / SAVES[1])

@@ -19,6 +19,7 @@ from tests.faults.test_faults_resume import SAVES, _files
 from toolkit.stopping import Stopped, sigterm_stops
 
 
+@pytest.mark.slow
 def test_sigterm_while_encoding_the_clips_is_one_line_and_exit_143(trained_run, tmp_path) -> None:
     job, run_folder = copy_trained(trained_run, tmp_path)
     job["config"]["process"][0]["train"]["steps"] = 6

@@ -105,31 +105,29 @@ def test_meta_build_compares_weight_names_with_the_files(tmp_path, tiny_cache_di
     assert all(p.is_meta for p in module.parameters())
 
 
-def test_dry_run_cli_fails_on_the_mismatch_and_names_the_version_otherwise(tmp_path, tiny_cache_dir):
-    import subprocess
-    import sys
-
+def test_dry_run_fails_on_the_mismatch_and_names_the_version_otherwise(tmp_path, tiny_cache_dir, capsys, monkeypatch):
+    """run.py's main() with --dry-run, in this process (as tests/test_dry_run_examples.py runs it)."""
+    import run
     from tests.conftest import REPO_ROOT
 
+    monkeypatch.chdir(REPO_ROOT)  # the example names data/demo_clips relative to the repository
     folder = copied_folder(tmp_path, "2.3")
-    example = "config/examples/train_lora_ltx2.3_tiny.yaml"
+    example = REPO_ROOT / "config" / "examples" / "train_lora_ltx2.3_tiny.yaml"
 
     def dry_run(path):
-        return subprocess.run(
-            [sys.executable, "run.py", "--dry-run", example, "--set", f"config.process.0.model.name_or_path={path}"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=180,
-            env={**__import__("os").environ, "LTX2_TRACE_CACHE": str(tiny_cache_dir)},
-        )
+        code = run.main(["--dry-run", str(example), "--set", f"config.process.0.model.name_or_path={path}"])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
 
-    good = dry_run(folder)
-    assert good.returncode == 0, good.stderr
-    assert "LTX-2 version: LTX-2.3" in good.stdout and f"(LTX-2.3)" in good.stdout
-    assert "LTX2VocoderWithBWE" in good.stdout
+    code, out, err = dry_run(folder)
+    assert code == run.EXIT_OK, err
+    assert "LTX-2 version: LTX-2.3" in out and f"(LTX-2.3)" in out
+    assert "LTX2VocoderWithBWE" in out
     edit_json(folder / "model_index.json", vocoder=["ltx2", "LTX2Vocoder"])
-    bad = dry_run(folder)
-    assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines()[-1].startswith("error: the vocoder of")
-    assert "Traceback" not in bad.stderr
+    code, out, err = dry_run(folder)
+    assert code == run.EXIT_RUNTIME_ERROR
+    assert err.strip().splitlines()[-1].startswith("error: the vocoder of")
+    assert "Traceback" not in err
 
 
 # -- extra 2.5 components ----------------------------------------------------------

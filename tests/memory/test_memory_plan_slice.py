@@ -35,6 +35,7 @@ def test_the_slice_is_sharded_bf16_with_the_published_structure(narrow_slice):
         assert f"transformer_blocks.1.{layer}.weight" in keys
 
 
+@pytest.mark.slow
 def test_plan_and_measured_memory_agree_for_a_quantized_offloaded_load(narrow_slice):
     scenario = Scenario("qfloat8 + offload 0.5", qtype="qfloat8", offload_percent=0.5, lora_rank=8)
     plan = planned(narrow_slice, scenario, "cpu")

@@ -82,6 +82,7 @@ def two_processes(tmp_path_factory, tiny_ready):
             "codes": codes, "clips": clips}
 
 
+@pytest.mark.slow
 def test_a_stop_reaching_one_rank_stops_both_at_one_step_and_the_run_resumes(two_processes):
     stopped, resumed = two_processes["outputs"]
     assert two_processes["codes"][0] != 0  # each process exits 130 (interrupted); the launcher reports it
@@ -102,6 +103,7 @@ def one_process(two_processes, tmp_path_factory):
     return {"trainer": single, "run_folder": folder / "output" / NAME}
 
 
+@pytest.mark.slow
 def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two_processes, one_process):
     ranks = [load_file(str(two_processes["probe"] / f"rank{rank}.safetensors")) for rank in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys() and len(ranks[0]) > 0
@@ -120,6 +122,7 @@ def test_every_rank_ends_with_the_lora_of_one_process_with_the_doubled_batch(two
     assert len([name for name in single_files if name.startswith("samples/") and name.endswith(".mp4")]) == 2
 
 
+@pytest.mark.slow
 def test_the_evaluation_loss_of_two_processes_is_the_one_of_one_process(two_processes, one_process):
     """Each process evaluates one held-out clip and the sums are added up; the stopped run evaluated step 0,
     the resumed one steps 2 (the stop came before its evaluation) and 3."""
@@ -141,6 +144,7 @@ def test_the_evaluation_loss_of_two_processes_is_the_one_of_one_process(two_proc
     assert len(held_out) == 1 and "Evaluating 2 held-out clips" in held_out[0] and "clips_here=1" in held_out[0]
 
 
+@pytest.mark.slow
 def test_main_process_alone_writes_and_traces(two_processes):
     run_folder, outputs = two_processes["run_folder"], two_processes["outputs"]
     loras = [f"{NAME}.safetensors", f"{NAME}_000000002.safetensors", f"{NAME}_000000003.safetensors", f"{NAME}_best.safetensors"]
@@ -162,6 +166,7 @@ def test_main_process_alone_writes_and_traces(two_processes):
     assert "[rank 1]" not in (run_folder / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_run_with_an_error(tmp_path, tiny_ready, two_processes):
     config = write_config(
         tmp_path, {**SETTINGS, "train.steps": 100_000, "save.save_every": 100_000, "model.verbose": False,

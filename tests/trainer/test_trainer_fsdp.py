@@ -30,6 +30,7 @@ SETTINGS = {
 }
 
 
+@pytest.mark.slow
 def test_fsdp_trains_the_lora_of_one_process_with_the_doubled_batch(tmp_path, tiny_ready):
     clips = copy_clips(tmp_path / "clips", 4)
     config = write_config(tmp_path / "two", {**SETTINGS, "datasets.0.folder_path": str(clips)}, name=NAME)

@@ -15,7 +15,7 @@ from PIL import Image
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import GenerationSettings
 from extensions_built_in.diffusion_models.ltx2.generation import load_control_image, run_pipeline
 from extensions_built_in.sd_trainer.sampling import TrainingSampler
-from tests.trainer.conftest import REPO_ROOT, RecordedPredictions, run_cli, set_up_trainer, write_config
+from tests.trainer.conftest import REPO_ROOT, RecordedPredictions, set_up_trainer, write_config
 from toolkit.config import SampleConfig, SamplePrompt
 from toolkit.errors import ConfigError
 from toolkit.trace import TraceConfig, init_tracer, reset_tracer
@@ -180,9 +180,14 @@ def test_i2v_first_frame_is_close_to_the_control_image(tiny_model):
     assert _psnr(text_only, reference) < floor - 10
 
 
-def test_i2v_example_runs_and_traces_every_point(tmp_path, tiny_ready):
+def test_i2v_example_runs_and_traces_every_point(tmp_path, tiny_ready, capsys, monkeypatch):
+    """The example through run.py's main() in this process (the tiny example's test is the one that starts
+    run.py as a user does); the example's paths are relative to the repository."""
+    import run
+
+    monkeypatch.chdir(REPO_ROOT)
     output = tmp_path / "output"
-    result = run_cli([
+    code = run.main([
         str(I2V_EXAMPLE),
         "--set", f"config.process.0.training_folder={output}",
         "--set", "config.process.0.train.steps=2",
@@ -190,8 +195,9 @@ def test_i2v_example_runs_and_traces_every_point(tmp_path, tiny_ready):
         "--set", "config.process.0.sample.sample_steps=2",
         "--set", "config.process.0.save.save_every=2",
     ])
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("[VERBOSE]")]
+    result = capsys.readouterr()
+    assert code == run.EXIT_OK, result.err[-3000:]
+    lines = [line for line in (result.out + result.err).splitlines() if line.startswith("[VERBOSE]")]
 
     def verbose(*parts: str) -> list[str]:
         return [line for line in lines if all(part in line for part in parts)]

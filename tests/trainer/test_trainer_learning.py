@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from tests.trainer.conftest import copy_clips, set_up_trainer, train_steps, write_config
@@ -9,6 +10,7 @@ from tests.trainer.conftest import copy_clips, set_up_trainer, train_steps, writ
 NO_CACHES = {"datasets.0.cache_latents_to_disk": False, "datasets.0.cache_text_embeddings": False}
 
 
+@pytest.mark.slow
 def test_one_clip_is_overfit_in_150_steps(tmp_path):
     """Real sampler (logit-normal sigmas, fresh noise each step); shift 1.0 keeps the sigmas centred.
 

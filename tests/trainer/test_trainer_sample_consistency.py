@@ -149,6 +149,7 @@ def one_thread():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_sampling_the_trained_caption_gives_back_the_trained_clip(overfitted):
     trainer, clip, other, max_distance = overfitted
     example = trainer.data.examples[0]

@@ -1,18 +1,19 @@
-"""A save that dies half-way leaves the previous checkpoint intact, and resume never picks the half-written one."""
+"""A save that dies half-way leaves the previous checkpoint intact, and resume never picks the half-written one.
+
+A process killed (SIGKILL) in the middle of a save, then the same config run again, is
+tests/faults/test_faults_runtime.py's kill -9 case.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from extensions_built_in.sd_trainer import checkpoints
-from tests.trainer.conftest import REPO_ROOT, child_env, lora_tensors, set_up_trainer, train_steps, write_config
+from tests.trainer.conftest import lora_tensors, set_up_trainer, train_steps, write_config
 
 NAME = "save_failure"
 
@@ -77,36 +78,5 @@ def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, failur
         with pytest.raises(OSError):
             trainer.save()
     assert (run_folder / "checkpoints" / ".step_000000004.partial").is_dir()  # what the failed save left
-    _check_step_2_survived(run_folder, saved_lora)
-    _check_resume_then_save(config, run_folder, saved_lora)
-
-
-_KILLED_IN_SAVE = """
-import os, signal, sys
-from pathlib import Path
-import torch
-from tests.trainer.conftest import set_up_trainer, train_steps
-
-trainer = set_up_trainer(Path(sys.argv[1]))
-train_steps(trainer, 2)
-trainer.save()
-train_steps(trainer, 2)
-torch.save = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # dies after the LoRA, before the rest
-trainer.save()
-"""
-
-
-def test_process_killed_in_save_keeps_the_previous_checkpoint(tmp_path, tiny_ready):
-    config = _config(tmp_path)
-    run_folder = tmp_path / "output" / NAME
-    child = subprocess.run(
-        [sys.executable, "-c", _KILLED_IN_SAVE, str(config)], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
-    partial = run_folder / "checkpoints" / ".step_000000004.partial"
-    # the LoRA, and the training state's file opened for torch.save, which died before writing to it
-    assert sorted(p.name for p in partial.iterdir()) == ["lora.safetensors", "training_state.pt"]
-    assert (partial / "training_state.pt").stat().st_size == 0
-    saved_lora = checkpoints.load_training_state(run_folder / "checkpoints" / "step_000000002").lora_state
     _check_step_2_survived(run_folder, saved_lora)
     _check_resume_then_save(config, run_folder, saved_lora)

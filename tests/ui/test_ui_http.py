@@ -23,6 +23,7 @@ def request(url: str, method: str, path: str, headers: dict | None = None, body:
     return response.status, dict(response.getheaders()), response.read()
 
 
+@pytest.mark.slow
 def test_the_server_starts_on_a_free_loopback_port_and_lists_command_line_runs(ui_server, cli_run):
     parts = urlsplit(ui_server.url)
     assert parts.hostname == "127.0.0.1" and parts.port not in (None, 8675)
@@ -36,6 +37,7 @@ def test_the_server_starts_on_a_free_loopback_port_and_lists_command_line_runs(u
     assert b"http://" not in body.replace(b"http://127.0.0.1", b"")  # nothing from elsewhere: every asset is the app's
 
 
+@pytest.mark.slow
 def test_a_file_of_a_run_is_served_whole_and_in_ranges(ui_server, cli_run):
     expected = (cli_run / "checkpoints" / "step_000000010" / "state.json").read_bytes()
     status, _, body = request(ui_server.url, "GET", "/runs/0/cli_run/files/checkpoints/step_000000010/state.json")
@@ -44,6 +46,7 @@ def test_a_file_of_a_run_is_served_whole_and_in_ranges(ui_server, cli_run):
     assert status == 206 and len(body) == 100 and headers["content-range"].startswith("bytes 0-99/")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path",
     [
@@ -70,6 +73,7 @@ def test_paths_outside_the_served_folders_get_403_or_404(ui_server, cli_run, pat
     assert b"root:" not in body
 
 
+@pytest.mark.slow
 def test_a_change_needs_this_servers_csrf_token_and_origin(ui_server, cli_run):
     csrf = json.loads(request(ui_server.url, "GET", "/api/session")[2])["csrf"]
     form = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
@@ -105,6 +109,7 @@ def test_a_non_loopback_bind_refuses_requests_without_the_token(tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_command_line_run_resumes_with_the_config_of_its_newest_checkpoint_pinned_to_its_folder(ui_server, cli_run):
     from ui.folders import Folders
     from ui.job_queue import JobQueue
@@ -126,6 +131,7 @@ def _multipart(fields: dict[str, str], upload: tuple[str, bytes] | None) -> tupl
     return f"multipart/form-data; boundary={boundary}", b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 
+@pytest.mark.slow
 def test_a_job_sent_as_yaml_or_an_upload_is_checked_like_run_py_and_bad_uploads_are_refused(ui_server):
     csrf = json.loads(request(ui_server.url, "GET", "/api/session")[2])["csrf"]
 
