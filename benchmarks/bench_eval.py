@@ -46,6 +46,19 @@ def _config(folder: Path, device: str) -> Path:
     return path
 
 
+def described(setting: str) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"{setting} (the first {WARM_UP_ROUNDS} rounds dropped). The tiny example's trainer on the four demo clips, "
+        "with the same four clips held out (`is_val`). Each round times, one after the other: one training step "
+        "(`hook_train_loop`, batch 1), one evaluation of the 4 clips at 5 noise levels with `eval_batch_size` 1 "
+        "(the default with `batch_size: 1`: 20 forwards) and one with `eval_batch_size: 5` (a clip's five levels "
+        "in one forward: 4 forwards). The ratio is an evaluation's median seconds / the training step's: an "
+        "evaluation every `eval_every` steps adds about ratio / `eval_every` to a run (twice that with an EMA, "
+        "which evaluates both sets of weights)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
@@ -95,16 +108,7 @@ def main() -> None:
     setting = f"{args.rounds} rounds on {args.device} ({torch.get_num_threads()} CPU threads), medians"
     print(f"\n{setting}; {machine(load_before)}\n{table}")
     if args.write_doc:
-        what = (
-            f"{setting} (the first {WARM_UP_ROUNDS} rounds dropped). The tiny example's trainer on the four demo clips, "
-            "with the same four clips held out (`is_val`). Each round times, one after the other: one training step "
-            "(`hook_train_loop`, batch 1), one evaluation of the 4 clips at 5 noise levels with `eval_batch_size` 1 "
-            "(the default with `batch_size: 1`: 20 forwards) and one with `eval_batch_size: 5` (a clip's five levels "
-            "in one forward: 4 forwards). The ratio is an evaluation's median seconds / the training step's: an "
-            "evaluation every `eval_every` steps adds about ratio / `eval_every` to a run (twice that with an EMA, "
-            "which evaluates both sets of weights)."
-        )
-        body = report("Evaluation cost", command_line(__file__), what, [table], load_before)
+        body = report("Evaluation cost", command_line(__file__), described(setting), [table], load_before)
         print(f"wrote {write_section('eval', body)}")
 
 

@@ -87,23 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ratio {row} {cache}: {ratio:.2f} (load throughput / raw read throughput, median of {args.repeats} paired runs)")
     print(machine(load_before))
     if args.write_doc:
-        what = (
-            f"A sharded bf16 checkpoint of {args.layers} LTX-2 transformer blocks at the published widths "
-            f"({len(files)} shards, {size / 1e9:.2f} GB), then, interleaved and repeated {args.repeats} times: a raw read "
-            "(the shards start to end in 16 MiB `readinto` one reused buffer: what the disk gives a plain reader) and "
-            "the transformer loaded as a training run loads it (`loading.load_one`, streamed block by block; qfloat8 "
-            "with `quantize: true`), each load in a fresh process. Cold: the shards' pages dropped first (`fsync`, then "
-            "`posix_fadvise(POSIX_FADV_DONTNEED)`); warm: read once just before. The ratio is load throughput / raw "
-            "read throughput in the same cache state, each load paired with the raw read just before it (median of "
-            f"the pairs). `--check` fails below {CHECK_RATIO} for the cold bf16 load."
-        )
-        body = report("Load throughput", command_line(__file__, argv), what, [table], load_before)
+        body = report("Load throughput", command_line(__file__, argv), described(args, len(files), size), [table], load_before)
         print(f"wrote {write_section('load_throughput', body)}")
     cold = ratios["load bf16", "cold"]
     if args.check and not cold >= CHECK_RATIO:
         print(f"check failed: cold bf16 load at {cold:.2f}x the raw read, below {CHECK_RATIO}", file=sys.stderr)
         return 1
     return 0
+
+
+def described(args: argparse.Namespace, shards: int, size: int) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"A sharded bf16 checkpoint of {args.layers} LTX-2 transformer blocks at the published widths "
+        f"({shards} shards, {size / 1e9:.2f} GB), then, interleaved and repeated {args.repeats} times: a raw read "
+        "(the shards start to end in 16 MiB `readinto` one reused buffer: what the disk gives a plain reader) and "
+        "the transformer loaded as a training run loads it (`loading.load_one`, streamed block by block; qfloat8 "
+        "with `quantize: true`), each load in a fresh process. Cold: the shards' pages dropped first (`fsync`, then "
+        "`posix_fadvise(POSIX_FADV_DONTNEED)`); warm: read once just before. The ratio is load throughput / raw "
+        "read throughput in the same cache state, each load paired with the raw read just before it (median of "
+        f"the pairs). `--check` fails below {CHECK_RATIO} for the cold bf16 load."
+    )
 
 
 def measure_all(folder: Path, files: list[Path], loads: dict[str, str | None], repeats: int) -> dict:

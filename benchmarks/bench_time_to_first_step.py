@@ -202,6 +202,20 @@ def table(medians: dict[str, dict[str, float]], from_pretrained: dict[str, float
     return "\n".join(lines)
 
 
+def described(setting: str) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"{setting}. Each run is a fresh interpreter going through the phases a run goes through: imports "
+        "(every module the run has imported by its first step), config (read and checked as run.py does), load, "
+        "caching (latents and prompt embeddings), set-up (text encoder freed, LoRA, optimizer, callbacks) and the "
+        "first step. Each phase is divided by the bare step: the median `hook_train_loop` of the same run after "
+        f"{WARM_UP_STEPS} steps. Time to first step is load to first step (goal: at most {GOAL:g}x a bare step, "
+        "`--check`); start-up adds the imports and the config. First run: empty caches; rerun: the latent and "
+        "text caches filled, as on a resume. `from_pretrained` is the first run with streamed loading off; "
+        "`run.py --help` is timed end to end in a fresh interpreter."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=12)
@@ -246,18 +260,8 @@ def main() -> None:
         print(f"ratio time_to_first_step {name.replace(' ', '_')} {ratio:.1f}")
     print(f"streamed load / from_pretrained load: {medians['first run']['load'] / from_pretrained['load']:.2f}")
     if args.write_doc:
-        what = (
-            f"{setting}. Each run is a fresh interpreter going through the phases a run goes through: imports "
-            "(every module the run has imported by its first step), config (read and checked as run.py does), load, "
-            "caching (latents and prompt embeddings), set-up (text encoder freed, LoRA, optimizer, callbacks) and the "
-            "first step. Each phase is divided by the bare step: the median `hook_train_loop` of the same run after "
-            f"{WARM_UP_STEPS} steps. Time to first step is load to first step (goal: at most {GOAL:g}x a bare step, "
-            "`--check`); start-up adds the imports and the config. First run: empty caches; rerun: the latent and "
-            "text caches filled, as on a resume. `from_pretrained` is the first run with streamed loading off; "
-            "`run.py --help` is timed end to end in a fresh interpreter."
-        )
         title = "Time to first step" + ("" if args.clock == "wall" else f", {args.clock} clock")
-        body = report(title, command_line(__file__), what, [table(medians, from_pretrained, help_s)], load_before)
+        body = report(title, command_line(__file__), described(setting), [table(medians, from_pretrained, help_s)], load_before)
         section = "time_to_first_step" if args.clock == "wall" else f"time_to_first_step.{args.clock}"
         print(f"wrote {write_section(section, body)}")
     if args.check and ratios["first run"] > GOAL:
