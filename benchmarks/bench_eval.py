@@ -1,12 +1,13 @@
 """What an evaluation of 4 held-out clips at 5 noise levels costs, as a multiple of one training step (tiny LTX-2).
 
-    python benchmarks/bench_eval.py [--rounds 8] [--device cpu|cuda]
+    python benchmarks/bench_eval.py [--rounds 8] [--device cpu|cuda] [--write-doc]
 
 Sets up the tiny example's trainer on the four demo clips with the same four clips held out
 (`is_val`, a copy in another folder), then, interleaved in each round, times one training step
 (`hook_train_loop`, batch 1), one evaluation with the default `eval_batch_size` (= batch_size 1:
 20 forwards) and one with `eval_batch_size: 5` (a clip's five levels in one forward: 4 forwards).
-Prints the median seconds of each and the evaluations' ratios to the step.
+Prints the median seconds of each and the evaluations' ratios to the step; `--write-doc` puts the table into
+docs/benchmarks.md (section `eval`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import yaml
+from doc_section import command_line, load_average, machine, markdown_table, report, write_section
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WARM_UP_ROUNDS = 2
@@ -44,11 +46,26 @@ def _config(folder: Path, device: str) -> Path:
     return path
 
 
+def described(setting: str) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"{setting} (the first {WARM_UP_ROUNDS} rounds dropped). The tiny example's trainer on the four demo clips, "
+        "with the same four clips held out (`is_val`). Each round times, one after the other: one training step "
+        "(`hook_train_loop`, batch 1), one evaluation of the 4 clips at 5 noise levels with `eval_batch_size` 1 "
+        "(the default with `batch_size: 1`: 20 forwards) and one with `eval_batch_size: 5` (a clip's five levels "
+        "in one forward: 4 forwards). The ratio is an evaluation's median seconds / the training step's: an "
+        "evaluation every `eval_every` steps adds about ratio / `eval_every` to a run (twice that with an EMA, "
+        "which evaluates both sets of weights)."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
+    load_before = load_average()
     sys.path.insert(0, str(REPO_ROOT))
     import torch
 
@@ -84,10 +101,15 @@ def main() -> None:
         trainer.run()
     medians = {name: statistics.median(values[WARM_UP_ROUNDS:]) for name, values in times.items()}
     step = medians["training step"]
-    print(f"\n{args.rounds} rounds on {args.device} ({torch.get_num_threads()} CPU threads), medians:")
-    print(f"{'':<32}{'seconds':>10}{'x training step':>18}")
-    for name, median in medians.items():
-        print(f"{name:<32}{median:>10.4f}{median / step:>17.2f}x")
+    table = markdown_table(
+        ("", "median seconds", "x one training step"),
+        [(name, f"{median:.4f}", f"{median / step:.2f}x") for name, median in medians.items()],
+    )
+    setting = f"{args.rounds} rounds on {args.device} ({torch.get_num_threads()} CPU threads), medians"
+    print(f"\n{setting}; {machine(load_before)}\n{table}")
+    if args.write_doc:
+        body = report("Evaluation cost", command_line(__file__), described(setting), [table], load_before)
+        print(f"wrote {write_section('eval', body)}")
 
 
 if __name__ == "__main__":

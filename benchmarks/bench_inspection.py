@@ -1,6 +1,6 @@
 """What inspection costs per training step on the tiny LTX-2, and what it costs when it is off.
 
-    python benchmarks/bench_inspection.py [--steps 60] [--repeats 2] [--before COMMIT]
+    python benchmarks/bench_inspection.py [--steps 60] [--repeats 2] [--before COMMIT] [--write-doc]
 
 Times `hook_train_loop` (callbacks included; loading, caching and saving excluded; the first
 5 steps dropped as warm-up) in a fresh process per run, TensorBoard and the trace off:
@@ -12,6 +12,7 @@ Times `hook_train_loop` (callbacks included; loading, caching and saving exclude
 Prints the median and mean step time of each and their ratios to `before` (the mean carries
 the inspected steps of every_10, the median the steps in between); runs alternate, `--repeats`
 times each, so a slow moment of a shared machine does not land on one configuration only.
+`--write-doc` puts the table into docs/benchmarks.md (section `inspection`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 from io import BytesIO
 from pathlib import Path
 
+from doc_section import command_line, load_average, machine, markdown_table, report, write_section
 from tiny_trainer_timing import WARM_UP_STEPS, hook_step_times
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -74,12 +76,14 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
     if args.worker:
         with tempfile.TemporaryDirectory() as folder:
             print(json.dumps(hook_step_times(args.repo, Path(folder), args.steps, json.loads(args.settings))))
         return
 
+    load_before = load_average()
     before = args.before or default_before()
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     with tempfile.TemporaryDirectory() as folder:
@@ -89,17 +93,30 @@ def main() -> None:
                 times[name] += run_worker(before_repo if name == "before" else REPO_ROOT, name, args.steps)
     medians = {name: statistics.median(values) for name, values in times.items()}
     means = {name: statistics.fmean(values) for name, values in times.items()}
-    print(f"\nbefore = {before}; {args.steps} steps x {args.repeats} runs each, first {WARM_UP_STEPS} of each dropped")
-    print(f"{'configuration':<14}{'median step':>14}{'ratio to before':>18}{'mean step':>13}{'ratio to before':>18}")
-    for name in CONFIGS:
-        print(
-            f"{name:<14}{medians[name] * 1000:>11.2f} ms{medians[name] / medians['before']:>17.3f}x"
-            f"{means[name] * 1000:>10.2f} ms{means[name] / means['before']:>17.3f}x"
-        )
+    rows = [
+        (name, f"{medians[name] * 1000:.2f} ms", f"{medians[name] / medians['before']:.3f}x",
+         f"{means[name] * 1000:.2f} ms", f"{means[name] / means['before']:.3f}x")
+        for name in CONFIGS
+    ]
     inspected = [t for t in times["every_10"] if t > 3 * medians["off"]]
     if inspected:
-        print(f"an inspected step (every_10): median {statistics.median(inspected) * 1000:.1f} ms")
-
+        inspected_s = statistics.median(inspected)
+        rows.append(("an inspected step (every_10)", f"{inspected_s * 1000:.2f} ms", f"{inspected_s / medians['before']:.3f}x", "", ""))
+    table = markdown_table(("configuration", "median step", "ratio to before", "mean step", "ratio to before"), rows)
+    setting = f"{args.steps} steps x {args.repeats} runs of each configuration, first {WARM_UP_STEPS} of each run dropped"
+    print(f"\nbefore = {before}; {setting}; {machine(load_before)}\n{table}")
+    if args.write_doc:
+        what = (
+            f"The tiny example's `hook_train_loop` (callbacks included; loading, caching and saving excluded), {setting}, "
+            "each run a fresh process, TensorBoard and the trace off, configurations alternating. The baseline, "
+            f"`before`, is the trainer at commit {before[:12]} (the one before the latent monitor and the inspection "
+            "callbacks were added, exported with `git archive`): the ratio is each configuration's step / that "
+            "trainer's step. `off`: this tree, `logging.inspect` off; `idle`: inspection on, never due; `every_10`: "
+            "inspecting every 10th step (an extra forward, decodes, files). The median carries the steps in between; "
+            "the mean carries the inspected steps."
+        )
+        body = report("Inspection", command_line(__file__), what, [table], load_before)
+        print(f"wrote {write_section('inspection', body)}")
 
 if __name__ == "__main__":
     main()

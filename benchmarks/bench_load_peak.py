@@ -1,6 +1,6 @@
 """Host memory while loading a quantized LTX-2 transformer: from_pretrained then quantize, against streamed.
 
-    python benchmarks/bench_load_peak.py [--layers 8] [--heads 16] [--qtype qint8]
+    python benchmarks/bench_load_peak.py [--layers 8] [--heads 16] [--qtype qint8] [--write-doc]
 
 Builds an LTX2VideoTransformer3DModel narrower than the published one (`--heads` x 128 video,
 half as many x 64 audio, the published block layout), saves it as sharded bf16 safetensors in a
@@ -9,7 +9,8 @@ temporary diffusers folder, and loads it quantized in a fresh process each way:
   streamed         LTX-2's streamed loader: built on meta, each block read, quantized, released
 Each child samples its anonymous resident memory (RssAnon: the heap, not the page cache of the
 memory-mapped files) every 2 ms; the table gives the peak above the child's baseline, against the
-model's bf16 size and its quantized size.
+model's bf16 size and its quantized size, and the streamed load's time as a ratio to from_pretrained's.
+`--write-doc` puts the table into docs/benchmarks.md (section `load_peak`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.doc_section import command_line, load_average, machine, markdown_table, report, write_section  # noqa: E402
 
 CHILD = r"""
 import json, re, sys, threading, time
@@ -104,21 +107,38 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=8)
     parser.add_argument("--heads", type=int, default=16)
     parser.add_argument("--qtype", default="qint8")
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
+    load_before = load_average()
     gib = 1024**3
     with tempfile.TemporaryDirectory() as folder:
         stored = build(Path(folder), args.layers, args.heads)
         results = {how: measure(Path(folder), how, args.qtype) for how in ("from_pretrained", "streamed")}
-    print(f"\ntransformer: {args.layers} blocks, {args.heads} x 128 video heads, bf16 {stored / gib:.2f} GiB, {args.qtype}")
-    print(f"{'loader':<17}{'host peak':>12}{'/ bf16 size':>13}{'resident':>12}{'/ bf16 size':>13}")
-    for how, result in results.items():
-        print(
-            f"{how:<17}{result['peak'] / gib:>8.2f} GiB{result['peak'] / stored:>12.2f}x"
-            f"{result['resident'] / gib:>8.2f} GiB{result['resident'] / stored:>12.2f}x"
+    base_seconds = results["from_pretrained"]["seconds"]
+    table = markdown_table(
+        ("loader", "host peak", "/ bf16 size", "resident after", "/ bf16 size", "load time / from_pretrained's"),
+        [
+            (how, f"{result['peak'] / gib:.2f} GiB", f"{result['peak'] / stored:.2f}x", f"{result['resident'] / gib:.2f} GiB",
+             f"{result['resident'] / stored:.2f}x", f"{result['seconds'] / base_seconds:.2f}")
+            for how, result in results.items()
+        ],
+    )
+    setting = (
+        f"An LTX-2 transformer narrower than the published one: {args.layers} blocks of the published layout, "
+        f"{args.heads} x 128 video heads, {stored / gib:.2f} GiB of bf16 in 200 MB shards, loaded with {args.qtype}"
+    )
+    print(f"\n{setting}\n{table}\n{machine(load_before)}")
+    if args.write_doc:
+        what = (
+            f"{setting}, in a fresh process each way: `from_pretrained` (diffusers, the whole model at bf16, then "
+            "`quantize_module`) and streamed (built on meta, each block read, quantized, released). Each process "
+            "samples its anonymous resident memory (RssAnon: the heap, not the page cache of the files) every 2 ms; "
+            "peaks are above the process's baseline, divided by the model's bf16 size. The load time is a ratio to "
+            "from_pretrained's, measured in the same run (giving memory back costs page faults later on a busy "
+            "machine)."
         )
-    ratio = results["streamed"]["seconds"] / results["from_pretrained"]["seconds"]
-    print(f"\nstreamed load time / from_pretrained load time: {ratio:.2f}")
-
+        body = report("Load peak", command_line(__file__), what, [table], load_before)
+        print(f"wrote {write_section('load_peak', body)}")
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
     python benchmarks/bench_load_throughput.py                       # 5 blocks: 4.5 GB of bf16 shards
     python benchmarks/bench_load_throughput.py --repeats 5 --check   # exit 1 below 0.8x the raw read, cold
     python benchmarks/bench_load_throughput.py --folder /data/slice --keep   # build once, reuse
+    python benchmarks/bench_load_throughput.py --write-doc           # the table into docs/benchmarks.md
 
 Writes a sharded bf16 checkpoint of a transformer slice (benchmarks/memory_slice.py's
 `build_slice`), then measures, interleaved and repeated:
@@ -38,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.doc_section import command_line, load_average, machine, markdown_table, report, write_section  # noqa: E402
 from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, Scenario, ensure_slice, remove_slice  # noqa: E402
 
 CHECK_RATIO = 0.8
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the checkpoint for the next run")
     parser.add_argument("--no-quantized", action="store_true", help="skip the qfloat8 load (the slowest row)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 when the cold bf16 ratio is below {CHECK_RATIO}")
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--measure-load", nargs=2, metavar=("FOLDER", "QTYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure_load:
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(measure_load(Path(folder), None if qtype == "none" else qtype)))
         return 0
 
+    load_before = load_average()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="ltx2_load_"))
     built = False
     try:
@@ -77,12 +81,33 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep and (built or args.folder is None):
             remove_slice(folder)
-    ratios = print_results(seconds, size)
+    table, ratios = results(seconds, size)
+    print(f"\n{table}\n")
+    for (row, cache), ratio in ratios.items():
+        print(f"ratio {row} {cache}: {ratio:.2f} (load throughput / raw read throughput, median of {args.repeats} paired runs)")
+    print(machine(load_before))
+    if args.write_doc:
+        body = report("Load throughput", command_line(__file__, argv), described(args, len(files), size), [table], load_before)
+        print(f"wrote {write_section('load_throughput', body)}")
     cold = ratios["load bf16", "cold"]
     if args.check and not cold >= CHECK_RATIO:
         print(f"check failed: cold bf16 load at {cold:.2f}x the raw read, below {CHECK_RATIO}", file=sys.stderr)
         return 1
     return 0
+
+
+def described(args: argparse.Namespace, shards: int, size: int) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"A sharded bf16 checkpoint of {args.layers} LTX-2 transformer blocks at the published widths "
+        f"({shards} shards, {size / 1e9:.2f} GB), then, interleaved and repeated {args.repeats} times: a raw read "
+        "(the shards start to end in 16 MiB `readinto` one reused buffer: what the disk gives a plain reader) and "
+        "the transformer loaded as a training run loads it (`loading.load_one`, streamed block by block; qfloat8 "
+        "with `quantize: true`), each load in a fresh process. Cold: the shards' pages dropped first (`fsync`, then "
+        "`posix_fadvise(POSIX_FADV_DONTNEED)`); warm: read once just before. The ratio is load throughput / raw "
+        "read throughput in the same cache state, each load paired with the raw read just before it (median of "
+        f"the pairs). `--check` fails below {CHECK_RATIO} for the cold bf16 load."
+    )
 
 
 def measure_all(folder: Path, files: list[Path], loads: dict[str, str | None], repeats: int) -> dict:
@@ -158,28 +183,21 @@ def measure_load(folder: Path, qtype: str | None) -> dict:
     return {"seconds": taken, "peak_rss_added": peak - before, "parameters": parameters}
 
 
-def print_results(seconds: dict, size: int) -> dict[tuple[str, str], float]:
-    """The table of medians, then one `ratio` line per load and cache state; returns those ratios."""
-    rows = [("row", "cache", "median s", "GB/s", "runs (s)")]
-    median = {key: statistics.median(values) for key, values in seconds.items()}
-    for (row, cache), values in seconds.items():
-        runs = " ".join(f"{value:.2f}" for value in values)
-        rows.append((row, cache, f"{median[row, cache]:.2f}", f"{size / median[row, cache] / 1e9:.2f}", runs))
-    widths = [max(len(line[column]) for line in rows) for column in range(len(rows[0]))]
-    print()
-    for line in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-    print()
+def results(seconds: dict, size: int) -> tuple[str, dict[tuple[str, str], float]]:
+    """The table of medians with each load's ratio, and those ratios by (load, cache state)."""
     ratios = {}
-    for row, cache in median:
+    for row, cache in seconds:
         if row != "raw read":
             # Each load against the raw read of the same repeat (measured just before it), then the median.
             paired = [raw / load for raw, load in zip(seconds["raw read", cache], seconds[row, cache])]
             ratios[row, cache] = statistics.median(paired)
-            print(f"ratio {row} {cache}: {ratios[row, cache]:.2f} (load throughput / raw read throughput, "
-                  f"median of {len(paired)} paired runs)")
-    return ratios
-
+    rows = []
+    for (row, cache), values in seconds.items():
+        median = statistics.median(values)
+        ratio = "1" if row == "raw read" else f"{ratios[row, cache]:.2f}"
+        runs = " ".join(f"{value:.2f}" for value in values)
+        rows.append((row, cache, f"{median:.2f}", f"{size / median / 1e9:.2f}", ratio, runs))
+    return markdown_table(("row", "cache", "median s", "GB/s", "ratio to raw read", "runs (s)"), rows), ratios
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_offloading.py                 # CPU, or CUDA when there
     python benchmarks/bench_offloading.py --device cuda --layers 8 --qtype qfloat8
+    python benchmarks/bench_offloading.py --device cpu --write-doc      # the table into docs/benchmarks.md
 
 A step is one forward and backward of an LTX2VideoTransformer3DModel (random
 weights, frozen, with a rank-16 LoRA) on random video and audio tokens. On the
@@ -23,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.doc_section import command_line, load_average, machine, markdown_table, report, write_section  # noqa: E402
 from toolkit.memory_management import MemoryManager  # noqa: E402
 from toolkit.quantize import quantize_module  # noqa: E402
 from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE  # noqa: E402
@@ -92,6 +94,7 @@ def seconds_per_step(transformer: torch.nn.Module, inputs: dict, steps: int, dev
 
 
 def run(args: argparse.Namespace) -> None:
+    load_before = load_average()
     device = torch.device(args.device)
     inputs = make_inputs(device, args.frames, args.size)
     rows = []
@@ -111,13 +114,32 @@ def run(args: argparse.Namespace) -> None:
 
     baseline = rows[0][1]
     params = sum(p.numel() for p in build_transformer(args).parameters())
-    print(f"LTX2VideoTransformer3DModel, {args.layers} layers, {params / 1e6:.1f} M parameters, "
-          f"qtype {args.qtype or 'none'}, device {device}, median of {args.steps} steps")
-    print(f"{'offloaded':>10}  {'s/step':>8}  {'ratio':>6}  {'peak device memory':>18}")
-    for offload_percent, step_seconds, peak in rows:
-        label = "none" if offload_percent is None else f"{offload_percent:.0%}"
-        memory = "-" if peak is None else f"{peak / 1024**2:.0f} MiB"
-        print(f"{label:>10}  {step_seconds:8.4f}  {step_seconds / baseline:6.2f}  {memory:>18}")
+    setting = (
+        f"LTX2VideoTransformer3DModel, {args.layers} layers, {args.heads} heads x {args.head_dim}, {params / 1e6:.1f} M "
+        f"parameters, qtype {args.qtype or 'none'}, rank-16 LoRA, latent {args.frames}x{args.size}x{args.size}, "
+        f"device {device}, median of {args.steps} steps after one warm-up step"
+    )
+    table = markdown_table(
+        ("offloaded", "s per step", "ratio to none", "peak device memory"),
+        [
+            ("none" if offload_percent is None else f"{offload_percent:.0%}", f"{step_seconds:.4f}",
+             f"{step_seconds / baseline:.2f}x", "-" if peak is None else f"{peak / 1024**2:.0f} MiB")
+            for offload_percent, step_seconds, peak in rows
+        ],
+    )
+    print(f"{setting}; {machine(load_before)}\n{table}")
+    if args.write_doc:
+        what = (
+            f"{setting}. A step is one forward and backward of the transformer (random weights, frozen, the LoRA "
+            "trained) on random video and audio tokens; the baseline is the same step with nothing offloaded, the "
+            "rows `MemoryManager.attach` with that share of the linear/conv weights kept on the host. On the CPU the "
+            "weights never leave host memory, so the ratio is the bookkeeping of the offloaded forward (the backward "
+            "recompute of each managed layer); on CUDA it adds the host-to-device copies, and the peak device memory "
+            "shows what offloading saves."
+        )
+        title = f"Layer offloading, {device.type}"
+        body = report(title, command_line(__file__), what, [table], load_before)
+        print(f"wrote {write_section(f'offloading.{device.type}', body)}")
 
 
 def main() -> None:
@@ -130,8 +152,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8, help="latent height and width")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--qtype", default=None, help="quantize the transformer first (qfloat8, qint8, qint4)")
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     run(parser.parse_args())
-
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """How long the check before loading takes on the tiny example's demo clips, as a ratio to importing PyAV.
 
-    python benchmarks/bench_preflight_media.py [--repeats 7]
+    python benchmarks/bench_preflight_media.py [--repeats 7] [--write-doc]
 
 The check runs before every training (`run.py`, dry run or not), and now reads each
 clip's headers with PyAV, so its floor is `python -c "import av"`. Fresh interpreters,
@@ -10,7 +10,8 @@ interleaved, each counted at its fastest of ``--repeats``:
   (schema, folders, captions, the media headers), in a fresh interpreter;
 and, inside the second, the check alone (after the imports; it imports PyAV) and its media part alone
 (PyAV imported, headers read afresh).
-Ratios mean the same on an idle machine and a busy one. Not part of the tests.
+Ratios mean the same on an idle machine and a busy one. Not part of the tests. `--write-doc` puts the table
+into docs/benchmarks.md (section `preflight_media`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from doc_section import command_line, load_average, machine, markdown_table, report, write_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_EXAMPLE = REPO_ROOT / "config" / "examples" / "train_lora_ltx2_tiny.yaml"
@@ -58,7 +61,9 @@ def timed(command: list[str]) -> tuple[float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--write-doc", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
+    load_before = load_average()
     bare, whole, check, media = [], [], [], []
     for _ in range(args.repeats):
         bare.append(timed([sys.executable, "-c", "import av"])[0])
@@ -70,12 +75,25 @@ def main() -> None:
         check.append(inner["check_s"])
         media.append(inner["media_s"])
     floor = min(bare)
-    print(f"python -c 'import av'                       {floor:.3f} s  1.00x")
-    print(f"config load + check before loading (fresh)  {min(whole):.3f} s  {min(whole) / floor:.2f}x")
-    print(f"  the check alone, after imports            {min(check):.3f} s  {min(check) / floor:.2f}x")
-    print(f"  of which the media headers (4 demo clips) {min(media):.3f} s  {min(media) / floor:.2f}x")
-    print("torch imported: no")
-
+    rows = [
+        ("`python -c \"import av\"` (bare)", floor),
+        ("config load + check before loading (fresh interpreter)", min(whole)),
+        ("the check alone, after the imports", min(check)),
+        ("of which the media headers (4 demo clips)", min(media)),
+    ]
+    table = markdown_table(("", "seconds", "ratio to bare"), [(label, f"{s:.3f}", f"{s / floor:.2f}x") for label, s in rows])
+    print(f"fastest of {args.repeats}; {machine(load_before)}\n{table}\ntorch imported: no")
+    if args.write_doc:
+        what = (
+            "The check before loading of train_lora_ltx2_tiny.yaml (schema, folders, captions, the media headers read "
+            "with PyAV), which runs before every training, dry run or not. Fresh interpreters, interleaved, the "
+            f"fastest of {args.repeats} counting: `import av` (the check's floor: the interpreter plus PyAV) and the "
+            "config load with the whole check; inside the second, the check alone after the imports and its media "
+            "part alone (headers read afresh). The ratio is each / `import av`. The check imports no torch (the "
+            f"script stops if it did). OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '2')}."
+        )
+        body = report("Checks before loading", command_line(__file__), what, [table], load_before)
+        print(f"wrote {write_section('preflight_media', body)}")
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from doc_section import load_average, machine, write_section
+from doc_section import command_line, load_average, machine, report, write_section
 from tiny_trainer_timing import WARM_UP_STEPS, tiny_config, use_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +202,20 @@ def table(medians: dict[str, dict[str, float]], from_pretrained: dict[str, float
     return "\n".join(lines)
 
 
+def described(setting: str) -> str:
+    """What the section measures and against which baseline (docs/benchmarks.md)."""
+    return (
+        f"{setting}. Each run is a fresh interpreter going through the phases a run goes through: imports "
+        "(every module the run has imported by its first step), config (read and checked as run.py does), load, "
+        "caching (latents and prompt embeddings), set-up (text encoder freed, LoRA, optimizer, callbacks) and the "
+        "first step. Each phase is divided by the bare step: the median `hook_train_loop` of the same run after "
+        f"{WARM_UP_STEPS} steps. Time to first step is load to first step (goal: at most {GOAL:g}x a bare step, "
+        "`--check`); start-up adds the imports and the config. First run: empty caches; rerun: the latent and "
+        "text caches filled, as on a resume. `from_pretrained` is the first run with streamed loading off; "
+        "`run.py --help` is timed end to end in a fresh interpreter."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=12)
@@ -238,21 +252,16 @@ def main() -> None:
     from_pretrained = median_run(runs["from_pretrained"])
     setting = (
         f"tiny example, {args.steps} steps, median of {args.repeats} fresh interpreters per situation, {args.clock} clock, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, {machine(load_before)}, "
-        f"{len(modules)} modules imported by the first step"
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, {len(modules)} modules imported by the first step"
     )
-    print(f"\n{setting}\n{table(medians, from_pretrained, help_s)}\n")
+    print(f"\n{setting}; {machine(load_before)}\n{table(medians, from_pretrained, help_s)}\n")
     ratios = {name: sum(medians[name][p] for p in RUN_PHASES) / medians[name]["bare step"] for name in SITUATIONS}
     for name, ratio in ratios.items():
         print(f"ratio time_to_first_step {name.replace(' ', '_')} {ratio:.1f}")
     print(f"streamed load / from_pretrained load: {medians['first run']['load'] / from_pretrained['load']:.2f}")
     if args.write_doc:
-        command = f"python benchmarks/bench_time_to_first_step.py --steps {args.steps} --repeats {args.repeats} --clock {args.clock}"
-        body = (
-            f"## Start-up and time to first step (`bench_time_to_first_step.py`, {args.clock} clock)\n\n"
-            f"`{command}`: {setting}. Phases in the order a run goes through them (see the script's docstring); "
-            f"goal: time to first step at most {GOAL:g}x a bare step.\n\n{table(medians, from_pretrained, help_s)}"
-        )
+        title = "Time to first step" + ("" if args.clock == "wall" else f", {args.clock} clock")
+        body = report(title, command_line(__file__), described(setting), [table(medians, from_pretrained, help_s)], load_before)
         section = "time_to_first_step" if args.clock == "wall" else f"time_to_first_step.{args.clock}"
         print(f"wrote {write_section(section, body)}")
     if args.check and ratios["first run"] > GOAL:

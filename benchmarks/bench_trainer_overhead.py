@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from doc_section import load_average, machine, write_section
+from doc_section import command_line, load_average, machine, markdown_table, report, write_section
 from tiny_trainer_timing import WARM_UP_STEPS, tiny_trainer, use_tree
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -202,15 +202,11 @@ def summarise(runs: dict[str, list[dict[str, list[float]]]]) -> dict[str, dict[s
 
 
 def table(summary: dict[str, dict[str, float]]) -> str:
-    lines = [
-        "| configuration | trainer step (median) | bare step (median) | ratio (median) | ratio (mean) |",
-        "| --- | ---: | ---: | ---: | ---: |",
+    rows = [
+        (name, f"{row['trainer_ms']:.2f} ms", f"{row['bare_ms']:.2f} ms", f"{row['ratio']:.3f}x", f"{row['mean_ratio']:.3f}x")
+        for name, row in summary.items()
     ]
-    for name, row in summary.items():
-        lines.append(
-            f"| {name} | {row['trainer_ms']:.2f} ms | {row['bare_ms']:.2f} ms | {row['ratio']:.3f}x | {row['mean_ratio']:.3f}x |"
-        )
-    return "\n".join(lines)
+    return markdown_table(("configuration", "trainer step (median)", "bare step (median)", "ratio (median)", "ratio (mean)"), rows)
 
 
 def main() -> None:
@@ -241,23 +237,25 @@ def main() -> None:
     summary = summarise(runs)
     setting = (
         f"LTX-2 of the tiny widths with {args.layers} transformer blocks, {args.steps} steps x {args.repeats} runs "
-        f"per configuration (first {WARM_UP_STEPS} dropped), {args.clock} clock, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}, "
-        f"{machine(load_before)}"
+        f"per configuration (first {WARM_UP_STEPS} dropped), {args.clock} clock, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '1')}"
     )
-    print(f"\n{setting}\n{table(summary)}\n")
+    print(f"\n{setting}; {machine(load_before)}\n{table(summary)}\n")
     for name, row in summary.items():
         print(f"ratio {name} {row['ratio']:.3f}")
     if args.write_doc:
-        command = (
-            f"python benchmarks/bench_trainer_overhead.py --layers {args.layers} --steps {args.steps} "
-            f"--repeats {args.repeats} --clock {args.clock}"
+        what = (
+            f"{setting}. Each configuration trains in a fresh process; every trainer step (`hook_train_loop` with "
+            "its callbacks, the progress bar and its metrics, the save and sample checks) is preceded by one step of "
+            "a bare diffusers + peft loop on the trainer's own latents (same transformer, a peft LoRA on the same "
+            "targets, AdamW, clipping), so both are timed interleaved. The ratio is trainer step / bare step "
+            "(median over runs of each run's medians); the mean carries the steps that inspect. Configurations: "
+            "`off` (TensorBoard, trace and inspection off), `verbose` (the trace), `tensorboard` (the defaults), "
+            "`everything` (TensorBoard every step, diagnostics and inspection every 10 steps, the trace). "
+            f"Goal: `everything` at most {CHECK_LIMIT:.2f}x (`--check`)."
         )
-        body = (
-            f"## Observability per training step (`bench_trainer_overhead.py`, {args.clock} clock)\n\n"
-            f"`{command}`: {setting}. Each trainer step against a bare diffusers + peft step on the same latents, "
-            "interleaved in the same run (see the script's docstring). Goal: `everything` at most "
-            f"{CHECK_LIMIT:.2f}x (`--check`).\n\n{table(summary)}"
-        )
+        title = "Observability per training step" + ("" if args.clock == "wall" else f", {args.clock} clock")
+        body = report(title, command_line(__file__), what, [table(summary)], load_before)
         section = "trainer_overhead" if args.clock == "wall" else f"trainer_overhead.{args.clock}"
         print(f"wrote {write_section(section, body)}")
     if args.check and summary["everything"]["ratio"] > CHECK_LIMIT:

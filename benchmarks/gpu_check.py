@@ -1,7 +1,7 @@
 """One command for a CUDA machine: the trainer's real paths on published-width LTX-2 slices, against the plan.
 
     python benchmarks/gpu_check.py                        # CUDA: 2 published-width blocks, qfloat8, 30 % offloaded
-    python benchmarks/gpu_check.py --write-doc            # and put the table in docs/benchmarks.md
+    python benchmarks/gpu_check.py --write-doc            # and put the tables in docs/benchmarks.md (one section per device)
     python benchmarks/gpu_check.py --device cpu --quick   # the same code paths on the CPU, tiny widths (the suite runs it)
 
 Builds a transformer slice (benchmarks/memory_slice.py) and runs, in this process, as the 24 GB example
@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -38,10 +37,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import gpu_check_steps as steps  # noqa: E402
+from benchmarks.doc_section import DOC, command_line, load_average, markdown_table, report, text_table, write_section  # noqa: E402
 from benchmarks.memory_slice import PUBLISHED, REPO_ROOT, SMALL, Scenario, ensure_slice, planned, remove_slice, slice_model  # noqa: E402
 
 OPTIMIZERS = ("adamw8bit", "adamw")  # AdamW last: its state stays for sampling, as the plan counts it
-DOC = REPO_ROOT / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class Row:
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    load_before = load_average()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("gpu_check: --device cuda, but torch sees no CUDA device (torch.cuda.is_available() is False)")
@@ -80,11 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
         if not args.keep and (built or args.folder is None):
             remove_slice(folder)
-    table = format_table(header, rows, step_times, skipped, failed)
-    print(table)
+    print(format_table(header, rows, step_times, skipped, failed))
     if args.write_doc:
-        command = " ".join(["python benchmarks/gpu_check.py", *(argv if argv is not None else sys.argv[1:])])
-        write_doc(args.write_doc, device_name(device), command, table)
+        notes = "\n".join([*(f"- skipped {name}: {why}" for name, why in skipped.items()),
+                           *(f"- FAILED {name}: {why}" for name, why in failed.items())])
+        tables = [markdown_table(*memory_table(rows)), markdown_table(*timing_table(step_times)), notes]
+        write_doc(args.write_doc, device_name(device), command_line(__file__, argv), header, tables, load_before)
     return 1 if failed else 0
 
 
@@ -104,7 +105,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--folder", type=Path, help="where the slice is written (default: a temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the slice it built (a --folder's slice is reused)")
     parser.add_argument("--write-doc", nargs="?", type=Path, const=DOC, metavar="PATH",
-                        help=f"write the table into PATH (default {DOC.relative_to(REPO_ROOT)}) under the device's heading")
+                        help=f"write the tables into PATH (default {DOC.relative_to(REPO_ROOT)}), the device's own section")
     args = parser.parse_args(argv)
     quick = args.quick
     args.steps = args.steps or (2 if quick else 5)
@@ -175,23 +176,31 @@ def _rows(phase: str, planned_phase: str, plan: dict[str, int], measured: steps.
     return rows
 
 
-def format_table(
-    header: str, rows: list[Row], step_times: dict[str, list[float]], skipped: dict[str, str], failed: dict[str, str]
-) -> str:
-    """The check's report: memory per phase, step times, skipped and failed rows, then `ratio` lines."""
-    lines = [header, ""]
-    memory = [("phase", "memory", "planned", "measured", "measured/planned", "seconds", "plain rss")] + [
+def memory_table(rows: list[Row]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Header and rows: each phase's planned and measured peak per memory, and their ratio."""
+    header = ("phase", "memory", "planned", "measured", "measured/planned", "seconds", "plain rss")
+    return header, [
         (row.phase, row.memory, _gib(row.planned), _gib(row.measured), f"{row.ratio:.2f}", f"{row.seconds:.2f}",
          "-" if row.plain_rss is None else _gib(row.plain_rss))
         for row in rows
     ]
-    lines += _aligned(memory)
+
+
+def timing_table(step_times: dict[str, list[float]]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Header and rows: each optimizer's median step and the bare loop's, and their ratio to the bare step."""
     bare = statistics.median(step_times["bare diffusers+peft"])
-    timing = [("step", "median s", "ratio to bare")] + [
+    return ("step", "median s", "ratio to bare"), [
         (name, f"{statistics.median(times):.4f}", f"{statistics.median(times) / bare:.2f}")
         for name, times in step_times.items()
     ]
-    lines += [""] + _aligned(timing) + [""]
+
+
+def format_table(
+    header: str, rows: list[Row], step_times: dict[str, list[float]], skipped: dict[str, str], failed: dict[str, str]
+) -> str:
+    """The check's report: memory per phase, step times, skipped and failed rows, then `ratio` lines."""
+    lines = [header, "", text_table(*memory_table(rows)), "", text_table(*timing_table(step_times)), ""]
+    bare = statistics.median(step_times["bare diffusers+peft"])
     lines += [f"skipped {name}: {reason}" for name, reason in skipped.items()]
     lines += [f"FAILED {name}: {reason}" for name, reason in failed.items()]
     lines += [f"ratio {row.phase} {row.memory} measured/planned: {row.ratio:.2f}" for row in rows]
@@ -222,24 +231,20 @@ def device_name(device: torch.device) -> str:
     return f"CPU {platform.processor() or platform.machine()}"
 
 
-def write_doc(doc: Path, device: str, command: str, table: str) -> None:
-    """Put `table` into `doc` under `## gpu_check: <device>`, replacing that section if it is there already."""
-    from toolkit.atomic_write import atomic_write
-
-    heading = f"## gpu_check: {device}"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    section = f"{heading}\n\nMeasured {stamp} with `{command}`:\n\n```\n{table}\n```\n"
-    text = doc.read_text() if doc.is_file() else "# Benchmarks\n"
-    parts = re.split(r"(?m)^(?=## )", text)  # what precedes the first section, then one part per section
-    kept = [part.rstrip("\n") for part in parts if part.strip() and part.splitlines()[0] != heading]
-    doc.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(doc) as temporary:
-        temporary.write_text("\n\n".join([*kept, section]))
-
-
-def _aligned(table: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
-    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+def write_doc(doc: Path, device: str, command: str, header: str, tables: list[str], load_before: float) -> Path:
+    """Put the tables into `doc` as the section of `device` (`gpu_check.<device>`), replacing only that section."""
+    what = (
+        f"{header}. The trainer's own paths, in one process, as the 24 GB example trains: the streamed load onto the "
+        "device with quantization and layer offloading, the LoRA, optimizer steps with bitsandbytes' 8-bit AdamW and "
+        "with torch AdamW, and sampling (denoising steps). Memory: the memory plan's bytes per phase against the "
+        "measured peaks (host: anonymous RSS above the baseline taken before loading; CUDA: "
+        "`torch.cuda.max_memory_allocated`, reset per phase); the plan counts AdamW's state as two fp32 copies of the "
+        "LoRA, so 8-bit AdamW's training row is expected below 1, and leaves activations out. Steps: the median step "
+        "of each optimizer / the median step of a bare diffusers + optimum-quanto + peft loop on the same slice "
+        "(taken one after the other, not interleaved: run it on an idle machine)."
+    )
+    body = report(f"GPU check: {device}", command, what, [table for table in tables if table], load_before)
+    return write_section(f"gpu_check.{re.sub(r'[^a-z0-9_]+', '-', device.lower()).strip('-')}", body, doc)
 
 
 def _gib(size: int) -> str:

@@ -39,16 +39,17 @@ def test_quick_cpu_run_reports_every_phase_with_finite_ratios(tmp_path, capsys):
     assert len(step_ratios) == 2 - len(skipped) and all(math.isfinite(value) and value > 0 for value in step_ratios)
     assert re.search(r"^bare diffusers\+peft\s+[\d.]+\s+1\.00$", output, re.MULTILINE)
     written = doc.read_text()
-    assert written.startswith("# Benchmarks\n") and "## gpu_check: CPU" in written
-    assert "training adamw" in written and "python benchmarks/gpu_check.py --device cpu --quick" in written
+    assert written.startswith("# Benchmarks\n") and "<!-- bench:gpu_check.cpu-" in written and "## GPU check: CPU" in written
+    assert "| training adamw |" in written and "`python benchmarks/gpu_check.py --device cpu --quick --write-doc" in written
 
 
 def test_write_doc_replaces_the_section_of_the_same_device_only(tmp_path):
     doc = tmp_path / "benchmarks.md"
-    doc.write_text("# Benchmarks\n\nIntro.\n\n## gpu_check: NVIDIA H100\n\nold table\n\n## Loading\n\nkept\n")
-    gpu_check.write_doc(doc, "NVIDIA H100", "python benchmarks/gpu_check.py", "new table")
-    gpu_check.write_doc(doc, "CPU x86_64", "python benchmarks/gpu_check.py --device cpu", "cpu table")
+    gpu_check.write_doc(doc, "NVIDIA H100", "python benchmarks/gpu_check.py", "header", ["old table"], 0.0)
+    doc.write_text(doc.read_text() + "\nkept\n")
+    gpu_check.write_doc(doc, "NVIDIA H100", "python benchmarks/gpu_check.py", "header", ["new table"], 0.0)
+    gpu_check.write_doc(doc, "CPU x86_64", "python benchmarks/gpu_check.py --device cpu", "header", ["cpu table"], 0.0)
     text = doc.read_text()
-    assert "old table" not in text and text.count("## gpu_check: NVIDIA H100") == 1 and "new table" in text
-    assert text.index("Intro.") < text.index("## Loading") < text.index("kept") < text.index("## gpu_check: NVIDIA H100")
-    assert text.rstrip().endswith("cpu table\n```")
+    assert "old table" not in text and text.count("## GPU check: NVIDIA H100") == 1 and "new table" in text
+    assert text.index("<!-- bench:gpu_check.nvidia-h100 -->") < text.index("kept") < text.index("<!-- bench:gpu_check.cpu-x86_64 -->")
+    assert text.rstrip().endswith("<!-- /bench:gpu_check.cpu-x86_64 -->")
