@@ -24,6 +24,8 @@ from toolkit.models.model_inputs import PromptEmbeds
 from toolkit.monitoring.latents import collect_encode_reports
 from toolkit.trace import get_tracer
 
+from .clip_encoding import ClipEncoder
+
 LATENT_CACHE_DIR = "latent_cache"
 TEXT_CACHE_DIR = "text_embedding_cache"
 
@@ -112,9 +114,10 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
                 get_tracer().event("dataset_audio_off", folder=dataset_config.folder_path, clips=len(dataset))
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
             text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
+            clips = ClipEncoder(model, dataset, latent_cache, silence.for_clip)
             for variant in range(dataset.variant_count):
                 planned = dataset.planned(variant)
-                encoded = _encode_media(model, dataset, variant, latent_cache, silence)
+                encoded = clips.encoded(variant)
                 prompts: dict[str, PromptEmbeds] = {}
                 for repeat in range(dataset.num_repeats):
                     caption = caption_transform(dataset.caption_at(variant + repeat * dataset.variant_count))
@@ -176,49 +179,6 @@ def _example(planned: PlannedItem, caption: str, encoded: dict[str, torch.Tensor
         flip_y=planned.flip_y,
         pixel_shape=tuple(planned.video_shape[1:]),
     )
-
-
-# What a latent cache entry holds besides the latents: what decoding the clip found, so that a hit decodes nothing.
-CLIP_FACTS = ("clip_fps", "audio_is_silence", "audio_rms_dbfs")
-
-
-def _encode_media(model, dataset: MediaDataset, variant: int, cache: LatentCache | None, silence: SilenceLatents):
-    """Item `variant`'s latents and CLIP_FACTS. With the cache on, its entry is found from the file and the
-    dataset's plan alone, so a hit (a resume, a rerun) never decodes the clip."""
-    planned = dataset.planned(variant)
-
-    def compute() -> dict[str, torch.Tensor]:
-        item = dataset[variant]
-        video = model.encode_images(item.video.unsqueeze(0), clip=str(item.path)).latents.cpu()
-        if item.audio is None:  # audio: false
-            audio = silence.for_clip(item.video.shape[1], item.fps)
-        else:
-            audio = model.encode_audio(item.audio.unsqueeze(0), item.sample_rate, [item.audio_is_silence]).latents.cpu()
-        level = item.audio_rms_dbfs
-        return {
-            "video_latents": video,
-            "audio_latents": audio,
-            "clip_fps": torch.tensor(item.fps, dtype=torch.float64),
-            "audio_is_silence": torch.tensor(item.audio_is_silence),
-            "audio_rms_dbfs": torch.tensor(float("nan") if level is None else level, dtype=torch.float64),
-        }
-
-    if cache is None:
-        return compute()
-    settings = {
-        "frames": planned.video_shape,
-        "bucket": planned.bucket,
-        "fps": planned.fps,
-        "sample_rate": planned.sample_rate,
-        "encoder": model.encoder_identity(),
-        "frame_selection": planned.frame_selection,
-        "flip": [planned.flip_x, planned.flip_y],
-        "holds": ["video_latents", "audio_latents", *CLIP_FACTS],
-    }
-    encoded = cache.get_or_compute(planned.path, settings, compute, variant=planned.flips)
-    level = float(encoded["audio_rms_dbfs"])
-    dataset.check_recorded_audio(planned, None if level != level else level)  # NaN: no audio loaded
-    return encoded
 
 
 def text_encoder_may_wait(config) -> bool:

@@ -18,7 +18,7 @@ def test_the_latent_cache_settings_and_the_plan_are_short_on_the_console_and_who
     tiny_model, tmp_path, capsys, jsonl_reader
 ):
     clip = DEMO_CLIPS / "demo_00.mp4"
-    settings = {  # what the trainer keys a clip's latents on (training_data._encode_media)
+    settings = {  # what the trainer keys a clip's latents on (clip_encoding.ClipEncoder.settings)
         "frames": (3, 9, 64, 64),
         "bucket": (64, 64),
         "fps": 12.0,

@@ -13,7 +13,8 @@ from tests.trainer.conftest import copy_clips, set_up_trainer, write_config
 
 @pytest.fixture
 def encode_calls(monkeypatch) -> Counter:
-    """Counts LTX2Model.encode_images / encode_audio calls, and get_prompt_embeds calls per prompt."""
+    """Counts the clips LTX2Model.encode_images / encode_audio encode (a batch of four counts four) and their
+    calls (`<name> calls`), and get_prompt_embeds calls per prompt."""
     from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 
     calls: Counter = Counter()
@@ -21,7 +22,8 @@ def encode_calls(monkeypatch) -> Counter:
         original = getattr(LTX2Model, name)
 
         def counted(self, *args, _original=original, _name=name, **kwargs):
-            calls[_name] += 1
+            calls[_name] += 1 if _name == "get_prompt_embeds" else args[0].shape[0]
+            calls[f"{_name} calls"] += 1
             if _name == "get_prompt_embeds":
                 calls.update(f"prompt:{prompt}" for prompt in args[0])
             return _original(self, *args, **kwargs)
@@ -46,6 +48,8 @@ def test_caches_are_reused_and_invalidated(tmp_path, encode_calls):
 
     first = set_up_trainer(config)
     assert (encode_calls["encode_images"], encode_calls["encode_audio"], _caption_calls(encode_calls)) == (4, 4, 4)
+    # the four small clips share one shape: one call to each VAE
+    assert (encode_calls["encode_images calls"], encode_calls["encode_audio calls"]) == (1, 1)
     assert (first.data.latent_cache_hits, first.data.text_cache_hits) == (0, 0)
     run_folder = first.run_folder
     assert len(list((run_folder / "latent_cache").glob("*.safetensors"))) == 4
@@ -78,3 +82,30 @@ def test_caches_are_reused_and_invalidated(tmp_path, encode_calls):
     assert (fourth.data.latent_cache_hits, fourth.data.text_cache_hits) == (0, 4)
     assert fourth.data.examples[0].video_latents.shape[1] == 3  # 17 frames: 1 + 16 / 8 latent frames
     assert first.data.examples[0].video_latents.shape[1] == 2
+
+
+def test_batched_clips_match_their_one_by_one_encode_and_large_clips_go_alone(tmp_path, encode_calls, monkeypatch):
+    from extensions_built_in.sd_trainer import clip_encoding
+
+    clips = copy_clips(tmp_path / "clips", 3)
+    batched = set_up_trainer(write_config(tmp_path / "batched", {"datasets.0.folder_path": str(clips), "train.steps": 1}))
+    assert (encode_calls["encode_images"], encode_calls["encode_images calls"]) == (3, 1)
+
+    encode_calls.clear()
+    # 9 frames x 3 x 64 x 64 values a clip: a limit of two clips' values batches them in twos
+    monkeypatch.setattr(clip_encoding, "BATCH_VALUES", 2 * 9 * 3 * 64 * 64)
+    paired = set_up_trainer(write_config(tmp_path / "paired", {"datasets.0.folder_path": str(clips), "train.steps": 1}))
+    assert (encode_calls["encode_images"], encode_calls["encode_images calls"]) == (3, 2)
+
+    encode_calls.clear()
+    monkeypatch.setattr(clip_encoding, "BATCH_VALUES", 1)  # every clip is larger than the limit: one at a time
+    alone = set_up_trainer(write_config(tmp_path / "alone", {"datasets.0.folder_path": str(clips), "train.steps": 1}))
+    assert (encode_calls["encode_images"], encode_calls["encode_images calls"], encode_calls["encode_audio calls"]) == (3, 3, 3)
+
+    for run in (batched, paired):
+        for together, single in zip(run.data.examples, alone.data.examples):
+            assert together.path == single.path and together.fps == single.fps
+            assert together.audio_is_silence == single.audio_is_silence
+            # another convolution algorithm for another batch size: equal to float rounding, not bit for bit
+            torch.testing.assert_close(together.video_latents, single.video_latents, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(together.audio_latents, single.audio_latents, rtol=1e-4, atol=1e-5)

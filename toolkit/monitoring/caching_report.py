@@ -24,8 +24,16 @@ class CachingReport:
         self.reports.append(report)
 
     @property
+    def clips(self) -> int:
+        """Clips encoded: an encode of several small clips of one shape (one batch) counts each."""
+        return sum(report.clips for report in self.reports)
+
+    @property
     def clips_per_strategy(self) -> dict[str, int]:
-        return dict(Counter(report.strategy for report in self.reports))
+        counts: Counter[str] = Counter()
+        for report in self.reports:
+            counts[report.strategy] += report.clips
+        return dict(counts)
 
     @property
     def fallbacks(self) -> list[EncodeReport]:
@@ -55,7 +63,8 @@ class CachingReport:
             if found is not None:
                 peaks[figure] = {"mb": found[0], "clip": found[1]}
         return {
-            "clips": len(self.reports),
+            "clips": self.clips,
+            "encodes": len(self.reports),
             "clips_per_strategy": self.clips_per_strategy,
             "fallbacks": [{"clip": r.clip, "failed": [name for name, _ in r.failures]} for r in self.fallbacks],
             "slowest": [{"clip": r.clip, "seconds": r.total_seconds} for r in self.slowest()],
@@ -69,7 +78,9 @@ class CachingReport:
         if not self.reports:
             return "Latent encoding: no clip needed encoding (all latents came from the cache)"
         strategies = ", ".join(f"{name} {count}" for name, count in self.clips_per_strategy.items())
-        lines = [f"Latent encoding: {len(self.reports)} clips in {self.seconds:.2f} s ({strategies})"]
+        calls = len(self.reports)
+        batched = f", {calls} VAE call{'s' * (calls != 1)} (small clips of one shape batched)" if calls != self.clips else ""
+        lines = [f"Latent encoding: {self.clips} clips in {self.seconds:.2f} s ({strategies}){batched}"]
         for report in self.fallbacks:
             failed = ", ".join(name for name, _ in report.failures)
             lines.append(f"  fell back: {report.clip}: {failed} ran out of memory, encoded {report.strategy}")

@@ -183,6 +183,11 @@ class EncodeReport:
     peaks: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # see encode_peaks
 
     @property
+    def clips(self) -> int:
+        """The clips encoded together: the batch size."""
+        return self.input_shape[0]
+
+    @property
     def spatial_area_compression(self) -> float:
         """Pixels per latent position: (H x W) / (h x w)."""
         return self.spatial_compression * (self.input_shape[-1] / self.latent_shape[-1])
