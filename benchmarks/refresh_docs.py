@@ -35,7 +35,7 @@ COMMANDS: dict[str, list[str]] = {
     "inspection": ["bench_inspection.py", "--steps", "60", "--repeats", "2"],
     "ui": ["bench_ui.py", "--steps", "40", "--repeats", "2"],
     "load_peak": ["bench_load_peak.py", "--layers", "24", "--heads", "8", "--qtype", "qint8"],
-    "load_throughput": ["bench_load_throughput.py", "--layers", "5", "--repeats", "3"],
+    "load_throughput": ["bench_load_throughput.py", "--layers", "5", "--repeats", "5"],
     "memory_plan_real_width": ["bench_memory_plan_real_width.py", "--layers", "2", "--rank", "16"],
     "offloading.cpu": ["bench_offloading.py", "--device", "cpu"],
     "gpu_check.cpu": ["gpu_check.py", "--device", "cpu"],
