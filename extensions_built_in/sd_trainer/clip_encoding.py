@@ -99,13 +99,11 @@ class ClipEncoder:
         return self.cache is not None and self.cache.entry_path(planned.path, self.settings(index)).is_file()
 
     def _encode(self, items: list[MediaItem]) -> list[dict[str, torch.Tensor]]:
-        clip = str(items[0].path) + (f" and {len(items) - 1} more" if len(items) > 1 else "")
-        videos = torch.stack([item.video for item in items])
-        video = self.model.encode_images(videos, clip=clip).latents.cpu()
+        video = self._encode_video(items)
         audio = self._encode_audio(items)
         return [
             {
-                "video_latents": video[position : position + 1].clone(),
+                "video_latents": video[position],
                 "audio_latents": audio[position],
                 "clip_fps": torch.tensor(item.fps, dtype=torch.float64),
                 "audio_is_silence": torch.tensor(item.audio_is_silence),
@@ -116,20 +114,36 @@ class ClipEncoder:
             for position, item in enumerate(items)
         ]
 
+    def _encode_video(self, items: list[MediaItem]) -> list[torch.Tensor]:
+        """Each item's video latents (1, C, F, H, W): in one call when the frames have one shape (as planned)."""
+        latents: list[torch.Tensor] = []
+        for group in _groups(items, lambda item: tuple(item.video.shape)):
+            clip = str(group[0].path) + (f" and {len(group) - 1} more" if len(group) > 1 else "")
+            encoded = self.model.encode_images(torch.stack([item.video for item in group]), clip=clip).latents.cpu()
+            latents.extend(_split(encoded))
+        return latents
+
     def _encode_audio(self, items: list[MediaItem]) -> list[torch.Tensor]:
         """Each item's audio latents (1, C, L, M): in one call when every track has one shape and rate; the
         latents of silence for a dataset that loads no audio (`audio: false`)."""
         if any(item.audio is None for item in items):
             return [self.silence_for(item.video.shape[1], item.fps) for item in items]
-        shapes = {(tuple(item.audio.shape), item.sample_rate) for item in items}
-        groups = [items] if len(shapes) == 1 else [[item] for item in items]
         latents: list[torch.Tensor] = []
-        for group in groups:
+        for group in _groups(items, lambda item: (tuple(item.audio.shape), item.sample_rate)):
             waveforms = torch.stack([item.audio for item in group])
             silences = [item.audio_is_silence for item in group]
-            encoded = self.model.encode_audio(waveforms, group[0].sample_rate, silences).latents.cpu()
-            latents.extend(encoded[position : position + 1].clone() for position in range(len(group)))
+            latents.extend(_split(self.model.encode_audio(waveforms, group[0].sample_rate, silences).latents.cpu()))
         return latents
+
+
+def _groups(items: list[MediaItem], key: Callable[[MediaItem], object]) -> list[list[MediaItem]]:
+    """`items` as one group (one VAE call) when `key` is the same for all of them, else one group per item."""
+    return [items] if len({key(item) for item in items}) == 1 else [[item] for item in items]
+
+
+def _split(batch: torch.Tensor) -> list[torch.Tensor]:
+    """A batch's items, each (1, ...) and with its own memory (a cache entry or an example keeps only its own)."""
+    return [batch[position : position + 1].clone() for position in range(batch.shape[0])]
 
 
 def _values(planned: PlannedItem) -> int:
