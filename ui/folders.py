@@ -73,14 +73,6 @@ class Folders:
                 return index, folder.name
         return None
 
-    def locate_dataset(self, folder: Path) -> tuple[int, str] | None:
-        """(dataset folder index, relative path) of a folder inside one of the dataset folders, else None."""
-        folder = self.absolute(folder)
-        for index, base in enumerate(self.datasets):
-            if folder == base or folder.is_relative_to(base):
-                return index, folder.relative_to(base).as_posix()
-        return None
-
 
 def is_plain_name(name: str) -> bool:
     """One visible path component: no separator, not `.`/`..`, not hidden."""

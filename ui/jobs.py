@@ -101,10 +101,6 @@ class Launches:
             str(run_folder), str(config_path), json.dumps(list(extra_args)), device_key(device), int(alongside), utc_now(),
         )
 
-    def get(self, launch_id: int) -> Launch | None:
-        found = self._query("SELECT * FROM launches WHERE id = ?", launch_id)
-        return found[0] if found else None
-
     def latest(self, run_folder: Path) -> Launch | None:
         """The newest launch of a run folder, or None when the UI never queued it."""
         found = self._query("SELECT * FROM launches WHERE run_folder = ? ORDER BY id DESC LIMIT 1", str(run_folder))

@@ -4,7 +4,6 @@
     GET  /runs/{i}/{name}                   run page               GET /api/runs/{i}/{name}
     GET  /api/runs/{i}/{name}/metrics?offset=N   chart series after byte N of metrics.jsonl
     GET  /api/runs/{i}/{name}/trace         the trace's timelines, phase totals, plan against measured
-    GET  /runs/{i}/{name}/gallery?a=&b=     the sample gallery (an HTML fragment the page swaps in)
     GET  /runs/{i}/{name}/files/{path}      a file of the run (samples, LoRAs, checkpoints, inspection)
     GET  /runs/{i}/{name}/delete            asks to confirm
     POST /runs/{i}/{name}/stop|resume|start|delete
@@ -22,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from .page_context import posted_form, ui_of, wants_json
-from .folders import inside
+from .folders import NotFound, inside
 from .metrics import read_metrics
 from .run_folder import Sample, checkpoints, inspections, log_tail, lora_files, read_config, samples
 from .run_state import list_runs, summarize
@@ -41,7 +40,6 @@ def routes() -> list[Route]:
         Route("/api/runs/{index:int}/{name}", run_json),
         Route("/api/runs/{index:int}/{name}/metrics", metrics_json),
         Route("/api/runs/{index:int}/{name}/trace", trace_json),
-        Route("/runs/{index:int}/{name}/gallery", gallery_fragment),
         Route("/runs/{index:int}/{name}/files/{path:path}", run_file),
         Route("/runs/{index:int}/{name}/delete", confirm_delete),
         Route("/runs/{index:int}/{name}/{action}", control, methods=["POST"]),
@@ -196,17 +194,12 @@ def timeline_layout(timeline) -> dict:
     }
 
 
-def gallery_fragment(request: Request) -> Response:
-    view = run_view(request)
-    return ui_of(request).page(request, "_gallery.html", run=view["run"], gallery=view["gallery"])
-
-
 def run_file(request: Request) -> Response:
     ui = ui_of(request)
     folder = ui.folders.run_folder(request.path_params["index"], request.path_params["name"])
     path = inside(folder, request.path_params["path"])
     if not path.is_file():
-        return JSONResponse({"error": "not a file"}, status_code=404)
+        raise NotFound(f"{request.path_params['path']!r} is not a file")
     download = path.suffix in (".safetensors", ".pt", ".yaml", ".json")
     return FileResponse(path, filename=path.name if download else None, content_disposition_type="attachment" if download else "inline")
 
@@ -244,7 +237,7 @@ async def control(request: Request) -> Response:
             await anyio.to_thread.run_sync(ui.queue.delete, index, folder)
             said, run_url = f"deleted {name}", "/"
     else:
-        return JSONResponse({"error": f"unknown action {action!r}"}, status_code=404)
+        raise NotFound(f"unknown action {action!r}")
     if wants_json(request):
         return JSONResponse({"said": said, "url": run_url})
     return RedirectResponse(f"{run_url}?{urlencode({'said': said})}", status_code=303)
