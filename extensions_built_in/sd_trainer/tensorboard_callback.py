@@ -73,7 +73,8 @@ class TensorBoardCallback(TrainingCallback):
             self.monitor.log_sample(step, f"prompt_{index}", clip.frames, clip.fps, audio, rate, prompt=prompt)
 
     def on_train_end(self, trainer) -> None:
-        self.monitor.tensorboard.flush()
+        self.monitor.logger.flush()  # the scalars still with the writer thread, then the metric sinks
+        self.monitor.tensorboard.flush()  # and the media written straight to TensorBoard
 
 
 def learning_rate_schedule(scheduler, steps: int, every: int) -> list[tuple[int, float]]:

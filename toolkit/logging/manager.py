@@ -107,9 +107,7 @@ class LogManager:
             self._install_handlers(config)
             self._configured = True
             if self._is_main and config.tensorboard_path is not None:
-                self._tensorboard = TensorBoardSink(
-                    config.tensorboard_path, config.tensorboard_flush_every, background=self._background
-                )
+                self._tensorboard = TensorBoardSink(config.tensorboard_path, config.tensorboard_flush_every)
             if self._is_main and config.enable_metrics:
                 self._open_sinks(config)
             # A run that fails or is interrupted still writes what it logged (the writer thread is a daemon).

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.logging.errors import LoggingError
-from toolkit.logging.sinks.background import BackgroundWriter
 from toolkit.logging.sinks.base import MetricsSink
 
 
@@ -24,19 +23,19 @@ class TensorBoardSink(MetricsSink):
 
     The scalars of one ``log`` call are one event (a summary with a value per
     tag) and the histograms of one ``add_histograms`` call another: a step's
-    numbers cost one write, not one per tag. ``flush`` and ``close`` first wait
-    for the logger's writer thread (``background``), which writes the scalars.
+    numbers cost one write, not one per tag. The scalars reach it on the logger's
+    writer thread: to have them all written out, flush the log manager (it waits for
+    that thread, then flushes its sinks, this one included).
     """
 
     name = "TensorBoard writer"
 
-    def __init__(self, log_dir: str | Path, flush_every: int = 100, background: BackgroundWriter | None = None) -> None:
+    def __init__(self, log_dir: str | Path, flush_every: int = 100) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         self.log_dir: Path | None = Path(log_dir)
         self.flush_every = flush_every
         self._last_flush_step = 0
-        self._background = background
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._writer: Any = SummaryWriter(log_dir=str(self.log_dir))
@@ -53,7 +52,6 @@ class TensorBoardSink(MetricsSink):
         sink.flush_every = 100
         sink._last_flush_step = 0
         sink._writer = None
-        sink._background = None
         return sink
 
     @property
@@ -100,16 +98,12 @@ class TensorBoardSink(MetricsSink):
             self._last_flush_step = step
 
     def flush(self) -> None:
-        """Write out everything given so far (scalars still waiting for the writer thread included)."""
-        if self._background is not None:
-            self._background.drain()
+        """Write out everything given to this writer so far."""
         if self._writer is not None:
             self._writer.flush()
 
     def close(self) -> None:
-        """Write out everything given so far and close the event file; later calls write nothing."""
-        if self._background is not None:
-            self._background.drain()
+        """Write out everything given to this writer so far and close the event file; later calls write nothing."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
