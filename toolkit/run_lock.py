@@ -91,9 +91,10 @@ class RunLock:
         return True
 
 
-def read_lock(run_folder: Path) -> LockHolder | None:
-    """Who holds `run_folder`'s lock, or None when nobody does (for whatever watches run folders)."""
-    return _read(Path(run_folder) / LOCK_FILE)
+def read_lock(run_folder: Path, tries: int = _READ_TRIES) -> LockHolder | None:
+    """Who holds `run_folder`'s lock, or None when nobody does (for whatever watches run folders). A lock that
+    stays unreadable for `tries` reads (one being written waits a moment) is a holder with pid -1."""
+    return _read(Path(run_folder) / LOCK_FILE, tries)
 
 
 def _read(path: Path, tries: int = _READ_TRIES) -> LockHolder | None:

@@ -8,7 +8,6 @@ of its own: job.yaml or job.json (the config it queued) and console.log (what th
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,23 +15,15 @@ from pathlib import Path
 
 import yaml
 
+from toolkit import run_lock
+from toolkit.run_lock import LockHolder
+
 JOB_FILES = ("job.yaml", "job.json")  # the config the UI queued (a JSON job keeps its parser)
 CONSOLE_LOG = "console.log"
 TRAIN_LOG = "train.log"
-LOCK_FILE = "run.lock"
 SAMPLE_NAME = re.compile(r"^(\d{9})_(\d+)\.(mp4|png|jpg|webp)$")
 CHECKPOINT_NAME = re.compile(r"^step_(\d{9})$")
 LOG_TAIL_BYTES = 32 * 1024
-
-
-@dataclass(frozen=True)
-class RunLock:
-    """run.lock while a run.py process holds the run: its pid, host, start time and command line."""
-
-    pid: int
-    host: str
-    started_at: str
-    argv: list[str]
 
 
 @dataclass(frozen=True)
@@ -54,15 +45,11 @@ class Checkpoint:
     files: list[RunFile]
 
 
-def read_lock(run_folder: Path) -> RunLock | None:
-    """The run's lock, or None when there is none (or it is being written: it appears whole, see issue 21)."""
-    try:
-        data = json.loads((run_folder / LOCK_FILE).read_text(encoding="utf-8"))
-        return RunLock(int(data["pid"]), str(data["host"]), str(data["started_at"]), [str(a) for a in data["argv"]])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError):
-        return None  # half-written or foreign: the pid in status.json still tells
+def read_lock(run_folder: Path) -> LockHolder | None:
+    """The run's lock as the trainer's lock reads it, at once (a page never waits on a lock being written);
+    None when there is none or it is unreadable: the pid in status.json still tells."""
+    holder = run_lock.read_lock(run_folder, tries=1)
+    return holder if holder is not None and holder.pid > 0 else None
 
 
 def samples(run_folder: Path) -> list[Sample]:

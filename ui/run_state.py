@@ -19,12 +19,13 @@ from datetime import datetime
 from pathlib import Path
 
 from toolkit.logging.run_status import EXIT_FINISHED, STOPPED_EXIT_CODES, RunStatus, RunStatusError, read_run_status
+from toolkit.run_lock import LockHolder
 
 from .folders import Folders, is_plain_name
 from .jobs import Launch, Launches
 from .metrics import progress, read_recent_metrics
 from .processes import alive_since, alive_since_iso
-from .run_folder import RunLock, checkpoints, job_file, last_error_line, read_config, read_lock
+from .run_folder import checkpoints, job_file, last_error_line, read_config, read_lock
 
 ACTIVE = ("queued", "running", "stopping")
 
@@ -129,7 +130,7 @@ def _next(step: int | None) -> int | None:
     return None if step is None else step + 1
 
 
-def infer_state(folder: Path, status: RunStatus | None, lock: RunLock | None, launch: Launch | None) -> tuple[str, str | None]:
+def infer_state(folder: Path, status: RunStatus | None, lock: LockHolder | None, launch: Launch | None) -> tuple[str, str | None]:
     """(state, error line) of a run; see the module docstring for the order."""
     if launch is not None and launch.state == "queued":
         return "queued", None
@@ -176,14 +177,14 @@ def launch_alive(launch: Launch) -> bool:
     return launch.pid is not None and launch.pid_created is not None and alive_since(launch.pid, launch.pid_created)
 
 
-def lock_alive(lock: RunLock) -> bool:
+def lock_alive(lock: LockHolder) -> bool:
     """A lock held by a live process; a lock from another host cannot be checked and counts as held."""
     if lock.host != socket.gethostname():
         return True
     return alive_since_iso(lock.pid, lock.started_at)
 
 
-def _running_pid(state: str, status: RunStatus | None, lock: RunLock | None, launch: Launch | None) -> int | None:
+def _running_pid(state: str, status: RunStatus | None, lock: LockHolder | None, launch: Launch | None) -> int | None:
     if state not in ("running", "stopping"):
         return None
     if launch is not None and launch.state == "running" and launch.pid is not None:

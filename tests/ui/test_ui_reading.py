@@ -15,7 +15,7 @@ from ui.folders import Folders, NotFound, PathRefused, inside
 from ui.jobs import Launches
 from ui.job_form import FIELDS, field_help, form_values, job_from_form, load_example
 from ui.metrics import progress, read_metrics
-from ui.run_folder import RunLock
+from toolkit.run_lock import LockHolder
 from ui.run_state import infer_state, summarize
 from ui.trace_view import read_trace
 
@@ -51,9 +51,9 @@ def test_runs_without_a_status_are_read_from_what_they_left(tmp_path, dead_pid):
     assert infer_state(run, None, None, None) == ("failed", "error: config.process[0].train.lr: 'x' is not a number")
     (run / "old_run.safetensors").write_bytes(b"")
     assert infer_state(run, None, None, None) == ("finished", None)
-    live_lock = RunLock(os.getpid(), os.uname().nodename, "2999-01-01T00:00:00+00:00", ["run.py", "job.yaml"])
+    live_lock = LockHolder(os.getpid(), os.uname().nodename, "2999-01-01T00:00:00+00:00", ["run.py", "job.yaml"])
     assert infer_state(run, None, live_lock, None) == ("running", None)
-    stale_lock = RunLock(dead_pid, os.uname().nodename, "2999-01-01T00:00:00+00:00", ["run.py"])
+    stale_lock = LockHolder(dead_pid, os.uname().nodename, "2999-01-01T00:00:00+00:00", ["run.py"])
     assert infer_state(run, None, stale_lock, None) == ("finished", None)
 
 
