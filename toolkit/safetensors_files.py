@@ -33,28 +33,46 @@ def write_safetensors(tensors: dict, path: Path, metadata: dict[str, str] | None
         raise
 
 
+class SafetensorsHeaderError(ValueError):
+    """A .safetensors header that cannot be what it says (a length past the file's end, not a JSON object)."""
+
+
+def read_header(path: str | Path) -> tuple[dict, int]:
+    """A .safetensors file's JSON header (with `__metadata__`) and the offset where its tensor data starts.
+
+    The header is read only when its stated length fits the file (a damaged length could ask for gigabytes);
+    SafetensorsHeaderError says what is wrong otherwise, ValueError is a header that is not JSON.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(_LENGTH_BYTES))
+        if length > min(size - _LENGTH_BYTES, _MAX_HEADER_BYTES):
+            raise SafetensorsHeaderError(f"{path.name} says its header is {length} bytes but the file is {size} bytes")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise SafetensorsHeaderError(f"{path.name} has a header that is not a JSON object")
+    return header, _LENGTH_BYTES + length
+
+
 def safetensors_problem(path: Path) -> str | None:
     """What is wrong with `path` as a .safetensors file (missing, truncated, bad header), or None when it is whole."""
     try:
         size = path.stat().st_size
         if size < _LENGTH_BYTES:
             return f"{path.name} is {size} bytes, shorter than a safetensors header"
-        with path.open("rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(_LENGTH_BYTES))
-            if length > min(size - _LENGTH_BYTES, _MAX_HEADER_BYTES):
-                return f"{path.name} says its header is {length} bytes but the file is {size} bytes"
-            header = json.loads(handle.read(length))
+        header, data_start = read_header(path)
     except FileNotFoundError:
         return f"{path.name} is missing"
+    except SafetensorsHeaderError as error:
+        return str(error)
     except (OSError, ValueError) as error:  # ValueError: JSON or UTF-8 of a damaged header
         return f"{path.name} cannot be read as safetensors ({error})"
-    if not isinstance(header, dict):
-        return f"{path.name} has a header that is not a JSON object"
     try:
         ends = [int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"]
     except (KeyError, TypeError, ValueError, IndexError):
         return f"{path.name} has a header without valid data_offsets"
-    data_bytes = size - _LENGTH_BYTES - length
+    data_bytes = size - data_start
     expected = max(ends, default=0)
     if expected != data_bytes:
         return f"{path.name} holds {data_bytes} bytes of tensor data but its header describes {expected}"

@@ -21,7 +21,7 @@ from torch import nn
 
 from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.selection import offloadable_kind
-from toolkit.memory_management.tensor_reader import read_header
+from toolkit.safetensors_files import read_header
 
 ROLES = ("text_encoder", "prompt_adapter", "denoiser", "decoder")
 

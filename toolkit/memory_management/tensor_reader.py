@@ -24,9 +24,7 @@ never exceed the window plus what the loader holds itself.
 from __future__ import annotations
 
 import collections
-import json
 import os
-import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from pathlib import Path
 import torch
 
 from toolkit.memory_management.errors import StreamedLoadError
+from toolkit.safetensors_files import read_header
 
 CHUNK_BYTES = 16 * 1024**2
 
@@ -62,13 +61,6 @@ class StoredTensor:
         for size in self.shape:
             count *= size
         return count
-
-
-def read_header(path: str | Path) -> tuple[dict, int]:
-    """A safetensors file's JSON header (with `__metadata__`) and the offset where its tensor data starts."""
-    with open(path, "rb") as handle:
-        (length,) = struct.unpack("<Q", handle.read(8))
-        return json.loads(handle.read(length)), 8 + length
 
 
 def stored_tensors(path: str | Path) -> dict[str, StoredTensor]:

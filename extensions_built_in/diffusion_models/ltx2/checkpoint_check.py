@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolkit.errors import ToolkitError, ModelLoadError
-from toolkit.memory_management.tensor_reader import read_header
+from toolkit.safetensors_files import read_header
 
 from .checkpoint import COMPONENT_ORDER, read_variant, resolve_source
 from .checkpoint_configs import check_saved_classes, component_class, component_config_json, component_entry
