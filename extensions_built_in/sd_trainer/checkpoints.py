@@ -94,13 +94,22 @@ def _user_files(name: str, step: int | None, state: TrainingState) -> list[tuple
     ]
 
 
+def save_user_lora(
+    model, path: Path, weights: dict, save_config, name: str, step: int, alpha: float, rank: int | None, metadata: dict
+) -> Path:
+    """One LoRA file for users: `save.format` and `save.dtype`, the strength folded, written atomically by the
+    model's save point; its header names the run, the step and the format before `metadata`."""
+    header = {"step": step, "format": save_config.format, "name": name, **metadata}
+    return model.save_model(path, weights, save_config.format, SAVE_DTYPES[save_config.dtype], header, alpha, rank=rank)
+
+
 def _save_user_files(model, run_folder: Path, name: str, step: int | None, state: TrainingState, save_config) -> list[Path]:
-    """Every LoRA file for users at one save (`step` None: the final ones), in `save.format` with the strength folded."""
-    metadata = {"step": state.step, "format": save_config.format, "name": name, **state.model_metadata, **state.file_metadata}
+    """Every LoRA file for users at one save (`step` None: the final ones)."""
+    metadata = {**state.model_metadata, **state.file_metadata}
     return [
-        model.save_model(
-            run_folder / filename, weights, save_config.format, SAVE_DTYPES[save_config.dtype], {**metadata, **extra},
-            state.lora_alpha, rank=state.lora_rank,
+        save_user_lora(
+            model, run_folder / filename, weights, save_config, name, state.step, state.lora_alpha, state.lora_rank,
+            {**metadata, **extra},
         )
         for filename, weights, extra in _user_files(name, step, state)
     ]

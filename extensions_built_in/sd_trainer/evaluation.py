@@ -199,13 +199,13 @@ def _best_lora_writer(trainer) -> Callable[[str, int, float], Path]:
         path = trainer.run_folder / best_filename(name, kind, ema_on=trainer.ema is not None)
         if trainer.parallel.is_main:
             lora_state = trainer.ema.state_dict() if kind == "ema" else trainer.network.state_dict()
-            fmt = trainer.config.save.format
-            metadata = {"step": step, "format": fmt, "name": name, "eval_loss": loss, **trainer._model_metadata(),
-                        **file_metadata(trainer.run_metadata, trainer.model.base_model_names(), fmt, step),
+            save_config = trainer.config.save
+            metadata = {"eval_loss": loss, **trainer._model_metadata(),
+                        **file_metadata(trainer.run_metadata, trainer.model.base_model_names(), save_config.format, step),
                         **({"ema": kind == "ema"} if trainer.ema is not None else {})}
-            trainer.model.save_model(
-                path, lora_state, trainer.config.save.format, checkpoints.SAVE_DTYPES[trainer.config.save.dtype],
-                metadata, trainer.network.alpha, rank=trainer.network.rank,
+            checkpoints.save_user_lora(
+                trainer.model, path, lora_state, save_config, name, step, trainer.network.alpha, trainer.network.rank,
+                metadata,
             )
         return path
 
