@@ -22,7 +22,7 @@ from .folders import Folders
 from .jobs import Launch, Launches, device_key
 from .processes import ProcessGone, created_at, interrupt, interrupt_group, start_run
 from .run_folder import CONSOLE_LOG, config_file, read_config, read_lock
-from .run_state import ACTIVE, launch_alive, list_runs, summarize
+from .run_state import ACTIVE, command_line_run_running, launch_alive, run_folders, summarize
 
 
 class ActionRefused(ToolkitError):
@@ -65,10 +65,14 @@ class JobQueue:
                 busy.add(launch.device)
 
     def _devices_of_command_line_runs(self) -> set[str]:
-        return {
-            device_key(run.device) for run in list_runs(self.folders, self.launches)
-            if run.started_by == "command line" and run.state == "running"
-        }
+        """The devices of running runs the UI did not launch (it asks every tick while a job waits, so it reads
+        only what tells a run is running, and the config of those that are)."""
+        devices = set()
+        for _, folder in run_folders(self.folders):
+            if self.launches.latest(folder) is None and command_line_run_running(folder):
+                config = read_config(folder)
+                devices.add(device_key(config.device if config else None))
+        return devices
 
     def _start(self, launch: Launch) -> None:
         process = start_run(launch.config_path, launch.extra_args, self.folders.workdir, launch.run_folder / CONSOLE_LOG)

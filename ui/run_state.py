@@ -14,6 +14,7 @@ Where the state comes from, first match wins:
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -63,16 +64,30 @@ class RunSummary:
         return values
 
 
-def list_runs(folders: Folders, launches: Launches) -> list[RunSummary]:
-    """Every run folder of every training folder: active ones first, then the most recently started."""
-    runs = []
+def run_folders(folders: Folders) -> Iterator[tuple[int, Path]]:
+    """(training folder index, run folder) of every run folder: the plain-named folders directly inside."""
     for index, base in enumerate(folders.training):
         if not base.is_dir():
             continue
         for folder in base.iterdir():
             if is_plain_name(folder.name) and folder.is_dir() and folder.resolve().parent == base:
-                runs.append(summarize(index, folder, launches))
+                yield index, folder
+
+
+def list_runs(folders: Folders, launches: Launches) -> list[RunSummary]:
+    """Every run folder of every training folder: active ones first, then the most recently started."""
+    runs = [summarize(index, folder, launches) for index, folder in run_folders(folders)]
     return sorted(runs, key=lambda run: (run.state not in ACTIVE, -_recency(run), run.name))
+
+
+def command_line_run_running(folder: Path) -> bool:
+    """Whether a run the UI never launched is running now (its status.json or run.lock held by a live process):
+    `summarize`'s state without the metrics, checkpoints and config it also reads."""
+    try:
+        status = read_run_status(folder)
+    except RunStatusError:
+        status = None
+    return infer_state(folder, status, read_lock(folder), None)[0] == "running"
 
 
 def _recency(run: RunSummary) -> float:

@@ -218,3 +218,31 @@ def test_a_job_that_never_started_is_queued_again_when_its_database_is_gone(tmp_
     (queued,) = launches.in_state("queued")
     assert (queued.run_folder.name, queued.config_path.name, queued.device) == ("waiting", "job.yaml", "cuda:0")
     assert JobQueue(folders, launches).requeue_unstarted() == 0  # once
+
+
+def test_a_queued_job_waits_while_a_command_line_run_holds_its_device(tmp_path, dead_pid, monkeypatch):
+    from ui import job_queue
+    from ui.job_queue import JobQueue
+
+    runs = tmp_path / "runs"
+    cli = runs / "cli"
+    cli.mkdir(parents=True)
+    (cli / "job.yaml").write_text("job: extension\nconfig:\n  name: cli\n  process:\n    - type: sd_trainer\n      device: cuda\n")
+    status = {"state": "running", "pid": os.getpid(), "started_at": "2999-01-01T00:00:00+00:00", "step": 2, "steps": 10,
+              "ended_at": None, "exit_code": None, "error": None}
+    (cli / "status.json").write_text(json.dumps(status))
+    (runs / "waiting").mkdir()
+    (runs / "waiting" / "job.yaml").write_text("job: extension\n")
+    folders = Folders([runs], [tmp_path], tmp_path)
+    launches = Launches(tmp_path / "jobs.sqlite")
+    started = []
+    monkeypatch.setattr(job_queue, "start_run", lambda config, *args: started.append(config) or subprocess.Popen([sys.executable, "-c", "pass"]))
+    queue = JobQueue(folders, launches)
+    assert queue._devices_of_command_line_runs() == {"cuda:0"}
+    queue.queue_new(runs / "waiting", runs / "waiting" / "job.yaml", "cuda", alongside=False)
+    assert started == [] and [launch.run_folder.name for launch in launches.in_state("queued")] == ["waiting"]
+
+    (cli / "status.json").write_text(json.dumps({**status, "pid": dead_pid}))  # the command-line run is gone
+    assert queue._devices_of_command_line_runs() == set()
+    queue.tick()
+    assert started == [runs / "waiting" / "job.yaml"]
