@@ -73,8 +73,9 @@ def lora_files(run_folder: Path) -> list[RunFile]:
     )
 
 
-def checkpoints(run_folder: Path) -> list[Checkpoint]:
-    """Completed saves (checkpoints/step_N/ with its state.json), oldest first; a save in progress is left out."""
+def save_folders(run_folder: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the completed saves (checkpoints/step_N/ with its state.json), oldest first; a save in
+    progress is left out."""
     folder = run_folder / "checkpoints"
     if not folder.is_dir():
         return []
@@ -82,13 +83,20 @@ def checkpoints(run_folder: Path) -> list[Checkpoint]:
     for path in folder.iterdir():
         match = CHECKPOINT_NAME.match(path.name)
         if match and (path / "state.json").is_file():
-            files = [
-                RunFile(f"checkpoints/{path.name}/{file.name}", file.stat().st_size)
-                for file in sorted(path.iterdir())
-                if file.is_file()
-            ]
-            found.append(Checkpoint(int(match.group(1)), files))
-    return sorted(found, key=lambda checkpoint: checkpoint.step)
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def checkpoints(run_folder: Path) -> list[Checkpoint]:
+    """The completed saves with their files and sizes, oldest first."""
+    return [
+        Checkpoint(step, [
+            RunFile(f"checkpoints/{path.name}/{file.name}", file.stat().st_size)
+            for file in sorted(path.iterdir())
+            if file.is_file()
+        ])
+        for step, path in save_folders(run_folder)
+    ]
 
 
 def log_tail(run_folder: Path, lines: int = 200) -> str:
@@ -126,11 +134,9 @@ def last_error_line(run_folder: Path) -> str | None:
 
 def config_file(run_folder: Path) -> Path | None:
     """The config the run last ran with: the newest checkpoint's config.yaml, else the UI's job.yaml."""
-    saved = checkpoints(run_folder)
-    for checkpoint in reversed(saved):
-        path = run_folder / "checkpoints" / f"step_{checkpoint.step:09d}" / "config.yaml"
-        if path.is_file():
-            return path
+    for _, folder in reversed(save_folders(run_folder)):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
     return job_file(run_folder)
 
 

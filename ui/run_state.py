@@ -26,7 +26,7 @@ from .folders import Folders, is_plain_name
 from .jobs import Launch, Launches
 from .metrics import progress, read_recent_metrics
 from .processes import alive_since, alive_since_iso
-from .run_folder import checkpoints, job_file, last_error_line, read_config, read_lock
+from .run_folder import job_file, last_error_line, read_config, read_lock, save_folders
 
 ACTIVE = ("queued", "running", "stopping")
 
@@ -108,12 +108,12 @@ def summarize(index: int, folder: Path, launches: Launches) -> RunSummary:
         status, status_problem = None, str(error)
     lock = read_lock(folder)
     recent = progress(read_recent_metrics(folder))
-    saved = checkpoints(folder)
+    saved = save_folders(folder)
     config = read_config(folder)
     state, error = infer_state(folder, status, lock, launch)
     steps = status.steps if status else (config.steps if config else None)
     step = max(
-        [value for value in (status.step if status else None, _next(recent.last_step), saved[-1].step if saved else None) if value is not None],
+        [value for value in (status.step if status else None, _next(recent.last_step), saved[-1][0] if saved else None) if value is not None],
         default=None,
     )
     if state == "finished" and steps is not None:
@@ -173,7 +173,7 @@ def infer_state(folder: Path, status: RunStatus | None, lock: LockHolder | None,
     error = last_error_line(folder)
     if error:
         return "failed", error
-    if checkpoints(folder):
+    if save_folders(folder):
         return "stopped", None
     if job_file(folder) is not None:
         return "created", None
