@@ -16,12 +16,13 @@ import socket
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 
 from toolkit.errors import RunFolderInUse
+from toolkit.logging.run_status import utc_now
 
 LOCK_FILE = "run.lock"
 _READ_TRIES = 20  # another run may have created the file an instant ago and not yet written it
@@ -46,9 +47,7 @@ class RunLock:
 
     def __init__(self, run_folder: Path) -> None:
         self.path = Path(run_folder) / LOCK_FILE
-        self.holder = LockHolder(
-            os.getpid(), socket.gethostname(), datetime.now(timezone.utc).isoformat(timespec="seconds"), list(sys.argv)
-        )
+        self.holder = LockHolder(os.getpid(), socket.gethostname(), utc_now(), list(sys.argv))
         self.notice: str | None = None
 
     def __enter__(self) -> RunLock:
