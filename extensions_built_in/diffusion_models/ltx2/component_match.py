@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from toolkit.errors import ModelLoadError
 
 from .checkpoint_configs import component_config_json, component_entry
+from .published_versions import VOCODER_CLASS
 from .variant import variant_from_configs
 
 # AutoencoderKLLTX2Audio.mel_compression_ratio (a constant of the class in diffusers 0.42.1).
 AUDIO_MEL_COMPRESSION = 4
 CHECKED = ("transformer", "connectors", "text_encoder", "vae", "audio_vae", "vocoder")
 DECODER_UP_BLOCKS = {"2.0": 3, "2.3": 4, "2.5": 4}
-VOCODER_CLASS = {"2.0": "LTX2Vocoder", "2.3": "LTX2VocoderWithBWE", "2.5": "LTX2VocoderWithBWE"}
 
 
 @dataclass(frozen=True)
