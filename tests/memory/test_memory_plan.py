@@ -170,6 +170,7 @@ def test_format_plan_is_a_readable_table(published_plan):
     assert "LTX2VideoTransformer3DModel" in transformer_row and "18.88 B" in transformer_row
     assert any(line.startswith("training") and "OVER by" in line for line in lines)
     assert "To fit: set model.quantize: true" in text
+    assert "- Largest blocks in flight: text_encoder model.language_model.embed_tokens 1.88 GiB" in text
 
 
 def test_settings_come_from_the_job_config():

@@ -48,3 +48,5 @@ def test_the_latent_cache_settings_and_the_plan_are_short_on_the_console_and_who
     assert lines[start + 1 : start + 1 + len(plan)] == [f"[VERBOSE]   {row}" for row in plan]  # one line per row
     assert all(len(line) <= LINE_LIMIT for line in lines[: start + 1])
     assert json.loads(whole)["encoder"] == settings["encoder"]
+    # the tiny model has no block of 1/8 GiB: the plan lists no "largest blocks" (no line that lists nothing)
+    assert not any("Largest blocks in flight" in row for row in plan) and any(row.startswith("- The checkpoint's pages") for row in plan)

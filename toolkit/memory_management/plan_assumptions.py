@@ -29,18 +29,18 @@ def assumptions(
         "block ahead). Host peak = what earlier components left on the host + the loading component's host share "
         "+ its largest block in flight.",
         "The checkpoint's pages in the page cache are not counted: the kernel drops them when RAM runs short.",
-        "Largest blocks in flight: "
-        + ", ".join(
-            f"{c.name} {c.block.name} {_gib(c.block.total)} ({_gib(c.block.load_bytes)} at {c.dtype}"
-            + (f" + {_gib(c.block.quantized_bytes)} {c.qtype}" if c.block.quantized_bytes else "")
-            + (f" - {_gib(c.block.kept_bytes)} kept on host" if c.block.kept_bytes else "")
-            + ")"
-            for c in components.values()
-            if c.block.total >= GIB // 8
-        )
-        + ".",
-        _host_shares(settings, components),
     ]
+    large_blocks = [
+        f"{c.name} {c.block.name} {_gib(c.block.total)} ({_gib(c.block.load_bytes)} at {c.dtype}"
+        + (f" + {_gib(c.block.quantized_bytes)} {c.qtype}" if c.block.quantized_bytes else "")
+        + (f" - {_gib(c.block.kept_bytes)} kept on host" if c.block.kept_bytes else "")
+        + ")"
+        for c in components.values()
+        if c.block.total >= GIB // 8
+    ]
+    if large_blocks:  # none on a small model: no line that lists nothing
+        lines.append(f"Largest blocks in flight: {', '.join(large_blocks)}.")
+    lines.append(_host_shares(settings, components))
     text_encoders = [c.name for c in components.values() if c.role == "text_encoder"]
     if text_encoders:
         lines.append(
