@@ -40,6 +40,16 @@ def machine_refusals(*devices: str | None) -> list[str]:
     return [f"On this machine the run would stop before loading: {'; '.join(reasons)}"]
 
 
+def trace_memory_plan(model_config, network_config=None) -> None:
+    """The memory plan of a process's settings as the trace's `memory_plan_table` event, in a verbose run only
+    (building it costs about a second). The process traces it, as it knows the LoRA it will train."""
+    from toolkit.trace import Lines, get_tracer
+
+    tracer = get_tracer()
+    if tracer.enabled:
+        tracer.event("memory_plan_table", plan=Lines(memory_plan_report(model_config, network_config).splitlines()))
+
+
 def memory_plan_report(model_config, network_config=None) -> str:
     """The memory plan of a process's settings, built from meta-device components (no weights read)."""
     from dataclasses import replace

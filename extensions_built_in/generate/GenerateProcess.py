@@ -18,6 +18,7 @@ class GenerateProcess(BaseProcess):
 
     def run(self) -> list[Path]:
         from toolkit.models.generation import GenerationSettings
+        from toolkit.dry_run import trace_memory_plan
         from toolkit.extensions import load_model_class
 
         config = self.config
@@ -25,6 +26,7 @@ class GenerateProcess(BaseProcess):
         run = open_run(self.job.name, config.output_folder, config.model, config.logging)
         run_folder, tracer, logger = run.folder, run.tracer, run.logger
         tracer.event("config_notes", **self.job.config.notes.trace_fields())
+        trace_memory_plan(config.model)
         model = load_model_class(config.model.arch)(config.model, config.device).load_model()
         model.offload_transformer()
         written = []

@@ -191,9 +191,12 @@ class SDTrainer(BaseProcess):
     def _notify(self, hook: str, *args) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
+
     def _load_model(self):
+        from toolkit.dry_run import trace_memory_plan
         from toolkit.extensions import load_model_class
 
+        trace_memory_plan(self.config.model, self.config.network)
         model_class = load_model_class(self.config.model.arch)
         model = model_class(self.config.model, self.parallel.device(self.config.device))
         # one process builds or reads first (the tiny model is built on first use)

@@ -31,7 +31,7 @@ def test_the_latent_cache_settings_and_the_plan_are_short_on_the_console_and_who
     tracer = init_tracer(TraceConfig(enabled=True, output_dir=tmp_path, heartbeat_s=0))
     try:
         LatentCache(tmp_path / "latent_cache").get_or_compute(clip, settings, lambda: {"latents": torch.ones(2)})
-        tracer.event("memory_plan_table", plan=Lines(plan))  # as LTX2Model.load_model traces it
+        tracer.event("memory_plan_table", plan=Lines(plan))  # as toolkit.dry_run.trace_memory_plan traces it
     finally:
         reset_tracer()
     lines = capsys.readouterr().out.splitlines()

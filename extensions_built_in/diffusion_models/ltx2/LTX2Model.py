@@ -19,7 +19,6 @@ from toolkit.devices import resolve_device
 from toolkit.models.base_model import BaseModel, BaseModelNames, LoraFileKeys
 from toolkit.models.generation import GeneratedClip, GenerationSettings
 from toolkit.models.model_inputs import AudioLatents, NoisePrediction, PromptEmbeds, VideoLatents
-from toolkit.trace import Lines
 
 from . import loading, placement
 from .arch_rules import LTX2_RULES
@@ -214,11 +213,6 @@ class LTX2Model(BaseModel):
             check_arch(config.arch, self.variant, config.name_or_path)
             check_components_match(self.source)
             span.set(source=self.source.describe(), variant=self.variant.describe())
-            if self.tracer.enabled:
-                # Only the trace shows the plan; building it costs a second, so skip it otherwise.
-                from toolkit.dry_run import memory_plan_report
-
-                self.tracer.event("memory_plan_table", plan=Lines(memory_plan_report(config).splitlines()))
             for name in names:
                 self.components[name] = loading.load_one(self, name)
             if defer_text_encoder:
