@@ -17,15 +17,16 @@ warns at the start of the run (`format_warning`). This trainer loads it back
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import torch
 
 from toolkit.network.lora import ADAPTER_NAME, LoraNetwork, resolve_targets
 
 
-def full_rank(transformer: torch.nn.Module, targets: list[str]) -> int:
+def full_rank(linears: Iterable[torch.nn.Linear]) -> int:
     """A rank at which peft keeps every target's larger Kronecker factor whole (>= half of each side it factors)."""
-    modules = dict(transformer.named_modules())
-    return max(max(modules[name].in_features, modules[name].out_features) for name in targets)
+    return max(max(module.in_features, module.out_features) for module in linears)
 
 
 def attach_lokr(
@@ -38,26 +39,33 @@ def attach_lokr(
     left as it was. `dropout` becomes LoKr's rank dropout (LoKr has no input
     dropout).
     """
-    from peft import LoKrConfig
-
     targets = resolve_targets(transformer, network_config, default_targets)
-    rank, alpha = network_config.linear, network_config.linear_alpha
-    if network_config.lokr_full_rank:
-        rank = full_rank(transformer, targets)
-        alpha = float(rank)
-    lokr_config = LoKrConfig(
-        r=rank,
-        alpha=alpha,
-        rank_dropout=network_config.dropout,
-        target_modules=targets,
-        decompose_factor=network_config.lokr_factor,
-        init_weights=True,
-    )
+    modules = dict(transformer.named_modules())
+    config = lokr_config(network_config, {name: modules[name] for name in targets})
     transformer.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        transformer.add_adapter(lokr_config, adapter_name=ADAPTER_NAME)
-    network = LoraNetwork(transformer, rank, alpha, targets, kind="lokr")
+        transformer.add_adapter(config, adapter_name=ADAPTER_NAME)
+    network = LoraNetwork(transformer, config.r, config.alpha, targets, kind="lokr")
     for parameter in network.parameters():
         parameter.data = parameter.data.float()
     return network
+
+
+def lokr_config(network_config, targets: Mapping[str, torch.nn.Linear]):
+    """peft's LoKrConfig of `network_config` on the layers `targets` (by name); with `lokr_full_rank` the rank is
+    the largest adapted dimension, and alpha the same (scale 1)."""
+    from peft import LoKrConfig
+
+    rank, alpha = network_config.linear, network_config.linear_alpha
+    if network_config.lokr_full_rank:
+        rank = full_rank(targets.values())
+        alpha = float(rank)
+    return LoKrConfig(
+        r=rank,
+        alpha=alpha,
+        rank_dropout=network_config.dropout,
+        target_modules=list(targets),
+        decompose_factor=network_config.lokr_factor,
+        init_weights=True,
+    )

@@ -9,6 +9,7 @@ Which layers a LoRA adapts when `network.target_modules` is not set is the model
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -73,10 +74,17 @@ class LoraNetwork:
 def resolve_targets(transformer: torch.nn.Module, network_config, default_targets: str | None = None) -> list[str]:
     """Names of the linear layers the adapter wraps: the config's filters, else those whose whole name
     matches the model's `default_targets` pattern."""
+    return select_targets(transformer.named_modules(), network_config, default_targets, type(transformer).__name__)
+
+
+def select_targets(
+    named_modules: Iterable[tuple[str, torch.nn.Module]], network_config, default_targets: str | None, owner: str
+) -> list[str]:
+    """`resolve_targets` over (name, module) pairs of the model class `owner` (e.g. a memory plan's meta layers)."""
     includes = network_config.target_modules
     excludes = network_config.exclude_modules or []
     names = []
-    for name, module in transformer.named_modules():
+    for name, module in named_modules:
         if not isinstance(module, torch.nn.Linear):
             continue
         if includes:
@@ -84,7 +92,7 @@ def resolve_targets(transformer: torch.nn.Module, network_config, default_target
                 continue
         elif default_targets is None:
             raise ValueError(
-                f"network.target_modules is not set and no default LoRA targets were given for {type(transformer).__name__}; "
+                f"network.target_modules is not set and no default LoRA targets were given for {owner}; "
                 "name the layers in network.target_modules"
             )
         elif not re.fullmatch(default_targets, name):
@@ -94,7 +102,7 @@ def resolve_targets(transformer: torch.nn.Module, network_config, default_target
         names.append(name)
     if not names:
         raise ValueError(
-            f"network.target_modules {includes} matched no linear layer of {type(transformer).__name__}; "
+            f"network.target_modules {includes} matched no linear layer of {owner}; "
             "use suffixes like 'attn1.to_q' or 'ff.net.2'"
         )
     return names
@@ -115,20 +123,11 @@ def attach_lora(
     model, cache misses): the same seed gives the same LoRA run after run.
     The global RNG is left as it was.
     """
-    from peft import LoraConfig
-
     targets = resolve_targets(transformer, network_config, default_targets)
     transformer.requires_grad_(False)
-    lora_config = LoraConfig(
-        r=network_config.linear,
-        lora_alpha=network_config.linear_alpha,
-        lora_dropout=network_config.dropout,
-        target_modules=targets,
-        init_lora_weights=True,
-    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        transformer.add_adapter(lora_config, adapter_name=ADAPTER_NAME)
+        transformer.add_adapter(lora_config(network_config, targets), adapter_name=ADAPTER_NAME)
     network = LoraNetwork(transformer, network_config.linear, network_config.linear_alpha, targets)
     for parameter in network.parameters():
         parameter.data = parameter.data.float()
@@ -139,6 +138,19 @@ def attach_lora(
         left_out_kinds=linear_kinds(left_out_linears(transformer, targets)),
     )
     return network
+
+
+def lora_config(network_config, targets: list[str]):
+    """peft's LoraConfig of `network_config` on the layers named `targets`."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=network_config.linear,
+        lora_alpha=network_config.linear_alpha,
+        lora_dropout=network_config.dropout,
+        target_modules=targets,
+        init_lora_weights=True,
+    )
 
 
 def left_out_linears(transformer: torch.nn.Module, targets: list[str]) -> list[str]:
