@@ -50,18 +50,35 @@ def trace_memory_plan(model_config, network_config=None) -> None:
         tracer.event("memory_plan_table", plan=Lines(memory_plan_report(model_config, network_config).splitlines()))
 
 
-def memory_plan_report(model_config, network_config=None) -> str:
-    """The memory plan of a process's settings, built from meta-device components (no weights read)."""
+def planned_lora(model_config, network_config):
+    """The LoRA of a process's settings as the memory plan sizes it (toolkit.memory_management.plan.LoraPlan: rank,
+    layers, parameters), from the checkpoint's configs on the meta device: no weights read. A run sizes its saves
+    from it before loading; MemoryPlanError when the plan cannot read the checkpoint."""
+    from toolkit.memory_management.plan import plan_lora
+
+    return plan_lora(plan_settings(model_config, network_config))
+
+
+def plan_settings(model_config, network_config=None):
+    """The memory plan's settings of a process's config, with the checkpoint's version as its model class reads it."""
     from dataclasses import replace
 
     from toolkit.extensions import load_model_class
-    from toolkit.memory_management.plan import MemoryPlanSettings, build_memory_plan, format_plan
+    from toolkit.memory_management.plan_settings import MemoryPlanSettings
 
-    budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
     settings = MemoryPlanSettings.from_config(model_config, network_config)
     version_of = getattr(load_model_class(model_config.arch), "checkpoint_version", None)
     if callable(version_of):
         settings = replace(settings, version=version_of(model_config))
+    return settings
+
+
+def memory_plan_report(model_config, network_config=None) -> str:
+    """The memory plan of a process's settings, built from meta-device components (no weights read)."""
+    from toolkit.memory_management.plan import build_memory_plan, format_plan
+
+    budget = int(model_config.vram_gb * 1024**3) if model_config.vram_gb else None
+    settings = plan_settings(model_config, network_config)
     host = int(model_config.ram_gb * 1024**3) if model_config.ram_gb else None
     plan = build_memory_plan(settings, device_total_bytes=budget, host_total_bytes=host)
     from toolkit.distributed import world_size

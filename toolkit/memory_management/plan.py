@@ -19,7 +19,6 @@ are not included: they depend on resolution, frames and batch size.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 
@@ -32,12 +31,13 @@ from toolkit.memory_management.plan_format import format_plan
 from toolkit.memory_management.plan_loading import LoadStep, largest_block, layer_blocks, load_steps
 from toolkit.memory_management.plan_phases import PhaseTotal, phase_totals
 from toolkit.memory_management.plan_result import GIB, ComponentPlan, LoraPlan, MemoryPlan
-from toolkit.memory_management.plan_settings import DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
+from toolkit.memory_management.errors import MemoryPlanError
+from toolkit.memory_management.plan_settings import ADAPTER_KINDS, DTYPES, MemoryPlanSettings, check_settings, dtype_bytes, role_settings
 from toolkit.memory_management.selection import offloaded_layer_count
 from toolkit.memory_management.quantized_sizes import quantized_linear_buffer_bytes, quantized_weight_bytes, skip_reason
 from toolkit.trace import get_tracer
 
-__all__ = ["GIB", "MemoryPlan", "MemoryPlanSettings", "build_memory_plan", "format_plan"]
+__all__ = ["GIB", "LoraPlan", "MemoryPlan", "MemoryPlanSettings", "build_memory_plan", "format_plan", "plan_lora"]
 
 def build_memory_plan(
     settings: MemoryPlanSettings | None = None,
@@ -93,6 +93,13 @@ def build_memory_plan(
     return plan
 
 
+def plan_lora(settings: MemoryPlanSettings, model: PlannedModel | None = None) -> LoraPlan:
+    """The plan's adapter alone (its rank, layers and parameter count), without the phases: what a run needs to
+    size its saves before loading. model: as for `build_memory_plan`."""
+    check_settings(settings)
+    return _Planner(model or planned_model(settings)).lora(settings)
+
+
 @dataclass(frozen=True)
 class _LayerSize:
     parameter_bytes: int
@@ -117,12 +124,13 @@ class _Planner:
     def __init__(self, model: PlannedModel) -> None:
         self.model = model
         self._layer_sizes: dict[tuple[str, str, str | None], _ComponentSizes] = {}
+        self._loras: dict[str, LoraPlan] = {}
 
     def evaluate(
         self, settings: MemoryPlanSettings, device_budget: int | None, host_budget: int | None
     ) -> tuple[dict[str, ComponentPlan], LoraPlan, list[LoadStep], list[PhaseTotal]]:
         components = {name: self._component(name, settings) for name in self.model.components}
-        lora = self._lora(settings.lora_rank)
+        lora = self.lora(settings)
         steps = load_steps(
             {name: (c.host_bytes, c.loaded_bytes - c.host_bytes) for name, c in components.items()},
             {name: c.block for name, c in components.items()},
@@ -185,15 +193,27 @@ class _Planner:
             self._layer_sizes[key] = _ComponentSizes(layers, quantized, largest)
         return self._layer_sizes[key]
 
-    def _lora(self, rank: int) -> LoraPlan:
-        targets = [
-            layer.module
-            for name in self.model.named("denoiser")
-            for layer in self.model.components[name].layers
-            if type(layer.module) is torch.nn.Linear and re.fullmatch(self.model.lora_targets, layer.name)
-        ]
-        params = sum(rank * (module.in_features + module.out_features) for module in targets)
-        return LoraPlan(rank=rank, layers=len(targets), params=params)
+    def lora(self, settings: MemoryPlanSettings) -> LoraPlan:
+        """The adapter the settings describe on the denoiser's layers, sized as the trainer's attach will size it
+        (toolkit.network: the same target selection, peft's own parameter count); once per adapter setting."""
+        from toolkit.network.attach import adapter_parameter_count
+        from toolkit.network.lora import select_targets
+
+        network = settings.network_config()
+        key = network.model_dump_json()
+        if key not in self._loras:
+            targets = {}
+            for name in self.model.named("denoiser"):
+                spec = self.model.components[name]
+                layers = {layer.name: layer.module for layer in spec.layers}
+                try:
+                    chosen = select_targets(layers.items(), network, self.model.lora_targets, spec.class_name)
+                except ValueError as error:  # no layer selected: say so as the plan's error
+                    raise MemoryPlanError(f"memory plan: {error}") from error
+                targets.update({f"{name}.{layer}": layers[layer] for layer in chosen})
+            kind = ADAPTER_KINDS[settings.network_type]
+            self._loras[key] = LoraPlan(settings.lora_rank, len(targets), adapter_parameter_count(network, targets), kind)
+        return self._loras[key]
 
 
 def _device_budget(given: int | None) -> tuple[int | None, str]:

@@ -45,11 +45,13 @@ class ComponentPlan:
 
 @dataclass(frozen=True)
 class LoraPlan:
-    """The LoRA on the denoiser's targeted linears: rank * (in + out) parameters per layer."""
+    """The adapter on the denoiser's targeted linears (LoRA: rank * (in + out) parameters per layer; LoKr: its
+    Kronecker factors), as peft builds it. kind: how it is named ("LoRA", "LoKr")."""
 
     rank: int
     layers: int
     params: int
+    kind: str = "LoRA"
 
     @property
     def weight_bytes(self) -> int:

@@ -11,6 +11,8 @@ from toolkit.memory_management.errors import MemoryPlanError
 from toolkit.memory_management.selection import check_offload_percent
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+ADAPTER_KINDS = {"lora": "LoRA", "lokr": "LoKr"}
+"""`network.type` -> how the plan names it."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class MemoryPlanSettings:
     stored_dtype: the checkpoint's dtype when no folder is read (the published one is bf16).
     vae_dtype: dtype of the decoders (VAEs, vocoder; e.g. the LTX-2 loader keeps them fp32).
     device_is_host: the run computes on the CPU, so every component stays in host RAM as it loads.
+    lora_rank, network_type, target_modules, exclude_modules, lokr_full_rank, lokr_factor: the adapter
+    (`network.linear`, `network.type` ...); None targets: the model's default LoRA targets.
     """
 
     name_or_path: str | None = None
@@ -43,6 +47,11 @@ class MemoryPlanSettings:
     layer_offloading_text_encoder_percent: float = 1.0
     low_vram: bool = False
     lora_rank: int = 16
+    network_type: str = "lora"
+    target_modules: tuple[str, ...] | None = None
+    exclude_modules: tuple[str, ...] = ()
+    lokr_full_rank: bool = False
+    lokr_factor: int = -1
     device_is_host: bool = False
 
     @classmethod
@@ -61,7 +70,32 @@ class MemoryPlanSettings:
             layer_offloading_transformer_percent=model.layer_offloading_transformer_percent,
             layer_offloading_text_encoder_percent=model.layer_offloading_text_encoder_percent,
             low_vram=model.low_vram,
-            lora_rank=cls.lora_rank if network is None else network.linear,
+            **({} if network is None else cls._adapter_fields(network)),
+        )
+
+    @staticmethod
+    def _adapter_fields(network) -> dict:
+        return {
+            "lora_rank": network.linear,
+            "network_type": network.type,
+            "target_modules": tuple(network.target_modules) if network.target_modules else None,
+            "exclude_modules": tuple(network.exclude_modules),
+            "lokr_full_rank": network.lokr_full_rank,
+            "lokr_factor": network.lokr_factor,
+        }
+
+    def network_config(self):
+        """The adapter settings as the job's `network` config (toolkit.config.NetworkConfig), which
+        toolkit.network sizes the adapter from."""
+        from toolkit.config.network import NetworkConfig
+
+        return NetworkConfig(
+            type=self.network_type,
+            linear=self.lora_rank,
+            target_modules=list(self.target_modules) if self.target_modules else None,
+            exclude_modules=list(self.exclude_modules),
+            lokr_full_rank=self.lokr_full_rank,
+            lokr_factor=self.lokr_factor,
         )
 
 
@@ -95,6 +129,8 @@ def check_settings(settings: MemoryPlanSettings) -> None:
         check_offload_percent(getattr(settings, setting), setting=f"model.{setting}")
     if settings.lora_rank < 1:
         raise MemoryPlanError(f"memory plan: network.linear (LoRA rank) is {settings.lora_rank}; it must be 1 or more.")
+    if settings.network_type not in ADAPTER_KINDS:
+        raise MemoryPlanError(f"memory plan: network.type is {settings.network_type!r}; use one of {', '.join(ADAPTER_KINDS)}.")
 
 
 def dtype_bytes(dtype: str) -> int:
