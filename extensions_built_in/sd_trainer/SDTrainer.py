@@ -90,8 +90,11 @@ class SDTrainer(BaseProcess):
         if plan.step >= config.train.steps:
             self.step, self.saved = plan.step, report_finished(run, self.job.name, config.train.steps, plan.step, plan.folder)
             return
-        if plan.folder is not None and self.parallel.is_main:  # the size of the saves to come is the last one's
-            save_space.check_room(self.run_folder, self.job.name, config, plan.step, self.guard.how_to_go_on())
+        # Before loading: the saves to come are the size of the last one, or of the memory plan's LoRA (configs only).
+        room_checked_for = save_space.check_before_loading(
+            self.run_folder, self.job.name, config, plan.step, plan.folder is not None, self.guard.how_to_go_on(),
+            self.logger,
+        ) if self.parallel.is_main else None
         torch.manual_seed(config.train.seed)
 
         with self.tracer.span("sd_trainer", job=self.job.name, steps=config.train.steps, folder=self.run_folder):
@@ -138,10 +141,10 @@ class SDTrainer(BaseProcess):
                 scheduler=self.scheduler, scaler=self.updates.scaler, model_metadata=self._model_metadata(),
                 lr=config.train.lr, name=self.job.name, logger=self.logger, tracer=self.tracer,
             )
-            if plan.folder is None and self.parallel.is_main:  # a new run: its saves' size is known from now on
-                save_space.check_room(
-                    self.run_folder, self.job.name, config, 0, self.guard.how_to_go_on(),
-                    lora_params=self.network.num_parameters, ema=self.ema is not None,
+            if plan.folder is None and self.parallel.is_main:  # unless the plan sized this LoRA before loading
+                save_space.check_after_attach(
+                    self.run_folder, self.job.name, config, self.guard.how_to_go_on(), self.network.num_parameters,
+                    room_checked_for, self.logger,
                 )
             self.parallel.check_same(self.step, "step to resume from")
             self.callbacks = self._build_callbacks()

@@ -1,11 +1,15 @@
-"""Room on the disk for the saves a run will write, checked before it starts them.
+"""Room on the disk for the saves a run will write, checked before the model loads.
 
 A save is the user's LoRA file, the resume folder's copy of the LoRA (float32), the optimizer state
 (`training_state.pt`), and with an EMA the same LoRA files again. A resumed run knows its size from
-the last save on disk, before anything loads; a new run knows it once the LoRA is attached (its
-parameter count), before the first step. The run stops with a FileSystemError when the free space
-is short of what the saves still to come need at their peak: the newest save is written before the
-oldest is pruned, so up to `save.max_step_saves_to_keep` + 1 saves share the disk, plus the final LoRA.
+the last save on disk; a new run from the LoRA's parameter count in the memory plan
+(`toolkit.dry_run.planned_lora`: the checkpoint's configs on the meta device, no weights read), so a
+disk too small stops either before minutes of loading and caching. When the plan cannot size the LoRA
+here (an arch without a memory plan, a checkpoint whose configs it cannot read), or sized another one
+than the run attached (a checkpoint it took for the published architecture), the new run is checked
+once the LoRA is attached, before the first step. The run stops with a FileSystemError when the free
+space is short of what the saves still to come need at their peak: the newest save is written before
+the oldest is pruned, so up to `save.max_step_saves_to_keep` + 1 saves share the disk, plus the final LoRA.
 """
 
 from __future__ import annotations
@@ -47,6 +51,45 @@ def check_room(
             f"final LoRA); free some space, lower save.max_step_saves_to_keep, or choose another training_folder. "
             f"{outcome[0].upper()}{outcome[1:]}."
         )
+
+
+def check_before_loading(
+    run_folder: Path, name: str, config, start_step: int, resumed: bool, outcome: str, logger
+) -> int | None:
+    """Before the model loads: `check_room` for a resumed run (from its last save) or a new one (from the memory
+    plan's LoRA). Returns the LoRA parameter count a new run was checked for, for `check_after_attach`; None when
+    it was not (a resumed run, or a plan that could not be made here, which `logger` says)."""
+    if resumed:
+        check_room(run_folder, name, config, start_step, outcome)
+        return None
+    from toolkit.dry_run import planned_lora
+
+    try:
+        lora_params = planned_lora(config.model, config.network).params
+    except Exception as error:  # noqa: BLE001 - the check after attaching answers the same question: defer to it
+        logger.info(
+            "Free space for the saves is checked once the LoRA is attached: the memory plan cannot size it before "
+            "loading (%s: %s)", type(error).__name__, error,
+        )
+        return None
+    ema = config.train.ema_config.use_ema
+    check_room(run_folder, name, config, start_step, outcome, lora_params=lora_params, ema=ema)
+    return lora_params
+
+
+def check_after_attach(
+    run_folder: Path, name: str, config, outcome: str, lora_params: int, checked_for: int | None, logger
+) -> None:
+    """A new run's `check_room` with its attached LoRA's `lora_params`, made only when the check before loading
+    was not (`checked_for` None) or sized another LoRA (the plan's architecture was assumed, not read)."""
+    if lora_params == checked_for:
+        return
+    if checked_for is not None:
+        logger.info(
+            "The memory plan sized the LoRA at %d parameters, the attached one has %d: free space is checked again",
+            checked_for, lora_params,
+        )
+    check_room(run_folder, name, config, 0, outcome, lora_params=lora_params, ema=config.train.ema_config.use_ema)
 
 
 def estimated_save_bytes(lora_params: int, save_dtype: str, optimizer: str, ema: bool) -> tuple[int, int]:
