@@ -176,6 +176,75 @@ def test_too_little_free_space_for_the_saves_stops_before_they_start(trained_run
     check_room(run_folder, "fault", config, 4, "")  # exactly enough: no error
 
 
+TINY_LORA_PARAMS = 6272
+"""`training_job`'s rank-4 LoRA on the tiny model: 4 * (in + out) over its 56 default targets (the memory plan's
+count, which tests/memory/test_memory_plan.py checks against the attached network's)."""
+
+
+class _Loading(Exception):
+    """Raised in place of the model's load: the run got past every check before loading."""
+
+
+def test_a_new_run_without_room_for_its_saves_stops_before_the_model_loads(tiny_ready, tmp_path, monkeypatch, capsys):
+    import json
+
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from tests.faults.conftest import run_here
+
+    loads = []
+
+    def load_model(self, defer_text_encoder: bool = False):
+        loads.append(self.config.name_or_path)
+        raise _Loading
+
+    monkeypatch.setattr(LTX2Model, "load_model", load_model)
+    args = [str(write_yaml(tmp_path / "job.yaml", training_job(tmp_path)))]
+    run_folder = tmp_path / "out" / "fault"
+    # float32 saves: the LoRA file and the resume folder's copy (4 bytes a parameter each) and AdamW's state (8);
+    # the step save at 2 and the final one at 4 share the disk, plus the final LoRA file
+    save_bytes = 16 * TINY_LORA_PARAMS
+    needed = 2 * save_bytes + 4 * TINY_LORA_PARAMS
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed - 1))
+    outcome = run_here(args, capsys)
+    assert (outcome.returncode, loads) == (1, [])
+    assert outcome.stderr.strip().splitlines()[-1] == (
+        f"error: {run_folder}: {(needed - 1) / 1024**2:.1f} MiB free on its disk, but the saves this run will write "
+        f"need about {needed / 1024**2:.1f} MiB (save.max_step_saves_to_keep + 1 step saves of "
+        f"{save_bytes / 1024**2:.1f} MiB at the peak, and the final LoRA); free some space, lower "
+        "save.max_step_saves_to_keep, or choose another training_folder. Nothing was saved yet: run the same config again."
+    )
+    status = json.loads((run_folder / "status.json").read_text())
+    assert (status["state"], status["step"]) == ("failed", 0) and "free on its disk" in status["error"]
+    assert not (run_folder / "checkpoints").exists() and not (run_folder / "run.lock").exists()
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed))  # exactly enough
+    with pytest.raises(_Loading):
+        run_here(args, capsys)
+    assert loads == ["tiny-ltx2"]
+
+
+def test_after_attaching_the_disk_is_checked_only_for_a_lora_the_plan_did_not_size(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from extensions_built_in.sd_trainer.save_space import check_after_attach
+    from toolkit.config import load_config
+
+    config = load_config(write_yaml(tmp_path / "job.yaml", training_job(tmp_path))).config.process[0]
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=0))
+    logger, run_folder = logging.getLogger("save_space_test"), tmp_path / "out" / "fault"
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        check_after_attach(run_folder, "fault", config, "", TINY_LORA_PARAMS, TINY_LORA_PARAMS, logger)  # checked
+        for checked_for in (None, TINY_LORA_PARAMS - 1):  # the plan could not size it, or sized another LoRA
+            with pytest.raises(FileSystemError, match=r"0\.0 MiB free on its disk"):
+                check_after_attach(run_folder, "fault", config, "nothing was saved yet", TINY_LORA_PARAMS, checked_for, logger)
+    assert caplog.messages == [
+        f"The memory plan sized the LoRA at {TINY_LORA_PARAMS - 1} parameters, the attached one has {TINY_LORA_PARAMS}: "
+        "free space is checked again"
+    ]
+
+
 def _live_process() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 

@@ -161,6 +161,51 @@ def test_tiny_ltx2_by_name_reads_the_built_folder(tiny_model_dir):
         assert all(phase.over == 0 for phase in plan.phases if phase.memory == "device")
 
 
+# The adapters the tests train: the examples' LoRA, filters reaching past the blocks (test_trainer_lora_formats.py),
+# exclusions, and LoKr at a low rank, at full rank and with a factor (test_trainer_lokr.py, test_trainer_lora_metadata.py).
+NETWORKS = {
+    "lora": {"linear": 8, "linear_alpha": 8},
+    "lora_filtered": {
+        "linear": 4, "linear_alpha": 8, "target_modules": ["attn1.to_q", "ff.net.2", "proj_in", "time_embed.linear"],
+    },
+    "lora_excluded": {"linear": 16, "target_modules": ["to_q", "ff.net.0.proj"], "exclude_modules": ["audio_attn1.to_q"]},
+    "lokr": {"type": "lokr", "linear": 4, "linear_alpha": 2.0},
+    "lokr_full_rank": {"type": "lokr", "linear": 1, "linear_alpha": 1, "lokr_full_rank": True},
+    "lokr_factor": {"type": "lokr", "linear": 4, "lokr_factor": 2, "target_modules": ["attn1.to_q", "ff.net.2"]},
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_transformers(tiny_model_dir) -> dict:
+    """Each tiny model's transformer as the trainer loads it (real weights), by `model.name_or_path`."""
+    from diffusers import LTX2VideoTransformer3DModel
+
+    from extensions_built_in.diffusion_models.ltx2.tiny.model import TINY_NAMES, ensure_tiny_ltx2
+
+    return {
+        name: LTX2VideoTransformer3DModel.from_pretrained(ensure_tiny_ltx2(version=version) / "transformer")
+        for name, version in TINY_NAMES.items()
+    }
+
+
+@pytest.mark.parametrize("network", NETWORKS.values(), ids=NETWORKS)
+def test_the_plans_lora_has_the_attached_networks_parameters(network, tiny_transformers):
+    """A new run sizes its saves before loading from the plan's count (save_space.check_before_loading)."""
+    import copy
+
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from toolkit.config import ModelConfig, NetworkConfig
+    from toolkit.dry_run import planned_lora
+    from toolkit.network.attach import attach_network
+
+    config = NetworkConfig(**network)
+    for name, transformer in tiny_transformers.items():
+        attached = attach_network(copy.deepcopy(transformer), config, 0, LTX2Model.lora_target_pattern())
+        planned = planned_lora(ModelConfig(name_or_path=name, arch="ltx2", dtype="fp32"), config)
+        assert (planned.params, planned.layers) == (attached.num_parameters, len(attached.target_modules)), name
+        assert planned.kind == {"lora": "LoRA", "lokr": "LoKr"}[config.type]
+
+
 def test_format_plan_is_a_readable_table(published_plan):
     text = format_plan(published_plan)
 

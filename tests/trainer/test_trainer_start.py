@@ -107,3 +107,44 @@ def test_the_silent_track_rule_holds_for_a_clip_read_from_the_latent_cache(tmp_p
     with pytest.raises(DataError, match=f"^{clip}: the audio track is silent .*set missing_audio: silence"):
         encode("error")
     assert reads["clips"] == 1  # found in the cache, not decoded
+
+
+@pytest.mark.parametrize("plan", ["made", "unreadable"])
+def test_a_new_run_checks_its_disk_once_before_loading_else_once_the_lora_is_attached(plan, tmp_path, monkeypatch, caplog):
+    """The memory plan sizes the LoRA from the checkpoint's configs, so the disk is checked before loading; a plan
+    that cannot be made here stops nothing: the check waits for the attached LoRA."""
+    from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
+    from extensions_built_in.sd_trainer import save_space
+    from toolkit import dry_run
+    from toolkit.memory_management import MemoryPlanError
+
+    events: list = []
+    check_room, load_model = save_space.check_room, LTX2Model.load_model
+
+    def checked(*args, lora_params=None, **kwargs):
+        events.append(("disk checked", lora_params))
+        return check_room(*args, lora_params=lora_params, **kwargs)
+
+    def loaded(self, *args, **kwargs):
+        events.append(("model loaded", None))
+        return load_model(self, *args, **kwargs)
+
+    def unreadable(model_config, network_config):
+        raise MemoryPlanError("memory plan: /models/ltx has no model_index.json")
+
+    monkeypatch.setattr(save_space, "check_room", checked)
+    monkeypatch.setattr(LTX2Model, "load_model", loaded)
+    if plan == "unreadable":
+        monkeypatch.setattr(dry_run, "planned_lora", unreadable)
+    logging.getLogger("ltx2_trace").addHandler(caplog.handler)
+    with caplog.at_level(logging.INFO, logger="ltx2_trace"):
+        trainer = set_up_trainer(write_config(tmp_path, {"train.steps": 2}))
+    lora_params = trainer.network.num_parameters
+    if plan == "made":
+        assert events == [("disk checked", lora_params), ("model loaded", None)]
+    else:
+        assert events == [("model loaded", None), ("disk checked", lora_params)]
+        assert (
+            "Free space for the saves is checked once the LoRA is attached: the memory plan cannot size it before "
+            "loading (MemoryPlanError: memory plan: /models/ltx has no model_index.json)"
+        ) in caplog.text
