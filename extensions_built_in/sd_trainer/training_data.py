@@ -97,7 +97,7 @@ def encode_datasets(
     model, datasets: list[MediaDataset], dataset_configs, run_folder: Path, caption_transform,
     held_out_files: Collection[Path] = frozenset(),
 ) -> EncodedData:
-    """Encode every item of every dataset (through the caches where configured), but a held-out file's
+    """Encode every item of every dataset (through the caches where configured) except a held-out file's
     flipped copies (see `held_out_copies`).
 
     Each distinct item (a file, or its flipped copy) is decoded and encoded once;
