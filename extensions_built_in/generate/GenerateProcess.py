@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from toolkit.distributed import is_main_process
 from toolkit.dry_run import dry_run_report
 from toolkit.job import BaseProcess
+from toolkit.run_lock import RunLock
 from toolkit.run_setup import open_run
 
 
@@ -17,6 +19,15 @@ class GenerateProcess(BaseProcess):
         return dry_run_report(self.config.model, device=self.config.device)
 
     def run(self) -> list[Path]:
+        # Held from before anything is written into the folder: a second generate job of the same name, or a
+        # training run whose training_folder is this output_folder, would write its log and trace into this one's.
+        # (Only the main process under a launcher: the others write into the same folder with it.)
+        if not is_main_process():
+            return self._generate(None)
+        with RunLock(Path(self.config.output_folder) / self.job.name) as lock:
+            return self._generate(lock.notice)
+
+    def _generate(self, lock_notice: str | None) -> list[Path]:
         from toolkit.models.generation import GenerationSettings
         from toolkit.dry_run import trace_memory_plan
         from toolkit.extensions import load_model_class
@@ -25,6 +36,8 @@ class GenerateProcess(BaseProcess):
         settings_config = config.generate
         run = open_run(self.job.name, config.output_folder, config.model, config.logging)
         run_folder, tracer, logger = run.folder, run.tracer, run.logger
+        if lock_notice is not None:
+            logger.warning("%s", lock_notice)
         tracer.event("config_notes", **self.job.config.notes.trace_fields())
         trace_memory_plan(config.model)
         model = load_model_class(config.model.arch)(config.model, config.device).load_model()

@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from toolkit import distributed
+from toolkit.data.held_out import split_off_files
 from toolkit.dry_run import dry_run_report
 from toolkit.job import BaseProcess
 from toolkit.logging.run_status import RunStatusFile
@@ -210,12 +211,14 @@ class SDTrainer(BaseProcess):
         config = self.config
         datasets = open_datasets(config.datasets, self.model.audio_sample_rate, config.train.seed, self.model.rules)
         caching = any(d.cache_latents_to_disk or d.cache_text_embeddings for d in config.datasets)
+        held_out_files = split_off_files(config.datasets, config.train.validation_split)
         # the main process writes the caches, the others then read them
         with self.guard.during("encoding and caching the clips"), self.parallel.main_first(caching):
             encoded = encode_datasets(
-                self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption
+                self.model, datasets, config.datasets, self.run_folder, caption_transform=self.trigger.caption,
+                held_out_files=held_out_files,
             )
-        return split_held_out(encoded, config.datasets, config.train.validation_split)
+        return split_held_out(encoded, config.datasets, held_out_files)
 
     def _build_preservation(self):
         """Differential output preservation's class captions, encoded while the text encoder is loaded."""

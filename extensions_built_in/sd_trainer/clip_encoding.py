@@ -15,7 +15,7 @@ the disk cache keeps whatever was encoded first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import torch
 
@@ -35,14 +35,19 @@ class ClipEncoder:
     """Item `variant`'s latents and CLIP_FACTS for one dataset, through its latent cache when it has one.
 
     With the cache on, an entry is found from the file and the dataset's plan alone, so a hit (a resume,
-    a rerun) never decodes the clip.
+    a rerun) never decodes the clip. `unused`: the items it will never be asked for (a held-out file's
+    flipped copies), which no batch takes either.
     """
 
-    def __init__(self, model, dataset: MediaDataset, cache: LatentCache | None, silence_for: SilenceFor) -> None:
+    def __init__(
+        self, model, dataset: MediaDataset, cache: LatentCache | None, silence_for: SilenceFor,
+        unused: Collection[int] = (),
+    ) -> None:
         self.model = model
         self.dataset = dataset
         self.cache = cache
         self.silence_for = silence_for
+        self.unused = unused
         self._ready: dict[int, dict[str, torch.Tensor]] = {}
         self._settings: dict[int, dict] = {}
 
@@ -80,14 +85,16 @@ class ClipEncoder:
         return self._ready.pop(variant)
 
     def _batch_from(self, variant: int) -> list[int]:
-        """`variant` and the items after it of its planned shape, rate and audio that need computing, within
-        BATCH_VALUES."""
+        """`variant` and the items after it of its planned shape, rate and audio that need computing (not
+        `unused`), within BATCH_VALUES."""
         first = self.dataset.planned(variant)
         values = _values(first)
         batch = [variant]
         for index in range(variant + 1, self.dataset.variant_count):
             if values + _values(first) > BATCH_VALUES:
                 break
+            if index in self.unused:
+                continue
             planned = self.dataset.planned(index)
             if index in self._ready or not _same_encode(first, planned) or self._cached(index, planned):
                 continue

@@ -3,23 +3,24 @@
 A clip is held out when its dataset has `is_val: true`, or when `train.validation_split`
 chose its file (toolkit/data/held_out.py: the choice the pre-load checks counted). A
 held-out file is held out whole: none of its flipped copies or repeats is trained; it is
-evaluated once, as it is (no flip), with its caption.
+evaluated once, as it is (no flip), with its caption. Its flipped copies are not even
+encoded (training_data.held_out_copies).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
-from toolkit.data.held_out import split_off_files
 from toolkit.errors import DataError
 
 from .training_data import EncodedData, TrainingExample
 
 
-def split_held_out(data: EncodedData, dataset_configs, validation_split: float | None) -> EncodedData:
-    """`data` with only the training examples in `examples` and the held-out clips in `held_out`."""
-    chosen = split_off_files(dataset_configs, validation_split)
+def split_held_out(data: EncodedData, dataset_configs, chosen: Collection[Path]) -> EncodedData:
+    """`data` with only the training examples in `examples` and the held-out clips in `held_out`; `chosen`: the
+    files `train.validation_split` holds out (toolkit.data.held_out.split_off_files)."""
     if not chosen and not any(dataset.is_val for dataset in dataset_configs):
         return data
 

@@ -9,6 +9,7 @@ sees exactly what an uninterrupted one would have.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,30 +93,38 @@ def open_datasets(dataset_configs, audio_sample_rate: int, seed: int, rules: Arc
     ]
 
 
-def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_folder: Path, caption_transform) -> EncodedData:
-    """Encode every item of every dataset (through the caches where configured).
+def encode_datasets(
+    model, datasets: list[MediaDataset], dataset_configs, run_folder: Path, caption_transform,
+    held_out_files: Collection[Path] = frozenset(),
+) -> EncodedData:
+    """Encode every item of every dataset (through the caches where configured) except a held-out file's
+    flipped copies (see `held_out_copies`).
 
     Each distinct item (a file, or its flipped copy) is decoded and encoded once;
     its `num_repeats` repeats share those latents and differ only in the caption
-    when `shuffle_tokens` is on.
+    when `shuffle_tokens` is on. `held_out_files`: the files `train.validation_split`
+    holds out (resolved paths, `toolkit.data.held_out.split_off_files`).
     """
     examples: list[TrainingExample] = []
     skipped: list[tuple[Path, str]] = []
     latent_hits = text_hits = 0
-    total = sum(d.variant_count for d in datasets)
+    unused = [held_out_copies(d, config, held_out_files) for d, config in zip(datasets, dataset_configs)]
+    total = sum(d.variant_count - len(copies) for d, copies in zip(datasets, unused))
     with (
         get_tracer().span("encode_dataset", clips=total, datasets=len(datasets)) as span,
         collect_encode_reports() as caching_report,
     ):
         progress = tqdm(total=total, desc="Encoding clips", unit="clip", leave=False, disable=not is_main_process())
         silence = SilenceLatents(model)
-        for dataset, dataset_config in zip(datasets, dataset_configs):
+        for dataset, dataset_config, copies in zip(datasets, dataset_configs, unused):
             if not dataset_config.audio:
                 get_tracer().event("dataset_audio_off", folder=dataset_config.folder_path, clips=len(dataset))
             latent_cache = LatentCache(run_folder / LATENT_CACHE_DIR) if dataset_config.cache_latents_to_disk else None
             text_cache = TextEmbeddingCache(run_folder / TEXT_CACHE_DIR) if dataset_config.cache_text_embeddings else None
-            clips = ClipEncoder(model, dataset, latent_cache, silence.for_clip)
+            clips = ClipEncoder(model, dataset, latent_cache, silence.for_clip, unused=copies)
             for variant in range(dataset.variant_count):
+                if variant in copies:
+                    continue
                 planned = dataset.planned(variant)
                 encoded = clips.encoded(variant)
                 prompts: dict[str, PromptEmbeds] = {}
@@ -137,6 +146,21 @@ def encode_datasets(model, datasets: list[MediaDataset], dataset_configs, run_fo
             + (f"{len(skipped)} skipped ({skipped[0][0]}: {skipped[0][1]}, ...)" if skipped else "the dataset folders are empty")
         )
     return EncodedData(examples, skipped, latent_hits, text_hits)
+
+
+def held_out_copies(dataset: MediaDataset, dataset_config, held_out_files: Collection[Path]) -> set[int]:
+    """The items of `dataset` that are flipped copies of a held-out file (of an `is_val` dataset, or one of
+    `held_out_files`).
+
+    A held-out file is evaluated once, as it is, and none of its copies is trained (held_out.py), so these
+    are never decoded, encoded or cached; its plain item is encoded as every training item is.
+    """
+    return {
+        variant
+        for variant in range(dataset.variant_count)
+        if (planned := dataset.planned(variant)).flips
+        and (dataset_config.is_val or planned.path.resolve() in held_out_files)
+    }
 
 
 class SilenceLatents:

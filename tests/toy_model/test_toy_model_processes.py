@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,8 +16,10 @@ from safetensors.torch import load_file
 from tests.toy_model.toy_model import ARCH, ToyModel, register_toy_arch
 from toolkit.config import parse_config
 from toolkit.data import read_video
+from toolkit.errors import RunFolderInUse
 from toolkit.job import Job
 from toolkit.network.formats import load_lora_state
+from toolkit.run_lock import LOCK_FILE
 
 DEMO_CLIPS = "data/demo_clips"
 PROMPT = "a red square moving left to right"
@@ -97,3 +102,23 @@ def test_sd_trainers_sampler_and_generate_write_the_toys_clip(trained, tmp_path)
     generated = read_video(written, 5)
     assert written.name == "000_7.mp4" and torch.equal(generated.frames, baseline.frames)
     assert generated.audio.sample_rate == baseline.audio.sample_rate and generated.frames.float().std() > 0
+    assert not (tmp_path / "toy_gen" / LOCK_FILE).exists()  # held while it generated, removed at the end
+
+
+def test_generate_into_a_folder_another_run_holds_stops_before_loading(tmp_path, monkeypatch):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        folder = tmp_path / "toy_gen"
+        folder.mkdir()
+        lock = f'{{"pid": {holder.pid}, "host": "{socket.gethostname()}", "started_at": "2030-01-01T00:00:00+00:00", "argv": ["run.py", "train.yaml"]}}'
+        (folder / LOCK_FILE).write_text(lock)
+        loads = []
+        monkeypatch.setattr(ToyModel, "load_model", lambda self, **kwargs: loads.append(kwargs))
+        job = _job({"type": "generate", "output_folder": str(tmp_path), "generate": {**SAMPLING, "prompts": [PROMPT]}}, "toy_gen")
+        with pytest.raises(RunFolderInUse, match=rf"{folder} is in use by another run \(pid {holder.pid} on .*run.py train.yaml"):
+            job.processes[0].run()
+        assert loads == [] and sorted(p.name for p in folder.iterdir()) == [LOCK_FILE]
+        assert (folder / LOCK_FILE).read_text() == lock  # the holder's lock untouched
+    finally:
+        holder.kill()
+        holder.wait()

@@ -121,3 +121,12 @@ def test_a_dataset_without_audio_gets_the_silence_latents_per_item(tmp_path):
     results = encoder._encode(items)
     assert silences == [(9, 24.0), (9, 24.0)] and model.audio_calls == [] and model.video_calls == [2]
     assert [result["video_latents"].item() for result in results] == [0.0, 1.0]
+
+
+def test_unused_items_are_never_decoded_or_batched(tmp_path):
+    dataset = Dataset(tmp_path, [(9, 8, 8)] * 4, [4800] * 4)
+    model = Model()
+    encoder = ClipEncoder(model, dataset, None, silence_for=None, unused={1, 3})
+    for index in (0, 2):
+        assert encoder.encoded(index)["video_latents"].item() == index
+    assert dataset.decoded == [0, 2] and model.video_calls == [2] and model.audio_calls == [2]

@@ -126,10 +126,29 @@ class LatentCache(_SafetensorsCache):
     kind = "latent cache"
     subject = "clip"
 
+    def __init__(self, folder: str | Path) -> None:
+        super().__init__(folder)
+        # The hash of each file's ends, by path and stat: the batching clip encoder looks an entry up before it
+        # computes it, and a dataset's flipped copies share the file. The file is still stat-ed every time (a write
+        # moves its ctime, which no copy tool sets back, though two writes within one clock tick may share one);
+        # a cache serves one encoding pass, and the next run hashes every file again.
+        self._digests: dict[tuple[str, int, int, int, int], str] = {}
+
     def key_for(self, path: str | Path, settings: Mapping[str, Any]) -> str:
         """sha256 hex of the file's identity and the settings."""
         path = Path(path).resolve()
-        return _key(path, _file_identity(path), settings)
+        return _key(path, self._identity(path), settings)
+
+    def _identity(self, path: Path) -> dict[str, Any]:
+        """What tells this file's content from another's without reading it all: size, mtime, a hash of its ends."""
+        try:
+            stat = path.stat()
+        except OSError as error:
+            raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
+        known = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if known not in self._digests:
+            self._digests[known] = _ends_digest(path, stat.st_size)
+        return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "content": self._digests[known]}
 
     def entry_path(self, path: str | Path, settings: Mapping[str, Any]) -> Path:
         """Where the entry for (`path`, `settings`) lives (whether or not it exists yet)."""
@@ -151,7 +170,7 @@ class LatentCache(_SafetensorsCache):
         entries of the same file and variant.
         """
         source = Path(path).resolve()
-        identity = _file_identity(source)
+        identity = self._identity(source)
         key = _key(source, identity, settings)
         entry = self._entry_for(source, key)
         metadata = {
@@ -241,15 +260,6 @@ def _checked_result(result: Any, entry: Path) -> dict[str, torch.Tensor]:
     return {
         name: tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format) for name, tensor in result.items()
     }
-
-
-def _file_identity(path: Path) -> dict[str, Any]:
-    """What tells this file's content from another's without reading it all: size, mtime, a hash of its ends."""
-    try:
-        stat = path.stat()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file to cache its latents ({error})") from error
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "content": _ends_digest(path, stat.st_size)}
 
 
 def _key(path: Path, identity: dict[str, Any], settings: Mapping[str, Any]) -> str:
