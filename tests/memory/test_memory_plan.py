@@ -206,6 +206,16 @@ def test_the_plans_lora_has_the_attached_networks_parameters(network, tiny_trans
         assert planned.kind == {"lora": "LoRA", "lokr": "LoKr"}[config.type]
 
 
+def test_sizing_the_lora_builds_only_the_denoiser_and_agrees_with_the_whole_plan(tiny_model_dir):
+    from toolkit.memory_management.plan import plan_lora
+    from toolkit.memory_management.plan_components import planned_model
+
+    for settings in (MemoryPlanSettings(name_or_path="tiny-ltx2", arch="ltx2"), MemoryPlanSettings(version="2.3")):
+        denoiser_only = planned_model(settings, roles=("denoiser",))
+        assert list(denoiser_only.components) == ["transformer"] and denoiser_only.roles == {"transformer": "denoiser"}
+        assert plan_lora(settings) == build_memory_plan(settings).lora
+
+
 def test_format_plan_is_a_readable_table(published_plan):
     text = format_plan(published_plan)
 

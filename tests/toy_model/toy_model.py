@@ -71,7 +71,7 @@ class ToyModel(BaseModel):
         return folder
 
     @classmethod
-    def memory_plan_components(cls, settings):
+    def memory_plan_components(cls, settings, roles=None):  # two tiny modules: always both
         from toolkit.memory_management.plan_components import PlannedModel, describe_component
 
         with torch.device("meta"):

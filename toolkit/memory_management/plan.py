@@ -97,7 +97,7 @@ def plan_lora(settings: MemoryPlanSettings, model: PlannedModel | None = None) -
     """The plan's adapter alone (its rank, layers and parameter count), without the phases: what a run needs to
     size its saves before loading. model: as for `build_memory_plan`."""
     check_settings(settings)
-    return _Planner(model or planned_model(settings)).lora(settings)
+    return _Planner(model or planned_model(settings, roles=("denoiser",))).lora(settings)
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,9 @@ class PlannedModel:
         return tuple(name for name in self.components if self.roles[name] == role)
 
 
-def planned_model(settings) -> PlannedModel:
-    """The components of `settings.arch`'s model class (the registry's arch -> class, imported on demand)."""
+def planned_model(settings, roles: tuple[str, ...] | None = None) -> PlannedModel:
+    """The components of `settings.arch`'s model class (the registry's arch -> class, imported on demand); `roles`:
+    only those of these roles are needed."""
     from toolkit.extensions import load_model_class
 
     model_class = load_model_class(settings.arch)
@@ -89,7 +90,7 @@ def planned_model(settings) -> PlannedModel:
             f"memory plan: model arch {settings.arch!r} ({model_class.__name__}) has no memory_plan_components; "
             "the dry run cannot plan it."
         )
-    return provide(settings)
+    return provide(settings, roles)
 
 
 def describe_component(name: str, module: nn.Module, stored_bytes: int | None) -> ComponentSpec:

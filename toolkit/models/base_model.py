@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -88,10 +88,12 @@ class BaseModel(ABC):
 
     @classmethod
     @abstractmethod
-    def memory_plan_components(cls, settings) -> Any:
+    def memory_plan_components(cls, settings, roles: Collection[str] | None = None) -> Any:
         """The memory plan's view of the model for `settings` (toolkit.memory_management.plan_settings.
         MemoryPlanSettings): a `plan_components.PlannedModel` with each weight-holding component on the
-        meta device, in load order, and its role in a LoRA run. No weights are read."""
+        meta device, in load order, and its role in a LoRA run. No weights are read. `roles`: only the
+        components playing these roles are needed (sizing the LoRA needs only the denoiser); None: all of
+        them. A model may return more."""
 
     @classmethod
     def quantization_excludes(cls) -> Mapping[str, tuple[str, ...]]:

@@ -130,11 +130,11 @@ class LTX2Model(BaseModel):
         return checkpoint_report(model_config)
 
     @classmethod
-    def memory_plan_components(cls, settings):
+    def memory_plan_components(cls, settings, roles=None):
         """The memory plan's view of LTX-2 (toolkit.memory_management.plan_components.PlannedModel)."""
         from .memory_plan_components import memory_plan_components
 
-        return memory_plan_components(settings)
+        return memory_plan_components(settings, roles)
 
     @staticmethod
     def checkpoint_version(model_config) -> str:

@@ -37,8 +37,9 @@ PUBLISHED_SIZES = {"2.0": "19B", "2.3": "22B", "2.5": "22B"}
 """How each version is named by its published files (2.3's "22B" counts the 3.2 B connectors with the 19 B transformer)."""
 
 
-def memory_plan_components(settings) -> PlannedModel:
-    """LTX-2's components for `settings` (a MemoryPlanSettings): from its folder, else the published version."""
+def memory_plan_components(settings, roles=None) -> PlannedModel:
+    """LTX-2's components for `settings` (a MemoryPlanSettings): from its folder, else the published version.
+    `roles`: build only the components of these roles (None: all)."""
     from .lora_names import LTX2_LORA_TARGETS
     from .quantization_excludes import DEFAULT_EXCLUDE
 
@@ -46,16 +47,17 @@ def memory_plan_components(settings) -> PlannedModel:
     if version not in PUBLISHED_SIZES:
         raise MemoryPlanError(f"memory plan: LTX-2 version {version!r} is not one of {', '.join(PUBLISHED_SIZES)}")
     folder = _resolve_folder(settings.name_or_path)
+    names = tuple(name for name in LOAD_ORDER if roles is None or ROLES[name] in roles)
     if folder is None:
-        specs = published_component_specs(version)
+        specs = published_component_specs(version, names)
         source = f"published LTX-{version} {PUBLISHED_SIZES[version]} architecture"
     else:
-        specs = _build_specs(folder, version)
+        specs = _build_specs(folder, version, names)
         source = f"folder {folder} (LTX-{version})"
     return PlannedModel(
         source=source,
         components=specs,
-        roles=dict(ROLES),
+        roles={name: ROLES[name] for name in specs},
         lora_targets=LTX2_LORA_TARGETS,
         quantize_exclude=dict(DEFAULT_EXCLUDE),
         block_patterns={name: BLOCK_PATTERNS[name] for name in STREAMED_COMPONENTS},
@@ -63,16 +65,16 @@ def memory_plan_components(settings) -> PlannedModel:
 
 
 @functools.cache
-def published_component_specs(version: str = "2.0") -> dict:
-    """The published LTX-`version` components; cached, since they never change (clear with ``cache_clear()``)."""
-    return _build_specs(None, version)
+def published_component_specs(version: str = "2.0", names: tuple[str, ...] = LOAD_ORDER) -> dict:
+    """The published LTX-`version` components `names`; cached, since they never change (clear with ``cache_clear()``)."""
+    return _build_specs(None, version, names)
 
 
-def _build_specs(folder: Path | None, version: str) -> dict:
+def _build_specs(folder: Path | None, version: str, names: tuple[str, ...] = LOAD_ORDER) -> dict:
     from accelerate import init_empty_weights
 
     specs = {}
-    for name in LOAD_ORDER:
+    for name in names:
         with init_empty_weights():
             module = published_component(name, version) if folder is None else _folder_component(folder, name)
         stored = None if folder is None else stored_bytes(folder / name)
