@@ -109,7 +109,12 @@ def ui_job(browser, ui_server) -> dict:
         seen["video"] = _sample_video(page)
         seen["timeline_spans"] = page.locator("svg.timeline rect").count()
         seen["plan_rows"] = page.locator("table.plan").first.locator("tbody tr").count()
-        seen["summary"] = api(ui_server, "/api/runs/0/ui_job")
+        # status.json says finished as the run's last act; the process then still closes its log and lock and
+        # exits, and the UI records its exit code when it sees it gone.
+        seen["summary"] = wait_for(
+            lambda: (summary := api(ui_server, "/api/runs/0/ui_job"))["launches"][-1]["exit_code"] is not None and summary,
+            120, "the resumed job's exit code",
+        )
         shot(page, ui_server, "run_finished")
     finally:
         context.close()
