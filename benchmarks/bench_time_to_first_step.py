@@ -10,7 +10,8 @@ order a run does, timing each:
                the job and its process, what was imported set aside from garbage collection)
   load         LTX2Model.load_model: every component read (transformer and text encoder streamed)
   caching      the clips' latents and the captions' embeddings, through the caches on disk
-  set-up       the rest before the first step (text encoder freed, LoRA, optimizer, callbacks)
+  set-up       the rest before the first step (the disk checked for the saves, text encoder freed, LoRA,
+               optimizer, callbacks)
   first step   the first hook_train_loop
 The bare step is what it always was here: the median hook_train_loop of the same run after the
 first 5 steps. "time to first step" is load + caching + set-up + first step (what a run spends
@@ -207,8 +208,8 @@ def described(setting: str) -> str:
     return (
         f"{setting}. Each run is a fresh interpreter going through the phases a run goes through: imports "
         "(every module the run has imported by its first step), config (read and checked as run.py does), load, "
-        "caching (latents and prompt embeddings), set-up (text encoder freed, LoRA, optimizer, callbacks) and the "
-        "first step. Each phase is divided by the bare step: the median `hook_train_loop` of the same run after "
+        "caching (latents and prompt embeddings), set-up (the disk checked for the saves, text encoder freed, LoRA, "
+        "optimizer, callbacks) and the first step. Each phase is divided by the bare step: the median `hook_train_loop` of the same run after "
         f"{WARM_UP_STEPS} steps. Time to first step is load to first step (goal: at most {GOAL:g}x a bare step, "
         "`--check`); start-up adds the imports and the config. First run: empty caches; rerun: the latent and "
         "text caches filled, as on a resume. `from_pretrained` is the first run with streamed loading off; "
