@@ -8,9 +8,10 @@ dry-run text here, and a model traces its plan from here, so neither imports a p
 from __future__ import annotations
 
 
-def dry_run_report(model_config, network_config=None, device: str = "cpu") -> str:
+def dry_run_report(model_config, network_config=None, device: str = "cpu", process_lines=()) -> str:
     """`run.py --dry-run`: what the model class says about the checkpoint (e.g. LTX-2: its version, each component
-    built on the meta device), then the memory plan. No weights are read.
+    built on the meta device), then the memory plan, then `process_lines` (what the process adds: a trainer, the
+    disk its saves need). No weights are read.
 
     A device this machine does not have (`device: cuda` without CUDA) ends the report with one line saying
     the run would stop here; the plan is still printed and the dry run still succeeds, since a plan is
@@ -27,7 +28,7 @@ def dry_run_report(model_config, network_config=None, device: str = "cpu") -> st
     if problems:  # parts of different releases in one checkpoint: refused, as the run refuses them before loading
         raise ConfigError(problems)
     lines.append(memory_plan_report(model_config, network_config))
-    return "\n".join([*lines, *machine_refusals(device, model_config.te_device)])
+    return "\n".join([*lines, *process_lines, *machine_refusals(device, model_config.te_device)])
 
 
 def machine_refusals(*devices: str | None) -> list[str]:

@@ -161,7 +161,9 @@ class SDTrainer(BaseProcess):
     def dry_run(self) -> str:
         """`run.py --dry-run`: the memory plan of this config, without reading any weights."""
         check_run_settings(self.config, import_package=False)
-        return dry_run_report(self.config.model, self.config.network, self.config.device)
+        run_folder = Path(self.config.training_folder) / self.job.name
+        disk = save_space.dry_run_room(run_folder, self.job.name, self.config)
+        return dry_run_report(self.config.model, self.config.network, self.config.device, [disk])
 
     # -- set-up phases -----------------------------------------------------
     def _open_run(self) -> tuple[ResumePlan, RunContext]:

@@ -15,6 +15,7 @@ the oldest is pruned, so up to `save.max_step_saves_to_keep` + 1 saves share the
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.errors import FileSystemError
@@ -36,21 +37,66 @@ def check_room(
     Their size is the save at `start_step` on disk (a resumed run) or, given `lora_params`, estimated from
     the LoRA's parameter count (a new run). `outcome` says what survives and how to go on.
     """
-    if lora_params is None:
-        save_bytes, final_bytes = measured_save_bytes(run_folder, name, start_step)
-    else:
-        save_bytes, final_bytes = estimated_save_bytes(lora_params, config.save.dtype, config.train.optimizer, ema)
-    if config.save.keep_best:
-        final_bytes *= 2  # <name>_best (and _best_no_ema) beside the final LoRA files, the same size
-    needed = bytes_needed(save_bytes, final_bytes, start_step, config.train, config.save, len(step_saves(run_folder)))
-    free = shutil.disk_usage(nearest_existing(run_folder)).free
-    if free < needed:
+    room = Room.of(run_folder, name, config, start_step, lora_params, ema)
+    if room.free < room.needed:
         raise FileSystemError(
-            f"{run_folder}: {_mib(free)} free on its disk, but the saves this run will write need about "
-            f"{_mib(needed)} (save.max_step_saves_to_keep + 1 step saves of {_mib(save_bytes)} at the peak, and the "
-            f"final LoRA); free some space, lower save.max_step_saves_to_keep, or choose another training_folder. "
-            f"{outcome[0].upper()}{outcome[1:]}."
+            f"{run_folder}: {_mib(room.free)} free on its disk, but the saves this run will write need about "
+            f"{_mib(room.needed)} (save.max_step_saves_to_keep + 1 step saves of {_mib(room.save_bytes)} at the peak, "
+            f"and the final LoRA); free some space, lower save.max_step_saves_to_keep, or choose another "
+            f"training_folder. {outcome[0].upper()}{outcome[1:]}."
         )
+
+
+@dataclass(frozen=True)
+class Room:
+    """The disk space the saves still to come need at their peak (`needed`), one step save's size, and the free
+    space on `run_folder`'s disk."""
+
+    save_bytes: int
+    needed: int
+    free: int
+
+    @classmethod
+    def of(
+        cls, run_folder: Path, name: str, config, start_step: int, lora_params: int | None = None, ema: bool = False
+    ) -> Room:
+        if lora_params is None:
+            save_bytes, final_bytes = measured_save_bytes(run_folder, name, start_step)
+        else:
+            save_bytes, final_bytes = estimated_save_bytes(lora_params, config.save.dtype, config.train.optimizer, ema)
+        if config.save.keep_best:
+            final_bytes *= 2  # <name>_best (and _best_no_ema) beside the final LoRA files, the same size
+        saves_on_disk = len(step_saves(run_folder))
+        needed = bytes_needed(save_bytes, final_bytes, start_step, config.train, config.save, saves_on_disk)
+        return cls(save_bytes, needed, shutil.disk_usage(nearest_existing(run_folder)).free)
+
+
+def dry_run_room(run_folder: Path, name: str, config) -> str:
+    """`--dry-run`'s line on the disk: what the saves of this config need against the free space, for the run as it
+    would start now (resumed from the newest save in its folder, or new, sized from the memory plan's LoRA)."""
+    from .checkpoints import saved_step
+
+    saves = step_saves(run_folder)
+    if saves:
+        step = saved_step(saves[-1])
+        room, start = Room.of(run_folder, name, config, step), f"resumed at step {step}, its newest save"
+    else:
+        from toolkit.dry_run import planned_lora
+
+        try:
+            lora_params = planned_lora(config.model, config.network).params
+        except Exception as error:  # noqa: BLE001 - the run itself checks once the LoRA is attached
+            return f"Disk for the saves: not sized here ({type(error).__name__}: {error}); the run checks it once its LoRA is attached."
+        room = Room.of(run_folder, name, config, 0, lora_params, config.train.ema_config.use_ema)
+        start = "a new run"
+    from toolkit.memory_management.plan_format import format_size
+
+    verdict = "ok" if room.free >= room.needed else f"SHORT by {format_size(room.needed - room.free)}"
+    return (
+        f"Disk for the saves ({start}): about {format_size(room.needed)} at the peak (step saves of "
+        f"{format_size(room.save_bytes)}, save.max_step_saves_to_keep + 1 at once, and the final LoRA); "
+        f"{format_size(room.free)} free on the disk of {run_folder}: {verdict}."
+    )
 
 
 def check_before_loading(

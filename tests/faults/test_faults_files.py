@@ -224,6 +224,35 @@ def test_a_new_run_without_room_for_its_saves_stops_before_the_model_loads(tiny_
     assert loads == ["tiny-ltx2"]
 
 
+def test_a_dry_run_says_what_the_saves_need_against_the_free_space(trained_run, tiny_ready, tmp_path, monkeypatch, capsys):
+    from toolkit.memory_management.plan_format import format_size
+
+    usage = shutil.disk_usage(tmp_path)
+    new_job = write_yaml(tmp_path / "new.yaml", training_job(tmp_path / "new"))
+    needed = 2 * 16 * TINY_LORA_PARAMS + 4 * TINY_LORA_PARAMS  # as a new run sizes it before loading (test above)
+    for free, verdict in ((needed, "ok"), (needed - 2048, f"SHORT by {format_size(2048)}")):
+        monkeypatch.setattr(shutil, "disk_usage", lambda path, free=free: usage._replace(free=free))
+        assert run.main([str(new_job), "--dry-run"]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == (
+            f"Disk for the saves (a new run): about {format_size(needed)} at the peak (step saves of "
+            f"{format_size(16 * TINY_LORA_PARAMS)}, save.max_step_saves_to_keep + 1 at once, and the final LoRA); "
+            f"{format_size(free)} free on the disk of {tmp_path / 'new' / 'out' / 'fault'}: {verdict}."
+        )
+    assert not (tmp_path / "new" / "out").exists()  # a dry run writes nothing
+
+    job, run_folder = copy_trained(trained_run, tmp_path)  # saves at 2 and 4 on disk
+    job["config"]["process"][0]["train"]["steps"] = 10
+    save_bytes = sum(p.stat().st_size for p in (run_folder / "checkpoints" / SAVES[1]).iterdir())
+    user_bytes = (run_folder / "fault_000000004.safetensors").stat().st_size
+    needed = 2 * (save_bytes + user_bytes) + user_bytes  # as the resumed run checks it (the test above)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=needed))
+    assert run.main([str(write_yaml(tmp_path / "job.yaml", job)), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith(
+        f"Disk for the saves (resumed at step 4, its newest save): about {format_size(needed)} at the peak (step "
+        f"saves of {format_size(save_bytes + user_bytes)},"
+    )
+
+
 def test_after_attaching_the_disk_is_checked_only_for_a_lora_the_plan_did_not_size(tmp_path, monkeypatch, caplog):
     import logging
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from toolkit.memory_management import MemoryManager, MemoryPlanError, OffloadError, QuantizationError
-from extensions_built_in.diffusion_models.ltx2.memory_plan_components import published_component_specs
+from extensions_built_in.diffusion_models.ltx2.memory_plan_components import forget_published_specs
 from toolkit.memory_management.plan import GIB, MemoryPlanSettings, build_memory_plan, format_plan
 from toolkit.quantize import quantize_module
 from extensions_built_in.diffusion_models.ltx2.quantization_excludes import LTX2_TRANSFORMER_EXCLUDE
@@ -30,7 +30,7 @@ def published_plan():
 
 
 def test_published_parameter_counts(published_plan):
-    published_component_specs.cache_clear()  # the real build of the meta components, not a cached one
+    forget_published_specs()  # the real build of the meta components, not a cached one
     plan = build_memory_plan(MemoryPlanSettings(quantize=True), device_total_bytes=24 * GIB, host_total_bytes=64 * GIB)
 
     for name, expected in PUBLISHED_PARAMS.items():

@@ -37,10 +37,10 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
                 component.class_name,
                 _params(component.params),
                 component.qtype or component.dtype,
-                _size(component.stored_bytes),
-                _size(component.loaded_bytes),
-                _size(component.device_bytes),
-                f"{_size(component.offloaded_bytes)} ({component.offloaded_layers} layers)",
+                format_size(component.stored_bytes),
+                format_size(component.loaded_bytes),
+                format_size(component.device_bytes),
+                f"{format_size(component.offloaded_bytes)} ({component.offloaded_layers} layers)",
                 str(component.quantized_layers),
             )
         )
@@ -49,21 +49,21 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
     lines += [
         "",
         f"{lora.kind} rank {lora.rank} on {lora.layers} linears: {_params(lora.params)} parameters; weights "
-        f"{_size(lora.weight_bytes)}, gradients {_size(lora.grad_bytes)}, AdamW state {_size(lora.optimizer_bytes)}",
+        f"{format_size(lora.weight_bytes)}, gradients {format_size(lora.grad_bytes)}, AdamW state {format_size(lora.optimizer_bytes)}",
         "",
     ]
     rows = [PHASE_HEADER]
     for phase in plan.phases:
-        status = "unknown" if phase.budget is None else ("ok" if phase.over == 0 else f"OVER by {_size(phase.over)}")
+        status = "unknown" if phase.budget is None else ("ok" if phase.over == 0 else f"OVER by {format_size(phase.over)}")
         largest = sorted(phase.parts, key=lambda part: -part[1])[:3]
         rows.append(
             (
                 phase.label,
                 phase.memory,
-                _size(phase.total),
-                "?" if phase.budget is None else _size(phase.budget),
+                format_size(phase.total),
+                "?" if phase.budget is None else format_size(phase.budget),
                 status,
-                ", ".join(f"{name} {_size(size)}" for name, size in largest if size),
+                ", ".join(f"{name} {format_size(size)}" for name, size in largest if size),
             )
         )
     lines += _table(rows)
@@ -73,11 +73,11 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
         rows.append(
             (
                 step.component,
-                _size(step.resident_before),
-                _size(step.host_share),
-                f"{_size(step.block.total)} ({step.block.name})",
-                _size(step.host_peak),
-                _size(step.device_share),
+                format_size(step.resident_before),
+                format_size(step.host_share),
+                f"{format_size(step.block.total)} ({step.block.name})",
+                format_size(step.host_peak),
+                format_size(step.device_share),
             )
         )
     lines += _table(rows)
@@ -98,7 +98,7 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
 
 
-def _size(size: int) -> str:
+def format_size(size: int) -> str:
     """Bytes in GiB, or MiB / KiB / B for the small components of a tiny model."""
     for unit, scale in (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
         if size >= scale:

@@ -64,10 +64,20 @@ def memory_plan_components(settings, roles=None) -> PlannedModel:
     )
 
 
-@functools.cache
 def published_component_specs(version: str = "2.0", names: tuple[str, ...] = LOAD_ORDER) -> dict:
-    """The published LTX-`version` components `names`; cached, since they never change (clear with ``cache_clear()``)."""
-    return _build_specs(None, version, names)
+    """The published LTX-`version` components `names`; each built once, since they never change (a dry run sizes
+    the LoRA on the transformer, then plans them all)."""
+    return {name: _published_component_spec(version, name) for name in names}
+
+
+@functools.cache
+def _published_component_spec(version: str, name: str):
+    return _build_specs(None, version, (name,))[name]
+
+
+def forget_published_specs() -> None:
+    """Drop the published components built so far (the next plan builds them again)."""
+    _published_component_spec.cache_clear()
 
 
 def _build_specs(folder: Path | None, version: str, names: tuple[str, ...] = LOAD_ORDER) -> dict:
