@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -87,8 +88,7 @@ def ui_job(browser, ui_server) -> dict:
         page.click("#queue")
         page.wait_for_url("**/runs/0/ui_job*")
 
-        status = wait_for(lambda: _first_step_logged(folder), 600, "the job's first logged step")
-        os.kill(status["pid"], signal.SIGSTOP)
+        status = _held_after_its_first_step(folder)
         try:
             page.reload()
             page.click("#summary button.stop")
@@ -121,12 +121,22 @@ def ui_job(browser, ui_server) -> dict:
     return seen
 
 
-def _first_step_logged(folder: Path) -> dict | None:
-    """status.json once metrics.jsonl holds a step's loss: the job is inside its training loop."""
-    metrics, status = folder / "metrics.jsonl", folder / "status.json"
-    if not (metrics.is_file() and '"01_Training/Loss"' in metrics.read_text() and status.is_file()):
-        return None
-    return json.loads(status.read_text())
+def _held_after_its_first_step(folder: Path) -> dict:
+    """The job's status.json, with the job held still (SIGSTOP) just after its first step: it runs in slices of a
+    few milliseconds, held between them, until trace.jsonl (flushed record by record) holds the end of a
+    `hook_train_loop`. Watching metrics.jsonl for the loss instead raced the run's end: metrics reach the file up
+    to 0.5 s late, and this job's ten small steps take less on an idle machine."""
+    status_file = folder / "status.json"
+    status = wait_for(lambda: status_file.is_file() and json.loads(status_file.read_text()), 600, "the job's status.json")
+    trace, deadline = folder / "trace.jsonl", time.monotonic() + 600
+    while True:
+        os.kill(status["pid"], signal.SIGSTOP)
+        if trace.is_file() and '"span_end", "name": "hook_train_loop"' in trace.read_text():
+            return status
+        os.kill(status["pid"], signal.SIGCONT)
+        if time.monotonic() > deadline:
+            pytest.fail("the job's first step never ended in its trace within 600 s")
+        time.sleep(0.005)
 
 
 # What the loss chart drew: its points, and how many pixels of its canvas are painted.
