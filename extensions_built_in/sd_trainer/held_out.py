@@ -31,7 +31,7 @@ def split_held_out(data: EncodedData, dataset_configs, chosen: Collection[Path])
     held_out: dict[Path, TrainingExample] = {}
     for example in data.examples:
         if is_held_out(example) and not (example.flip_x or example.flip_y):
-            held_out.setdefault(Path(example.path).resolve(), example)  # the first repeat: the caption as written
+            held_out.setdefault(Path(example.path).resolve(), example)  # one example: its caption as written
     if not training:
         raise DataError(
             f"every clip that could be used is held out for evaluation ({len(held_out)} clips); nothing is left to "

@@ -128,8 +128,7 @@ def encode_datasets(
                 planned = dataset.planned(variant)
                 encoded = clips.encoded(variant)
                 prompts: dict[str, PromptEmbeds] = {}
-                for repeat in range(dataset.num_repeats):
-                    caption = caption_transform(dataset.caption_at(variant + repeat * dataset.variant_count))
+                for caption in _captions(dataset, variant, _held_out(planned, dataset_config, held_out_files), caption_transform):
                     if caption not in prompts:
                         prompts[caption] = encode_prompt(model, caption, text_cache)
                     examples.append(_example(planned, caption, encoded, prompts[caption], dataset_config))
@@ -158,9 +157,23 @@ def held_out_copies(dataset: MediaDataset, dataset_config, held_out_files: Colle
     return {
         variant
         for variant in range(dataset.variant_count)
-        if (planned := dataset.planned(variant)).flips
-        and (dataset_config.is_val or planned.path.resolve() in held_out_files)
+        if (planned := dataset.planned(variant)).flips and _held_out(planned, dataset_config, held_out_files)
     }
+
+
+def _held_out(planned: PlannedItem, dataset_config, held_out_files: Collection[Path]) -> bool:
+    return dataset_config.is_val or planned.path.resolve() in held_out_files
+
+
+def _captions(dataset: MediaDataset, variant: int, held_out: bool, caption_transform) -> list[str]:
+    """The caption of each example item `variant` gives: one per repeat for training (shuffled when
+    `shuffle_tokens`), one as the caption file has it for a held-out item (evaluated once, as written)."""
+    if held_out:
+        return [caption_transform(dataset.caption_as_written(variant))]
+    return [
+        caption_transform(dataset.caption_at(variant + repeat * dataset.variant_count))
+        for repeat in range(dataset.num_repeats)
+    ]
 
 
 class SilenceLatents:

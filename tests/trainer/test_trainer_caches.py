@@ -168,6 +168,25 @@ def test_a_held_out_files_flipped_copy_is_never_encoded_and_the_rest_encode_as_b
         assert torch.equal(example.video_latents, encoded[(example.path.resolve(), example.flip_x)].video_latents)
 
 
+def test_a_held_out_file_is_evaluated_on_its_caption_as_written_and_encodes_no_repeat(tmp_path, encode_calls):
+    """With num_repeats and shuffle_tokens, a training file gives a shuffled caption per repeat; a held-out file
+    gives one example, its caption as the file has it, and the text encoder sees no shuffled copy of it."""
+    from toolkit.data.held_out import split_off_files
+
+    clips = copy_clips(tmp_path / "clips", 2)
+    dataset = {"folder_path": str(clips), "num_frames": 9, "resolution": [64], "num_repeats": 3, "shuffle_tokens": True}
+    trainer = set_up_trainer(write_config(tmp_path / "run", {"datasets": [dataset], "train.steps": 1,
+                                                               "train.validation_split": 0.5, "train.eval_every": 1}))
+    (held_path,) = split_off_files(trainer.config.datasets, 0.5)
+    written = held_path.with_suffix(".txt").read_text().strip()
+    (evaluated,) = trainer.data.held_out
+    assert (evaluated.path.resolve(), evaluated.caption) == (held_path, written)
+    assert len(trainer.data.examples) == 3 and all(e.path.resolve() != held_path for e in trainer.data.examples)
+    encoded_prompts = {key.removeprefix("prompt:") for key in encode_calls if key.startswith("prompt:")}
+    assert written in encoded_prompts
+    assert {p for p in encoded_prompts if sorted(p.split(", ")) == sorted(written.split(", "))} == {written}
+
+
 def test_held_out_copies_are_the_flipped_items_of_held_out_files_and_of_is_val_datasets():
     """The rule split_held_out holds out by: a file validation_split chose, or any file of an is_val dataset (whose
     config refuses flips today, so only the first case leaves items out of a run)."""

@@ -300,6 +300,10 @@ class MediaDataset(Dataset[MediaItem]):
         variant = self._variants[index % len(self._variants)]
         return self._caption_for(index, self._entries[variant.entry].caption)
 
+    def caption_as_written(self, index: int) -> str:
+        """Item `index`'s caption as its caption file has it (never shuffled or dropped): what an evaluation reads."""
+        return self._entries[self._variants[index % len(self._variants)].entry].caption
+
     def _load_span(self, entry: MediaEntry) -> Any:
         """A traced span for the first loads and every N-th after (loading runs every step)."""
         load_number = self._loads
