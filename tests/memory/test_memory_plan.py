@@ -204,6 +204,7 @@ def test_the_plans_lora_has_the_attached_networks_parameters(network, tiny_trans
         planned = planned_lora(ModelConfig(name_or_path=name, arch="ltx2", dtype="fp32"), config)
         assert (planned.params, planned.layers) == (attached.num_parameters, len(attached.target_modules)), name
         assert planned.kind == {"lora": "LoRA", "lokr": "LoKr"}[config.type]
+        assert planned.name == ("LoKr at full rank" if config.lokr_full_rank else f"{planned.kind} rank {config.linear}")
 
 
 def test_sizing_the_lora_builds_only_the_denoiser_and_agrees_with_the_whole_plan(tiny_model_dir):

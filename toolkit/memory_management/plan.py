@@ -212,7 +212,10 @@ class _Planner:
                     raise MemoryPlanError(f"memory plan: {error}") from error
                 targets.update({f"{name}.{layer}": layers[layer] for layer in chosen})
             kind = ADAPTER_KINDS[settings.network_type]
-            self._loras[key] = LoraPlan(settings.lora_rank, len(targets), adapter_parameter_count(network, targets), kind)
+            full_rank = network.type == "lokr" and network.lokr_full_rank
+            self._loras[key] = LoraPlan(
+                settings.lora_rank, len(targets), adapter_parameter_count(network, targets), kind, full_rank
+            )
         return self._loras[key]
 
 

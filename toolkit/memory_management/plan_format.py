@@ -26,7 +26,7 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
         f"Memory plan for {plan.source} ({plan.seconds:.1f} s, no weights read)",
         f"  dtype {settings.dtype}, transformer {settings.qtype if settings.quantize else 'not quantized'}, "
         f"text encoder {settings.qtype_te if settings.quantize_te else 'not quantized'}, layer offloading {offloading}, "
-        f"low_vram {'on' if settings.low_vram else 'off'}, {plan.lora.kind} rank {settings.lora_rank}",
+        f"low_vram {'on' if settings.low_vram else 'off'}, {plan.lora.name}",
         "",
     ]
     rows = [COMPONENT_HEADER]
@@ -48,7 +48,7 @@ def plan_lines(plan: MemoryPlan) -> list[str]:
     lora = plan.lora
     lines += [
         "",
-        f"{lora.kind} rank {lora.rank} on {lora.layers} linears: {_params(lora.params)} parameters; weights "
+        f"{lora.name} on {lora.layers} linears: {_params(lora.params)} parameters; weights "
         f"{format_size(lora.weight_bytes)}, gradients {format_size(lora.grad_bytes)}, AdamW state {format_size(lora.optimizer_bytes)}",
         "",
     ]

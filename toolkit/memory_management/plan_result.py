@@ -52,6 +52,11 @@ class LoraPlan:
     layers: int
     params: int
     kind: str = "LoRA"
+    full_rank: bool = False  # LoKr's lokr_full_rank: the rank is not used
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind} at full rank" if self.full_rank else f"{self.kind} rank {self.rank}"
 
     @property
     def weight_bytes(self) -> int:
