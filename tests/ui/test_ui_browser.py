@@ -130,7 +130,10 @@ def _held_after_its_first_step(folder: Path) -> dict:
     status = wait_for(lambda: status_file.is_file() and json.loads(status_file.read_text()), 600, "the job's status.json")
     trace, deadline = folder / "trace.jsonl", time.monotonic() + 600
     while True:
-        os.kill(status["pid"], signal.SIGSTOP)
+        try:
+            os.kill(status["pid"], signal.SIGSTOP)
+        except ProcessLookupError:
+            pytest.fail(f"the job ended before its first step ended: {folder / 'console.log'} says why")
         if trace.is_file() and '"span_end", "name": "hook_train_loop"' in trace.read_text():
             return status
         os.kill(status["pid"], signal.SIGCONT)
