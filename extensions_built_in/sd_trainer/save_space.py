@@ -81,12 +81,9 @@ def dry_run_room(run_folder: Path, name: str, config) -> str:
         step = saved_step(saves[-1])
         room, start = Room.of(run_folder, name, config, step), f"resumed at step {step}, its newest save"
     else:
-        from toolkit.dry_run import planned_lora
-
-        try:
-            lora_params = planned_lora(config.model, config.network).params
-        except Exception as error:  # noqa: BLE001 - the run itself checks once the LoRA is attached
-            return f"Disk for the saves: not sized here ({type(error).__name__}: {error}); the run checks it once its LoRA is attached."
+        lora_params, why_not = planned_lora_params(config)
+        if lora_params is None:
+            return f"Disk for the saves: not sized here ({why_not}); the run checks it once its LoRA is attached."
         room = Room.of(run_folder, name, config, 0, lora_params, config.train.ema_config.use_ema)
         start = "a new run"
     from toolkit.memory_management.plan_format import format_size
@@ -108,19 +105,28 @@ def check_before_loading(
     if resumed:
         check_room(run_folder, name, config, start_step, outcome)
         return None
-    from toolkit.dry_run import planned_lora
-
-    try:
-        lora_params = planned_lora(config.model, config.network).params
-    except Exception as error:  # noqa: BLE001 - the check after attaching answers the same question: defer to it
+    lora_params, why_not = planned_lora_params(config)
+    if lora_params is None:
         logger.info(
             "Free space for the saves is checked once the LoRA is attached: the memory plan cannot size it before "
-            "loading (%s: %s)", type(error).__name__, error,
+            "loading (%s)", why_not,
         )
         return None
     ema = config.train.ema_config.use_ema
     check_room(run_folder, name, config, start_step, outcome, lora_params=lora_params, ema=ema)
     return lora_params
+
+
+def planned_lora_params(config) -> tuple[int | None, str]:
+    """The LoRA's parameter count as the memory plan sizes it from the configs (toolkit.dry_run.planned_lora), or
+    None and why it cannot here. Any failure defers to the check once the LoRA is attached, which answers the
+    same question, so a plan that cannot be made never stops a run that would load."""
+    from toolkit.dry_run import planned_lora
+
+    try:
+        return planned_lora(config.model, config.network).params, ""
+    except Exception as error:  # noqa: BLE001 - see above
+        return None, f"{type(error).__name__}: {error}"
 
 
 def check_after_attach(
