@@ -33,6 +33,7 @@ from .callbacks import StepResult, TrainingCallback
 from .distributed_training import DataParallel
 from .ema import LoraEMA
 from .evaluation import Evaluation
+from .gradient_clipping import ClippedGradients, clip_gradients
 from .held_out import split_held_out
 from .preservation import OutputPreservation, encode_class_prompts
 from .trigger import TriggerWord
@@ -326,7 +327,7 @@ class SDTrainer(BaseProcess):
                     data_seconds += parts.data_seconds
             totals, aux_totals = self.parallel.average_step(self.network.parameters(), totals, aux_totals)
             self.updates.unscale()
-            grad_norm = self._clip_gradients()
+            grad_norm, gradients = self._clip_gradients()
             lr = self.scheduler.get_last_lr()[0]
             updated = self.updates.apply(step, {"video": totals[1].item(), "audio": totals[2].item(), **aux_totals}, grad_norm)
             self.scheduler.step()
@@ -334,7 +335,7 @@ class SDTrainer(BaseProcess):
                 self._notify("on_optimizer_step", step)
             result = StepResult(
                 *totals.tolist(), grad_norm, lr, time.perf_counter() - started, samples=len(everyone),
-                aux_losses=aux_totals, data_seconds=data_seconds, skipped=not updated,
+                aux_losses=aux_totals, data_seconds=data_seconds, skipped=not updated, gradients=gradients,
             )
             span.set(
                 loss=result.loss,
@@ -351,11 +352,13 @@ class SDTrainer(BaseProcess):
         self._notify("on_step_end", step, result, self.step_loss.last_details if keep_details else None)
         return result
 
-    def _clip_gradients(self) -> float:
-        parameters = self.network.parameters()
-        max_norm = self.config.train.max_grad_norm
-        norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf"))
-        return float(norm)
+    def _clip_gradients(self) -> tuple[float, ClippedGradients | None]:
+        """The total gradient norm before clipping, and each gradient's norm for the metrics (None under FSDP)."""
+        max_norm = self.config.train.max_grad_norm if self.config.train.max_grad_norm > 0 else float("inf")
+        if self.parallel.fsdp:  # sharded gradients: torch's own clipping reduces their norms across processes
+            return float(torch.nn.utils.clip_grad_norm_(self.network.parameters(), max_norm)), None
+        clipped = clip_gradients(self.network.named_parameters(), max_norm)
+        return clipped.total_norm, clipped
 
     # -- saving ------------------------------------------------------------
     def _model_metadata(self) -> dict:

@@ -15,6 +15,8 @@ import torch
 
 from toolkit.models.model_inputs import PromptEmbeds
 
+from .gradient_clipping import ClippedGradients
+
 
 @dataclass
 class StepResult:
@@ -30,6 +32,7 @@ class StepResult:
     aux_losses: dict[str, float] = field(default_factory=dict)
     data_seconds: float = 0.0  # of `seconds`, the time spent assembling the batch (latents, noise, prompts)
     skipped: bool = False  # the weights were not updated (non-finite step under train.nonfinite: skip_step)
+    gradients: ClippedGradients | None = None  # each gradient's norm, from the clipping (none under FSDP)
 
 
 @dataclass

@@ -46,7 +46,8 @@ class TensorBoardCallback(TrainingCallback):
         monitor.log_learning_rate(step, result.lr, trainer.scheduler.state_dict())
         monitor.log_performance(step, result.seconds, result.data_seconds)
         named = list(trainer.network.named_parameters())
-        monitor.log_gradients(step, named, result.grad_norm)
+        gradients = result.gradients
+        monitor.log_gradients(step, named, result.grad_norm, applied_norms=gradients.applied_norms if gradients is not None else None)
         monitor.log_parameter_stats(step, named)
         monitor.log_histograms(step, named)
         monitor.log_system(step)

@@ -281,6 +281,7 @@ class TensorBoardMonitor:
         named_params: NamedParameters,
         total_norm: float,
         block_of: Callable[[str], str] | None = None,
+        applied_norms: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         """``Total_Gradient_Norm``: the norm before clipping (what ``clip_grad_norm_`` returns);
         ``Block_Gradient_Norm/<block>``: per block, of the gradients as applied (after clipping);
@@ -288,14 +289,21 @@ class TensorBoardMonitor:
 
         ``block_of`` maps a parameter name to its block; the default cuts the
         name after its first numeric index (``transformer_blocks.3``).
+        ``applied_norms`` gives each gradient's norm after clipping by parameter name, when the caller
+        already has them (the trainer's clipping computes them); otherwise they are computed here.
         """
         if not self.should_log(step, Category.GRADIENTS):
             return
         block_of = block_of or block_of_parameter
         names, params = values_of.trainable(named_params)
-        with_grad = [(name, param.grad) for name, param in zip(names, params) if param.grad is not None]
+        if applied_norms is not None:
+            by_name = applied_norms()
+            with_grad = [(name, by_name[name]) for name in names if name in by_name]
+        else:
+            grads = [(name, param.grad) for name, param in zip(names, params) if param.grad is not None]
+            with_grad = list(zip((name for name, _ in grads), values_of.norms([grad for _, grad in grads])))
         block_squares: dict[str, float] = {}
-        for (name, _), norm in zip(with_grad, values_of.norms([grad for _, grad in with_grad])):
+        for name, norm in with_grad:
             block_squares[block_of(name)] = block_squares.get(block_of(name), 0.0) + norm * norm
         values: dict[str, float] = {f"Block_Gradient_Norm/{block}": square**0.5 for block, square in block_squares.items()}
         values["Total_Gradient_Norm"] = total_norm
