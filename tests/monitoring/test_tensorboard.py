@@ -307,6 +307,7 @@ def test_a_log_call_is_one_event_and_histograms_are_those_add_histogram_makes(tm
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
     from toolkit.logging.sinks import TensorBoardSink
+    from toolkit.logging.sinks.tensorboard import HISTOGRAM_BUCKETS
 
     torch.manual_seed(0)
     weights = {"10_Parameter_Histograms/Weights/a": torch.randn(8, 16), "10_Parameter_Histograms/Weights/b": torch.randn(5)}
@@ -316,7 +317,7 @@ def test_a_log_call_is_one_event_and_histograms_are_those_add_histogram_makes(tm
     batched.close()
     one_by_one = TensorBoardSink(tmp_path / "one_by_one")
     for tag, tensor in weights.items():
-        one_by_one.writer.add_histogram(tag, tensor, 3)
+        one_by_one.writer.add_histogram(tag, tensor, 3, bins=HISTOGRAM_BUCKETS)
     one_by_one.close()
 
     def summaries(folder: Path) -> list:
@@ -329,4 +330,10 @@ def test_a_log_call_is_one_event_and_histograms_are_those_add_histogram_makes(tm
         {"01_Training/Loss": 0.5, "04_Learning_Rate/Learning_Rate": 1e-4, "14_System/rss_mb": 512.0}
     )
     expected = {value.tag: value.histo for event in summaries(tmp_path / "one_by_one") for value in event.summary.value}
-    assert {value.tag: value.histo for value in histograms.summary.value} == expected
+    written = {value.tag: value.histo for value in histograms.summary.value}
+    assert written == expected
+    for tag, tensor in weights.items():  # TensorBoard's 30 equal buckets from min to max, not ~500 exponential ones
+        histo = written[tag]
+        assert (histo.min, histo.max, histo.num) == (tensor.min().item(), tensor.max().item(), tensor.numel())
+        assert sum(histo.bucket) == tensor.numel() and len(histo.bucket) <= HISTOGRAM_BUCKETS + 1
+        assert histo.bucket_limit[-1] == pytest.approx(tensor.max().item())
