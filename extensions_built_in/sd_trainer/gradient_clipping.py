@@ -20,11 +20,15 @@ import torch
 class ClippedGradients:
     """One step's clipping: the total norm before it, and each gradient's norm (read back only when asked)."""
 
-    total_norm: float
     names: tuple[str, ...]  # the parameters that had a gradient, in the order of `norms`
     norms: torch.Tensor  # their norms before clipping, stacked (the gradients' dtype, on the first one's device)
-    total: torch.Tensor  # total_norm, where the gradients are
+    total: torch.Tensor  # the norm of them all, before clipping
     max_norm: float
+
+    @property
+    def total_norm(self) -> float:
+        """`total` read back: what `clip_grad_norm_` returns, as a number."""
+        return float(self.total)
 
     def applied_norms(self) -> dict[str, float]:
         """Each gradient's norm as the optimizer got it (after clipping), by parameter name: one read-back."""
@@ -38,7 +42,7 @@ def clip_gradients(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], m
     `clip_grad_norm_(parameters, max_norm)` does."""
     named = [(name, param) for name, param in named_parameters if param.grad is not None]
     if not named:
-        return ClippedGradients(0.0, (), torch.zeros(0), torch.zeros(()), float(max_norm))
+        return ClippedGradients((), torch.zeros(0), torch.zeros(()), float(max_norm))
     groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}  # as clip_grad_norm_ groups them: first seen first
     for index, (_, param) in enumerate(named):
         groups.setdefault((param.grad.device, param.grad.dtype), []).append(index)
@@ -48,4 +52,4 @@ def clip_gradients(named_parameters: Iterable[tuple[str, torch.nn.Parameter]], m
     stacked = torch.stack([norm.to(first_device) for norm in norms])
     total = torch.linalg.vector_norm(stacked, 2.0)
     torch.nn.utils.clip_grads_with_norm_([param for _, param in named], max_norm, total)
-    return ClippedGradients(float(total), tuple(named[i][0] for i in order), stacked, total, float(max_norm))
+    return ClippedGradients(tuple(named[i][0] for i in order), stacked, total, float(max_norm))

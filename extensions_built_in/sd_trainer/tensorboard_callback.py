@@ -46,8 +46,8 @@ class TensorBoardCallback(TrainingCallback):
         monitor.log_learning_rate(step, result.lr, trainer.scheduler.state_dict())
         monitor.log_performance(step, result.seconds, result.data_seconds)
         named = list(trainer.network.named_parameters())
-        gradients = result.gradients
-        monitor.log_gradients(step, named, result.grad_norm, applied_norms=gradients.applied_norms if gradients is not None else None)
+        applied_norms = result.gradients.applied_norms if result.gradients is not None else None
+        monitor.log_gradients(step, named, result.grad_norm, applied_norms=applied_norms)
         monitor.log_parameter_stats(step, named)
         monitor.log_histograms(step, named)
         monitor.log_system(step)
