@@ -32,6 +32,7 @@ COMMANDS: dict[str, list[str]] = {
     "preflight_media": ["bench_preflight_media.py", "--repeats", "7"],
     "null_span": ["bench_null_span.py", "--iterations", "100000", "--repeats", "3"],
     "logging": ["bench_logging.py", "--steps", "500", "--width", "64", "--repeats", "3"],
+    "tensorboard_samples": ["bench_tensorboard_samples.py", "--repeats", "3"],
     "inspection": ["bench_inspection.py", "--steps", "60", "--repeats", "2"],
     "ui": ["bench_ui.py", "--steps", "40", "--repeats", "2"],
     "load_peak": ["bench_load_peak.py", "--layers", "24", "--heads", "8", "--qtype", "qint8"],

@@ -39,6 +39,9 @@ class TensorBoardSink(MetricsSink):
     def __init__(self, log_dir: str | Path, flush_every: int = 100) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        from toolkit.logging.sinks.tensorboard_checksum import use_c_checksums
+
+        use_c_checksums()  # TensorBoard's Python checksum held the loop's GIL for 1.2 s per 10 MB sample video
         self.log_dir: Path | None = Path(log_dir)
         self.flush_every = flush_every
         self._last_flush_step = 0
