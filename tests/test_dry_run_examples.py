@@ -84,3 +84,23 @@ def test_a_missing_optimizer_package_stops_the_dry_run(monkeypatch, capsys) -> N
     assert code == run.EXIT_CONFIG_ERROR
     assert "train.optimizer: adamw8bit needs the bitsandbytes package, which is not installed" in err
     assert "pip install bitsandbytes==0.50.2" in err
+
+
+def test_a_dry_run_of_a_hub_id_asks_the_local_hub_cache_only(monkeypatch, capsys) -> None:
+    """The 24 GB example names Lightricks/LTX-2, which is not in the hub cache here: every lookup of its files is
+    local (offline, the check of the components' configs fetched model_index.json with 5 retries: 23 s more)."""
+    import huggingface_hub
+
+    asked = []
+    original = huggingface_hub.hf_hub_download
+
+    def recorded(repo_id, filename, **kwargs):
+        asked.append((repo_id, filename, kwargs.get("local_files_only", False)))
+        return original(repo_id, filename, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", recorded)
+    code, out, err = _dry_run(capsys, str(REPO_ROOT / "config" / "examples" / "train_lora_ltx2_24gb.yaml"))
+    assert code == run.EXIT_OK, err
+    assert "Lightricks/LTX-2's configs are not in the local hub cache" in out
+    assert ("Lightricks/LTX-2", "model_index.json", True) in asked
+    assert [ask for ask in asked if not ask[2]] == []

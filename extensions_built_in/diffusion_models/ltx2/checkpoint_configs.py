@@ -77,10 +77,11 @@ def variant_of_folder(base: str, local_only: bool = False) -> LTX2Variant:
     return variant_from_configs(index, configs["transformer"], configs["connectors"], configs["text_encoder"])
 
 
-def component_entry(base: str, name: str) -> tuple[str, str]:
-    """(library, class name) of component `name` as the folder's model_index.json lists it."""
+def component_entry(base: str, name: str, local_only: bool = False) -> tuple[str, str]:
+    """(library, class name) of component `name` as the folder's model_index.json lists it (`local_only`: a hub id's
+    from the local hub cache only, never fetched)."""
     try:
-        return index_entry(read_model_index(base), name)
+        return index_entry(read_model_index(base, local_only), name)
     except UnknownComponentClass as error:
         raise ModelLoadError(
             f"{base}: {error}; an LTX-2 folder needs '{name}': [library, class]; re-save the pipeline with "

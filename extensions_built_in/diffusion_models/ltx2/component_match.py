@@ -58,7 +58,7 @@ def component_configs(source, local_only: bool = False) -> dict[str, ComponentCo
             config = component_config(source.single_file_header, name, cls, source.base)
             configs[name] = ComponentConfig(name, cls.__name__, config, f"{source.location} header")
             continue
-        _, class_name = component_entry(source.base, name)
+        _, class_name = component_entry(source.base, name, local_only=local_only)
         config = component_config_json(source.base, name, local_only=local_only)
         configs[name] = ComponentConfig(name, class_name, config, f"{source.base}/{name}/config.json")
     return configs
