@@ -178,3 +178,24 @@ def test_attach_is_traced(make_transformer, traced):
     assert end["fields"]["linear_layers"] == report.linear_layers
     assert end["fields"]["unmanaged"] == len(report.unmanaged)
     assert end["fields"]["offload_percent_achieved"] == round(report.offload_percent_achieved, 4)
+
+
+def test_offloadable_layers_are_known_without_importing_quanto_until_something_is_quantized(monkeypatch):
+    """A run that quantizes nothing never imports optimum-quanto for the check (45 ms of its start); once quanto is
+    imported, its QLinear is a linear layer as nn.Linear is."""
+    import sys
+
+    from optimum.quanto import QLinear, qint8
+
+    from toolkit.memory_management.selection import offloadable_kind
+
+    quanto_modules = {name: module for name, module in sys.modules.items() if name.startswith("optimum.quanto")}
+    for name in quanto_modules:
+        monkeypatch.delitem(sys.modules, name)
+    kinds = [offloadable_kind(layer) for layer in (nn.Linear(2, 2), nn.Conv3d(1, 1, 1), nn.LayerNorm(2), nn.Embedding(3, 2))]
+    assert kinds == ["linear", "conv", None, None]
+    assert "optimum.quanto" not in sys.modules
+    for name, module in quanto_modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    assert offloadable_kind(QLinear.from_module(nn.Linear(4, 4), weights=qint8)) == "linear"
+    assert offloadable_kind(type("SubLinear", (nn.Linear,), {})(2, 2)) is None  # exact classes only

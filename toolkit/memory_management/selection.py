@@ -6,11 +6,15 @@ modules), so the plan predicts exactly the layers the manager will offload.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 from torch import nn
 
 from toolkit.memory_management.errors import OffloadError
+
+
+TORCH_KINDS = {nn.Linear: "linear", nn.Conv1d: "conv", nn.Conv2d: "conv", nn.Conv3d: "conv"}
 
 
 def offloadable_kind(module: nn.Module) -> str | None:
@@ -19,19 +23,14 @@ def offloadable_kind(module: nn.Module) -> str | None:
     Only classes that read their weights inside their own forward, all affine in their input
     (which `offloaded_forward` relies on). Exact classes, not subclasses: e.g.
     MultiheadAttention's ``out_proj`` (a Linear subclass) is read through its weight by its
-    parent and must stay on the device.
+    parent and must stay on the device. optimum-quanto's QLinear and QConv2d count too; a run that
+    quantizes nothing never imports quanto (45 ms of its start-up), and then no layer can be one.
     """
-    from optimum.quanto import QConv2d, QLinear
-
-    kinds = {
-        nn.Linear: "linear",
-        QLinear: "linear",
-        nn.Conv1d: "conv",
-        nn.Conv2d: "conv",
-        nn.Conv3d: "conv",
-        QConv2d: "conv",
-    }
-    return kinds.get(type(module))
+    kind = TORCH_KINDS.get(type(module))
+    quanto = sys.modules.get("optimum.quanto")
+    if kind is not None or quanto is None:
+        return kind
+    return {quanto.QLinear: "linear", quanto.QConv2d: "conv"}.get(type(module))
 
 
 def check_offload_percent(offload_percent: float, setting: str = "offload_percent") -> float:
