@@ -1,4 +1,4 @@
-"""Fault suite, runtime half: broken media, SIGTERM in training, kill -9 in a save, a trace that cannot be written.
+"""Fault suite, runtime half: broken media, kill -9 in a save, a trace that cannot be written.
 
 Each is a category the config checks cannot reach (the file's bytes, the process's life, the disk at
 run time). What is about the process (a signal, a kill) runs run.py in a child process; the rest (broken
@@ -6,13 +6,13 @@ media, found while encoding; the resume after the kill; a trace file that cannot
 run.py's main() in this process (`run_here`), which gives the same exit code and messages. Each asserts
 the exit code and that the message names the file; none asserts a duration. Non-finite training
 (exit 1, the step and the last good checkpoint named, no NaN in any file) is
-tests/trainer/test_trainer_nonfinite.py's, through run.main.
+tests/trainer/test_trainer_nonfinite.py's, through run.main; SIGTERM in training (finish the step, save, exit
+143, resume to the uninterrupted LoRA) is tests/trainer/test_trainer_resume.py's.
 """
 
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +23,8 @@ import yaml
 from tests.faults.conftest import (
     REPO_ROOT,
     copy_clips,
-    outcome_from_log,
     run_here,
     run_probe,
-    start_probe,
     training_job,
     write_yaml,
 )
@@ -84,40 +82,6 @@ def test_unwritable_trace_file_is_dropped_with_a_warning_and_the_run_goes_on(tmp
     assert "[VERBOSE]" in outcome.stdout  # the console sink still runs
     assert (run_folder / "trace.json").stat().st_size > 0  # and so does the other file sink
     assert [clip.name for clip in run_folder.glob("*.mp4")] == ["000_42.mp4"]
-
-
-def _wait_for(process, ready: Callable[[], bool], log: Path, timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout  # a hang guard only
-    while not ready():
-        if process.poll() is not None:
-            pytest.fail(f"the run ended (exit {process.returncode}) too early:\n{log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the run never got there")
-        time.sleep(0.05)
-
-
-@pytest.mark.slow
-def test_sigterm_during_training_saves_and_exits_143(tmp_path: Path, tiny_ready) -> None:
-    job = training_job(tmp_path, copy_clips(tmp_path / "clips"), train={"steps": 500, "lr": 1e-3, "dtype": "fp32", "disable_sampling": True})
-    job["config"]["process"][0]["save"]["save_every"] = 1000
-    metrics = tmp_path / "out" / "fault" / "metrics.jsonl"
-    log = tmp_path / "run.log"
-    process = start_probe([str(write_yaml(tmp_path / "job.yaml", job))], tmp_path, log)
-    _wait_for(process, lambda: metrics.is_file() and metrics.read_text().count("\n") >= 2, log)
-    process.send_signal(signal.SIGTERM)
-    outcome = outcome_from_log(process.wait(timeout=900), log)
-    assert outcome.returncode == 143, outcome.output[-3000:]
-    assert "Stopped by SIGTERM at step" in outcome.output
-    step = int(outcome.output.split("Stopped by SIGTERM at step ")[1].split(";")[0])
-    assert 0 < step < 500
-    save = tmp_path / "out" / "fault" / "checkpoints" / f"step_{step:09d}"
-    assert (save / "state.json").is_file()
-    assert outcome.stderr.strip().splitlines()[-2] == (
-        f"Interrupted by SIGTERM while training; the last save, {save} (step {step}), is intact: run the same config "
-        "again to resume from it."
-    )
-    assert not (tmp_path / "out" / "fault" / "run.lock").exists()
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 The child-process case sends SIGTERM while the trainer encodes its clips (the phase that used to
 die with -15 and no word); the in-process cases deliver each signal to this process inside each
 phase the trainer marks, through the same RunGuard and handler run.py installs. The graceful stop
-during training (finish the step, save, exit 143) is test_faults_runtime.py's.
+during training (finish the step, save, exit 143) is tests/trainer/test_trainer_resume.py's.
 """
 
 from __future__ import annotations

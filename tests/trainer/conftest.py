@@ -160,8 +160,10 @@ def start_cli(args: list[str], log_path: Path) -> subprocess.Popen:
         handle.close()
 
 
-def interrupt_when(process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 1800) -> None:
-    """Send SIGINT (Ctrl-C) once `ready()` is true; fail if the process ends or time runs out first."""
+def interrupt_when(
+    process: subprocess.Popen, ready: Callable[[], bool], timeout: float = 1800, signum: int = signal.SIGINT
+) -> None:
+    """Send `signum` (SIGINT: Ctrl-C) once `ready()` is true; fail if the process ends or time runs out first."""
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
@@ -170,7 +172,7 @@ def interrupt_when(process: subprocess.Popen, ready: Callable[[], bool], timeout
             process.kill()
             pytest.fail(f"not ready to interrupt after {timeout} s")
         time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
 
 
 # run.py's main() with INFO logging, so the trainer's log lines (Resuming ..., Done ...) reach stderr.
