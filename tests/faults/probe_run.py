@@ -80,15 +80,20 @@ class _FullDisk:
         self._handle.close()
 
 
-def _disk_full_at(fragment: str) -> None:
-    real_open = builtins.open
+def open_on_a_full_disk_at(fragment: str, real_open=builtins.open):
+    """`open` as on a disk that is full for the files whose path holds `fragment` (FAULT_DISK_FULL_AT; a test
+    that runs run.main in its own process sets it as builtins.open for the run)."""
 
     def open_on_a_full_disk(file, mode="r", *args, **kwargs):
         handle = real_open(file, mode, *args, **kwargs)
         writing = any(flag in mode for flag in "wax+")
         return _FullDisk(handle) if writing and fragment in str(file) else handle
 
-    builtins.open = open_on_a_full_disk
+    return open_on_a_full_disk
+
+
+def _disk_full_at(fragment: str) -> None:
+    builtins.open = open_on_a_full_disk_at(fragment)
 
 
 def _signal_in_phase(prefix: str) -> None:

@@ -2,8 +2,8 @@
 
 The cases share one trained run (`trained_run`: saves at steps 2 and 4) and copy it. What a
 resume cannot take is found before loading, so those cases run run.py's main() in this process;
-one case runs a whole resume in a child process: the newest save damaged, settings a resume can
-take changed, and the disk full at the next save.
+so does the whole resume of one case: the newest save damaged, settings a resume can take changed,
+and the disk full at the next save.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 import run
 from extensions_built_in.sd_trainer import checkpoints
-from tests.faults.conftest import copy_trained, run_probe, write_yaml
+from tests.faults.conftest import copy_trained, run_here, write_yaml
 from toolkit.errors import CheckpointError
 
 SAVES = ["step_000000002", "step_000000004"]
@@ -191,20 +191,28 @@ def test_a_save_that_does_not_read_back_prunes_nothing(trained_run, tmp_path, mo
     assert checkpoints.load_training_state(run_folder / "checkpoints" / SAVES[1]).step == 4
 
 
-@pytest.mark.slow
-def test_resume_past_a_damaged_save_with_new_settings_then_a_full_disk(trained_run, tmp_path) -> None:
+def test_resume_past_a_damaged_save_with_new_settings_then_a_full_disk(trained_run, tmp_path, capsys, monkeypatch) -> None:
+    """run.main in this process (a full disk is about the files, not the process): every write to a file of step 6
+    fails with ENOSPC, as tests/faults/probe_run.py's FAULT_DISK_FULL_AT makes it in a child."""
+    import builtins
+
+    from tests.faults.probe_run import open_on_a_full_disk_at
+
     job, run_folder = copy_trained(trained_run, tmp_path)
     _empty_training_state(run_folder / "checkpoints" / SAVES[1])
     _process(job)["train"].update(steps=6, lr=5e-4)
     config = write_yaml(tmp_path / "job.yaml", job)
-    outcome = run_probe([str(config)], cwd=tmp_path, env={"FAULT_DISK_FULL_AT": "000000006"})
+    monkeypatch.chdir(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(builtins, "open", open_on_a_full_disk_at("000000006"))
+        outcome = run_here([str(config)], capsys)
     output = outcome.output
     assert outcome.returncode == 1, output[-3000:]
     damaged = run_folder / "checkpoints" / "step_000000004.damaged"
     assert f"Damaged save {damaged}: training_state.pt is not a whole torch.save archive" in output
     assert "Resuming from step 2 with changed settings: train.steps: 4 -> 6; train.lr: 0.001 -> 0.0005" in output
     assert "Resuming fault from step 2" in output
-    last_line = outcome.stderr.strip().splitlines()[-2]  # the probe's report comes last
+    last_line = outcome.stderr.strip().splitlines()[-1]
     new_save = run_folder / "checkpoints" / SAVES[1]
     assert last_line == (
         f"error: {run_folder / 'fault_000000006.safetensors'}: no space left on the device (ENOSPC) while saving "
