@@ -337,3 +337,37 @@ def test_a_log_call_is_one_event_and_histograms_are_those_add_histogram_makes(tm
         assert (histo.min, histo.max, histo.num) == (tensor.min().item(), tensor.max().item(), tensor.numel())
         assert sum(histo.bucket) == tensor.numel() and len(histo.bucket) <= HISTOGRAM_BUCKETS + 1
         assert histo.bucket_limit[-1] == pytest.approx(tensor.max().item())
+
+
+def test_a_large_sample_goes_to_tensorboard_as_a_preview_of_its_longest_side(tmp_path):
+    """A sample's video is a preview at most SAMPLE_PREVIEW_SIDE (256) pixels on its longest side, aspect kept; the
+    run's mp4 is the sample itself. A GIF of 121 frames at 768x512 was 54 MB and 9.9 s to encode."""
+    from toolkit.monitoring.tensorboard import SAMPLE_PREVIEW_SIDE
+
+    ramp = torch.linspace(0, 255, 512)  # dark on the left, bright on the right; brighter frame by frame
+    frames = (ramp.view(1, 1, 512, 1) * torch.tensor([1 / 3, 2 / 3, 1]).view(3, 1, 1, 1)).round().to(torch.uint8)
+    frames = frames.expand(3, 96, 512, 3).contiguous()
+    monitor = open_monitor(tmp_path, TensorBoardFlags(**FLAGS_ON))
+    monitor.log_sample(0, "wide", frames, fps=8)
+    monitor.log_sample(0, "small", frames[:, :16, :16], fps=8)
+    monitor.logger.finish()
+    events = read_events(tmp_path)
+    (wide,) = events.Images("12_Generated_Samples/wide/Video")
+    assert SAMPLE_PREVIEW_SIDE == 256 and (wide.width, wide.height) == (256, 48)
+    shown = gif_frames(wide)
+    assert len(shown) == 3
+    left, middle, right = (shown[2].getpixel((x, 24))[0] for x in (0, 128, 255))
+    assert left < 10 and 110 < middle < 145 and right > 245  # the ramp, averaged two columns to one
+    (small,) = events.Images("12_Generated_Samples/small/Video")
+    assert (small.width, small.height) == (16, 16)  # already small: as it was
+
+
+def test_sample_preview_averages_areas_and_leaves_small_frames_alone():
+    from toolkit.monitoring.tensorboard_values import sample_preview
+
+    frames = torch.tensor([[0, 100], [50, 250]], dtype=torch.uint8).repeat_interleave(2, 0).repeat_interleave(2, 1)
+    frames = frames.view(1, 4, 4, 1).expand(2, 4, 4, 3)
+    assert sample_preview(frames, 4) is frames
+    preview = sample_preview(frames, 2)
+    assert preview.shape == (2, 2, 2, 3) and preview.dtype == torch.uint8
+    assert preview[0, :, :, 0].tolist() == [[0, 100], [50, 250]]

@@ -141,6 +141,18 @@ def side_by_side_video(panels: Mapping[str, torch.Tensor], min_side: int = 64) -
     return video.unsqueeze(1).expand(-1, 3, -1, -1).unsqueeze(0).contiguous()
 
 
+def sample_preview(frames: torch.Tensor, longest_side: int) -> torch.Tensor:
+    """uint8 frames (T, H, W, 3) shrunk (area averaging, aspect kept) so that neither side exceeds `longest_side`;
+    frames already that small are returned as they are."""
+    height, width = frames.shape[1:3]
+    scale = longest_side / max(height, width)
+    if scale >= 1:
+        return frames
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    shrunk = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=size, mode="area")
+    return shrunk.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+
+
 def same_shape(pred: torch.Tensor, target: torch.Tensor, method: str) -> None:
     if pred.shape != target.shape:
         raise TensorBoardError(
