@@ -88,14 +88,19 @@ def test_a_missing_optimizer_package_stops_the_dry_run(monkeypatch, capsys) -> N
 
 def test_a_dry_run_of_a_hub_id_asks_the_local_hub_cache_only(monkeypatch, capsys) -> None:
     """The 24 GB example names Lightricks/LTX-2, which is not in the hub cache here: every lookup of its files is
-    local (offline, the check of the components' configs fetched model_index.json with 5 retries: 23 s more)."""
+    local (offline, the check of the components' configs fetched model_index.json with 5 retries: 23 s more).
+    A lookup that would go to the hub is recorded and answered as an offline hub answers: nothing downloads."""
     import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     asked = []
     original = huggingface_hub.hf_hub_download
 
     def recorded(repo_id, filename, **kwargs):
-        asked.append((repo_id, filename, kwargs.get("local_files_only", False)))
+        local = kwargs.get("local_files_only", False)
+        asked.append((repo_id, filename, local))
+        if not local:
+            raise LocalEntryNotFoundError(f"{repo_id}/{filename}: this test lets no lookup reach the hub")
         return original(repo_id, filename, **kwargs)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", recorded)
