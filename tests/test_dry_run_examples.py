@@ -89,23 +89,33 @@ def test_a_missing_optimizer_package_stops_the_dry_run(monkeypatch, capsys) -> N
 def test_a_dry_run_of_a_hub_id_asks_the_local_hub_cache_only(monkeypatch, capsys) -> None:
     """The 24 GB example names Lightricks/LTX-2, which is not in the hub cache here: every lookup of its files is
     local (offline, the check of the components' configs fetched model_index.json with 5 retries: 23 s more).
-    A lookup that would go to the hub is recorded and answered as an offline hub answers: nothing downloads."""
+    Lookups in the cache are recorded; one that would go to the hub is recorded and refused as an offline hub
+    refuses it: nothing downloads."""
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     asked = []
-    original = huggingface_hub.hf_hub_download
+    in_cache = huggingface_hub.try_to_load_from_cache
 
-    def recorded(repo_id, filename, **kwargs):
-        local = kwargs.get("local_files_only", False)
-        asked.append((repo_id, filename, local))
-        if not local:
-            raise LocalEntryNotFoundError(f"{repo_id}/{filename}: this test lets no lookup reach the hub")
-        return original(repo_id, filename, **kwargs)
+    def cache_lookup(repo_id, filename, *args, **kwargs):
+        asked.append((repo_id, filename, "cache"))
+        return in_cache(repo_id, filename, *args, **kwargs)
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", recorded)
+    def hub_request(name):
+        def refused(repo_id, *args, **kwargs):
+            if kwargs.get("local_files_only"):
+                return original[name](repo_id, *args, **kwargs)
+            asked.append((repo_id, args[0] if args else kwargs.get("allow_patterns"), "hub"))
+            raise LocalEntryNotFoundError(f"{repo_id}: this test lets no lookup reach the hub")
+
+        return refused
+
+    original = {name: getattr(huggingface_hub, name) for name in ("hf_hub_download", "snapshot_download")}
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", cache_lookup)
+    for name in original:
+        monkeypatch.setattr(huggingface_hub, name, hub_request(name))
     code, out, err = _dry_run(capsys, str(REPO_ROOT / "config" / "examples" / "train_lora_ltx2_24gb.yaml"))
     assert code == run.EXIT_OK, err
     assert "Lightricks/LTX-2's configs are not in the local hub cache" in out
-    assert ("Lightricks/LTX-2", "model_index.json", True) in asked
-    assert [ask for ask in asked if not ask[2]] == []
+    assert ("Lightricks/LTX-2", "model_index.json", "cache") in asked
+    assert [ask for ask in asked if ask[2] == "hub"] == []

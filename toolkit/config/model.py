@@ -14,7 +14,9 @@ class ModelConfig(ConfigModel):
 
     name_or_path: str = Field(
         description=(
-            "Hugging Face repo id, local diffusers folder or single-file .safetensors of the checkpoint; the name "
+            "Hugging Face repo id (read from its snapshot in the local Hugging Face cache, without asking the hub; "
+            "the files a run reads are downloaded once when the cache lacks them), local diffusers folder or "
+            "single-file .safetensors of the checkpoint; the name "
             "of one of the arch's tiny models means that small model, built locally (no download): e.g. for LTX-2 "
             "'tiny-ltx2' (LTX-2.0), 'tiny-ltx2.3' or 'tiny-ltx2.5'."
         )

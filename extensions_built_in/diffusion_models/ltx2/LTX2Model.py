@@ -207,7 +207,7 @@ class LTX2Model(BaseModel):
         with self.tracer.span(
             "load_model", name_or_path=config.name_or_path, dtype=self.dtype, device=self.device
         ) as span:
-            self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None))
+            self.source = resolve_source(config.name_or_path, getattr(config, "base_model_path", None), fetch=True)
             self.variant = read_variant(self.source)
             check_saved_classes(self.source.base, COMPONENT_ORDER)
             check_arch(config.arch, self.variant, config.name_or_path)

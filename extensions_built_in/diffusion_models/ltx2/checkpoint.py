@@ -3,8 +3,9 @@
 Three sources, one loader:
 - a diffusers folder (model_index.json plus a subfolder per component),
   which is also what `tiny-ltx2` builds into its cache;
-- a hub id, handed to diffusers/transformers as is (it downloads unless
-  HF_HUB_OFFLINE is set);
+- a hub id: its snapshot in the local Hugging Face cache, read as a diffusers
+  folder (toolkit/models/hub_snapshot.py); a load downloads the files the
+  cache lacks first (unless HF_HUB_OFFLINE is set), a dry run never does;
 - a single-file `.safetensors` in the original LTX-2 layout (2.0, 2.3, 2.5):
   every component it holds (transformer, connectors, video and audio VAE,
   vocoder) is read from it with the configs its header states
@@ -40,7 +41,7 @@ class CheckpointSource:
 
     kind: str  # "diffusers" | "hub" | "single_file"
     location: str  # folder, hub id or .safetensors file
-    base: str  # diffusers folder or hub id for everything not in a single file
+    base: str  # diffusers folder (a hub id's cached snapshot) or a hub id the cache lacks: all a single file lacks
     single_file_components: tuple[str, ...] = ()
     single_file_header: SingleFileHeader | None = None
 
@@ -55,8 +56,18 @@ class CheckpointSource:
         return described
 
 
-def resolve_source(name_or_path: str, base_model_path: str | None = None) -> CheckpointSource:
-    """Turn the config's `name_or_path` into a CheckpointSource, or say what is wrong with it."""
+def resolve_source(name_or_path: str, base_model_path: str | None = None, fetch: bool = False) -> CheckpointSource:
+    """Turn the config's `name_or_path` into a CheckpointSource, or say what is wrong with it.
+
+    A hub id reads from its snapshot in the local Hugging Face cache when that holds every file the run reads;
+    `fetch` (a load) downloads what it lacks first, otherwise (a dry run, a plan) `base` stays the hub id and
+    only what the cache holds is read.
+    """
+    return _resolve(name_or_path, base_model_path, fetch, COMPONENT_ORDER)
+
+
+def _resolve(name_or_path: str, base_model_path: str | None, fetch: bool, components) -> CheckpointSource:
+    """resolve_source, a hub id's snapshot holding `components` (a single file's base: those the file lacks)."""
     if name_or_path in TINY_NAMES:
         folder = str(ensure_tiny_ltx2(version=TINY_NAMES[name_or_path]))
         return CheckpointSource("diffusers", folder, folder)
@@ -78,13 +89,22 @@ def resolve_source(name_or_path: str, base_model_path: str | None = None) -> Che
                 f"{', '.join(_held(header))}); set model.base_model_path to a diffusers LTX-2 folder or hub id for "
                 "the text encoder, tokenizer and scheduler, which a single file does not hold"
             )
-        base = resolve_source(base_model_path).location
-        return CheckpointSource("single_file", str(path), base, _held(header), header)
+        held = _held(header)
+        base = _resolve(base_model_path, None, fetch, [name for name in COMPONENT_ORDER if name not in held]).base
+        return CheckpointSource("single_file", str(path), base, held, header)
     if path.exists() or name_or_path.startswith((".", "/", "~")):
         raise ModelLoadError(
             f"model.name_or_path: {name_or_path} is neither a diffusers folder nor a .safetensors file"
         )
-    return CheckpointSource("hub", name_or_path, name_or_path)
+    return CheckpointSource("hub", name_or_path, _hub_folder(name_or_path, fetch, components))
+
+
+def _hub_folder(repo_id: str, fetch: bool, components) -> str:
+    """The hub id's cached snapshot (downloaded first when `fetch`), or the hub id when the cache lacks files."""
+    from toolkit.models.hub_snapshot import fetch_snapshot, local_snapshot
+
+    folder = fetch_snapshot(repo_id, components) if fetch else local_snapshot(repo_id, components)
+    return repo_id if folder is None else str(folder)
 
 
 def _single_file_header(path: Path) -> SingleFileHeader:

@@ -5,8 +5,9 @@ Two sources:
   with that version's arguments (published_versions.py) and its text encoder
   from its published shape;
 - a local diffusers folder (model_index.json plus a subfolder per component,
-  `tiny-ltx2` names included): each component's config.json, and the bytes
-  its weight files hold, read from the safetensors headers.
+  `tiny-ltx2` names included, and a hub id whose snapshot the local Hugging
+  Face cache holds): each component's config.json, and the bytes its weight
+  files hold, read from the safetensors headers.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def _build_specs(folder: Path | None, version: str, names: tuple[str, ...] = LOA
 
 
 def _resolve_folder(name_or_path: str | None) -> Path | None:
-    """The diffusers folder to read configs from, or None for the published architecture."""
+    """The diffusers folder to read configs from, or None for the published architecture (a single file, a hub id
+    the local Hugging Face cache does not hold)."""
     from .tiny.model import TINY_NAMES, ensure_tiny_ltx2
 
     if name_or_path is None:
@@ -108,7 +110,11 @@ def _resolve_folder(name_or_path: str | None) -> Path | None:
                 "LTX-2 folder (model_index.json plus transformer/, vae/, text_encoder/ ... subfolders)."
             )
         return path
-    return None
+    if path.exists() or name_or_path.startswith((".", "/", "~")) or path.suffix == ".safetensors":
+        return None
+    from toolkit.models.hub_snapshot import local_snapshot
+
+    return local_snapshot(name_or_path, LOAD_ORDER)  # a hub id: its cached snapshot, never a download
 
 
 def _component_class(folder: Path, name: str) -> type:
