@@ -22,7 +22,7 @@ from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
 from tests.conftest import tiny_model_config
 from toolkit.errors import ModelLoadError
-from toolkit.models.hub_snapshot import download_command, fetch_snapshot, local_snapshot, missing_files
+from toolkit.hub_snapshot import download_command, fetch_snapshot, local_snapshot, missing_files
 
 REPO = "acme/tiny-ltx2"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -4,7 +4,7 @@ Three sources, one loader:
 - a diffusers folder (model_index.json plus a subfolder per component),
   which is also what `tiny-ltx2` builds into its cache;
 - a hub id: its snapshot in the local Hugging Face cache, read as a diffusers
-  folder (toolkit/models/hub_snapshot.py); a load downloads the files the
+  folder (toolkit/hub_snapshot.py); a load downloads the files the
   cache lacks first (unless HF_HUB_OFFLINE is set), a dry run never does;
 - a single-file `.safetensors` in the original LTX-2 layout (2.0, 2.3, 2.5):
   every component it holds (transformer, connectors, video and audio VAE,
@@ -101,7 +101,7 @@ def _resolve(name_or_path: str, base_model_path: str | None, fetch: bool, compon
 
 def _hub_folder(repo_id: str, fetch: bool, components) -> str:
     """The hub id's cached snapshot (downloaded first when `fetch`), or the hub id when the cache lacks files."""
-    from toolkit.models.hub_snapshot import fetch_snapshot, local_snapshot
+    from toolkit.hub_snapshot import fetch_snapshot, local_snapshot
 
     folder = fetch_snapshot(repo_id, components) if fetch else local_snapshot(repo_id, components)
     return repo_id if folder is None else str(folder)

@@ -112,7 +112,7 @@ def _resolve_folder(name_or_path: str | None) -> Path | None:
         return path
     if path.exists() or name_or_path.startswith((".", "/", "~")) or path.suffix == ".safetensors":
         return None
-    from toolkit.models.hub_snapshot import local_snapshot
+    from toolkit.hub_snapshot import local_snapshot
 
     return local_snapshot(name_or_path, LOAD_ORDER)  # a hub id: its cached snapshot, never a download
 
