@@ -33,6 +33,7 @@ COMMANDS: dict[str, list[str]] = {
     "null_span": ["bench_null_span.py", "--iterations", "100000", "--repeats", "3"],
     "logging": ["bench_logging.py", "--steps", "500", "--width", "64", "--repeats", "3"],
     "tensorboard_samples": ["bench_tensorboard_samples.py", "--repeats", "3"],
+    "offline_hub": ["bench_offline_hub.py", "--repeats", "3"],
     "inspection": ["bench_inspection.py", "--steps", "60", "--repeats", "2"],
     "ui": ["bench_ui.py", "--steps", "40", "--repeats", "2"],
     "load_peak": ["bench_load_peak.py", "--layers", "24", "--heads", "8", "--qtype", "qint8"],
