@@ -184,6 +184,25 @@ def test_a_snapshot_missing_a_shard_is_incomplete(tiny_model_dir, hub_cache, con
     assert connections  # it asked
 
 
+def test_a_single_file_reads_what_it_lacks_from_a_cached_hub_base_that_holds_only_that(
+    tiny_model_dir, hub_cache, connections, tmp_path
+):
+    """A single file holds the transformer, connectors, VAEs and vocoder: its base needs only the text encoder,
+    tokenizer and scheduler in the cache (a user downloads just those of a 40 GB repo)."""
+    from tests.ltx2.single_file_writer.write import save_single_file
+
+    single_file = save_single_file(tiny_model_dir, tmp_path / "ltx-2-tiny.safetensors")
+    snapshot = cache_snapshot(hub_cache, tiny_model_dir)
+    for name in ("transformer", "connectors", "vae", "audio_vae", "vocoder"):
+        shutil.rmtree(snapshot / name)
+
+    source = resolve_source(str(single_file), base_model_path=REPO, fetch=True)
+    assert (source.kind, source.base) == ("single_file", str(snapshot))
+    assert set(source.single_file_components) == {"transformer", "connectors", "vae", "audio_vae", "vocoder"}
+    assert resolve_source(REPO).base == REPO  # as a checkpoint of its own, the cache lacks most of it
+    assert connections == []
+
+
 def test_download_command_quotes_patterns():
     assert download_command("Lightricks/LTX-2", ["model_index.json", "transformer/*"]) == (
         "hf download Lightricks/LTX-2 --include model_index.json --include 'transformer/*'"
