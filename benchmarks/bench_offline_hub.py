@@ -11,9 +11,10 @@ counts the attempts):
   cached hub id  model.name_or_path: the hub id, every file the run reads in the cache
   incomplete     the hub id with the cache lacking its tokenizer/ folder: the run must stop with the command
                  that downloads what is missing, not wait on retries
+  never cached   a hub id the cache has never held: the same
 Each figure is the median wall time of --repeats processes, start to exit. `--check` exits 1 when a cached
-hub id asks the hub anything or takes more than 1.5x the folder's run, or the incomplete cache does not stop
-with the download command.
+hub id asks the hub anything or takes more than 1.5x the folder's run, or the last two do not stop with the
+download command.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from benchmarks.tiny_trainer_timing import tiny_config  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_ID = "bench/tiny-ltx2"
+NEVER_CACHED = "bench/never-downloaded"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CHECK_RATIO = 1.5
 NO_NETWORK = '''\
@@ -97,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             name: tiny_config(REPO_ROOT, folder, args.steps, {}, name=run_name, model_settings={"name_or_path": path})
             for name, run_name, path in (("folder", "folder_run", str(model_dir)), ("cached hub id", "hub_run", REPO_ID))
         }
-        runs: dict[str, list[dict]] = {name: [] for name in (*configs, "incomplete")}
+        never_settings = {"name_or_path": NEVER_CACHED}
+        never = tiny_config(REPO_ROOT, folder, args.steps, {}, name="never_run", model_settings=never_settings)
+        runs: dict[str, list[dict]] = {name: [] for name in (*configs, "incomplete", "never cached")}
         for repeat in range(args.repeats):
             for name, config in configs.items():
                 shutil.rmtree(folder / Path(config).stem, ignore_errors=True)
@@ -106,21 +110,28 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(folder / "hub_run", ignore_errors=True)
             runs["incomplete"].append(run_once(configs["cached hub id"], folder))
             shutil.move(folder / "tokenizer_aside", snapshot / "tokenizer")
+            shutil.rmtree(folder / "never_run", ignore_errors=True)
+            runs["never cached"].append(run_once(never, folder))
             timings = ", ".join(f"{name} {result[-1]['seconds']:.1f} s" for name, result in runs.items())
             print(f"  repeat {repeat + 1}/{args.repeats}: {timings}", flush=True)
 
-    failed = [f"{name}: exit {run['code']}\n{run['output'][-2000:]}" for name in configs for run in runs[name] if run["code"]]
+    failed = [
+        f"{name}: exit {run['code']}\n{run['output'][-2000:]}" for name in configs for run in runs[name] if run["code"]
+    ]
     if failed:
         print("\n".join(failed), file=sys.stderr)
         return 1
     seconds = {name: statistics.median(run["seconds"] for run in result) for name, result in runs.items()}
     tried = {name: sum(len(run["tried"]) for run in result) for name, result in runs.items()}
-    told = all(run["code"] != 0 and f"hf download {REPO_ID}" in run["output"] for run in runs["incomplete"])
+    told = all(run["code"] != 0 and f"hf download {REPO_ID}" in run["output"] for run in runs["incomplete"]) and all(
+        run["code"] != 0 and f"hf download {NEVER_CACHED}" in run["output"] for run in runs["never cached"]
+    )
     ratio = seconds["cached hub id"] / seconds["folder"]
     outcome = {
         "folder": f"trained {args.steps} steps",
         "cached hub id": f"trained {args.steps} steps",
         "incomplete": "stopped with the `hf download` command" if told else "did NOT stop with the download command",
+        "never cached": "stopped with the `hf download` command" if told else "did NOT stop with the download command",
     }
     table = markdown_table(
         ("model.name_or_path", "median s", "ratio to folder", "connections tried", "outcome"),
@@ -136,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             f"attempts are counted), the median of {args.repeats} processes timed start to exit, rows alternating: "
             "`folder` names the tiny model's folder (the baseline); `cached hub id` names the hub id, every file the "
             "run reads in the cache; `incomplete` is the hub id with tokenizer/ missing from the cache, where the run "
-            "must stop with the `hf download` command instead of waiting on retries. `--check` fails when the cached "
-            f"hub id tries a connection or takes over {CHECK_RATIO}x the folder's time, or the incomplete cache does "
-            "not stop with the command."
+            "must stop with the `hf download` command instead of waiting on retries; `never cached` names a hub id "
+            "the cache has never held, where the run must stop the same way. `--check` fails when the cached hub id "
+            f"tries a connection or takes over {CHECK_RATIO}x the folder's time, or either of the last two does not "
+            "stop with the command."
         )
         body = report("A hub id without network", command_line(__file__, argv), what, [table], load_before)
         print(f"wrote {write_section('offline_hub', body)}")

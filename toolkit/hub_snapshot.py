@@ -47,22 +47,21 @@ def local_snapshot(repo_id: str, components: Sequence[str]) -> Path | None:
 def fetch_snapshot(repo_id: str, components: Sequence[str]) -> Path:
     """`local_snapshot`, else the files it lacks downloaded into the Hugging Face cache (one `snapshot_download`
     of model_index.json and the folders of `components`); ModelLoadError with the command that fetches them
-    when the hub cannot be reached (or HF_HUB_OFFLINE is set)."""
+    when the hub cannot be reached (or HF_HUB_OFFLINE is set), or when the snapshot still lacks some."""
     folder = local_snapshot(repo_id, components)
     if folder is not None:
         get_logger(__name__).info(
             "Loading %s from the local Hugging Face cache (%s): nothing is asked of the hub", repo_id, folder
         )
         return folder
-    from huggingface_hub import hf_hub_download, snapshot_download
+    from huggingface_hub import snapshot_download
 
+    # One request for the listing, then the files: components the repo lacks match nothing. (Asking for
+    # model_index.json first would cost a second request, and without network a second round of retries.)
     patterns = [INDEX_FILE, *(f"{name}/*" for name in components)]
     try:
-        patterns = file_patterns(_read_index(Path(hf_hub_download(repo_id, INDEX_FILE)), repo_id), components)
         get_logger(__name__).info("Downloading %s (%s) into the Hugging Face cache", repo_id, ", ".join(patterns))
         folder = Path(snapshot_download(repo_id, allow_patterns=patterns))
-    except ModelLoadError:
-        raise
     except Exception as error:  # noqa: BLE001 - offline, gated, unknown id, disk full: the hub's errors vary
         raise ModelLoadError(
             f"hub id {repo_id}: its files are not all in the local Hugging Face cache and could not be downloaded "
@@ -70,13 +69,15 @@ def fetch_snapshot(repo_id: str, components: Sequence[str]) -> Path:
             f"with\n  {download_command(repo_id, patterns)}\nor point model.name_or_path at a downloaded diffusers "
             "folder; gated repos need `hf auth login` first"
         ) from error
+    if (folder / INDEX_FILE).is_file():
+        patterns = file_patterns(_read_index(folder / INDEX_FILE, repo_id), components)
     missing = missing_files(folder, patterns)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         raise ModelLoadError(
             f"hub id {repo_id}: its snapshot in the Hugging Face cache ({folder}) lacks "
-            f"{', '.join(missing[:3])}{more}, and the hub did not supply it (no network, HF_HUB_OFFLINE set, or the repo has no such files). "
-            f"Download it with\n  {download_command(repo_id, patterns)}"
+            f"{', '.join(missing[:3])}{more}, and the hub did not supply it (no network, HF_HUB_OFFLINE set, or the "
+            f"repo has no such files). Download it with\n  {download_command(repo_id, patterns)}"
         )
     return folder
 

@@ -125,33 +125,26 @@ def test_a_dry_run_resolution_never_downloads(hub_cache, connections, monkeypatc
 def test_a_hub_id_not_in_the_cache_is_downloaded_once_for_the_files_the_run_reads(
     tiny_model_dir, hub_cache, connections, monkeypatch
 ):
-    """The hub is a stand-in here: it serves the tiny model's model_index.json, and a snapshot download fills the
-    cache with the tiny model; what matters is what the loader asks of it."""
+    """The hub is a stand-in here: a snapshot download fills the cache with the tiny model; what matters is what
+    the loader asks of it (one request, for exactly the folders a run reads), and that it asks once."""
     import huggingface_hub
 
-    asked: list[tuple[str, object]] = []
-    real_file, real_snapshot = huggingface_hub.hf_hub_download, huggingface_hub.snapshot_download
-
-    def hub_file(repo_id, filename, local_files_only=False, **kwargs):
-        if local_files_only:
-            return real_file(repo_id, filename, local_files_only=True, **kwargs)
-        asked.append(("file", filename))
-        return str(tiny_model_dir / filename)
+    asked = []
+    real_snapshot = huggingface_hub.snapshot_download
 
     def hub_snapshot(repo_id, allow_patterns=None, local_files_only=False, **kwargs):
         if local_files_only:
             return real_snapshot(repo_id, allow_patterns=allow_patterns, local_files_only=True, **kwargs)
-        asked.append(("snapshot", allow_patterns))
+        asked.append((repo_id, allow_patterns))
         return str(cache_snapshot(hub_cache, tiny_model_dir))
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hub_file)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", hub_snapshot)
     components = ("tokenizer", "text_encoder", "connectors", "transformer", "vae", "audio_vae", "vocoder", "scheduler")
 
     first = fetch_snapshot(REPO, components)
-    assert asked == [("file", "model_index.json"), ("snapshot", TINY_INDEX_PATTERNS)]
+    assert asked == [(REPO, TINY_INDEX_PATTERNS)]
     assert fetch_snapshot(REPO, components) == first  # now cached: nothing asked again
-    assert len(asked) == 2 and connections == []
+    assert len(asked) == 1 and connections == []
 
 
 def test_an_unreachable_hub_is_one_error_with_the_download_command(hub_cache, monkeypatch):
@@ -161,12 +154,23 @@ def test_an_unreachable_hub_is_one_error_with_the_download_command(hub_cache, mo
     def offline(*args, **kwargs):
         raise LocalEntryNotFoundError("Cannot reach the hub: offline mode is enabled.")
 
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(ModelLoadError) as raised:
         LTX2Model(tiny_model_config(name_or_path=REPO), "cpu").load_model()
     message = str(raised.value)
     assert f"hub id {REPO}" in message and "offline mode is enabled" in message
     assert "hf download acme/tiny-ltx2 --include model_index.json --include 'tokenizer/*'" in message
+
+
+def test_a_repo_that_is_no_diffusers_checkpoint_is_named_as_such(tmp_path, hub_cache, monkeypatch):
+    import huggingface_hub
+
+    not_diffusers = tmp_path / "snapshot"
+    (not_diffusers / "transformer").mkdir(parents=True)  # what allow_patterns let through: no model_index.json
+    (not_diffusers / "transformer" / "config.json").write_text("{}")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(not_diffusers))
+    with pytest.raises(ModelLoadError, match=r"lacks model_index\.json"):
+        fetch_snapshot(REPO, ("transformer",))
 
 
 def test_a_snapshot_missing_a_shard_is_incomplete(tiny_model_dir, hub_cache, connections):
