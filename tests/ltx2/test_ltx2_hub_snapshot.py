@@ -8,6 +8,7 @@ out what it downloads; every connection the process tries is recorded and refuse
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import time
@@ -73,10 +74,17 @@ def connections(monkeypatch):
 
 
 def cache_snapshot(cache: Path, model_dir: Path) -> Path:
-    """`model_dir` as the snapshot of REPO's main branch in `cache`, as huggingface_hub lays it out."""
+    """`model_dir` as the snapshot of REPO's main branch in `cache`, as huggingface_hub lays it out: each file
+    stored once under blobs/, the snapshot's files symbolic links to them."""
     repo = cache / f"models--{REPO.replace('/', '--')}"
     snapshot = repo / "snapshots" / COMMIT
-    shutil.copytree(model_dir, snapshot)
+    (repo / "blobs").mkdir(parents=True)
+    for number, source in enumerate(sorted(path for path in model_dir.rglob("*") if path.is_file())):
+        blob = repo / "blobs" / f"{number:040x}"  # the hub names a blob by its hash; any unique name will do here
+        shutil.copyfile(source, blob)
+        link = snapshot / source.relative_to(model_dir)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     return snapshot
