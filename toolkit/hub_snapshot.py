@@ -25,6 +25,7 @@ from toolkit.errors import ModelLoadError
 from toolkit.logging import get_logger
 
 INDEX_FILE = "model_index.json"
+WEIGHT_FILES = ("*.safetensors", "*.bin")
 
 
 def local_snapshot(repo_id: str, components: Sequence[str]) -> Path | None:
@@ -90,15 +91,23 @@ def file_patterns(index: dict, components: Sequence[str]) -> list[str]:
 
 
 def missing_files(folder: Path, patterns: Sequence[str]) -> list[str]:
-    """The files `patterns` name that `folder` lacks: model_index.json, a component folder, or a shard its
-    `*.safetensors.index.json` lists (what an interrupted download leaves out)."""
+    """The files `patterns` name that `folder` lacks: model_index.json, a component folder, the weights of a
+    model's folder (its config.json without a weight file), or a shard its `*.safetensors.index.json` lists:
+    what an interrupted download leaves out. (huggingface_hub checks a snapshot against the repo's listing
+    when it has one; files fetched one by one, as `from_pretrained` does, leave no listing.)"""
     missing = []
     for pattern in patterns:
         path = folder / pattern.removesuffix("/*")
         if not path.exists() or (path.is_dir() and not any(path.iterdir())):
             missing.append(pattern.removesuffix("/*"))
             continue
-        for index in sorted(path.glob("*.safetensors.index.json")) if path.is_dir() else ():
+        if not path.is_dir():
+            continue
+        indexes = sorted(path.glob("*.index.json"))
+        weights = [file for weight_glob in WEIGHT_FILES for file in path.glob(weight_glob) if file.is_file()]
+        if (path / "config.json").is_file() and not indexes and not weights:
+            missing.append(f"{path.name}/ weights (no {' or '.join(WEIGHT_FILES)})")
+        for index in indexes:
             shards = dict.fromkeys(json.loads(index.read_text()).get("weight_map", {}).values())
             missing += [f"{path.name}/{shard}" for shard in shards if not (path / shard).is_file()]
     return missing

@@ -196,6 +196,17 @@ def test_a_snapshot_missing_a_shard_is_incomplete(tiny_model_dir, hub_cache, con
     assert connections  # it asked
 
 
+def test_a_model_folder_without_its_weights_is_incomplete(tiny_model_dir, hub_cache, connections):
+    """An interrupted download of single files (as from_pretrained fetches them) leaves a config without weights."""
+    snapshot = cache_snapshot(hub_cache, tiny_model_dir)
+    (snapshot / "vocoder" / "diffusion_pytorch_model.safetensors").unlink()
+
+    assert missing_files(snapshot, TINY_INDEX_PATTERNS) == ["vocoder/ weights (no *.safetensors or *.bin)"]
+    assert local_snapshot(REPO, ("vocoder",)) is None
+    assert local_snapshot(REPO, ("tokenizer", "scheduler", "vae")) == snapshot  # no config.json: no weights due
+    assert connections == []
+
+
 def test_a_single_file_reads_what_it_lacks_from_a_cached_hub_base_that_holds_only_that(
     tiny_model_dir, hub_cache, connections, tmp_path
 ):
