@@ -31,11 +31,11 @@ WEIGHT_FILES = ("*.safetensors", "*.bin")
 def local_snapshot(repo_id: str, components: Sequence[str]) -> Path | None:
     """The cached snapshot of `repo_id` when it holds model_index.json and every file of `components` (those the
     index lists) that the run reads; None otherwise. Never contacts the hub."""
-    from huggingface_hub import snapshot_download, try_to_load_from_cache
+    from huggingface_hub import snapshot_download
 
     try:
-        index = try_to_load_from_cache(repo_id, INDEX_FILE)  # the cache alone (hf_hub_download may ask the hub)
-        if not isinstance(index, str):
+        index = cached_file(repo_id, INDEX_FILE)
+        if index is None:
             return None
         patterns = file_patterns(_read_index(Path(index), repo_id), components)
         folder = Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=True))
@@ -59,7 +59,7 @@ def fetch_snapshot(repo_id: str, components: Sequence[str]) -> Path:
 
     # One request for the listing, then the files: components the repo lacks match nothing. (Asking for
     # model_index.json first would cost a second request, and without network a second round of retries.)
-    patterns = [INDEX_FILE, *(f"{name}/*" for name in components)]
+    patterns = _patterns(components)
     try:
         get_logger(__name__).info("Downloading %s (%s) into the Hugging Face cache", repo_id, ", ".join(patterns))
         folder = Path(snapshot_download(repo_id, allow_patterns=patterns))
@@ -86,8 +86,20 @@ def fetch_snapshot(repo_id: str, components: Sequence[str]) -> Path:
 def file_patterns(index: dict, components: Sequence[str]) -> list[str]:
     """What a load of `components` reads from a diffusers repo: model_index.json and the folder of each component
     the index lists (a component it lists as null, or not at all, has no folder)."""
-    listed = [name for name in components if isinstance(index.get(name), (list, tuple)) and index[name][0]]
-    return [INDEX_FILE, *(f"{name}/*" for name in listed)]
+    return _patterns([name for name in components if isinstance(index.get(name), (list, tuple)) and index[name][0]])
+
+
+def _patterns(components: Sequence[str]) -> list[str]:
+    return [INDEX_FILE, *(f"{name}/*" for name in components)]
+
+
+def cached_file(repo_id: str, filename: str) -> str | None:
+    """`filename` of `repo_id`'s main branch in the local Hugging Face cache, or None; the cache alone
+    (`hf_hub_download(local_files_only=True)` builds request headers, for which huggingface_hub may ask the hub)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    path = try_to_load_from_cache(repo_id, filename)
+    return path if isinstance(path, str) else None
 
 
 def missing_files(folder: Path, patterns: Sequence[str]) -> list[str]:

@@ -47,13 +47,15 @@ def _locate(base: str, relative: str, required: bool, local_only: bool) -> str |
                 "(model_index.json plus a folder per component)"
             )
         return None
-    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
+    from toolkit.hub_snapshot import cached_file
+
     try:
-        if local_only:  # the cache alone: hf_hub_download(local_files_only=True) may still ask the hub (its headers)
-            cached = try_to_load_from_cache(base, relative)
-            if not isinstance(cached, str):
+        if local_only:
+            cached = cached_file(base, relative)
+            if cached is None:
                 raise LocalEntryNotFoundError(f"{base}/{relative} is not in the local Hugging Face cache")
             return cached
         return hf_hub_download(base, relative)

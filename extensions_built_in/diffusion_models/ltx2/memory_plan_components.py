@@ -110,10 +110,12 @@ def _resolve_folder(name_or_path: str | None) -> Path | None:
                 "LTX-2 folder (model_index.json plus transformer/, vae/, text_encoder/ ... subfolders)."
             )
         return path
-    if path.exists() or name_or_path.startswith((".", "/", "~")) or path.suffix == ".safetensors":
-        return None
     from toolkit.hub_snapshot import local_snapshot
 
+    from .checkpoint_check import is_unreadable_hub_id
+
+    if not is_unreadable_hub_id(name_or_path):
+        return None
     return local_snapshot(name_or_path, LOAD_ORDER)  # a hub id: its cached snapshot, never a download
 
 
