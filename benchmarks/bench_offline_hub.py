@@ -50,12 +50,20 @@ atexit.register(lambda: open(os.environ["BENCH_ATTEMPTS_FILE"], "w").write("\\n"
 '''
 
 
-def cache_snapshot(cache: Path, model_dir: Path) -> Path:
-    """`model_dir` as REPO_ID's main-branch snapshot in the Hugging Face cache `cache`."""
-    repo = cache / f"models--{REPO_ID.replace('/', '--')}"
+def cache_snapshot(cache: Path, model_dir: Path, repo_id: str = REPO_ID) -> Path:
+    """`model_dir` as `repo_id`'s main-branch snapshot in the Hugging Face cache `cache`, laid out as
+    huggingface_hub lays out what it downloads: each file stored once under blobs/, the snapshot's files
+    symbolic links to them (tests/ltx2/test_ltx2_hub_snapshot.py builds its caches with this too)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / COMMIT
     shutil.rmtree(repo, ignore_errors=True)
-    shutil.copytree(model_dir, snapshot)
+    (repo / "blobs").mkdir(parents=True)
+    for number, source in enumerate(sorted(path for path in model_dir.rglob("*") if path.is_file())):
+        blob = repo / "blobs" / f"{number:040x}"  # the hub names a blob by its hash; any unique name will do here
+        shutil.copyfile(source, blob)
+        link = snapshot / source.relative_to(model_dir)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(COMMIT)
     return snapshot

@@ -8,7 +8,6 @@ out what it downloads; every connection the process tries is recorded and refuse
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import bench_offline_hub
 from extensions_built_in.diffusion_models.ltx2 import streaming
 from extensions_built_in.diffusion_models.ltx2.checkpoint import resolve_source
 from extensions_built_in.diffusion_models.ltx2.LTX2Model import LTX2Model
@@ -26,7 +26,6 @@ from toolkit.errors import ModelLoadError
 from toolkit.hub_snapshot import download_command, fetch_snapshot, local_snapshot, missing_files
 
 REPO = "acme/tiny-ltx2"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TINY_INDEX_PATTERNS = [
     "model_index.json", "tokenizer/*", "text_encoder/*", "connectors/*", "transformer/*", "vae/*", "audio_vae/*",
     "vocoder/*", "scheduler/*",
@@ -74,20 +73,8 @@ def connections(monkeypatch):
 
 
 def cache_snapshot(cache: Path, model_dir: Path) -> Path:
-    """`model_dir` as the snapshot of REPO's main branch in `cache`, as huggingface_hub lays it out: each file
-    stored once under blobs/, the snapshot's files symbolic links to them."""
-    repo = cache / f"models--{REPO.replace('/', '--')}"
-    snapshot = repo / "snapshots" / COMMIT
-    (repo / "blobs").mkdir(parents=True)
-    for number, source in enumerate(sorted(path for path in model_dir.rglob("*") if path.is_file())):
-        blob = repo / "blobs" / f"{number:040x}"  # the hub names a blob by its hash; any unique name will do here
-        shutil.copyfile(source, blob)
-        link = snapshot / source.relative_to(model_dir)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(COMMIT)
-    return snapshot
+    """`model_dir` as the snapshot of REPO's main branch in `cache`, as huggingface_hub lays it out."""
+    return bench_offline_hub.cache_snapshot(cache, model_dir, REPO)
 
 
 def test_a_cached_hub_id_loads_from_its_snapshot_streamed_and_asks_the_hub_nothing(
@@ -227,6 +214,6 @@ def test_a_single_file_reads_what_it_lacks_from_a_cached_hub_base_that_holds_onl
 
 
 def test_download_command_quotes_patterns():
-    assert download_command("Lightricks/LTX-2", ["model_index.json", "transformer/*"]) == (
-        "hf download Lightricks/LTX-2 --include model_index.json --include 'transformer/*'"
+    assert download_command(REPO, ["model_index.json", "transformer/*"]) == (
+        "hf download acme/tiny-ltx2 --include model_index.json --include 'transformer/*'"
     )
