@@ -5,7 +5,8 @@
 Every run is a fresh interpreter (a worker of this script) that goes through the phases in the
 order a run does, timing each:
   imports      every module the run has imported by its first step (the list is recorded by an
-               untimed run first), imported in the order the run imported them
+               untimed run first), imported in the order the run imported them, with the garbage
+               collector paused as run.py pauses it
   config       reading and checking the YAML as run.py does (schema, checks before loading,
                the job and its process, what was imported set aside from garbage collection)
   load         LTX2Model.load_model: every component read (transformer and text encoder streamed)
@@ -30,6 +31,7 @@ disk waits do not count). --check exits 1 when the first run's time to first ste
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
 import os
@@ -96,6 +98,7 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
     """One run of the tiny example in this (fresh) interpreter; seconds of each phase, the bare step, and the
     modules imported by the first step (in the order they were)."""
     started = clock()
+    gc.disable()  # as run.py's command line, until set_aside_imports below (run._collector_paused)
     use_tree(REPO_ROOT)
     imported = import_all(modules)
     times: dict[str, list[float]] = {"imports": [clock() - started]}
@@ -111,7 +114,7 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
         raise SystemExit(f"the tiny config is invalid: {errors[0]}")
     resolve_process_classes(configs[0][1])
     trainer = Job(configs[0][1], path).processes[0]
-    run.set_aside_imports()  # as run.py does before the first job
+    run.set_aside_imports()  # as run.py does before the first job: the collector runs again
     times["config"] = [clock() - started]
 
     from extensions_built_in.diffusion_models.ltx2 import streaming

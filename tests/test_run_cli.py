@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import importlib.util
 import os
 import subprocess
@@ -186,6 +187,35 @@ def test_interrupt_exits_130(
     assert cli.main([str(path)]) == 130
     assert marker.read_text() == "stopped process[0] verbose=False\n"
     assert capsys.readouterr().err == "Interrupted.\n"
+
+
+def test_the_command_line_checks_its_configs_with_the_collector_paused_then_sets_the_imports_aside(
+    cli: ModuleType, tmp_path: Path, write: Callable[[str, dict[str, Any]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """run.py's own process (`freeze_imports`) collects no garbage while it imports and checks the configs, then
+    freezes what that built and collects again; a config error ends the pause as well, with nothing frozen."""
+    collecting_while_checking = []
+    validate = cli.validate_all
+
+    def recorded(*args):
+        collecting_while_checking.append(gc.isenabled())
+        return validate(*args)
+
+    monkeypatch.setattr(cli, "validate_all", recorded)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("job: extension\nconfig:\n  name: x\n  process:\n    - type: cli_probe\n      modle: {}\n")
+    frozen_before = gc.get_freeze_count()
+    try:
+        assert cli.main([str(bad)], freeze_imports=True) == 2
+        assert gc.isenabled() and gc.get_freeze_count() == frozen_before
+        planned = write("planned.yaml", probe_job("planned", tmp_path / "marker.txt"))
+        assert cli.main([str(planned), "--dry-run"], freeze_imports=True) == 0
+        assert gc.isenabled() and gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()  # this test session's objects go back to the collector
+        gc.enable()
+    assert collecting_while_checking == [False, False]
+    assert cli.main([str(planned), "--dry-run"]) == 0 and collecting_while_checking[-1] is True  # a caller's own
 
 
 def test_process_class_must_be_a_base_process(

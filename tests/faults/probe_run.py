@@ -122,7 +122,7 @@ def main() -> int:
         _signal_in_phase(os.environ["FAULT_SIGNAL_IN"])
     sys.argv[0] = "run.py"
     try:
-        return run.main(sys.argv[1:])
+        return run.main(sys.argv[1:], freeze_imports=True)  # as the command line
     finally:
         probe = {"job_started": bool(_started), "torch_imported": "torch" in sys.modules}
         print(PROBE_PREFIX + json.dumps(probe), file=sys.stderr, flush=True)

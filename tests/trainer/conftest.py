@@ -178,7 +178,7 @@ def interrupt_when(
 # run.py's main() with INFO logging, so the trainer's log lines (Resuming ..., Done ...) reach stderr.
 _CLI_WITH_LOGGING = (
     "import logging, sys; logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s'); "
-    "sys.argv[0] = 'run.py'; import run; sys.exit(run.main(sys.argv[1:]))"
+    "sys.argv[0] = 'run.py'; import run; sys.exit(run.main(sys.argv[1:], freeze_imports=True))"
 )
 
 

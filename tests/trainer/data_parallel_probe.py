@@ -12,12 +12,14 @@ a stop request that reaches one process only.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+gc.disable()  # as run.py's command line imports (run._collector_paused); main() sets the imports aside
 
 import run  # noqa: E402
 from extensions_built_in.sd_trainer.SDTrainer import SDTrainer  # noqa: E402
@@ -49,4 +51,4 @@ if __name__ == "__main__":
     if os.environ.get("DATA_PARALLEL_PROBE_DIR"):
         _probe(Path(os.environ["DATA_PARALLEL_PROBE_DIR"]), os.environ.get("DATA_PARALLEL_PROBE_SIGTERM", ""))
     sys.argv[0] = "run.py"
-    sys.exit(run.main(sys.argv[1:]))
+    sys.exit(run.main(sys.argv[1:], freeze_imports=True))
