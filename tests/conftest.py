@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -22,6 +23,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from toolkit.deferred_packages import defer  # noqa: E402
 
 defer()  # as run.py does: peft would import bitsandbytes (seconds) in every test process
+# Collecting imports every test module and, through them, the libraries: as run.py's command line does
+# (run._collector_paused), no garbage collection until that is done (pytest_collection_finish).
+gc.disable()
+
+
+def pytest_collection_finish(session) -> None:
+    gc.enable()
 
 # LTX-2 pipeline arguments that switch every guidance off: one conditional forward per denoising step.
 NO_GUIDANCE = {
