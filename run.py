@@ -18,7 +18,6 @@ unless --debug is given.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 from toolkit.deferred_packages import defer
 from toolkit.errors import ConfigError, ToolkitError
 from toolkit.file_errors import describe, file_system_cause
+from toolkit.gc_pause import collection_paused
 from toolkit.stopping import Stopped, sigterm_stops
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None, freeze_imports: bool = False) -> int
         from ui.cli import main as ui_main  # the web app; it starts this script again for each job
 
         return ui_main(argv[1:])
-    with _collector_paused(freeze_imports):
+    with collection_paused(freeze_imports):  # up to set_aside_imports (toolkit/gc_pause.py)
         return _run_command(argv, freeze_imports)
 
 
@@ -203,30 +203,13 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
 
 def set_aside_imports() -> None:
     """Take what is imported and built so far (the libraries, the jobs' process classes, the configs) out of the
-    garbage collector's walks, once per process (`gc.freeze`), and let the collector run again (`_collector_paused`
+    garbage collector's walks, once per process (`gc.freeze`), and let the collector run again (`collection_paused`
     stopped it for the imports): modules, classes and functions live as long as the process, and each full
     collection walked all of them (about 420,000 objects after the tiny example's imports, 0.2 CPU-seconds on a
     2-core machine, during loading and again later). Only the command line does it (`freeze_imports`): a process
     that calls main() several times, such as a test session, would freeze its earlier garbage too."""
     gc.freeze()
     gc.enable()
-
-
-@contextlib.contextmanager
-def _collector_paused(active: bool):
-    """No garbage collection while the command line imports the libraries and checks the configs (`active`), up to
-    `set_aside_imports`. The imports allocate objects that live as long as the process, and every few thousand
-    allocations the collector walked all of those made so far: about a quarter of the imports' time (4.1 s against
-    3.0 s for the tiny example's on a 2-core machine). What the imports leave as garbage (about 10,000 objects,
-    a few MB) is set aside with the rest. The collector runs again however main() ends."""
-    if not active:
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def launch_tensorboard(log_dir: Path) -> int:

@@ -98,7 +98,7 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
     """One run of the tiny example in this (fresh) interpreter; seconds of each phase, the bare step, and the
     modules imported by the first step (in the order they were)."""
     started = clock()
-    gc.disable()  # as run.py's command line, until set_aside_imports below (run._collector_paused)
+    gc.disable()  # as run.py's command line, until set_aside_imports below (toolkit/gc_pause.py)
     use_tree(REPO_ROOT)
     imported = import_all(modules)
     times: dict[str, list[float]] = {"imports": [clock() - started]}

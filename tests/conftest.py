@@ -24,7 +24,7 @@ from toolkit.deferred_packages import defer  # noqa: E402
 
 defer()  # as run.py does: peft would import bitsandbytes (seconds) in every test process
 # Collecting imports every test module and, through them, the libraries: as run.py's command line does
-# (run._collector_paused), no garbage collection until that is done (pytest_collection_finish).
+# (toolkit/gc_pause.py), no garbage collection until that is done (pytest_collection_finish).
 gc.disable()
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from toolkit.config import JobConfig, load_config
 from toolkit.errors import ConfigError, ToolkitError
+from toolkit.gc_pause import collection_paused
 from toolkit.job import Job, resolve_process_classes
 from toolkit.preflight import problems_before_loading
 
@@ -82,12 +83,13 @@ def check_job(text: str, folders: Folders, suffix: str = ".yaml", new: bool = Tr
     pending.parent.mkdir(parents=True, exist_ok=True)
     pending.write_text(text, encoding="utf-8")
     try:
-        job = _load(check, pending)
-        if job is None:
-            return check
-        _check_place(check, job, folders, new)
-        if check.ok:
-            _resolve_and_plan(check, job, pending, dry_run)
+        with collection_paused():  # the first check imports the model code into the server (toolkit/gc_pause.py)
+            job = _load(check, pending)
+            if job is None:
+                return check
+            _check_place(check, job, folders, new)
+            if check.ok:
+                _resolve_and_plan(check, job, pending, dry_run)
     finally:
         pending.unlink(missing_ok=True)
     return check

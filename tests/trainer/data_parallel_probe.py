@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-gc.disable()  # as run.py's command line imports (run._collector_paused); main() sets the imports aside
+gc.disable()  # as run.py's command line imports (toolkit/gc_pause.py); main() sets the imports aside
 
 import run  # noqa: E402
 from extensions_built_in.sd_trainer.SDTrainer import SDTrainer  # noqa: E402
