@@ -86,11 +86,6 @@ def main(argv: Sequence[str] | None = None, freeze_imports: bool = False) -> int
         from ui.cli import main as ui_main  # the web app; it starts this script again for each job
 
         return ui_main(argv[1:])
-    with collection_paused(freeze_imports):  # up to set_aside_imports (toolkit/gc_pause.py)
-        return _run_command(argv, freeze_imports)
-
-
-def _run_command(argv: list[str], freeze_imports: bool) -> int:
     defer()  # bitsandbytes waits for the optimizer that uses it (toolkit/deferred_packages.py)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -120,17 +115,19 @@ def _run_command(argv: list[str], freeze_imports: bool) -> int:
 
 def run_configs(args: argparse.Namespace, freeze_imports: bool = False) -> int:
     """Validate every config, then run (or dry-run) each job in order (`freeze_imports`: `set_aside_imports` first)."""
-    from toolkit.job import Job, resolve_process_classes
+    # The command line imports the libraries and the process classes with the collector paused (toolkit/gc_pause.py).
+    with collection_paused(freeze_imports):
+        from toolkit.job import Job, resolve_process_classes
 
-    configs, errors = validate_all(args.config, args.overrides, args.verbose)
-    for error in errors:
-        _report(error, args.debug)
-    if errors:
-        return EXIT_CONFIG_ERROR
-    for path, job_config in configs:
-        apply_inspection(job_config, args.inspect, args.inspect_every)
-        resolve_process_classes(job_config)
-        print_notes(path, job_config)
+        configs, errors = validate_all(args.config, args.overrides, args.verbose)
+        for error in errors:
+            _report(error, args.debug)
+        if errors:
+            return EXIT_CONFIG_ERROR
+        for path, job_config in configs:
+            apply_inspection(job_config, args.inspect, args.inspect_every)
+            resolve_process_classes(job_config)
+            print_notes(path, job_config)
     if freeze_imports:
         set_aside_imports()
     for path, job_config in configs:
@@ -203,13 +200,12 @@ def apply_inspection(job_config: JobConfig, inspect: bool, inspect_every: int | 
 
 def set_aside_imports() -> None:
     """Take what is imported and built so far (the libraries, the jobs' process classes, the configs) out of the
-    garbage collector's walks, once per process (`gc.freeze`), and let the collector run again (`collection_paused`
-    stopped it for the imports): modules, classes and functions live as long as the process, and each full
-    collection walked all of them (about 420,000 objects after the tiny example's imports, 0.2 CPU-seconds on a
-    2-core machine, during loading and again later). Only the command line does it (`freeze_imports`): a process
-    that calls main() several times, such as a test session, would freeze its earlier garbage too."""
+    garbage collector's walks, once per process (`gc.freeze`): modules, classes and functions live as long as the
+    process, and each full collection walked all of them (about 420,000 objects after the tiny example's imports,
+    0.2 CPU-seconds on a 2-core machine, during loading and again later). Only the command line does it
+    (`freeze_imports`): a process that calls main() several times, such as a test session, would freeze its
+    earlier garbage too."""
     gc.freeze()
-    gc.enable()
 
 
 def launch_tensorboard(log_dir: Path) -> int:

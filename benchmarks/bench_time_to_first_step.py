@@ -98,7 +98,7 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
     """One run of the tiny example in this (fresh) interpreter; seconds of each phase, the bare step, and the
     modules imported by the first step (in the order they were)."""
     started = clock()
-    gc.disable()  # as run.py's command line, until set_aside_imports below (toolkit/gc_pause.py)
+    gc.disable()  # as run.py's command line while it imports and checks the config (toolkit/gc_pause.py)
     use_tree(REPO_ROOT)
     imported = import_all(modules)
     times: dict[str, list[float]] = {"imports": [clock() - started]}
@@ -114,7 +114,8 @@ def worker(folder: Path, steps: int, cached: bool, streamed: bool, modules: list
         raise SystemExit(f"the tiny config is invalid: {errors[0]}")
     resolve_process_classes(configs[0][1])
     trainer = Job(configs[0][1], path).processes[0]
-    run.set_aside_imports()  # as run.py does before the first job: the collector runs again
+    run.set_aside_imports()  # as run.py does before the first job
+    gc.enable()
     times["config"] = [clock() - started]
 
     from extensions_built_in.diffusion_models.ltx2 import streaming

@@ -12,17 +12,17 @@ a stop request that reaches one process only.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-gc.disable()  # as run.py's command line imports (toolkit/gc_pause.py); main() sets the imports aside
+from toolkit.gc_pause import collection_paused  # noqa: E402
 
-import run  # noqa: E402
-from extensions_built_in.sd_trainer.SDTrainer import SDTrainer  # noqa: E402
+with collection_paused():  # as run.py's command line imports; main() sets the imports aside
+    import run
+    from extensions_built_in.sd_trainer.SDTrainer import SDTrainer
 
 
 def _probe(folder: Path, sigterm: str) -> None:
